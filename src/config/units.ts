@@ -1,0 +1,57 @@
+// Parsers for the human units used in manifests and flags: sizes ("64MiB") and durations ("10s").
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+};
+
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/** Parses "64MiB", "512KiB", "1GB" or a plain byte count; undefined when malformed. */
+export function parseSize(input: string | number): number | undefined {
+  if (typeof input === 'number') return Number.isInteger(input) && input >= 0 ? input : undefined;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
+  if (!match) return undefined;
+  const unit = (match[2] ?? '').toLowerCase() || 'b';
+  const factor = SIZE_UNITS[unit];
+  if (factor === undefined) return undefined;
+  return Math.floor(Number(match[1]) * factor);
+}
+
+/** Parses "10s", "500ms", "1m", "1h30m" or a plain number of milliseconds; undefined when malformed. */
+export function parseDuration(input: string | number): number | undefined {
+  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input : undefined;
+  const text = input.trim();
+  if (text === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
+  let total = 0;
+  let rest = text;
+  while (rest.length > 0) {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
+    if (!match) return undefined;
+    total += Number(match[1]) * (DURATION_UNITS[match[2] as string] as number);
+    rest = rest.slice(match[0].length);
+  }
+  return total;
+}
+
+/** Formats a byte count the way manifests write it ("64MiB"). */
+export function formatSize(bytes: number): string {
+  for (const [unit, factor] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+    if (bytes >= factor && bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return `${bytes}B`;
+}

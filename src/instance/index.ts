@@ -1,0 +1,82 @@
+// The Instance interface: what every runtime (WAGI sandbox, component, process) implements.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+
+/** Where a request matched: the route pattern and the split of its path. */
+export interface MatchedRoute {
+  /** The route as written in the manifest, e.g. `/hello/...`. */
+  readonly pattern: string;
+  /** The path prefix the route matched, e.g. `/hello` (CGI `SCRIPT_NAME`). */
+  readonly scriptName: string;
+  /** The rest of the path after the prefix, e.g. `/world` (CGI `PATH_INFO`). */
+  readonly pathInfo: string;
+}
+
+/** One HTTP request handed to an instance; the body is still streaming. */
+export interface InvocationRequest {
+  /** Request id, echoed in `x-request-id` and in logs. */
+  readonly id: string;
+  readonly method: string;
+  /** Path and query exactly as the client sent them. */
+  readonly url: string;
+  /** Lower-cased header names, as node:http gives them. */
+  readonly headers: IncomingHttpHeaders;
+  /** The request body; empty for requests without one. */
+  readonly body: Readable;
+  readonly remoteAddress: string;
+  /** Host name the client asked for, without port. */
+  readonly host: string;
+  /** Port the gateway received the request on. */
+  readonly serverPort: number;
+  readonly route: MatchedRoute;
+  /** Aborted when the client goes away or the request's deadline passes. */
+  readonly signal: AbortSignal;
+}
+
+/** Header list as `[name, value]` pairs; repeated names allowed. */
+export type HeaderPairs = Array<[string, string]>;
+
+/** What an instance answers; a body may stream. */
+export interface InvocationResponse {
+  status: number;
+  headers: HeaderPairs;
+  body: Buffer | Readable | null;
+}
+
+/** Lifecycle of an instance. */
+export type InstanceState = 'starting' | 'ready' | 'draining' | 'stopped' | 'failed';
+
+/** Why an instance closed: asked to stop, or failed (crashed, never became ready). */
+export interface InstanceExit {
+  readonly reason: 'stopped' | 'failed';
+  /** For failures: what went wrong, fit to show a user. */
+  readonly message?: string;
+}
+
+/** A lit copy of one function revision, able to serve requests. */
+export interface Instance {
+  readonly id: string;
+  readonly functionName: string;
+  readonly state: InstanceState;
+  /** Resolves when the instance can take requests; rejects if it never can. */
+  readonly ready: Promise<void>;
+  /** Resolves once the instance is closed for good, for whatever reason. */
+  readonly closed: Promise<InstanceExit>;
+  /** Serves one request. Rejects with a LamplighterError for failures a user caused. */
+  handle(request: InvocationRequest): Promise<InvocationResponse>;
+  /** Takes no new requests; resolves when in-flight ones have finished (or the drain timeout). */
+  drain(): Promise<void>;
+  /** Releases everything the instance holds. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Where a function's own output (stdout/stderr of handlers) goes. */
+export type LogSink = (stream: 'stdout' | 'stderr', text: string) => void;
+
+/** Lights instances of one function revision. */
+export interface InstanceFactory {
+  /** Starts a new instance; it is usable once its `ready` resolves. */
+  create(id: string): Instance;
+  /** Releases what the factory holds (compiled modules, pools). */
+  close(): Promise<void>;
+}

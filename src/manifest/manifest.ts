@@ -1,0 +1,189 @@
+// Parses and validates lamplighter.toml into typed specs; errors name the field path and the value.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import type { z } from 'zod';
+import { ManifestError } from '../errors/index.js';
+import { manifestSchema, type RawManifest } from './schema.js';
+
+/** File name of an app manifest inside its directory. */
+export const MANIFEST_FILE = 'lamplighter.toml';
+
+/** The runtimes a function can use. */
+export type RuntimeKind = 'wagi' | 'component' | 'process';
+
+/** Limits of one function, units resolved (bytes, milliseconds). */
+export interface FunctionLimits {
+  memory: number;
+  timeoutMs: number;
+  concurrency: number;
+  maxPending: number;
+  coldStartTimeoutMs: number;
+  responseBytes: number;
+  bodyBytes: number;
+}
+
+/** Scaling settings of one function, units resolved. */
+export interface FunctionScale {
+  min: number;
+  max: number;
+  idleMs: number;
+  /** Target in-flight requests per instance (when scaling on concurrency). */
+  target: number | undefined;
+  /** Target requests per second per instance (when scaling on rate). */
+  rate: number | undefined;
+  windowMs: number;
+}
+
+/** A response served instead of waiting while a function lights up. */
+export interface Placeholder {
+  status: number;
+  body: string;
+  contentType: string;
+}
+
+/** One function as the platform runs it. */
+export interface FunctionSpec {
+  name: string;
+  runtime: RuntimeKind;
+  /** Path of the artifact, relative to the app directory (wasm runtimes). */
+  source: string | undefined;
+  /** Program and arguments (process runtime). */
+  command: string[] | undefined;
+  /** Working directory, relative to the app directory (process runtime). */
+  cwd: string | undefined;
+  routes: string[];
+  hosts: string[];
+  env: Record<string, string>;
+  /** Extra argv before the query arguments (WAGI). */
+  argv: string[];
+  /** HTTP readiness path; undefined means a TCP connect probe (process runtime). */
+  ready: string | undefined;
+  startupTimeoutMs: number;
+  drainTimeoutMs: number;
+  allowedOutboundHosts: string[];
+  placeholder: Placeholder | undefined;
+  limits: FunctionLimits;
+  scale: FunctionScale;
+}
+
+/** An app: a named set of functions deployed together. */
+export interface AppManifest {
+  name: string;
+  version: string | undefined;
+  description: string | undefined;
+  functions: FunctionSpec[];
+}
+
+function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
+  return {
+    name: raw.name,
+    runtime: raw.runtime,
+    source: raw.source,
+    command: raw.command,
+    cwd: raw.cwd,
+    routes: raw.routes,
+    hosts: raw.hosts,
+    env: raw.env,
+    argv: raw.argv ?? [],
+    ready: raw.ready,
+    startupTimeoutMs: raw.startup_timeout,
+    drainTimeoutMs: raw.drain_timeout,
+    allowedOutboundHosts: raw.allowed_outbound_hosts,
+    placeholder: raw.placeholder && {
+      status: raw.placeholder.status,
+      body: raw.placeholder.body,
+      contentType: raw.placeholder.content_type,
+    },
+    limits: {
+      memory: raw.limits.memory,
+      timeoutMs: raw.limits.timeout,
+      concurrency: raw.limits.concurrency,
+      maxPending: raw.limits.max_pending,
+      coldStartTimeoutMs: raw.limits.cold_start_timeout,
+      responseBytes: raw.limits.response_size,
+      bodyBytes: raw.limits.body_size,
+    },
+    scale: {
+      min: raw.scale.min,
+      max: raw.scale.max,
+      idleMs: raw.scale.idle,
+      target: raw.scale.target,
+      rate: raw.scale.rate,
+      windowMs: raw.scale.window,
+    },
+  };
+}
+
+function formatPath(pathParts: ReadonlyArray<PropertyKey>, raw: unknown): string {
+  let out = '';
+  let node: unknown = raw;
+  for (const part of pathParts) {
+    if (typeof part === 'number') {
+      // Name array entries of functions by their name when there is one: function[hello].
+      const entry = Array.isArray(node) ? node[part] : undefined;
+      const label = entry && typeof entry === 'object' && typeof (entry as { name?: unknown }).name === 'string'
+        ? (entry as { name: string }).name
+        : String(part);
+      out += `[${label}]`;
+    } else {
+      out += out === '' ? String(part) : `.${String(part)}`;
+    }
+    node = node && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[part] : undefined;
+  }
+  return out;
+}
+
+function valueAt(pathParts: ReadonlyArray<PropertyKey>, raw: unknown): unknown {
+  let node: unknown = raw;
+  for (const part of pathParts) {
+    if (!node || typeof node !== 'object') return undefined;
+    node = (node as Record<PropertyKey, unknown>)[part];
+  }
+  return node;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
+  const where = formatPath(issue.path, raw) || '(top level)';
+  if (issue.code === 'unrecognized_keys') return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  const value = valueAt(issue.path, raw);
+  const got = value === undefined ? 'nothing' : `${JSON.stringify(value)}`;
+  return `${where}: ${issue.message}, got ${got}`;
+}
+
+/** Validates an already-parsed TOML document; `origin` names it in errors. */
+export function validateManifest(raw: unknown, origin = MANIFEST_FILE): AppManifest {
+  const result = manifestSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => describeIssue(issue, raw));
+    throw new ManifestError(`Invalid manifest ${origin}: ${lines.join('; ')}`, {
+      detail: { issues: result.error.issues.map((i) => ({ path: formatPath(i.path, raw), message: i.message })) },
+    });
+  }
+  const m = result.data;
+  return { name: m.name, version: m.version, description: m.description, functions: m.function.map(toSpec) };
+}
+
+/** Parses manifest text (TOML); `origin` names it in errors. */
+export function parseManifest(text: string, origin = MANIFEST_FILE): AppManifest {
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new ManifestError(`Invalid manifest ${origin}: not valid TOML: ${reason}`, { cause: err });
+  }
+  return validateManifest(raw, origin);
+}
+
+/** Reads `<dir>/lamplighter.toml`, or the file itself when `location` names one. */
+export async function loadManifest(location: string): Promise<{ manifest: AppManifest; dir: string; text: string }> {
+  const file = location.endsWith('.toml') ? location : path.join(location, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ManifestError(`Cannot read manifest ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+  return { manifest: parseManifest(text, file), dir: path.dirname(path.resolve(file)), text };
+}

@@ -1,0 +1,123 @@
+// The lamplighter.toml schema: validates raw TOML and turns it into the typed FunctionSpec the rest trusts.
+import { z } from 'zod';
+import { parseDuration, parseSize, PlatformDefaults } from '../config/index.js';
+
+const NAME = /^[a-z][a-z0-9-]{0,62}$/;
+
+const size = (field: string) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${field} must be a size like '64MiB', got '${value}'` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const duration = (field: string) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${field} must be a duration like '10s' or '500ms', got '${value}'` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const route = z.string().refine((r) => r.startsWith('/') && !r.includes('?') && !/\s/.test(r), {
+  message: "a route must start with '/' and hold no spaces or '?'",
+});
+
+const host = z.string().refine((h) => h === '*' || /^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/.test(h), {
+  message: "a host must be '*', a name, or '*.' followed by a name",
+});
+
+const limitsSchema = z
+  .object({
+    memory: size('limits.memory').default(PlatformDefaults.memory),
+    timeout: duration('limits.timeout').default(PlatformDefaults.timeoutMs),
+    concurrency: z.number().int().min(1).max(10_000).default(PlatformDefaults.concurrency),
+    max_pending: z.number().int().min(0).max(1_000_000).default(PlatformDefaults.maxPending),
+    cold_start_timeout: duration('limits.cold_start_timeout').default(PlatformDefaults.coldStartTimeoutMs),
+    response_size: size('limits.response_size').default(PlatformDefaults.maxResponseBytes),
+    body_size: size('limits.body_size').default(PlatformDefaults.maxBodyBytes),
+  })
+  .strict()
+  .refine((l) => l.memory <= PlatformDefaults.maxMemory, {
+    message: 'limits.memory must be at most 4GiB',
+    path: ['memory'],
+  });
+
+const scaleSchema = z
+  .object({
+    min: z.number().int().min(0).default(PlatformDefaults.scaleMin),
+    max: z.number().int().min(1).max(10_000).default(PlatformDefaults.scaleMax),
+    idle: duration('scale.idle').default(PlatformDefaults.idleMs),
+    target: z.number().positive().optional(),
+    rate: z.number().positive().optional(),
+    window: duration('scale.window').default(PlatformDefaults.windowMs),
+  })
+  .strict()
+  .refine((s) => s.min <= s.max, { message: 'scale.min must not exceed scale.max', path: ['min'] })
+  .refine((s) => s.target === undefined || s.rate === undefined, {
+    message: 'set scale.target or scale.rate, not both',
+    path: ['rate'],
+  });
+
+const placeholderSchema = z
+  .object({
+    status: z.number().int().min(200).max(599).default(503),
+    body: z.string().default(''),
+    content_type: z.string().default('text/plain; charset=utf-8'),
+  })
+  .strict();
+
+const functionSchema = z
+  .object({
+    name: z.string().regex(NAME, 'a function name must be lower-case letters, digits and dashes, starting with a letter'),
+    runtime: z.enum(['wagi', 'component', 'process']).default('wagi'),
+    source: z.string().min(1).optional(),
+    command: z.array(z.string().min(1)).min(1).optional(),
+    cwd: z.string().optional(),
+    routes: z.array(route).min(1),
+    hosts: z.array(host).min(1).default(['*']),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must be identifiers'), z.string()).default({}),
+    argv: z.array(z.string()).optional(),
+    ready: z.string().startsWith('/').optional(),
+    startup_timeout: duration('startup_timeout').default(PlatformDefaults.startupTimeoutMs),
+    drain_timeout: duration('drain_timeout').default(PlatformDefaults.drainTimeoutMs),
+    allowed_outbound_hosts: z.array(z.string()).default([]),
+    placeholder: placeholderSchema.optional(),
+    limits: limitsSchema.default(() => limitsSchema.parse({})),
+    scale: scaleSchema.default(() => scaleSchema.parse({})),
+  })
+  .strict()
+  .superRefine((f, ctx) => {
+    if (f.runtime === 'process') {
+      if (!f.command) ctx.addIssue({ code: 'custom', path: ['command'], message: "a process function needs command = [\"program\", \"arg\"...]" });
+      if (f.source) ctx.addIssue({ code: 'custom', path: ['source'], message: 'a process function takes command, not source' });
+    } else {
+      if (!f.source) ctx.addIssue({ code: 'custom', path: ['source'], message: `a ${f.runtime} function needs source = "file.wasm"` });
+      if (f.command) ctx.addIssue({ code: 'custom', path: ['command'], message: `a ${f.runtime} function takes source, not command` });
+    }
+  });
+
+/** The raw manifest schema (snake_case, as written in TOML). */
+export const manifestSchema = z
+  .object({
+    name: z.string().regex(NAME, 'an app name must be lower-case letters, digits and dashes, starting with a letter'),
+    version: z.string().optional(),
+    description: z.string().optional(),
+    function: z.array(functionSchema).min(1, 'an app needs at least one [[function]]'),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    const seen = new Set<string>();
+    m.function.forEach((f, i) => {
+      if (seen.has(f.name)) ctx.addIssue({ code: 'custom', path: ['function', i, 'name'], message: `function name '${f.name}' is used twice` });
+      seen.add(f.name);
+    });
+  });
+
+/** The manifest as the schema leaves it. */
+export type RawManifest = z.output<typeof manifestSchema>;
