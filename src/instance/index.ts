@@ -31,6 +31,8 @@ export interface InvocationRequest {
   readonly route: MatchedRoute;
   /** Aborted when the client goes away or the request's deadline passes. */
   readonly signal: AbortSignal;
+  /** When the request must be answered by, on the `performance.now()` clock; none when absent. */
+  readonly deadline?: number;
 }
 
 /** Header list as `[name, value]` pairs; repeated names allowed. */

@@ -1,0 +1,8 @@
+// WebAssembly runtime: WAGI modules run in a pool of sandbox worker threads, fresh per request.
+export { SandboxPool } from './sandbox-pool.js';
+export type { SandboxPoolOptions, SandboxJob, SandboxResult } from './sandbox-pool.js';
+export { compileWagiModule, createWagiFactory, readBodyLimited } from './wagi-runtime.js';
+export type { CompiledWagiModule, WagiFactoryOptions } from './wagi-runtime.js';
+export { parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
+export { binaryKind, capMemory, WASM_PAGE } from './wasm-binary.js';
+export type { BinaryKind, MemoryLimits, CappedModule } from './wasm-binary.js';

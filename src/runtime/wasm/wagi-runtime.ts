@@ -1,0 +1,182 @@
+// The WAGI runtime: validates modules at deploy time and lights instances that run them per request.
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import { ErrorCodes, LamplighterError, ModuleError } from '../../errors/index.js';
+import type { Instance, InstanceExit, InstanceFactory, InstanceState, InvocationRequest, InvocationResponse, LogSink } from '../../instance/index.js';
+import type { FunctionSpec } from '../../manifest/index.js';
+import { parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
+import { WasiHost } from './wasi-host.js';
+import { binaryKind, capMemory } from './wasm-binary.js';
+import type { SandboxPool } from './sandbox-pool.js';
+
+/** A WAGI module checked and compiled at deploy time; shared by all its instances and workers. */
+export interface CompiledWagiModule {
+  /** sha256 of the memory-capped bytes; names the module in the sandbox workers. */
+  readonly key: string;
+  readonly module: WebAssembly.Module;
+  /** Bytes of linear memory the module declares initially. */
+  readonly initialMemory: number;
+}
+
+const WASI_MODULE = 'wasi_snapshot_preview1';
+const WASI_FUNCTIONS = new Set(WasiHost.functionNames());
+
+/**
+ * Checks a WAGI module and compiles it once: a WASI preview1 command (exports `_start` and
+ * `memory`), importing only WASI functions the host provides, with memory within `memoryLimit`.
+ * Every rejection names what is wrong; nothing is left to fail at request time.
+ */
+export async function compileWagiModule(bytes: Uint8Array, memoryLimit: number): Promise<CompiledWagiModule> {
+  const kind = binaryKind(bytes);
+  if (kind === 'component') throw new ModuleError('This is a WebAssembly component, not a core module; use runtime = "component"');
+  if (kind === 'unknown') throw new ModuleError('Not a WebAssembly module (bad magic number or version)');
+  const capped = capMemory(bytes, memoryLimit);
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(capped.bytes as Uint8Array<ArrayBuffer>);
+  } catch (err) {
+    throw new ModuleError(`Not a valid WebAssembly module: ${(err as Error).message}`, { cause: err });
+  }
+  const unknown = WebAssembly.Module.imports(module)
+    .filter((imp) => imp.module !== WASI_MODULE || imp.kind !== 'function' || !WASI_FUNCTIONS.has(imp.name))
+    .map((imp) => `${imp.module}.${imp.name}`);
+  if (unknown.length > 0) throw new ModuleError(`The module imports what the host does not provide: ${unknown.join(', ')}`, { detail: { unknownImports: unknown } });
+  const exports = new Map(WebAssembly.Module.exports(module).map((e) => [e.name, e.kind]));
+  if (exports.get('_start') !== 'function') throw new ModuleError('The module is not a WASI command: it does not export a _start function');
+  if (exports.get('memory') !== 'memory') throw new ModuleError('The module does not export its linear memory as "memory"');
+  return {
+    key: createHash('sha256').update(capped.bytes).digest('hex'),
+    module,
+    initialMemory: (capped.declared?.initialPages ?? 0) * 65_536,
+  };
+}
+
+/** Reads a request body into memory, refusing more than `limit` bytes. */
+export async function readBodyLimited(body: Readable, limit: number, declared: string | undefined): Promise<Buffer> {
+  if (declared !== undefined && Number(declared) > limit) {
+    throw new LamplighterError(ErrorCodes.BODY_TOO_LARGE, `The request body of ${declared} bytes is over the limit of ${limit} bytes (limits.body_size)`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    const buf = chunk as Buffer;
+    total += buf.length;
+    if (total > limit) {
+      body.destroy();
+      throw new LamplighterError(ErrorCodes.BODY_TOO_LARGE, `The request body is over the limit of ${limit} bytes (limits.body_size)`);
+    }
+    chunks.push(buf);
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total);
+}
+
+/** Options for {@link createWagiFactory}. */
+export interface WagiFactoryOptions {
+  /** The node's sandbox workers. */
+  pool: SandboxPool;
+  /** Where the handler's stderr goes. */
+  log: LogSink;
+}
+
+/** Lights WAGI instances of one function revision. */
+export function createWagiFactory(compiled: CompiledWagiModule, spec: FunctionSpec, options: WagiFactoryOptions): InstanceFactory {
+  let live = 0;
+  const argv0 = path.basename(spec.source ?? spec.name);
+  const onInstanceClosed = (): void => {
+    live--;
+    // The last instance out drops the compiled module from every worker: a function at zero
+    // holds nothing in sandbox memory.
+    if (live === 0) options.pool.release(compiled.key);
+  };
+  return {
+    create(id: string): Instance {
+      live++;
+      return new WagiInstance(id, spec, compiled, options, argv0, onInstanceClosed);
+    },
+    async close(): Promise<void> {
+      options.pool.release(compiled.key);
+    },
+  };
+}
+
+class WagiInstance implements Instance {
+  state: InstanceState = 'ready';
+  readonly ready = Promise.resolve();
+  readonly closed: Promise<InstanceExit>;
+  private markClosed!: (exit: InstanceExit) => void;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly spec: FunctionSpec,
+    private readonly compiled: CompiledWagiModule,
+    private readonly options: WagiFactoryOptions,
+    private readonly argv0: string,
+    private readonly onClosed: () => void,
+  ) {
+    this.closed = new Promise((resolve) => (this.markClosed = resolve));
+  }
+
+  get functionName(): string {
+    return this.spec.name;
+  }
+
+  async handle(request: InvocationRequest): Promise<InvocationResponse> {
+    if (this.state !== 'ready') throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Instance ${this.id} of '${this.spec.name}' is ${this.state}`);
+    this.inFlight++;
+    try {
+      return await this.run(request);
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  private async run(request: InvocationRequest): Promise<InvocationResponse> {
+    const { spec } = this;
+    const contentLength = request.headers['content-length'];
+    const body = request.method === 'GET' || request.method === 'HEAD'
+      ? (contentLength === undefined && request.headers['transfer-encoding'] === undefined ? Buffer.alloc(0) : await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength))
+      : await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength);
+    const result = await this.options.pool.run({
+      key: this.compiled.key,
+      module: this.compiled.module,
+      args: wagiArgs(request, this.argv0, spec.argv),
+      env: wagiEnv(request, body.length, spec.env),
+      stdin: body,
+      maxStdout: spec.limits.responseBytes,
+      deadline: request.deadline ?? performance.now() + spec.limits.timeoutMs,
+      signal: request.signal,
+    });
+    if (result.stderr.length > 0) this.options.log('stderr', Buffer.from(result.stderr).toString('utf8'));
+    if (result.error) {
+      if (result.error.kind === 'output-limit') {
+        throw new LamplighterError(ErrorCodes.RESPONSE_TOO_LARGE, `Function '${spec.name}' wrote a response over the limit of ${spec.limits.responseBytes} bytes (limits.response_size)`);
+      }
+      this.options.log('stderr', `trap: ${result.error.message} (request ${request.id})`);
+      throw new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${spec.name}' trapped: ${result.error.message}`);
+    }
+    if (result.exitCode !== 0) {
+      this.options.log('stderr', `exited with code ${result.exitCode} (request ${request.id})`);
+      throw new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${spec.name}' exited with code ${result.exitCode}`);
+    }
+    return parseWagiOutput(spec.name, result.stdout);
+  }
+
+  async drain(): Promise<void> {
+    if (this.state === 'ready') this.state = 'draining';
+    if (this.inFlight === 0) return;
+    await new Promise<void>((resolve) => (this.drained = resolve));
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    await this.drain();
+    this.state = 'stopped';
+    this.onClosed();
+    this.markClosed({ reason: 'stopped' });
+  }
+}

@@ -1,0 +1,154 @@
+// Reads just enough of a WebAssembly binary to judge it at deploy time and to cap its linear memory.
+import { ModuleError } from '../../errors/index.js';
+
+/** Bytes in one WebAssembly page. */
+export const WASM_PAGE = 65_536;
+
+const MAGIC = [0x00, 0x61, 0x73, 0x6d];
+const SECTION_IMPORT = 2;
+const SECTION_MEMORY = 5;
+
+interface Section {
+  id: number;
+  /** Offset of the section's id byte. */
+  start: number;
+  /** Offset of the first content byte. */
+  contentStart: number;
+  /** Offset one past the last content byte. */
+  end: number;
+}
+
+function readU32(bytes: Uint8Array, offset: number): [value: number, next: number] {
+  let result = 0;
+  let shift = 0;
+  let pos = offset;
+  for (;;) {
+    if (pos >= bytes.length || shift > 28) throw new ModuleError('Malformed WebAssembly binary: truncated or overlong LEB128 integer');
+    const byte = bytes[pos++] as number;
+    result |= (byte & 0x7f) << shift;
+    if ((byte & 0x80) === 0) break;
+    shift += 7;
+  }
+  return [result >>> 0, pos];
+}
+
+function writeU32(value: number): number[] {
+  const out: number[] = [];
+  let v = value >>> 0;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+  return out;
+}
+
+function readSections(bytes: Uint8Array): Section[] {
+  const sections: Section[] = [];
+  let pos = 8;
+  while (pos < bytes.length) {
+    const start = pos;
+    const id = bytes[pos++] as number;
+    const [size, contentStart] = readU32(bytes, pos);
+    const end = contentStart + size;
+    if (end > bytes.length) throw new ModuleError(`Malformed WebAssembly binary: section ${id} runs past the end of the file`);
+    sections.push({ id, start, contentStart, end });
+    pos = end;
+  }
+  return sections;
+}
+
+/** The kind of binary a file holds, judged by its header. */
+export type BinaryKind = 'module' | 'component' | 'unknown';
+
+/** Tells a core module from a component (or neither) by the 8-byte header. */
+export function binaryKind(bytes: Uint8Array): BinaryKind {
+  if (bytes.length < 8 || MAGIC.some((b, i) => bytes[i] !== b)) return 'unknown';
+  // Core modules are version 1 layer 0; components carry layer 1 in bytes 6..7.
+  if (bytes[4] === 1 && bytes[5] === 0 && bytes[6] === 0 && bytes[7] === 0) return 'module';
+  if (bytes[6] === 1 && bytes[7] === 0) return 'component';
+  return 'unknown';
+}
+
+/** Limits of a linear memory as declared in the binary. */
+export interface MemoryLimits {
+  initialPages: number;
+  maximumPages: number | undefined;
+}
+
+/** The result of capping a module's memory. */
+export interface CappedModule {
+  /** The module bytes with the memory maximum set to the cap. */
+  bytes: Uint8Array;
+  /** The memory as the module declared it, before capping. */
+  declared: MemoryLimits | undefined;
+}
+
+function readLimits(bytes: Uint8Array, pos: number, what: string): [MemoryLimits, number] {
+  const flags = bytes[pos++] as number;
+  if (flags & 0x02) throw new ModuleError(`${what} is shared; shared memories are not supported`);
+  if (flags & 0x04) throw new ModuleError(`${what} is 64-bit; only 32-bit memories are supported`);
+  const [initialPages, afterMin] = readU32(bytes, pos);
+  if (flags & 0x01) {
+    const [maximumPages, afterMax] = readU32(bytes, afterMin);
+    return [{ initialPages, maximumPages }, afterMax];
+  }
+  return [{ initialPages, maximumPages: undefined }, afterMin];
+}
+
+function skipName(bytes: Uint8Array, pos: number): number {
+  const [len, next] = readU32(bytes, pos);
+  return next + len;
+}
+
+/**
+ * Sets the maximum of the module's own linear memory to `limitBytes`, so `memory.grow` past the
+ * limit fails inside the module (malloc returns NULL) instead of taking host memory.
+ * Rejects modules whose initial memory is already over the limit, and imported memories.
+ */
+export function capMemory(bytes: Uint8Array, limitBytes: number): CappedModule {
+  if (binaryKind(bytes) !== 'module') throw new ModuleError('Not a WebAssembly core module (bad magic number or version)');
+  const limitPages = Math.floor(limitBytes / WASM_PAGE);
+  const sections = readSections(bytes);
+
+  const imports = sections.find((s) => s.id === SECTION_IMPORT);
+  if (imports) {
+    let [count, pos] = readU32(bytes, imports.contentStart);
+    for (; count > 0; count--) {
+      const moduleEnd = skipName(bytes, pos);
+      const nameEnd = skipName(bytes, moduleEnd);
+      const kind = bytes[nameEnd] as number;
+      pos = nameEnd + 1;
+      if (kind === 0x02) throw new ModuleError('The module imports its linear memory; a WASI command must define and export its own');
+      // Skip the import's descriptor: function type index, table, memory or global.
+      if (kind === 0x00) pos = readU32(bytes, pos)[1];
+      else if (kind === 0x01) pos = readLimits(bytes, pos + 1, 'table')[1];
+      else if (kind === 0x03) pos += 2;
+      else if (kind === 0x04) pos = readU32(bytes, pos + 1)[1];
+      else throw new ModuleError(`Malformed WebAssembly binary: unknown import kind ${kind}`);
+    }
+  }
+
+  const memory = sections.find((s) => s.id === SECTION_MEMORY);
+  if (!memory) return { bytes, declared: undefined };
+  const [count, limitsAt] = readU32(bytes, memory.contentStart);
+  if (count === 0) return { bytes, declared: undefined };
+  if (count > 1) throw new ModuleError('The module defines more than one linear memory');
+  const [declared, limitsEnd] = readLimits(bytes, limitsAt, 'The linear memory');
+  if (declared.initialPages > limitPages) {
+    throw new ModuleError(
+      `The module declares ${declared.initialPages * WASM_PAGE} bytes of initial memory, over the limit of ${limitPages * WASM_PAGE} bytes (limits.memory)`,
+    );
+  }
+  const maximum = declared.maximumPages === undefined ? limitPages : Math.min(declared.maximumPages, limitPages);
+  const content = [...writeU32(1), 0x01, ...writeU32(declared.initialPages), ...writeU32(maximum)];
+  const section = [SECTION_MEMORY, ...writeU32(content.length), ...content];
+  const out = new Uint8Array(bytes.length - (memory.end - memory.start) + section.length);
+  out.set(bytes.subarray(0, memory.start), 0);
+  out.set(section, memory.start);
+  out.set(bytes.subarray(memory.end), memory.start + section.length);
+  // Keep the check honest: the rewritten section must end where the old contents did.
+  if (limitsEnd !== memory.end) throw new ModuleError('Malformed WebAssembly binary: memory section has trailing bytes');
+  return { bytes: out, declared };
+}
