@@ -14,8 +14,10 @@ export const PlatformDefaults = {
   maxMemory: 4 * 1024 ** 3,
   /** Time a request may take before it is answered 504. */
   timeoutMs: 30_000,
-  /** Requests one instance takes at a time. */
-  concurrency: 1,
+  /** Requests one WebAssembly instance takes at a time. */
+  wasmConcurrency: 16,
+  /** Requests one process instance takes at a time. */
+  processConcurrency: 100,
   /** Requests held per function while no instance is free; past it, 503. */
   maxPending: 1000,
   /** Time a request may wait for a cold instance before it is answered 504. */
@@ -30,8 +32,6 @@ export const PlatformDefaults = {
   scaleMax: 50,
   /** Time without requests after which a function is put out. */
   idleMs: 30_000,
-  /** Target in-flight requests per instance. */
-  target: 10,
   /** Window over which demand is averaged. */
   windowMs: 10_000,
   /** Process functions: time to pass the readiness probe. */

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { z } from 'zod';
+import { PlatformDefaults } from '../config/index.js';
 import { ManifestError } from '../errors/index.js';
 import { manifestSchema, type RawManifest } from './schema.js';
 
@@ -28,7 +29,7 @@ export interface FunctionScale {
   min: number;
   max: number;
   idleMs: number;
-  /** Target in-flight requests per instance (when scaling on concurrency). */
+  /** Target in-flight requests per instance (when scaling on concurrency); defaults to limits.concurrency. */
   target: number | undefined;
   /** Target requests per second per instance (when scaling on rate). */
   rate: number | undefined;
@@ -76,6 +77,9 @@ export interface AppManifest {
 }
 
 function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
+  // A WebAssembly instance is a compiled module that any sandbox worker can run, so it takes a
+  // handful of requests at once; a process is an HTTP server that usually takes many.
+  const concurrency = raw.limits.concurrency ?? (raw.runtime === 'process' ? PlatformDefaults.processConcurrency : PlatformDefaults.wasmConcurrency);
   return {
     name: raw.name,
     runtime: raw.runtime,
@@ -98,7 +102,7 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
     limits: {
       memory: raw.limits.memory,
       timeoutMs: raw.limits.timeout,
-      concurrency: raw.limits.concurrency,
+      concurrency,
       maxPending: raw.limits.max_pending,
       coldStartTimeoutMs: raw.limits.cold_start_timeout,
       responseBytes: raw.limits.response_size,
@@ -108,7 +112,7 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
       min: raw.scale.min,
       max: raw.scale.max,
       idleMs: raw.scale.idle,
-      target: raw.scale.target,
+      target: raw.scale.target ?? (raw.scale.rate === undefined ? concurrency : undefined),
       rate: raw.scale.rate,
       windowMs: raw.scale.window,
     },

@@ -36,7 +36,7 @@ const limitsSchema = z
   .object({
     memory: size('limits.memory').default(PlatformDefaults.memory),
     timeout: duration('limits.timeout').default(PlatformDefaults.timeoutMs),
-    concurrency: z.number().int().min(1).max(10_000).default(PlatformDefaults.concurrency),
+    concurrency: z.number().int().min(1).max(10_000).optional(),
     max_pending: z.number().int().min(0).max(1_000_000).default(PlatformDefaults.maxPending),
     cold_start_timeout: duration('limits.cold_start_timeout').default(PlatformDefaults.coldStartTimeoutMs),
     response_size: size('limits.response_size').default(PlatformDefaults.maxResponseBytes),

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// The `lamplighter` command line.
+import { Command, CommanderError } from 'commander';
+import { isLamplighterError } from '../errors/index.js';
+import { registerBenchCommand } from './bench-command.js';
+import { registerClientCommands, type CommandIo } from './client-commands.js';
+import { registerServerCommands } from './server-commands.js';
+
+const io: CommandIo = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+};
+
+const program = new Command('lamplighter')
+  .description('Serve WebAssembly and process HTTP functions behind one gateway; lit on demand, put out when idle.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+registerServerCommands(program, io);
+registerClientCommands(program, io);
+registerBenchCommand(program, io);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  const message = isLamplighterError(err) ? `${err.message} (${err.code})` : err instanceof Error ? err.message : String(err);
+  io.err(`lamplighter: ${message}`);
+  process.exit(1);
+}

@@ -1,0 +1,108 @@
+// CLI commands that run a node: `up` (one app, like `spin up`) and `serve` (a long-running node).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { PlatformDefaults } from '../config/index.js';
+import { Platform } from '../control/index.js';
+import { installExitHook } from '../runtime/process/index.js';
+import { DEFAULT_DATA_DIR } from './admin-client.js';
+import type { CommandIo } from './client-commands.js';
+
+interface NodeFlags {
+  port: string;
+  adminPort: string;
+  host: string;
+  data?: string;
+  workers?: string;
+  kedaPort?: string;
+}
+
+function port(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${flag} must be a port number, got '${value}'`);
+  return n;
+}
+
+function withNodeOptions(cmd: Command): Command {
+  return cmd
+    .option('--port <port>', 'gateway port', String(PlatformDefaults.port))
+    .option('--admin-port <port>', 'admin API and /metrics port', String(PlatformDefaults.adminPort))
+    .option('--host <addr>', 'bind address', PlatformDefaults.host)
+    .option('--workers <n>', 'sandbox worker threads (default: max(2, cores))');
+}
+
+async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      io.err('Shutting down...');
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await platform.close();
+  await cleanup();
+}
+
+function describeRoutes(platform: Platform, io: CommandIo): void {
+  for (const app of platform.list()) {
+    for (const fn of app.functions) {
+      for (const route of fn.routes) io.out(`  ${fn.name} (${fn.runtime}): http://${'127.0.0.1'}:${platform.port}${route}`);
+    }
+  }
+}
+
+/** Registers `up` and `serve` on `program`. */
+export function registerServerCommands(program: Command, io: CommandIo): void {
+  withNodeOptions(program.command('up').argument('[dir]', 'app directory holding lamplighter.toml', '.').description('serve the app in [dir] on an embedded node (no other service needed)'))
+    .option('--data <dir>', 'keep state in this directory (default: a temporary one)')
+    .action(async (dir: string, flags: NodeFlags) => {
+      installExitHook();
+      const dataDir = flags.data ?? (await mkdtemp(path.join(tmpdir(), 'lamplighter-up-')));
+      const platform = await Platform.start({
+        dataDir,
+        port: port(flags.port, '--port'),
+        adminPort: port(flags.adminPort, '--admin-port'),
+        host: flags.host,
+        sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
+        logLevel: process.env.LAMPLIGHTER_LOG ?? 'warn',
+      });
+      try {
+        const revision = await platform.deployDir(dir);
+        io.out(`Serving app '${revision.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${flags.host}:${platform.adminPort})`);
+        describeRoutes(platform, io);
+      } catch (err) {
+        await platform.close();
+        if (!flags.data) await rm(dataDir, { recursive: true, force: true });
+        throw err;
+      }
+      await runUntilSignal(platform, io, async () => {
+        if (!flags.data) await rm(dataDir, { recursive: true, force: true });
+      });
+    });
+
+  withNodeOptions(program.command('serve').description('run a long-lived node; deploy to it with `lamplighter deploy`'))
+    .option('--data <dir>', 'data directory (artifacts, revisions, admin token)', DEFAULT_DATA_DIR)
+    .option('--keda-port <port>', 'serve the KEDA external-scaler gRPC protocol on this port')
+    .action(async (flags: NodeFlags) => {
+      installExitHook();
+      const dataDir = flags.data ?? DEFAULT_DATA_DIR;
+      const platform = await Platform.start({
+        dataDir,
+        port: port(flags.port, '--port'),
+        adminPort: port(flags.adminPort, '--admin-port'),
+        host: flags.host,
+        sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
+      });
+      let closeKeda = async (): Promise<void> => {};
+      if (flags.kedaPort !== undefined) {
+        const keda = await platform.startKeda(port(flags.kedaPort, '--keda-port'), flags.host);
+        closeKeda = () => keda.close();
+        io.out(`KEDA external scaler on ${flags.host}:${keda.port}`);
+      }
+      io.out(`Lamplighter serving on http://${flags.host}:${platform.port}; admin API on http://${flags.host}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
+      describeRoutes(platform, io);
+      await runUntilSignal(platform, io, closeKeda);
+    });
+}

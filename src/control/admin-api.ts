@@ -1,0 +1,167 @@
+// The admin API (HTTP+JSON, bearer token) and /metrics, on the admin port.
+import { timingSafeEqual } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { ErrorCodes, LamplighterError } from '../errors/index.js';
+import { errorResponse } from '../gateway/index.js';
+import type { LogLine } from '../observability/index.js';
+import type { Platform } from './platform.js';
+
+/** Largest artifact the admin API accepts in one upload. */
+export const MAX_BLOB_BYTES = 512 * 1024 * 1024;
+
+const deploySchema = z.object({
+  manifest: z.string().min(1),
+  artifacts: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)).default({}),
+  appDir: z.string().optional(),
+});
+const missingSchema = z.object({ digests: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(10_000) });
+const rollbackSchema = z.object({ revision: z.number().int().positive().optional() });
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req) {
+    total += (chunk as Buffer).length;
+    if (total > limit) throw new LamplighterError(ErrorCodes.BODY_TOO_LARGE, `Request body over ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
+  const text = (await readBody(req, 16 * 1024 * 1024)).toString('utf8');
+  let raw: unknown;
+  try {
+    raw = text === '' ? {} : JSON.parse(text);
+  } catch {
+    throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The request body is not valid JSON');
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Invalid request: ${issue ? `${issue.path.join('.') || '(body)'}: ${issue.message}` : 'bad body'}`);
+  }
+  return parsed.data;
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = Buffer.from(JSON.stringify(value));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
+  res.end(body);
+}
+
+function authorized(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization ?? '';
+  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '');
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+function formatLine(line: LogLine): string {
+  return `${JSON.stringify(line)}\n`;
+}
+
+/** Serves the admin API for `platform`; resolves with the bound port and a close function. */
+export async function startAdminApi(platform: Platform, port: number, host: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    handle(platform, req, res).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const out = errorResponse(err, undefined);
+      res.writeHead(out.status, Object.fromEntries(out.headers));
+      res.end(out.body);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(platform: Platform, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const method = req.method ?? 'GET';
+  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+
+  if (method === 'GET' && url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
+  if (method === 'GET' && url.pathname === '/metrics') {
+    const text = await platform.metrics.render();
+    res.writeHead(200, { 'content-type': platform.metrics.registry.contentType });
+    res.end(text);
+    return;
+  }
+  if (parts[0] !== 'v1') throw new LamplighterError(ErrorCodes.NOT_FOUND, `No admin endpoint ${method} ${url.pathname}`);
+  if (!authorized(req, platform.token)) {
+    throw new LamplighterError(ErrorCodes.UNAUTHORIZED, 'Missing or wrong bearer token (see --token, LAMPLIGHTER_TOKEN, or <data>/token)');
+  }
+  const [, resource, name, action] = parts;
+
+  if (resource === 'blobs' && name === 'missing' && method === 'POST') {
+    const { digests } = await readJson(req, missingSchema);
+    const missing: string[] = [];
+    for (const d of digests) if (!(await platform.store.hasBlob(d))) missing.push(d);
+    return sendJson(res, 200, { missing });
+  }
+  if (resource === 'blobs' && name && method === 'PUT') {
+    const bytes = await readBody(req, MAX_BLOB_BYTES);
+    const digest = await platform.store.putBlob(bytes, name);
+    return sendJson(res, 201, { digest });
+  }
+  if (resource === 'apps' && !name && method === 'GET') return sendJson(res, 200, { apps: platform.list() });
+  if (resource === 'apps' && !name && method === 'POST') {
+    const body = await readJson(req, deploySchema);
+    const revision = await platform.deploy(body);
+    return sendJson(res, 201, { app: revision.app, revision: revision.number, createdAt: revision.createdAt });
+  }
+  if (resource === 'apps' && name && !action && method === 'DELETE') {
+    await platform.remove(name);
+    return sendJson(res, 200, { removed: name });
+  }
+  if (resource === 'apps' && name && action === 'rollback' && method === 'POST') {
+    const body = await readJson(req, rollbackSchema);
+    const revision = await platform.rollback(name, body.revision);
+    return sendJson(res, 200, { app: name, revision: revision.number });
+  }
+  if (resource === 'apps' && name && action === 'revisions' && method === 'GET') {
+    const revisions = await platform.store.revisions(name);
+    return sendJson(res, 200, { revisions: revisions.map((r) => ({ number: r.number, createdAt: r.createdAt, artifacts: r.artifacts })) });
+  }
+  if (resource === 'functions' && name && method === 'GET') {
+    const status = platform.functionStatus(name);
+    if (!status) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No function named '${name}'`);
+    return sendJson(res, 200, status);
+  }
+  if (resource === 'logs' && name && method === 'GET') {
+    const functions = platform.functionsOf(name);
+    if (!functions) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app or function named '${name}'`);
+    const tail = Number(url.searchParams.get('tail') ?? '100');
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    for (const line of platform.logs.recent(functions, Number.isFinite(tail) ? tail : 100)) res.write(formatLine(line));
+    if (url.searchParams.get('follow') !== '1') {
+      res.end();
+      return;
+    }
+    const wanted = new Set(functions);
+    const unfollow = platform.logs.follow((line) => {
+      if (wanted.has(line.function)) res.write(formatLine(line));
+    });
+    res.once('close', unfollow);
+    return;
+  }
+  throw new LamplighterError(ErrorCodes.NOT_FOUND, `No admin endpoint ${method} ${url.pathname}`);
+}

@@ -1,0 +1,322 @@
+// The dispatcher of one function: its lit instances, the requests held for them, and lighting/putting out.
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
+import type { Instance, InstanceFactory, InvocationRequest, InvocationResponse } from '../instance/index.js';
+import type { FunctionSpec } from '../manifest/index.js';
+import { instanceStartChannel, instanceStopChannel, type Metrics } from '../observability/index.js';
+import { decideScale, DemandTracker, type ScaleDecision } from '../scaler/index.js';
+
+/** A response and whether the request waited for an instance to light. */
+export interface DispatchResult {
+  response: InvocationResponse;
+  coldStart: boolean;
+}
+
+/** Options for {@link FunctionGroup}. */
+export interface FunctionGroupOptions {
+  /** Metrics of the node. */
+  metrics: Metrics;
+  /** Platform log lines about this function (lighting, failures). */
+  log: (text: string) => void;
+  /** Monotonic clock in ms. @default performance.now */
+  clock?: () => number;
+}
+
+interface Slot {
+  instance: Instance;
+  ready: boolean;
+  retiring: boolean;
+  inFlight: number;
+}
+
+interface Waiter {
+  request: InvocationRequest;
+  cold: boolean;
+  since: number;
+  resolve: (slot: Slot) => void;
+  reject: (err: LamplighterError) => void;
+  timer: NodeJS.Timeout;
+  onAbort: () => void;
+}
+
+/** Holds the instances of one function revision and routes each request to one of them. */
+export class FunctionGroup {
+  private slots: Slot[] = [];
+  private waiters: Waiter[] = [];
+  private seq = 0;
+  private stopped = false;
+  private readonly clock: () => number;
+  /** Demand on this function, read by the scaler and KEDA. */
+  readonly demand: DemandTracker;
+  /** Why the last instance failed to light, until one lights. */
+  lastFailure: string | undefined;
+  /** The last scaling decision. */
+  lastDecision: ScaleDecision | undefined;
+
+  constructor(
+    readonly spec: FunctionSpec,
+    private readonly factory: InstanceFactory,
+    private readonly options: FunctionGroupOptions,
+  ) {
+    this.clock = options.clock ?? (() => performance.now());
+    this.demand = new DemandTracker(this.clock(), { windowMs: spec.scale.windowMs });
+    for (let i = 0; i < spec.scale.min; i++) this.light();
+  }
+
+  /** Instances lit or lighting now. */
+  get instanceCount(): number {
+    return this.slots.length;
+  }
+
+  /** Instances able to take requests now. */
+  get readyCount(): number {
+    let n = 0;
+    for (const slot of this.slots) if (slot.ready && !slot.retiring) n++;
+    return n;
+  }
+
+  /** Requests held waiting for an instance. */
+  get pendingCount(): number {
+    return this.waiters.length;
+  }
+
+  /** Requests being served by instances now. */
+  get inFlightCount(): number {
+    let n = 0;
+    for (const slot of this.slots) n += slot.inFlight;
+    return n;
+  }
+
+  /** Serves one request: on a free instance now, or held until one is ready. */
+  async dispatch(request: InvocationRequest): Promise<DispatchResult> {
+    if (this.stopped) throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`);
+    this.demand.begin(this.clock());
+    let slot = this.pick();
+    let coldStart = false;
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      this.demand.end(this.clock());
+    };
+    try {
+      if (!slot) {
+        coldStart = this.readyCount === 0;
+        if (coldStart && this.spec.placeholder) {
+          this.reactToDemand();
+          end();
+          return { response: this.placeholderResponse(), coldStart: true };
+        }
+        slot = await this.hold(request, coldStart);
+      }
+      let response: InvocationResponse;
+      try {
+        response = await slot.instance.handle(request);
+      } catch (err) {
+        this.release(slot);
+        throw err;
+      }
+      this.releaseAfterBody(slot, response, end);
+      return { response, coldStart };
+    } catch (err) {
+      end();
+      throw err;
+    }
+  }
+
+  private placeholderResponse(): InvocationResponse {
+    const p = this.spec.placeholder!;
+    return { status: p.status, headers: [['content-type', p.contentType], ['retry-after', '1']], body: Buffer.from(p.body) };
+  }
+
+  /** Frees the slot once the response body has been sent (streams hold their instance). */
+  private releaseAfterBody(slot: Slot, response: InvocationResponse, end: () => void): void {
+    const body = response.body;
+    if (body === null || Buffer.isBuffer(body)) {
+      this.release(slot);
+      end();
+      return;
+    }
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      this.release(slot);
+      end();
+    };
+    (body as Readable).once('close', finish);
+    (body as Readable).once('end', finish);
+    (body as Readable).once('error', finish);
+  }
+
+  /** The ready instance with the fewest requests, if one has room. */
+  private pick(): Slot | undefined {
+    const limit = this.spec.limits.concurrency;
+    let best: Slot | undefined;
+    for (const slot of this.slots) {
+      if (!slot.ready || slot.retiring || slot.inFlight >= limit) continue;
+      if (!best || slot.inFlight < best.inFlight) best = slot;
+    }
+    if (best) best.inFlight++;
+    return best;
+  }
+
+  private hold(request: InvocationRequest, cold: boolean): Promise<Slot> {
+    if (this.waiters.length >= this.spec.limits.maxPending) {
+      throw new LamplighterError(ErrorCodes.OVER_CAPACITY, `Function '${this.spec.name}' has ${this.waiters.length} requests waiting, its limit (limits.max_pending)`, { retryAfter: 1 });
+    }
+    if (this.lastFailure !== undefined && this.slots.length === 0 && cold) {
+      // Lighting failed last time; try again, but a request never waits on a known failure alone.
+      this.reactToDemand();
+    }
+    return new Promise<Slot>((resolve, reject) => {
+      const waiter: Waiter = {
+        request,
+        cold,
+        since: this.clock(),
+        resolve,
+        reject,
+        onAbort: () => {
+          this.removeWaiter(waiter);
+          reject(new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away while the request was held'));
+        },
+        timer: setTimeout(() => {
+          this.removeWaiter(waiter);
+          const waited = this.spec.limits.coldStartTimeoutMs;
+          reject(
+            this.readyCount === 0
+              ? new LamplighterError(ErrorCodes.COLD_START_TIMEOUT, `Function '${this.spec.name}' did not light within ${waited} ms (limits.cold_start_timeout)${this.lastFailure ? `: ${this.lastFailure}` : ''}`)
+              : new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.spec.name}' had no free instance within ${waited} ms (limits.cold_start_timeout)`),
+          );
+        }, this.spec.limits.coldStartTimeoutMs),
+      };
+      request.signal.addEventListener('abort', waiter.onAbort, { once: true });
+      this.waiters.push(waiter);
+      this.reactToDemand();
+    });
+  }
+
+  private removeWaiter(waiter: Waiter): void {
+    const i = this.waiters.indexOf(waiter);
+    if (i >= 0) this.waiters.splice(i, 1);
+    clearTimeout(waiter.timer);
+    waiter.request.signal.removeEventListener('abort', waiter.onAbort);
+  }
+
+  /** Gives a slot with room to the oldest held requests. */
+  private assign(slot: Slot): void {
+    const limit = this.spec.limits.concurrency;
+    while (this.waiters.length > 0 && slot.ready && !slot.retiring && slot.inFlight < limit) {
+      const waiter = this.waiters.shift()!;
+      this.removeWaiter(waiter);
+      slot.inFlight++;
+      if (waiter.cold) this.options.metrics.coldStartWait.observe({ function: this.spec.name }, (this.clock() - waiter.since) / 1000);
+      waiter.resolve(slot);
+    }
+  }
+
+  private release(slot: Slot): void {
+    slot.inFlight--;
+    this.assign(slot);
+  }
+
+  /** Lights instances at once when held requests need more than are lit or lighting. */
+  private reactToDemand(): void {
+    const target = this.spec.scale.target ?? this.spec.limits.concurrency;
+    const needed = Math.min(this.spec.scale.max, Math.max(1, Math.ceil(this.demand.active / target)));
+    let lit = 0;
+    for (const slot of this.slots) if (!slot.retiring) lit++;
+    for (let i = lit; i < needed; i++) this.light();
+  }
+
+  private light(): void {
+    if (this.stopped) return;
+    const wasZero = this.slots.length === 0;
+    const id = `${this.spec.name}-${++this.seq}`;
+    let instance: Instance;
+    try {
+      instance = this.factory.create(id);
+    } catch (err) {
+      this.onLightFailed(toLamplighterError(err));
+      return;
+    }
+    const slot: Slot = { instance, ready: false, retiring: false, inFlight: 0 };
+    this.slots.push(slot);
+    if (wasZero) this.options.metrics.coldStarts.inc({ function: this.spec.name });
+    if (instanceStartChannel.hasSubscribers) instanceStartChannel.publish({ function: this.spec.name, instance: id });
+    instance.ready.then(
+      () => {
+        slot.ready = true;
+        this.lastFailure = undefined;
+        this.assign(slot);
+      },
+      (err: unknown) => {
+        this.drop(slot);
+        this.onLightFailed(toLamplighterError(err));
+      },
+    );
+    void instance.closed.then((exit) => {
+      this.drop(slot);
+      if (instanceStopChannel.hasSubscribers) instanceStopChannel.publish({ function: this.spec.name, instance: id, reason: exit.reason });
+      if (exit.reason === 'failed') {
+        this.lastFailure = exit.message;
+        this.options.log(`instance ${id} failed: ${exit.message ?? 'unknown reason'}`);
+        // Requests still held get a fresh instance (the factory applies any restart backoff).
+        if (this.waiters.length > 0) this.reactToDemand();
+      }
+    });
+  }
+
+  private onLightFailed(err: LamplighterError): void {
+    this.lastFailure = err.message;
+    this.options.log(`lighting failed: ${err.message}`);
+    if (this.slots.some((s) => !s.retiring)) return;
+    // Nothing else is lighting: held requests fail now with the reason instead of hanging.
+    const failure = err.code === ErrorCodes.INTERNAL ? new LamplighterError(ErrorCodes.FUNCTION_FAILED, `Function '${this.spec.name}' failed to start: ${err.message}`) : err;
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.request.signal.removeEventListener('abort', waiter.onAbort);
+      waiter.reject(failure);
+    }
+  }
+
+  private drop(slot: Slot): void {
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+  }
+
+  /** Applies the scaling policy at `now`: lights or puts out instances. */
+  reconcile(now = this.clock()): ScaleDecision {
+    const decision = decideScale(this.spec.scale, this.demand, now);
+    this.lastDecision = decision;
+    if (this.stopped) return decision;
+    const live = this.slots.filter((s) => !s.retiring);
+    if (live.length < decision.desired) {
+      for (let i = live.length; i < decision.desired; i++) this.light();
+    } else if (live.length > decision.desired) {
+      // Put out the least busy first; lighting ones before ready ones.
+      const order = [...live].sort((a, b) => Number(a.ready) - Number(b.ready) || a.inFlight - b.inFlight);
+      for (const slot of order.slice(0, live.length - decision.desired)) this.retire(slot);
+    }
+    return decision;
+  }
+
+  private retire(slot: Slot): void {
+    slot.retiring = true;
+    void slot.instance.stop().catch((err: unknown) => this.options.log(`stopping ${slot.instance.id} failed: ${String(err)}`));
+  }
+
+  /** Stops taking requests and puts out every instance (after in-flight requests finish). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.request.signal.removeEventListener('abort', waiter.onAbort);
+      waiter.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`));
+    }
+    const slots = [...this.slots];
+    await Promise.all(slots.map((s) => s.instance.stop().catch(() => undefined)));
+    await this.factory.close();
+  }
+}

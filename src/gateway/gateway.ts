@@ -1,0 +1,189 @@
+// The gateway: one node:http server; routes each request, dispatches it, streams the answer back.
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { pipeline } from 'node:stream';
+import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
+import type { HeaderPairs, InvocationRequest, InvocationResponse } from '../instance/index.js';
+import type { FunctionSpec } from '../manifest/index.js';
+import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
+import { errorResponse } from './error-response.js';
+import { RouteTable } from './route-table.js';
+
+/** What a route leads to: something that serves requests for one function. */
+export interface GatewayTarget {
+  readonly spec: FunctionSpec;
+  dispatch(request: InvocationRequest): Promise<{ response: InvocationResponse; coldStart: boolean }>;
+}
+
+/** Options for {@link Gateway}. */
+export interface GatewayOptions {
+  metrics: Metrics;
+  logger: Logger;
+}
+
+// Headers that describe one hop, never forwarded from a handler's response.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer']);
+
+/** The HTTP front door: route lookup, admission through the dispatcher, streamed responses. */
+export class Gateway {
+  private routes: RouteTable<GatewayTarget> = new RouteTable([]);
+  private server: http.Server | undefined;
+  private port = 0;
+
+  constructor(private readonly options: GatewayOptions) {}
+
+  /** Swaps in a new route table; requests already routed finish on the old targets. */
+  setRoutes(table: RouteTable<GatewayTarget>): void {
+    this.routes = table;
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async listen(port: number, host: string): Promise<number> {
+    const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => this.onRequest(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.port = (server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  /** Stops accepting connections and closes idle ones. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 2000).unref();
+    });
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const start = performance.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const hostHeader = req.headers.host ?? '';
+    const colon = hostHeader.lastIndexOf(':');
+    const host = colon > 0 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader;
+    const requestId = randomUUID();
+    const match = this.routes.match(host, path);
+    if (!match) {
+      req.resume();
+      this.sendError(res, new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`), requestId);
+      return;
+    }
+    const target = match.target;
+    const fn = target.spec.name;
+    const controller = new AbortController();
+    const deadline = start + target.spec.limits.timeoutMs;
+    let answered = false;
+    const timer = setTimeout(() => {
+      controller.abort();
+      if (answered) return;
+      answered = true;
+      this.finish(fn, 504, start, false, requestId);
+      this.sendError(res, new LamplighterError(ErrorCodes.TIMEOUT, `Function '${fn}' did not answer within ${target.spec.limits.timeoutMs} ms (limits.timeout)`), requestId);
+    }, target.spec.limits.timeoutMs);
+    res.once('close', () => {
+      clearTimeout(timer);
+      if (!res.writableFinished) controller.abort();
+    });
+    const invocation: InvocationRequest = {
+      id: requestId,
+      method: req.method ?? 'GET',
+      url,
+      headers: req.headers,
+      body: req,
+      remoteAddress: req.socket.remoteAddress ?? '',
+      host,
+      serverPort: this.port,
+      route: match.route,
+      signal: controller.signal,
+      deadline,
+    };
+    target.dispatch(invocation).then(
+      ({ response, coldStart }) => {
+        if (answered) {
+          destroyBody(response);
+          return;
+        }
+        answered = true;
+        clearTimeout(timer);
+        this.finish(fn, response.status, start, coldStart, requestId);
+        this.sendResponse(res, response, requestId, coldStart);
+      },
+      (err: unknown) => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        const e = toLamplighterError(err);
+        if (e.code === ErrorCodes.INTERNAL) this.options.logger.error({ err: e.cause ?? e, function: fn, requestId }, 'request failed');
+        this.finish(fn, e.status, start, false, requestId);
+        if (!req.complete) req.resume();
+        this.sendError(res, e, requestId);
+      },
+    );
+  }
+
+  private finish(fn: string, status: number, start: number, coldStart: boolean, requestId: string): void {
+    const seconds = (performance.now() - start) / 1000;
+    const { metrics } = this.options;
+    metrics.requests.inc({ function: fn, code: String(status) });
+    metrics.duration.observe({ function: fn }, seconds);
+    if (requestChannel.hasSubscribers) requestChannel.publish({ function: fn, status, durationMs: seconds * 1000, coldStart, requestId });
+  }
+
+  private sendResponse(res: ServerResponse, response: InvocationResponse, requestId: string, coldStart: boolean): void {
+    const flat: string[] = [];
+    for (const [name, value] of response.headers) {
+      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+      flat.push(name, value);
+    }
+    flat.push('x-request-id', requestId, 'x-lamplighter-cold-start', coldStart ? 'true' : 'false');
+    const body = response.body;
+    if (body === null || Buffer.isBuffer(body)) {
+      const buf = body ?? EMPTY;
+      flat.push('content-length', String(buf.length));
+      res.writeHead(response.status, flat);
+      res.end(buf);
+      return;
+    }
+    res.writeHead(response.status, flat);
+    res.flushHeaders();
+    pipeline(body, res, (err) => {
+      if (err && !res.destroyed) res.destroy(err);
+    });
+  }
+
+  private sendError(res: ServerResponse, err: unknown, requestId: string): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const out = errorResponse(err, requestId);
+    res.writeHead(out.status, flattenPairs(out.headers));
+    res.end(out.body);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function flattenPairs(pairs: HeaderPairs): string[] {
+  const flat: string[] = [];
+  for (const [k, v] of pairs) flat.push(k, v);
+  return flat;
+}
+
+function destroyBody(response: InvocationResponse): void {
+  const body = response.body;
+  if (body && !Buffer.isBuffer(body)) body.destroy();
+}

@@ -1,0 +1,7 @@
+// The gateway: route table, the HTTP server, and the mapping of errors to responses.
+export { Gateway } from './gateway.js';
+export type { GatewayTarget, GatewayOptions } from './gateway.js';
+export { RouteTable, parseRoutePattern } from './route-table.js';
+export type { RouteEntry, RouteMatch } from './route-table.js';
+export { errorResponse } from './error-response.js';
+export type { ErrorResponse } from './error-response.js';

@@ -1,0 +1,9 @@
+// Observability: metrics, logs and diagnostics channels, used by every other subsystem.
+export { Metrics } from './metrics.js';
+export type { MetricsSource, MetricsOptions } from './metrics.js';
+export { FunctionLogs } from './function-logs.js';
+export type { LogLine, FunctionLogsOptions } from './function-logs.js';
+export { createLogger } from './logger.js';
+export type { Logger, LoggerOptions } from './logger.js';
+export { requestChannel, instanceStartChannel, instanceStopChannel } from './diagnostics.js';
+export type { RequestEvent, InstanceEvent } from './diagnostics.js';

@@ -1,0 +1,86 @@
+// Prometheus metrics of one node, in a registry of its own so several nodes can share a process.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Live figures the metrics read at scrape time rather than tracking on every change. */
+export interface MetricsSource {
+  /** Every deployed function with its lit instances and held requests. */
+  functions(): Array<{ name: string; instances: number; pending: number; inFlight: number }>;
+}
+
+/** Options for {@link Metrics}. */
+export interface MetricsOptions {
+  /** Also export Node process metrics (heap, event loop lag). @default true */
+  processMetrics?: boolean;
+}
+
+/** The metrics a node exports at /metrics. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'function' | 'code'>;
+  readonly duration: Histogram<'function'>;
+  readonly coldStarts: Counter<'function'>;
+  readonly coldStartWait: Histogram<'function'>;
+  private source: MetricsSource = { functions: () => [] };
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'lamplighter_requests_total', help: 'Requests answered, by function and status code', labelNames: ['function', 'code'], registers });
+    this.duration = new Histogram({
+      name: 'lamplighter_request_duration_seconds',
+      help: 'Time from request to response headers, by function',
+      labelNames: ['function'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.coldStarts = new Counter({ name: 'lamplighter_cold_starts_total', help: 'Times a function was lit from zero instances', labelNames: ['function'], registers });
+    this.coldStartWait = new Histogram({
+      name: 'lamplighter_cold_start_wait_seconds',
+      help: 'Time requests were held waiting for an instance to light',
+      labelNames: ['function'],
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: 'lamplighter_instances',
+      help: 'Instances lit now, by function (0 when the function is at zero)',
+      labelNames: ['function'],
+      registers,
+      collect() {
+        this.reset();
+        for (const f of self.source.functions()) this.set({ function: f.name }, f.instances);
+      },
+    });
+    new Gauge({
+      name: 'lamplighter_pending_requests',
+      help: 'Requests held waiting for a free instance, by function',
+      labelNames: ['function'],
+      registers,
+      collect() {
+        this.reset();
+        for (const f of self.source.functions()) this.set({ function: f.name }, f.pending);
+      },
+    });
+    new Gauge({
+      name: 'lamplighter_in_flight_requests',
+      help: 'Requests being served by an instance now, by function',
+      labelNames: ['function'],
+      registers,
+      collect() {
+        this.reset();
+        for (const f of self.source.functions()) this.set({ function: f.name }, f.inFlight);
+      },
+    });
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'lamplighter_process_' });
+  }
+
+  /** Sets where the live gauges read from. */
+  setSource(source: MetricsSource): void {
+    this.source = source;
+  }
+
+  /** The Prometheus text exposition. */
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
