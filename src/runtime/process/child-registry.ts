@@ -1,0 +1,75 @@
+// Process-wide record of live child process groups, and the exit hook that kills them all.
+import os from 'node:os';
+
+const liveGroups = new Set<number>();
+
+/** Sends `signal` to every process in group `pgid`; false when the group no longer exists. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    // EPERM and the like: fall back to the leader alone.
+    try {
+      process.kill(pgid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Records a process group a spawned child leads, so the exit hook can kill it. */
+export function registerChildGroup(pgid: number): void {
+  liveGroups.add(pgid);
+}
+
+/** Forgets a process group once it has been swept. */
+export function unregisterChildGroup(pgid: number): void {
+  liveGroups.delete(pgid);
+}
+
+/** Process group ids of every child still recorded as live. */
+export function liveChildGroups(): number[] {
+  return [...liveGroups];
+}
+
+/** Sends `signal` (SIGKILL unless told) to every live child group at once; synchronous. */
+export function killAllChildGroups(signal: NodeJS.Signals = 'SIGKILL'): void {
+  for (const pgid of liveGroups) signalGroup(pgid, signal);
+  if (signal === 'SIGKILL') liveGroups.clear();
+}
+
+/** Options for {@link installExitHook}. */
+export interface ExitHookOptions {
+  /** Signals on which to kill every child group and then exit. @default ['SIGINT', 'SIGTERM'] */
+  signals?: NodeJS.Signals[];
+  /**
+   * After killing children on a signal, exit with 128 + the signal number — what the process
+   * would have done without a handler. Set false when another handler decides when to exit.
+   * @default true
+   */
+  exitOnSignal?: boolean;
+}
+
+/**
+ * Makes sure no child process group outlives Lamplighter: on `process.on('exit')` and on the
+ * given signals every live group is sent SIGKILL. Graceful stops (drain, SIGTERM) are the
+ * factories' job; this is the last resort. Not installed at import time. Returns an uninstaller.
+ */
+export function installExitHook(options: ExitHookOptions = {}): () => void {
+  const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
+  const exitOnSignal = options.exitOnSignal ?? true;
+  const onExit = (): void => killAllChildGroups('SIGKILL');
+  const onSignal = (signal: NodeJS.Signals): void => {
+    killAllChildGroups('SIGKILL');
+    if (exitOnSignal) process.exit(128 + (os.constants.signals[signal] ?? 0));
+  };
+  process.on('exit', onExit);
+  for (const signal of signals) process.on(signal, onSignal);
+  return () => {
+    process.off('exit', onExit);
+    for (const signal of signals) process.off(signal, onSignal);
+  };
+}

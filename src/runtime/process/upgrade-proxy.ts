@@ -1,0 +1,76 @@
+// Pipes an upgraded client connection (WebSocket and the like) to a child's port, byte for byte.
+import type { IncomingMessage } from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ErrorCodes, LamplighterError } from '../../errors/index.js';
+
+const FORWARDED = new Set(['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-for']);
+
+/** The request head sent to the child for an upgrade: the client's own headers plus x-forwarded-*. */
+export function upgradeRequestHead(req: IncomingMessage): string {
+  const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
+  const raw = req.rawHeaders;
+  let priorFor: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'x-forwarded-for') priorFor = priorFor ? `${priorFor}, ${value}` : value;
+    if (FORWARDED.has(lower)) continue;
+    lines.push(`${name}: ${value}`);
+  }
+  const remote = req.socket.remoteAddress ?? '';
+  lines.push(`x-forwarded-for: ${priorFor ? `${priorFor}, ${remote}` : remote}`);
+  lines.push(`x-forwarded-host: ${req.headers.host ?? ''}`);
+  lines.push('x-forwarded-proto: http');
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+/** Options for {@link pipeUpgrade}. */
+export interface PipeUpgradeOptions {
+  /** Port the child listens on. */
+  port: number;
+  /** Names the instance in error messages. */
+  label: string;
+  /** Address of the child. @default '127.0.0.1' */
+  host?: string;
+  /** Time to connect to the child. @default 5000 */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Connects to the child, replays the upgrade request and `head`, then pipes both ways until
+ * either side closes. Resolves with the upstream socket once connected; rejects with
+ * UPSTREAM_UNAVAILABLE (leaving `socket` untouched for the caller to answer) when it cannot connect.
+ */
+export function pipeUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, options: PipeUpgradeOptions): Promise<net.Socket> {
+  const host = options.host ?? '127.0.0.1';
+  const timeout = options.connectTimeoutMs ?? 5000;
+  return new Promise((resolve, reject) => {
+    const upstream = net.connect({ host, port: options.port });
+    const fail = (message: string, cause?: unknown): void => {
+      upstream.destroy();
+      reject(new LamplighterError(ErrorCodes.UPSTREAM_UNAVAILABLE, `${options.label}: ${message}`, { cause }));
+    };
+    upstream.setTimeout(timeout, () => fail(`connect to ${host}:${options.port} took over ${timeout} ms`));
+    upstream.once('error', (err: NodeJS.ErrnoException) => fail(`cannot connect to ${host}:${options.port} (${err.code ?? err.message})`, err));
+    upstream.once('connect', () => {
+      upstream.setTimeout(0);
+      upstream.removeAllListeners('error');
+      upstream.removeAllListeners('timeout');
+      const closeBoth = (): void => {
+        upstream.destroy();
+        socket.destroy();
+      };
+      upstream.on('error', closeBoth);
+      socket.on('error', closeBoth);
+      upstream.on('close', closeBoth);
+      socket.on('close', closeBoth);
+      upstream.write(upgradeRequestHead(req));
+      if (head.length > 0) upstream.write(head);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+      resolve(upstream);
+    });
+  });
+}
