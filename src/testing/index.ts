@@ -1,0 +1,3 @@
+// The in-process test harness: whole nodes started inside one test process.
+export { startTestNode, wagiApp, wagiFixture, repoRoot } from './harness.js';
+export type { TestNode } from './harness.js';
