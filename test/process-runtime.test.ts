@@ -535,6 +535,46 @@ describe('process runtime — supervision', () => {
     assert.equal(factory.restartDelayMs, 0);
   });
 
+  test('process factory — a crash loop or a reset wakes instances waiting for their backoff', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lamplighter-wake-'));
+    const marker = path.join(dir, 'healthy');
+    const clock = new ManualClock();
+    try {
+      await writeFile(marker, 'ok');
+      const { factory } = makeFactory({ env: { CRASH_UNLESS_FILE: marker } }, { clock, crashLoopThreshold: 2 });
+      const [a, b] = [factory.create('wake-a'), factory.create('wake-b')];
+      await withTimeout(Promise.all([a.ready, b.ready]), SLOW, 'ready');
+      await rm(marker);
+
+      // First crash: the next start has to wait 100 ms of clock time.
+      await assert.rejects(a.handle(makeInvocationRequest({ url: '/_/crash' })));
+      await withTimeout(a.closed, SLOW, 'closed');
+      const waiting = factory.create('wake-waiting');
+      await delay(100);
+      assert.equal(waiting.pid, undefined);
+
+      // A reset lets it start at once (it then fails: the marker is gone).
+      factory.reset();
+      await assert.rejects(withTimeout(waiting.ready, SLOW, 'ready after reset'), /marker .* missing/);
+      assert.equal(factory.consecutiveFailures, 1);
+
+      // Waiting again; the second failure (b crashing) trips the crash loop and wakes it.
+      const parked = factory.create('wake-parked');
+      await delay(100);
+      assert.equal(parked.pid, undefined);
+      await assert.rejects(b.handle(makeInvocationRequest({ url: '/_/crash' })));
+      await withTimeout(b.closed, SLOW, 'closed');
+      await assert.rejects(
+        withTimeout(parked.ready, 2_000, 'ready of a parked instance'),
+        assertLamplighterError(ErrorCodes.FUNCTION_FAILED, /crash-looping/),
+      );
+      assert.equal(parked.pid, undefined);
+      assert.equal(clock.pending, 0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('process instance — stop during the backoff wait starts no process', async () => {
     const clock = new ManualClock();
     const { factory } = makeFactory({ command: [NO_SUCH_COMMAND] }, { clock });

@@ -41,7 +41,9 @@ export function forwardRequestHeaders(request: InvocationRequest): Record<string
   }
   const priorFor = request.headers['x-forwarded-for'];
   const prior = Array.isArray(priorFor) ? priorFor.join(', ') : priorFor;
-  out['x-forwarded-for'] = prior ? `${prior}, ${request.remoteAddress}` : request.remoteAddress;
+  const remote = request.remoteAddress;
+  const forwardedFor = [prior, remote].filter((part) => part !== undefined && part !== '').join(', ');
+  if (forwardedFor !== '') out['x-forwarded-for'] = forwardedFor;
   const host = request.headers.host ?? request.host;
   out['x-forwarded-host'] = host;
   out['x-forwarded-proto'] = 'http';

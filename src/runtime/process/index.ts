@@ -1,4 +1,30 @@
 // The process runtime: any program serving HTTP on $PORT, supervised and proxied as an Instance.
+//
+// What a process function's program can count on:
+// - Environment: `PORT` (a free port on 127.0.0.1 chosen by Lamplighter; listen on 127.0.0.1:$PORT),
+//   the manifest's `env`, and `PATH` and `HOME` copied from the host so interpreters (node,
+//   python3, sh) are found. Nothing else of the host's environment is passed on
+//   (`inheritEnv` changes the copied names; the manifest's `env` overrides them; `PORT` wins).
+// - Working directory: the app directory, or `cwd` from the manifest resolved against it.
+// - Readiness: before its first request, GET `ready` (the manifest path) until it answers 2xx,
+//   or, without one, until a TCP connect succeeds; bounded by `startup_timeout`.
+// - Its own process group: on stop, in-flight requests get `drain_timeout` to finish, then the
+//   whole group gets SIGTERM and, after `killGraceMs`, SIGKILL; wrappers such as `sh -c` take
+//   their children with them. stdout and stderr go to the log sink line by line.
+//
+// What the dispatcher sees:
+// - `factory.create(id)` returns at once. After a failure, the new instance's process starts
+//   only once the restart backoff has passed (100 ms doubling to 10 s, see `restartDelayMs`).
+// - An instance that crashes resolves `closed` with `{ reason: 'failed', message }` (exit code or
+//   signal and the last stderr lines); one that never becomes ready rejects `ready` with
+//   FUNCTION_FAILED carrying the same kind of message.
+// - After 5 failures within 30 s without a successful ready, `factory.failure` is set and every
+//   new instance fails at once with FUNCTION_FAILED and that message (HTTP 503), without
+//   starting a process. A ready instance, `factory.reset()`, or `failureRetryMs` passing clears it.
+// - WebSocket and other upgrades: `instance.upgrade(req, socket, head)` from the gateway's
+//   node:http `'upgrade'` event pipes the raw connection to the child.
+// - `installExitHook()` (call once from the CLI) kills every live child group when Lamplighter
+//   exits or receives SIGINT/SIGTERM, so no child outlives it.
 export { createProcessFactory, ProcessFactory, DEFAULT_INHERITED_ENV } from './process-factory.js';
 export type { ProcessFactoryOptions } from './process-factory.js';
 export type { ProcessInstance } from './process-instance.js';

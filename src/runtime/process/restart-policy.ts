@@ -43,6 +43,7 @@ export class RestartPolicy {
   #nextStartAt = 0;
   #failure: FunctionFailure | undefined;
   #retrying = false;
+  readonly #waiters = new Set<() => void>();
 
   /** `label` names the function in messages, e.g. "Function 'echo'". */
   constructor(label: string, options: RestartPolicyOptions = {}) {
@@ -92,6 +93,7 @@ export class RestartPolicy {
       : `${count} failures within ${seconds} s without becoming ready`;
     this.#retrying = false;
     this.#failure = { message: `${this.#label} is crash-looping (${how}); last failure: ${message}`, since: now };
+    this.#wakeWaiters();
     return this.#failure;
   }
 
@@ -107,14 +109,37 @@ export class RestartPolicy {
     this.#nextStartAt = 0;
     this.#failure = undefined;
     this.#retrying = false;
+    this.#wakeWaiters();
   }
 
-  /** Resolves once the backoff delay has passed (re-checking if more failures pushed it later). */
+  #wakeWaiters(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /**
+   * Resolves once the backoff delay has passed (re-checking if more failures pushed it later),
+   * or at once when a crash loop is declared or the failures are reset meanwhile, so the caller
+   * re-reads {@link RestartPolicy.failure}. Rejects with the signal's reason when it aborts.
+   */
   async waitForTurn(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const { signal } = options;
     for (let round = 0; round < 64; round++) {
+      signal?.throwIfAborted();
       const wait = this.delayMs;
       if (wait <= 0 || this.#failure) return;
-      await sleep(this.#clock, wait, options);
+      const woken = new AbortController();
+      const wake = (): void => woken.abort();
+      const forward = (): void => woken.abort(signal?.reason);
+      this.#waiters.add(wake);
+      signal?.addEventListener('abort', forward, { once: true });
+      try {
+        await sleep(this.#clock, wait, { signal: woken.signal });
+      } catch (err) {
+        if (signal?.aborted) throw err;
+      } finally {
+        this.#waiters.delete(wake);
+        signal?.removeEventListener('abort', forward);
+      }
     }
   }
 }
