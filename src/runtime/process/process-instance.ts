@@ -199,7 +199,7 @@ export class ProcessInstance implements Instance {
     this.#inFlight += 1;
     let upstream: Duplex;
     try {
-      upstream = await pipeUpgrade(req, socket, head, { port: this.#port, label: this.#label });
+      upstream = await pipeUpgrade({ req, socket, head }, { port: this.#port, label: this.#label });
     } catch (err) {
       this.#release();
       throw err;

@@ -26,6 +26,16 @@ export function upgradeRequestHead(req: IncomingMessage): string {
   return `${lines.join('\r\n')}\r\n\r\n`;
 }
 
+/** An upgrade as node:http's `'upgrade'` event hands it over. */
+export interface UpgradeExchange {
+  /** The upgrade request (its head is already parsed). */
+  req: IncomingMessage;
+  /** The client's raw connection. */
+  socket: Duplex;
+  /** Bytes the client sent after the request head. */
+  head: Buffer;
+}
+
 /** Options for {@link pipeUpgrade}. */
 export interface PipeUpgradeOptions {
   /** Port the child listens on. */
@@ -43,7 +53,8 @@ export interface PipeUpgradeOptions {
  * either side closes. Resolves with the upstream socket once connected; rejects with
  * UPSTREAM_UNAVAILABLE (leaving `socket` untouched for the caller to answer) when it cannot connect.
  */
-export function pipeUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, options: PipeUpgradeOptions): Promise<net.Socket> {
+export function pipeUpgrade(exchange: UpgradeExchange, options: PipeUpgradeOptions): Promise<net.Socket> {
+  const { req, socket, head } = exchange;
   const host = options.host ?? '127.0.0.1';
   const timeout = options.connectTimeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
