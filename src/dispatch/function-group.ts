@@ -56,7 +56,8 @@ export class FunctionGroup {
 
   constructor(
     readonly spec: FunctionSpec,
-    private readonly factory: InstanceFactory,
+    /** Lights this function's instances. */
+    readonly factory: InstanceFactory,
     private readonly options: FunctionGroupOptions,
   ) {
     this.clock = options.clock ?? (() => performance.now());

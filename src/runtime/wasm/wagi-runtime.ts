@@ -80,8 +80,14 @@ export interface WagiFactoryOptions {
   log: LogSink;
 }
 
+/** An InstanceFactory for WAGI functions; names its module in the sandbox pool. */
+export interface WagiFactory extends InstanceFactory {
+  /** The key the sandbox workers know the compiled module by. */
+  readonly moduleKey: string;
+}
+
 /** Lights WAGI instances of one function revision. */
-export function createWagiFactory(compiled: CompiledWagiModule, spec: FunctionSpec, options: WagiFactoryOptions): InstanceFactory {
+export function createWagiFactory(compiled: CompiledWagiModule, spec: FunctionSpec, options: WagiFactoryOptions): WagiFactory {
   let live = 0;
   const argv0 = path.basename(spec.source ?? spec.name);
   const onInstanceClosed = (): void => {
@@ -91,6 +97,7 @@ export function createWagiFactory(compiled: CompiledWagiModule, spec: FunctionSp
     if (live === 0) options.pool.release(compiled.key);
   };
   return {
+    moduleKey: compiled.key,
     create(id: string): Instance {
       live++;
       return new WagiInstance(id, spec, compiled, options, argv0, onInstanceClosed);

@@ -1,0 +1,66 @@
+// The manifest: defaults, units, and errors that name the field and the value.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseManifest } from '../src/manifest/index.js';
+
+const base = (fn: string, top = '') => `name = "app"\n${top}\n[[function]]\nname = "f"\n${fn}\n`;
+
+function rejects(text: string, ...patterns: RegExp[]): void {
+  assert.throws(() => parseManifest(text, 'lamplighter.toml'), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'LL_MANIFEST_INVALID');
+    for (const p of patterns) assert.match(err.message, p);
+    return true;
+  });
+}
+
+describe('manifest', () => {
+  test('manifest — fills defaults and resolves units', () => {
+    const m = parseManifest(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmemory = "32MiB"\ntimeout = "1.5s"\n[function.scale]\nidle = "2m"'));
+    const f = m.functions[0]!;
+    assert.equal(f.runtime, 'wagi');
+    assert.deepEqual(f.hosts, ['*']);
+    assert.equal(f.limits.memory, 32 * 1024 * 1024);
+    assert.equal(f.limits.timeoutMs, 1500);
+    assert.equal(f.scale.idleMs, 120_000);
+    assert.equal(f.scale.min, 0);
+    assert.equal(f.scale.target, f.limits.concurrency);
+    assert.deepEqual(f.env, {});
+  });
+
+  test('manifest — a bad size names the field and the value', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmemory = "9xb"'), /function\[f\]\.limits\.memory/, /'9xb'/);
+  });
+
+  test('manifest — memory over 4GiB is refused', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmemory = "9GiB"'), /limits\.memory/, /at most 4GiB/);
+  });
+
+  test('manifest — unknown fields are named', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\nsorce = "x"'), /function\[f\]: unknown field 'sorce'/);
+  });
+
+  test('manifest — a wagi function needs a source and a process function a command', () => {
+    rejects(base('routes = ["/f"]'), /function\[f\]\.source/);
+    rejects(base('runtime = "process"\nroutes = ["/f"]'), /function\[f\]\.command/);
+  });
+
+  test('manifest — routes must be paths', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["hello"]'), /function\[f\]\.routes\[0\]/, /"hello"/);
+  });
+
+  test('manifest — scale.min above scale.max is refused', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.scale]\nmin = 5\nmax = 2'), /scale\.min must not exceed scale\.max/);
+  });
+
+  test('manifest — invalid TOML is reported as such', () => {
+    rejects('name = "app\n', /not valid TOML/);
+  });
+
+  test('manifest — duplicate function names are refused', () => {
+    rejects(`name = "a"\n[[function]]\nname = "f"\nsource = "x.wasm"\nroutes = ["/a"]\n[[function]]\nname = "f"\nsource = "x.wasm"\nroutes = ["/b"]\n`, /used twice/);
+  });
+
+  test('manifest — a missing app name is reported', () => {
+    rejects('[[function]]\nname = "f"\nsource = "x.wasm"\nroutes = ["/a"]\n', /name/);
+  });
+});
