@@ -3,6 +3,6 @@ export { SandboxPool } from './sandbox-pool.js';
 export type { SandboxPoolOptions, SandboxJob, SandboxResult } from './sandbox-pool.js';
 export { compileWagiModule, createWagiFactory, readBodyLimited } from './wagi-runtime.js';
 export type { CompiledWagiModule, WagiFactory, WagiFactoryOptions } from './wagi-runtime.js';
-export { parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
+export { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
 export { binaryKind, capMemory, WASM_PAGE } from './wasm-binary.js';
 export type { BinaryKind, MemoryLimits, CappedModule } from './wasm-binary.js';

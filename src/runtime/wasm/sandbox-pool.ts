@@ -14,8 +14,12 @@ import type { WorkerRequest, WorkerResult } from './sandbox-protocol.js';
 export interface SandboxJob {
   key: string;
   module: WebAssembly.Module;
-  args: string[];
-  env: string[];
+  /** Initial and maximum pages of the memory the module imports. */
+  memoryPages: [initial: number, maximum: number];
+  /** argv, encoded with encodeStringBlock. */
+  args: Uint8Array;
+  /** environ, encoded with encodeStringBlock. */
+  env: Uint8Array;
   stdin: Uint8Array;
   maxStdout: number;
   /** Monotonic deadline (performance.now() ms); past it the run is stopped and rejected. */
@@ -31,6 +35,12 @@ export type SandboxResult = Omit<WorkerResult, 't' | 'job'>;
 export interface SandboxPoolOptions {
   /** Worker threads in the pool. @default max(2, availableParallelism()) */
   size?: number;
+  /**
+   * Runs sent to one worker before earlier ones have answered. More than one hides the message
+   * round trip (the worker starts the next run while the answer to the last is in flight).
+   * @default 2
+   */
+  pipeline?: number;
 }
 
 interface Pending {
@@ -41,12 +51,15 @@ interface Pending {
   timer: NodeJS.Timeout;
   worker: PoolWorker | undefined;
   onAbort: (() => void) | undefined;
+  /** Answered already (deadline passed while it waited inside a worker); its result is dropped. */
+  settled: boolean;
 }
 
 interface PoolWorker {
   thread: Worker;
   loaded: Set<string>;
-  busy: Pending | undefined;
+  /** Runs sent to this worker, oldest first; the first is the one running. */
+  sent: Pending[];
 }
 
 const WORKER_URL = new URL('./sandbox-worker.js', import.meta.url);
@@ -57,11 +70,13 @@ export class SandboxPool {
   private queue: Pending[] = [];
   private nextJob = 1;
   private closed = false;
+  private readonly depth: number;
   /** Workers replaced after a deadline or crash, for tests and metrics. */
   replacements = 0;
 
   constructor(options: SandboxPoolOptions = {}) {
     const size = options.size ?? Math.max(2, availableParallelism());
+    this.depth = Math.max(1, options.pipeline ?? 2);
     for (let i = 0; i < size; i++) this.workers.push(this.spawn());
   }
 
@@ -70,7 +85,7 @@ export class SandboxPool {
     return this.workers.length;
   }
 
-  /** Jobs waiting for a free worker. */
+  /** Jobs waiting for a worker. */
   get queued(): number {
     return this.queue.length;
   }
@@ -81,12 +96,23 @@ export class SandboxPool {
   }
 
   private spawn(): PoolWorker {
-    const worker: PoolWorker = { thread: new Worker(WORKER_URL), loaded: new Set(), busy: undefined };
+    const worker: PoolWorker = { thread: new Worker(WORKER_URL), loaded: new Set(), sent: [] };
     worker.thread.unref();
     worker.thread.on('message', (msg: WorkerResult) => this.onResult(worker, msg));
     worker.thread.on('error', (err) => this.onWorkerGone(worker, `sandbox worker failed: ${err.message}`));
     worker.thread.on('exit', () => this.onWorkerGone(worker, 'sandbox worker exited'));
     return worker;
+  }
+
+  /** The worker with the fewest runs sent, if it has room. */
+  private leastLoaded(): PoolWorker | undefined {
+    let best: PoolWorker | undefined;
+    for (const worker of this.workers) {
+      if (worker.sent.length >= this.depth) continue;
+      if (!best || worker.sent.length < best.sent.length) best = worker;
+      if (best.sent.length === 0) break;
+    }
+    return best;
   }
 
   /** Runs one command; resolves with its output, rejects with TIMEOUT past the deadline. */
@@ -100,20 +126,21 @@ export class SandboxPool {
         reject,
         worker: undefined,
         onAbort: undefined,
+        settled: false,
         timer: setTimeout(() => this.expire(pending), Math.max(0, job.deadline - performance.now())),
       };
       if (job.signal) {
         pending.onAbort = () => this.cancel(pending);
         job.signal.addEventListener('abort', pending.onAbort, { once: true });
       }
-      const free = this.workers.find((w) => w.busy === undefined);
-      if (free) this.start(free, pending);
+      const worker = this.leastLoaded();
+      if (worker) this.send(worker, pending);
       else this.queue.push(pending);
     });
   }
 
-  private start(worker: PoolWorker, pending: Pending): void {
-    worker.busy = pending;
+  private send(worker: PoolWorker, pending: Pending): void {
+    worker.sent.push(pending);
     pending.worker = worker;
     const { job } = pending;
     const first = !worker.loaded.has(job.key);
@@ -123,6 +150,7 @@ export class SandboxPool {
       job: pending.id,
       key: job.key,
       module: first ? job.module : undefined,
+      memoryPages: first ? job.memoryPages : undefined,
       args: job.args,
       env: job.env,
       stdin: job.stdin,
@@ -132,26 +160,32 @@ export class SandboxPool {
   }
 
   private settle(pending: Pending): void {
+    pending.settled = true;
     clearTimeout(pending.timer);
     if (pending.onAbort) pending.job.signal?.removeEventListener('abort', pending.onAbort);
   }
 
-  private next(worker: PoolWorker): void {
-    worker.busy = undefined;
-    const pending = this.queue.shift();
-    if (pending) this.start(worker, pending);
+  /** Sends queued jobs to a worker with room. */
+  private fill(worker: PoolWorker): void {
+    while (worker.sent.length < this.depth) {
+      const pending = this.queue.shift();
+      if (!pending) return;
+      this.send(worker, pending);
+    }
   }
 
   private onResult(worker: PoolWorker, msg: WorkerResult): void {
-    const pending = worker.busy;
+    const pending = worker.sent[0];
     if (!pending || pending.id !== msg.job) return;
+    worker.sent.shift();
+    this.fill(worker);
+    if (pending.settled) return;
     this.settle(pending);
-    this.next(worker);
     pending.resolve({ exitCode: msg.exitCode, stdout: msg.stdout, stderr: msg.stderr, error: msg.error });
   }
 
   private cancel(pending: Pending): void {
-    // A running job finishes on its own (it is bounded by its deadline); only queued ones leave.
+    // Only jobs still in the pool's queue leave; one sent to a worker runs (bounded by its deadline).
     const index = this.queue.indexOf(pending);
     if (index < 0) return;
     this.queue.splice(index, 1);
@@ -160,46 +194,45 @@ export class SandboxPool {
   }
 
   private expire(pending: Pending): void {
+    if (pending.settled) return;
     const timeout = new LamplighterError(ErrorCodes.TIMEOUT, 'The handler did not finish before its deadline (limits.timeout)');
     const index = this.queue.indexOf(pending);
-    if (index >= 0) {
-      this.queue.splice(index, 1);
-      this.settle(pending);
-      pending.reject(timeout);
-      return;
-    }
-    const worker = pending.worker;
-    if (!worker || worker.busy !== pending) return;
-    // Still running: the only way to stop a wasm loop is to end its thread.
+    if (index >= 0) this.queue.splice(index, 1);
     this.settle(pending);
-    this.replace(worker);
     pending.reject(timeout);
+    const worker = pending.worker;
+    // Running now: the only way to stop a wasm loop is to end its thread. A job merely waiting
+    // inside a worker is answered now and its late result dropped.
+    if (worker && worker.sent[0] === pending) this.replace(worker);
   }
 
   private replace(worker: PoolWorker): void {
     const index = this.workers.indexOf(worker);
     if (index < 0) return;
-    worker.busy = undefined;
     worker.thread.removeAllListeners('exit');
     worker.thread.removeAllListeners('error');
     worker.thread.on('error', () => {});
     void worker.thread.terminate();
     this.replacements++;
+    // Runs that were waiting behind the stopped one never started: they go first to the others.
+    const waiting = worker.sent.slice(1).filter((p) => !p.settled);
+    worker.sent = [];
+    this.queue.unshift(...waiting);
     if (this.closed) {
       this.workers.splice(index, 1);
       return;
     }
     const fresh = this.spawn();
     this.workers[index] = fresh;
-    this.next(fresh);
+    for (const w of this.workers) this.fill(w);
   }
 
   private onWorkerGone(worker: PoolWorker, reason: string): void {
-    const pending = worker.busy;
+    const running = worker.sent[0];
     this.replace(worker);
-    if (pending) {
-      this.settle(pending);
-      pending.reject(new LamplighterError(ErrorCodes.HANDLER_TRAP, `The handler's sandbox failed: ${reason}`));
+    if (running && !running.settled) {
+      this.settle(running);
+      running.reject(new LamplighterError(ErrorCodes.HANDLER_TRAP, `The handler's sandbox failed: ${reason}`));
     }
   }
 
@@ -212,26 +245,24 @@ export class SandboxPool {
     }
   }
 
-  /** Stops every worker; queued jobs are rejected. */
+  /** Stops every worker; queued and running jobs are rejected. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const queued = this.queue;
-    this.queue = [];
-    for (const pending of queued) {
-      this.settle(pending);
-      pending.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, 'The node is shutting down'));
-    }
+    const shuttingDown = (): LamplighterError => new LamplighterError(ErrorCodes.SHUTTING_DOWN, 'The node is shutting down');
     const workers = this.workers.splice(0);
+    const pending = [...this.queue, ...workers.flatMap((w) => w.sent)];
+    this.queue = [];
+    for (const p of pending) {
+      if (p.settled) continue;
+      this.settle(p);
+      p.reject(shuttingDown());
+    }
     await Promise.all(
       workers.map(async (worker) => {
         worker.thread.removeAllListeners('exit');
-        const pending = worker.busy;
+        worker.sent = [];
         await worker.thread.terminate();
-        if (pending) {
-          this.settle(pending);
-          pending.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, 'The node is shutting down'));
-        }
       }),
     );
   }

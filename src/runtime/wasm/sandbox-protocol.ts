@@ -9,8 +9,12 @@ export type WorkerRequest =
       key: string;
       /** Sent only the first time this worker runs `key`; workers keep it until `unload`. */
       module?: WebAssembly.Module;
-      args: string[];
-      env: string[];
+      /** With `module`: initial and maximum pages of the memory the module imports. */
+      memoryPages?: [initial: number, maximum: number];
+      /** argv as one NUL-separated UTF-8 block. */
+      args: Uint8Array;
+      /** environ (`NAME=value`) as one NUL-separated UTF-8 block. */
+      env: Uint8Array;
       stdin: Uint8Array;
       maxStdout: number;
     }

@@ -1,17 +1,37 @@
 // Sandbox worker thread: runs WAGI commands, each in a fresh WebAssembly instance, one at a time.
+//
+// Every run gets a new instance. Its linear memory is the one thing reused: a memory that did not
+// grow is zeroed after the run and handed to the next instance, which writes its data segments
+// into it at instantiation — the same bytes a brand-new memory would hold, without the cost of
+// mapping and faulting in fresh pages.
 import { parentPort } from 'node:worker_threads';
-import { newWasiRun, OutputLimitExceeded, WasiExit, WasiHost } from './wasi-host.js';
 import type { WorkerRequest, WorkerResult } from './sandbox-protocol.js';
+import { MEMORY_IMPORT } from './wasm-binary.js';
+import { newWasiRun, OutputLimitExceeded, WasiExit, WasiHost } from './wasi-host.js';
 
 const port = parentPort;
 if (!port) throw new Error('sandbox-worker must run in a worker thread');
 
-/** Compiled modules lit on this worker, by key; dropped when their function is put out. */
-const modules = new Map<string, WebAssembly.Module>();
+interface LoadedModule {
+  module: WebAssembly.Module;
+  initial: number;
+  maximum: number;
+  /** Zeroed memories of the initial size, ready for the next instance. */
+  spare: WebAssembly.Memory[];
+}
+
+/** Modules lit on this worker, by key; dropped when their function is put out. */
+const modules = new Map<string, LoadedModule>();
 const host = new WasiHost();
-const importObject: WebAssembly.Imports = { wasi_snapshot_preview1: host.imports as WebAssembly.ModuleImports };
+const memoryImports: Record<string, WebAssembly.Memory> = {};
+const importObject: WebAssembly.Imports = {
+  wasi_snapshot_preview1: host.imports as WebAssembly.ModuleImports,
+  [MEMORY_IMPORT.module]: memoryImports,
+};
+const EMPTY = new Uint8Array(0);
 
 function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 0) return EMPTY;
   if (chunks.length === 1) return chunks[0] as Uint8Array;
   const out = new Uint8Array(total);
   let offset = 0;
@@ -22,46 +42,54 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-function run(msg: Extract<WorkerRequest, { t: 'run' }>): WorkerResult {
-  let module = modules.get(msg.key);
-  if (msg.module) {
-    module = msg.module;
-    modules.set(msg.key, module);
+function run(msg: Extract<WorkerRequest, { t: 'run' }>): [WorkerResult, LoadedModule | undefined, WebAssembly.Memory | undefined] {
+  let loaded = modules.get(msg.key);
+  if (msg.module && msg.memoryPages) {
+    loaded = { module: msg.module, initial: msg.memoryPages[0], maximum: msg.memoryPages[1], spare: [] };
+    modules.set(msg.key, loaded);
   }
-  if (!module) return { t: 'done', job: msg.job, exitCode: -1, stdout: new Uint8Array(0), stderr: new Uint8Array(0), error: { kind: 'internal', message: `module ${msg.key} is not loaded on this worker` } };
-
+  if (!loaded) {
+    return [{ t: 'done', job: msg.job, exitCode: -1, stdout: EMPTY, stderr: EMPTY, error: { kind: 'internal', message: `module ${msg.key} is not loaded on this worker` } }, undefined, undefined];
+  }
   const wasi = newWasiRun(msg.args, msg.env, msg.stdin, msg.maxStdout);
   let exitCode = 0;
   let error: WorkerResult['error'];
+  let memory: WebAssembly.Memory | undefined;
   try {
-    const instance = new WebAssembly.Instance(module, importObject);
-    host.begin(wasi, instance.exports.memory as WebAssembly.Memory);
+    memory = loaded.spare.pop() ?? new WebAssembly.Memory({ initial: loaded.initial, maximum: loaded.maximum });
+    memoryImports[MEMORY_IMPORT.name] = memory;
+    const instance = new WebAssembly.Instance(loaded.module, importObject);
+    host.begin(wasi, memory);
     (instance.exports._start as () => void)();
   } catch (err) {
     if (err instanceof WasiExit) exitCode = err.code;
     else if (err instanceof OutputLimitExceeded) error = { kind: 'output-limit', message: err.message };
-    else if (err instanceof WebAssembly.RuntimeError || err instanceof RangeError) error = { kind: 'trap', message: err.message };
     else error = { kind: 'trap', message: err instanceof Error ? err.message : String(err) };
   } finally {
     host.end();
+    delete memoryImports[MEMORY_IMPORT.name];
   }
-  return {
-    t: 'done',
-    job: msg.job,
-    exitCode,
-    stdout: concat(wasi.stdout, wasi.stdoutBytes),
-    stderr: concat(wasi.stderr, wasi.stderrBytes),
-    error,
-  };
+  const result: WorkerResult = { t: 'done', job: msg.job, exitCode, stdout: concat(wasi.stdout, wasi.stdoutBytes), stderr: concat(wasi.stderr, wasi.stderrBytes), error };
+  return [result, loaded, memory];
+}
+
+/** Zeroes a memory that kept its initial size and keeps it for the next instance. */
+function recycle(loaded: LoadedModule, memory: WebAssembly.Memory): void {
+  if (loaded.spare.length > 0 || memory.buffer.byteLength !== loaded.initial * 65_536) return;
+  new Uint8Array(memory.buffer).fill(0);
+  loaded.spare.push(memory);
 }
 
 port.on('message', (msg: WorkerRequest) => {
   switch (msg.t) {
     case 'run': {
-      const result = run(msg);
+      const [result, loaded, memory] = run(msg);
       const transfer: ArrayBuffer[] = [];
-      if (result.stdout.byteLength > 0 && result.stdout.byteOffset === 0 && result.stdout.byteLength === result.stdout.buffer.byteLength) transfer.push(result.stdout.buffer as ArrayBuffer);
+      const out = result.stdout;
+      if (out.byteLength > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength) transfer.push(out.buffer as ArrayBuffer);
       port.postMessage(result, transfer);
+      // After the answer is on its way: the zeroing is off the request's critical path.
+      if (loaded && memory && modules.get(msg.key) === loaded) recycle(loaded, memory);
       break;
     }
     case 'unload':

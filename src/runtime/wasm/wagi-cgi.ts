@@ -25,36 +25,48 @@ export function wagiArgs(request: InvocationRequest, argv0: string, extra: reado
   return args;
 }
 
-/** The CGI environment for one request, after the function's own `env` (request values win). */
-export function wagiEnv(request: InvocationRequest, bodyLength: number, functionEnv: Readonly<Record<string, string>>): string[] {
-  const q = request.url.indexOf('?');
-  const query = q < 0 ? '' : request.url.slice(q + 1);
-  const hostHeader = typeof request.headers.host === 'string' ? request.headers.host : `${request.host}:${request.serverPort}`;
-  const vars: Record<string, string> = { ...functionEnv };
-  vars.REQUEST_METHOD = request.method;
-  vars.SCRIPT_NAME = request.route.scriptName;
-  vars.PATH_INFO = decodePath(request.route.pathInfo);
-  vars.X_RAW_PATH_INFO = request.route.pathInfo;
-  vars.PATH_TRANSLATED = vars.PATH_INFO;
-  vars.QUERY_STRING = query;
-  vars.SERVER_NAME = request.host;
-  vars.SERVER_PORT = String(request.serverPort);
-  vars.SERVER_PROTOCOL = 'HTTP/1.1';
-  vars.SERVER_SOFTWARE = 'Lamplighter';
-  vars.GATEWAY_INTERFACE = 'CGI/1.1';
-  vars.CONTENT_TYPE = typeof request.headers['content-type'] === 'string' ? request.headers['content-type'] : '';
-  vars.CONTENT_LENGTH = String(bodyLength);
-  vars.REMOTE_ADDR = request.remoteAddress;
-  vars.REMOTE_HOST = request.remoteAddress;
-  vars.AUTH_TYPE = '';
-  vars.REMOTE_USER = '';
-  vars.X_FULL_URL = `http://${hostHeader}${request.url}`;
-  vars.X_MATCHED_ROUTE = request.route.pattern;
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined) continue;
-    vars[`HTTP_${name.toUpperCase().replace(/-/g, '_')}`] = Array.isArray(value) ? value.join(', ') : value;
+/** Variables the gateway sets for every request; a manifest `env` entry of the same name is ignored. */
+const CGI_NAMES = new Set([
+  'REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'X_RAW_PATH_INFO', 'PATH_TRANSLATED', 'QUERY_STRING', 'SERVER_NAME',
+  'SERVER_PORT', 'SERVER_PROTOCOL', 'SERVER_SOFTWARE', 'GATEWAY_INTERFACE', 'CONTENT_TYPE', 'CONTENT_LENGTH',
+  'REMOTE_ADDR', 'REMOTE_HOST', 'AUTH_TYPE', 'REMOTE_USER', 'X_FULL_URL', 'X_MATCHED_ROUTE',
+]);
+
+/**
+ * The manifest's `env` as the leading part of every environ block (`NAME=value\0` each), built once
+ * per function; names the request sets itself (CGI variables, HTTP_*) are left to the request.
+ */
+export function manifestEnvPrefix(functionEnv: Readonly<Record<string, string>>): string {
+  let out = '';
+  for (const [name, value] of Object.entries(functionEnv)) {
+    if (CGI_NAMES.has(name) || name.startsWith('HTTP_')) continue;
+    out += `${name}=${value}\0`;
   }
-  return Object.entries(vars).map(([k, v]) => `${k}=${v}`);
+  return out;
+}
+
+/** The CGI environment of one request as `NAME=value` entries, each ending in NUL, after `prefix`. */
+export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: string): string {
+  const url = request.url;
+  const q = url.indexOf('?');
+  const query = q < 0 ? '' : url.slice(q + 1);
+  const headers = request.headers;
+  const hostHeader = typeof headers.host === 'string' ? headers.host : `${request.host}:${request.serverPort}`;
+  const pathInfo = decodePath(request.route.pathInfo);
+  const contentType = headers['content-type'];
+  let env =
+    `${prefix}REQUEST_METHOD=${request.method}\0SCRIPT_NAME=${request.route.scriptName}\0PATH_INFO=${pathInfo}\0` +
+    `X_RAW_PATH_INFO=${request.route.pathInfo}\0PATH_TRANSLATED=${pathInfo}\0QUERY_STRING=${query}\0` +
+    `SERVER_NAME=${request.host}\0SERVER_PORT=${request.serverPort}\0SERVER_PROTOCOL=HTTP/1.1\0SERVER_SOFTWARE=Lamplighter\0` +
+    `GATEWAY_INTERFACE=CGI/1.1\0CONTENT_TYPE=${typeof contentType === 'string' ? contentType : ''}\0CONTENT_LENGTH=${bodyLength}\0` +
+    `REMOTE_ADDR=${request.remoteAddress}\0REMOTE_HOST=${request.remoteAddress}\0AUTH_TYPE=\0REMOTE_USER=\0` +
+    `X_FULL_URL=http://${hostHeader}${url}\0X_MATCHED_ROUTE=${request.route.pattern}\0`;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    env += `HTTP_${name.toUpperCase().replace(/-/g, '_')}=${Array.isArray(value) ? value.join(', ') : value}\0`;
+  }
+  return env;
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

@@ -6,18 +6,21 @@ import type { Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, ModuleError } from '../../errors/index.js';
 import type { Instance, InstanceExit, InstanceFactory, InstanceState, InvocationRequest, InvocationResponse, LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
-import { parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
-import { WasiHost } from './wasi-host.js';
-import { binaryKind, capMemory } from './wasm-binary.js';
+import { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
+import { encodeStringBlock, WasiHost } from './wasi-host.js';
+import { binaryKind, capMemory, importMemory, MEMORY_IMPORT } from './wasm-binary.js';
 import type { SandboxPool } from './sandbox-pool.js';
 
 /** A WAGI module checked and compiled at deploy time; shared by all its instances and workers. */
 export interface CompiledWagiModule {
   /** sha256 of the memory-capped bytes; names the module in the sandbox workers. */
   readonly key: string;
+  /** Compiled with its memory turned into an import, so workers can hand it a zeroed, reused one. */
   readonly module: WebAssembly.Module;
-  /** Bytes of linear memory the module declares initially. */
-  readonly initialMemory: number;
+  /** Pages of linear memory the module starts with. */
+  readonly initialPages: number;
+  /** Pages the memory may grow to (the manifest's limits.memory, or less if the module says so). */
+  readonly maximumPages: number;
 }
 
 const WASI_MODULE = 'wasi_snapshot_preview1';
@@ -33,13 +36,16 @@ export async function compileWagiModule(bytes: Uint8Array, memoryLimit: number):
   if (kind === 'component') throw new ModuleError('This is a WebAssembly component, not a core module; use runtime = "component"');
   if (kind === 'unknown') throw new ModuleError('Not a WebAssembly module (bad magic number or version)');
   const capped = capMemory(bytes, memoryLimit);
+  if (!capped.declared) throw new ModuleError('The module defines no linear memory; a WASI command must define and export one');
+  const hosted = importMemory(capped.bytes);
   let module: WebAssembly.Module;
   try {
-    module = await WebAssembly.compile(capped.bytes as Uint8Array<ArrayBuffer>);
+    module = await WebAssembly.compile(hosted.bytes as Uint8Array<ArrayBuffer>);
   } catch (err) {
     throw new ModuleError(`Not a valid WebAssembly module: ${(err as Error).message}`, { cause: err });
   }
   const unknown = WebAssembly.Module.imports(module)
+    .filter((imp) => !(imp.module === MEMORY_IMPORT.module && imp.name === MEMORY_IMPORT.name))
     .filter((imp) => imp.module !== WASI_MODULE || imp.kind !== 'function' || !WASI_FUNCTIONS.has(imp.name))
     .map((imp) => `${imp.module}.${imp.name}`);
   if (unknown.length > 0) throw new ModuleError(`The module imports what the host does not provide: ${unknown.join(', ')}`, { detail: { unknownImports: unknown } });
@@ -47,9 +53,10 @@ export async function compileWagiModule(bytes: Uint8Array, memoryLimit: number):
   if (exports.get('_start') !== 'function') throw new ModuleError('The module is not a WASI command: it does not export a _start function');
   if (exports.get('memory') !== 'memory') throw new ModuleError('The module does not export its linear memory as "memory"');
   return {
-    key: createHash('sha256').update(capped.bytes).digest('hex'),
+    key: createHash('sha256').update(hosted.bytes).digest('hex'),
     module,
-    initialMemory: (capped.declared?.initialPages ?? 0) * 65_536,
+    initialPages: hosted.initialPages,
+    maximumPages: hosted.maximumPages,
   };
 }
 
@@ -115,6 +122,7 @@ class WagiInstance implements Instance {
   private markClosed!: (exit: InstanceExit) => void;
   private inFlight = 0;
   private drained: (() => void) | undefined;
+  private readonly envPrefix: string;
 
   constructor(
     readonly id: string,
@@ -125,6 +133,7 @@ class WagiInstance implements Instance {
     private readonly onClosed: () => void,
   ) {
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
+    this.envPrefix = manifestEnvPrefix(spec.env);
   }
 
   get functionName(): string {
@@ -151,8 +160,9 @@ class WagiInstance implements Instance {
     const result = await this.options.pool.run({
       key: this.compiled.key,
       module: this.compiled.module,
-      args: wagiArgs(request, this.argv0, spec.argv),
-      env: wagiEnv(request, body.length, spec.env),
+      memoryPages: [this.compiled.initialPages, this.compiled.maximumPages],
+      args: encodeStringBlock(wagiArgs(request, this.argv0, spec.argv)),
+      env: Buffer.from(wagiEnv(request, body.length, this.envPrefix), 'utf8'),
       stdin: body,
       maxStdout: spec.limits.responseBytes,
       deadline: request.deadline ?? performance.now() + spec.limits.timeoutMs,

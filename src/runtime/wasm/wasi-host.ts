@@ -15,8 +15,6 @@ const Errno = {
   NOTCAPABLE: 76,
 } as const;
 
-const textEncoder = new TextEncoder();
-
 /** Thrown by `proc_exit` to unwind the module; carries the exit code. */
 export class WasiExit extends Error {
   constructor(readonly code: number) {
@@ -31,12 +29,37 @@ export class OutputLimitExceeded extends Error {
   }
 }
 
+/** NUL-terminated strings laid end to end: the form argv and environ take in guest memory. */
+export interface StringBlock {
+  bytes: Uint8Array;
+  /** Offset of each string in `bytes`. */
+  offsets: number[];
+}
+
+/** Encodes a list of strings as one NUL-separated block (one UTF-8 encode for the whole list). */
+export function encodeStringBlock(list: readonly string[]): Uint8Array {
+  return list.length === 0 ? new Uint8Array(0) : Buffer.from(`${list.join('\0')}\0`, 'utf8');
+}
+
+/** Finds the strings of a block made by {@link encodeStringBlock}. */
+export function readStringBlock(bytes: Uint8Array): StringBlock {
+  const offsets: number[] = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0) {
+      offsets.push(start);
+      start = i + 1;
+    }
+  }
+  return { bytes, offsets };
+}
+
 /** Everything one run of a command can see and produce. */
 export interface WasiRun {
   /** argv, argv[0] included. */
-  args: Uint8Array[];
+  args: StringBlock;
   /** `NAME=value` entries. */
-  env: Uint8Array[];
+  env: StringBlock;
   stdin: Uint8Array;
   stdinOffset: number;
   stdout: Uint8Array[];
@@ -49,11 +72,11 @@ export interface WasiRun {
   maxStderr: number;
 }
 
-/** Encodes argv and env once, in the form the guest copies out. */
-export function newWasiRun(args: string[], env: string[], stdin: Uint8Array, maxStdout: number): WasiRun {
+/** A run over argv and environ blocks made by {@link encodeStringBlock}. */
+export function newWasiRun(args: Uint8Array, env: Uint8Array, stdin: Uint8Array, maxStdout: number): WasiRun {
   return {
-    args: args.map((a) => textEncoder.encode(`${a}\0`)),
-    env: env.map((e) => textEncoder.encode(`${e}\0`)),
+    args: readStringBlock(args),
+    env: readStringBlock(env),
     stdin,
     stdinOffset: 0,
     stdout: [],
@@ -119,22 +142,16 @@ export class WasiHost {
     return this.run;
   }
 
-  private copyStrings(list: Uint8Array[], ptrs: number, buf: number): number {
-    let offset = buf;
-    for (let i = 0; i < list.length; i++) {
-      const entry = list[i] as Uint8Array;
-      this.view.setUint32(ptrs + i * 4, offset, true);
-      this.bytes.set(entry, offset);
-      offset += entry.length;
-    }
+  private copyStrings(block: StringBlock, ptrs: number, buf: number): number {
+    if (buf + block.bytes.length > this.bytes.length || ptrs + block.offsets.length * 4 > this.bytes.length) return Errno.FAULT;
+    for (let i = 0; i < block.offsets.length; i++) this.view.setUint32(ptrs + i * 4, buf + (block.offsets[i] as number), true);
+    this.bytes.set(block.bytes, buf);
     return Errno.SUCCESS;
   }
 
-  private sizes(list: Uint8Array[], countPtr: number, sizePtr: number): number {
-    let total = 0;
-    for (const entry of list) total += entry.length;
-    this.view.setUint32(countPtr, list.length, true);
-    this.view.setUint32(sizePtr, total, true);
+  private sizes(block: StringBlock, countPtr: number, sizePtr: number): number {
+    this.view.setUint32(countPtr, block.offsets.length, true);
+    this.view.setUint32(sizePtr, block.bytes.length, true);
     return Errno.SUCCESS;
   }
 

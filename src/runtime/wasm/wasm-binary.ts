@@ -152,3 +152,64 @@ export function capMemory(bytes: Uint8Array, limitBytes: number): CappedModule {
   if (limitsEnd !== memory.end) throw new ModuleError('Malformed WebAssembly binary: memory section has trailing bytes');
   return { bytes: out, declared };
 }
+
+/** Module and field name under which a module's linear memory is imported after {@link importMemory}. */
+export const MEMORY_IMPORT = { module: 'lamplighter', name: 'memory' } as const;
+
+/** A module whose memory the host provides, so a zeroed memory can be reused by the next instance. */
+export interface MemoryImportingModule {
+  bytes: Uint8Array;
+  initialPages: number;
+  maximumPages: number;
+}
+
+const SECTION_ORDER: Readonly<Record<number, number>> = { 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13 };
+
+function encodeName(text: string): number[] {
+  const bytes = [...Buffer.from(text, 'utf8')];
+  return [...writeU32(bytes.length), ...bytes];
+}
+
+/**
+ * Turns the module's own memory (already capped) into an import of {@link MEMORY_IMPORT}.
+ * A fresh instance over a zeroed memory is exactly a fresh instance — the data segments are
+ * written again at instantiation — but the host skips mapping and faulting in new pages.
+ */
+export function importMemory(bytes: Uint8Array): MemoryImportingModule {
+  const sections = readSections(bytes);
+  const memory = sections.find((s) => s.id === SECTION_MEMORY);
+  if (!memory) throw new ModuleError('The module defines no linear memory');
+  const [count, limitsAt] = readU32(bytes, memory.contentStart);
+  if (count !== 1) throw new ModuleError('The module must define exactly one linear memory');
+  const [limits] = readLimits(bytes, limitsAt, 'The linear memory');
+  if (limits.maximumPages === undefined) throw new ModuleError('The linear memory has no maximum; cap it first');
+  const entry = [...encodeName(MEMORY_IMPORT.module), ...encodeName(MEMORY_IMPORT.name), 0x02, 0x01, ...writeU32(limits.initialPages), ...writeU32(limits.maximumPages)];
+  const imports = sections.find((s) => s.id === SECTION_IMPORT);
+  let importSection: number[];
+  if (imports) {
+    const [n, entriesAt] = readU32(bytes, imports.contentStart);
+    const content = [...writeU32(n + 1), ...bytes.subarray(entriesAt, imports.end), ...entry];
+    importSection = [SECTION_IMPORT, ...writeU32(content.length), ...content];
+  } else {
+    const content = [...writeU32(1), ...entry];
+    importSection = [SECTION_IMPORT, ...writeU32(content.length), ...content];
+  }
+  const parts: Uint8Array[] = [bytes.subarray(0, 8)];
+  let placed = false;
+  for (const section of sections) {
+    if (section.id === SECTION_MEMORY) continue;
+    if (section.id === SECTION_IMPORT) {
+      parts.push(Uint8Array.from(importSection));
+      placed = true;
+      continue;
+    }
+    // With no import section, the new one goes before the first section that must follow it.
+    if (!placed && section.id !== 0 && (SECTION_ORDER[section.id] ?? 0) > SECTION_ORDER[SECTION_IMPORT]!) {
+      parts.push(Uint8Array.from(importSection));
+      placed = true;
+    }
+    parts.push(bytes.subarray(section.start, section.end));
+  }
+  if (!placed) parts.push(Uint8Array.from(importSection));
+  return { bytes: Buffer.concat(parts), initialPages: limits.initialPages, maximumPages: limits.maximumPages };
+}

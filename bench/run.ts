@@ -1,0 +1,174 @@
+// WAGI benchmark: fresh-sandbox hello vs plain node:http (ceiling) vs workerd (peer), and cold vs warm latency.
+//
+// Every figure comes from this run on this machine: wrk on loopback drives each server in turn,
+// alternating rounds so background noise hits all of them alike; medians are reported.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { startTestNode, wagiApp, repoRoot } from '../src/testing/index.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '3' },
+    cold: { type: 'string', default: '40' },
+    only: { type: 'string' },
+  },
+});
+const DURATION = Number(flags.duration);
+const CONNECTIONS = Number(flags.connections);
+const ROUNDS = Number(flags.rounds);
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+function parseLatency(text: string, label: string): number {
+  const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text);
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+async function wrk(url: string): Promise<WrkResult> {
+  const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  if (code !== 0) throw new Error(`wrk exited with ${code}: ${out}`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0);
+  return { rps, p50: parseLatency(out, '50%'), p99: parseLatency(out, '99%'), errors };
+}
+
+async function waitForHttp(url: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      await res.text();
+      if (res.ok) return;
+    } catch {
+      // Not up yet.
+    }
+    if (Date.now() > until) throw new Error(`${url} did not come up within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function startChild(command: string, args: string[]): ChildProcess {
+  return spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+/** One GET over a kept-alive connection; resolves with the latency in ms. */
+function timedGet(agent: http.Agent, url: string): Promise<{ ms: number; cold: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    http
+      .get(url, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ ms: performance.now() - start, cold: res.headers['x-lamplighter-cold-start'] as string | undefined }));
+      })
+      .on('error', reject);
+  });
+}
+
+async function main(): Promise<void> {
+  const nodePort = 18_181;
+  const workerdPort = 18_182;
+  const node = await startTestNode({ scaleIntervalMs: 10, sandboxWorkers: 2 });
+  await node.deploy(wagiApp('hello', 'hello', 'hello.wasm', ['/...'], '[function.scale]\nidle = "60s"\nmax = 10'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
+  await node.deploy(wagiApp('cold', 'cold', 'hello.wasm', ['/cold'], '[function.scale]\nidle = "30ms"\nwindow = "100ms"'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
+
+  const plain = startChild(process.execPath, [
+    '-e',
+    `require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'text/plain; charset=utf-8'});s.end('Hello from Lamplighter!\\n')}).listen(${nodePort},'127.0.0.1')`,
+  ]);
+  const workerdBin = path.join(repoRoot, 'node_modules', '.bin', 'workerd');
+  const workerd = startChild(workerdBin, ['serve', path.join(repoRoot, 'bench', 'workerd', 'config.capnp'), '--socket-addr', `http=127.0.0.1:${workerdPort}`]);
+  try {
+    await waitForHttp(`http://127.0.0.1:${nodePort}/`, 10_000);
+    await waitForHttp(`http://127.0.0.1:${workerdPort}/`, 10_000);
+    await waitForHttp(`${node.url}/`, 10_000);
+
+    const targets: Array<[string, string]> = [
+      ['node:http hello (ceiling)', `http://127.0.0.1:${nodePort}/`],
+      ['workerd JS hello (peer)', `http://127.0.0.1:${workerdPort}/`],
+      ['Lamplighter WAGI hello, fresh sandbox per request', `${node.url}/`],
+    ];
+    const results = new Map<string, WrkResult[]>(targets.map(([name]) => [name, []]));
+    // Warm-up, then alternating rounds.
+    for (const [, url] of targets) await wrkWarm(url);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, url] of targets) results.get(name)!.push(await wrk(url));
+    }
+
+    const summary = targets.map(([name]) => {
+      const rs = results.get(name)!;
+      return { name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), errors: rs.reduce((a, r) => a + r.errors, 0) };
+    });
+    const [ceiling, peer, ours] = summary as [typeof summary[0], typeof summary[0], typeof summary[0]];
+
+    // Cold start: the function goes to zero between requests (idle 30 ms), so each request lights it.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const cold: number[] = [];
+    const warm: number[] = [];
+    const group = node.platform.group('cold')!;
+    for (let i = 0; i < Number(flags.cold); i++) {
+      const until = Date.now() + 2000;
+      while (group.instanceCount > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      const first = await timedGet(agent, `${node.url}/cold`);
+      if (first.cold !== 'true') throw new Error('expected a cold start');
+      cold.push(first.ms);
+      const second = await timedGet(agent, `${node.url}/cold`);
+      if (second.cold !== 'false') throw new Error('expected a warm request');
+      warm.push(second.ms);
+    }
+    agent.destroy();
+
+    const lines = [
+      `Lamplighter WAGI benchmark — wrk -t1 -c${CONNECTIONS} -d${DURATION}s, ${ROUNDS} alternating rounds, medians; ${new Date().toISOString().slice(0, 10)}`,
+      '',
+      '| target | req/s | p50 ms | p99 ms | errors |',
+      '|---|---:|---:|---:|---:|',
+      ...summary.map((s) => `| ${s.name} | ${s.rps.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.errors} |`),
+      '',
+      `Lamplighter / workerd throughput: ${(ours.rps / peer.rps).toFixed(2)}×   (goal ≥ 1.00×, later 2×)`,
+      `Lamplighter / node:http throughput: ${(ours.rps / ceiling.rps).toFixed(2)}×`,
+      '',
+      `Cold start (function at zero → first response, ${cold.length} samples): p50 ${median(cold).toFixed(3)} ms, p99 ${percentile(cold, 99).toFixed(3)} ms`,
+      `Warm request (same connection, right after): p50 ${median(warm).toFixed(3)} ms, p99 ${percentile(warm, 99).toFixed(3)} ms`,
+      `Cold p50 / warm p50: ${(median(cold) / median(warm)).toFixed(2)}×   (goal ≤ 3×)`,
+    ];
+    console.log(lines.join('\n'));
+  } finally {
+    plain.kill('SIGKILL');
+    workerd.kill('SIGKILL');
+    await node.close();
+  }
+}
+
+async function wrkWarm(url: string): Promise<void> {
+  const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, '-d1s', url], { stdio: 'ignore' });
+  await once(child, 'exit');
+}
+
+await main();
