@@ -1,6 +1,7 @@
 // The dispatcher of one function: its lit instances, the requests held for them, and lighting/putting out.
+import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import type { Instance, InstanceFactory, InvocationRequest, InvocationResponse } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
@@ -124,6 +125,36 @@ export class FunctionGroup {
       end();
       throw err;
     }
+  }
+
+  /** Hands an HTTP upgrade (WebSocket) to an instance; the connection holds its slot until it closes. */
+  async upgrade(request: InvocationRequest, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
+    if (this.stopped) throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`);
+    this.demand.begin(this.clock());
+    let slot: Slot | undefined;
+    let coldStart = false;
+    try {
+      slot = this.pick();
+      if (!slot) {
+        coldStart = this.readyCount === 0;
+        slot = await this.hold(request, coldStart);
+      }
+      const instance = slot.instance;
+      if (!instance.upgrade) {
+        throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Function '${this.spec.name}' (runtime ${this.spec.runtime}) does not take connection upgrades`);
+      }
+      await instance.upgrade(req, socket, head);
+    } catch (err) {
+      if (slot) this.release(slot);
+      this.demand.end(this.clock());
+      throw err;
+    }
+    const held = slot;
+    socket.once('close', () => {
+      this.release(held);
+      this.demand.end(this.clock());
+    });
+    return coldStart;
   }
 
   private placeholderResponse(): InvocationResponse {

@@ -1,9 +1,9 @@
 // The gateway: one node:http server; routes each request, dispatches it, streams the answer back.
 import { randomUUID } from 'node:crypto';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { pipeline } from 'node:stream';
+import { pipeline, type Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import type { HeaderPairs, InvocationRequest, InvocationResponse } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
@@ -15,6 +15,8 @@ import { RouteTable } from './route-table.js';
 export interface GatewayTarget {
   readonly spec: FunctionSpec;
   dispatch(request: InvocationRequest): Promise<{ response: InvocationResponse; coldStart: boolean }>;
+  /** Hands over an upgraded connection; resolves with whether it waited for a cold start. */
+  upgrade(request: InvocationRequest, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean>;
 }
 
 /** Options for {@link Gateway}. */
@@ -42,6 +44,7 @@ export class Gateway {
   /** Starts listening; resolves with the bound port. */
   async listen(port: number, host: string): Promise<number> {
     const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => this.onRequest(req, res));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -66,14 +69,43 @@ export class Gateway {
     });
   }
 
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const start = performance.now();
+    const { url, path, host } = splitTarget(req);
+    const requestId = randomUUID();
+    const match = this.routes.match(host, path);
+    socket.on('error', () => socket.destroy());
+    const refuse = (err: unknown): void => {
+      const out = errorResponse(err, requestId);
+      if (match) this.finish(match.target.spec.name, out.status, start, false, requestId);
+      if (!socket.writable) return void socket.destroy();
+      const head = [`HTTP/1.1 ${out.status} ${STATUS_CODES[out.status] ?? ''}`, ...out.headers.map(([k, v]) => `${k}: ${v}`), 'connection: close', '', ''].join('\r\n');
+      socket.end(Buffer.concat([Buffer.from(head, 'latin1'), out.body]));
+    };
+    if (!match) return refuse(new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`));
+    const controller = new AbortController();
+    socket.once('close', () => controller.abort());
+    const invocation: InvocationRequest = {
+      id: requestId,
+      method: req.method ?? 'GET',
+      url,
+      headers: req.headers,
+      body: req,
+      remoteAddress: req.socket.remoteAddress ?? '',
+      host,
+      serverPort: this.port,
+      route: match.route,
+      signal: controller.signal,
+    };
+    match.target.upgrade(invocation, req, socket, head).then(
+      (coldStart) => this.finish(match.target.spec.name, 101, start, coldStart, requestId),
+      refuse,
+    );
+  }
+
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now();
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    const hostHeader = req.headers.host ?? '';
-    const colon = hostHeader.lastIndexOf(':');
-    const host = colon > 0 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader;
+    const { url, path, host } = splitTarget(req);
     const requestId = randomUUID();
     const match = this.routes.match(host, path);
     if (!match) {
@@ -170,12 +202,24 @@ export class Gateway {
       return;
     }
     const out = errorResponse(err, requestId);
-    res.writeHead(out.status, flattenPairs(out.headers));
+    const coldStart = err instanceof LamplighterError && err.code === ErrorCodes.COLD_START_TIMEOUT;
+    res.writeHead(out.status, [...flattenPairs(out.headers), 'x-lamplighter-cold-start', coldStart ? 'true' : 'false']);
     res.end(out.body);
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The request target split into path and query, and the Host header without its port. */
+function splitTarget(req: IncomingMessage): { url: string; path: string; host: string } {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const hostHeader = req.headers.host ?? '';
+  const colon = hostHeader.lastIndexOf(':');
+  const host = colon > 0 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader;
+  return { url, path, host };
+}
 
 function flattenPairs(pairs: HeaderPairs): string[] {
   const flat: string[] = [];

@@ -1,6 +1,6 @@
 // The Instance interface: what every runtime (WAGI sandbox, component, process) implements.
-import type { IncomingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
 
 /** Where a request matched: the route pattern and the split of its path. */
 export interface MatchedRoute {
@@ -66,6 +66,11 @@ export interface Instance {
   readonly closed: Promise<InstanceExit>;
   /** Serves one request. Rejects with a LamplighterError for failures a user caused. */
   handle(request: InvocationRequest): Promise<InvocationResponse>;
+  /**
+   * Optional: takes over an HTTP upgrade (WebSocket) the gateway received, piping the raw
+   * connection to the handler. Runtimes without it refuse upgrades.
+   */
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
   /** Takes no new requests; resolves when in-flight ones have finished (or the drain timeout). */
   drain(): Promise<void>;
   /** Releases everything the instance holds. Idempotent. */
