@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { pipeline, type Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import type { HeaderPairs, InvocationRequest, InvocationResponse } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
@@ -191,9 +191,13 @@ export class Gateway {
     }
     res.writeHead(response.status, flat);
     res.flushHeaders();
-    pipeline(body, res, (err) => {
-      if (err && !res.destroyed) res.destroy(err);
+    // pipe() rather than pipeline(): pipeline allocates and aborts an AbortController per call,
+    // a measurable cost on this path.
+    body.once('error', (err) => res.destroy(err));
+    res.once('close', () => {
+      if (!body.readableEnded) body.destroy();
     });
+    body.pipe(res);
   }
 
   private sendError(res: ServerResponse, err: unknown, requestId: string): void {
