@@ -150,6 +150,7 @@ function valueAt(pathParts: ReadonlyArray<PropertyKey>, raw: unknown): unknown {
 function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
   const where = formatPath(issue.path, raw) || '(top level)';
   if (issue.code === 'unrecognized_keys') return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  if (/, got /.test(issue.message)) return `${where}: ${issue.message}`;
   const value = valueAt(issue.path, raw);
   const got = value === undefined ? 'nothing' : `${JSON.stringify(value)}`;
   return `${where}: ${issue.message}, got ${got}`;
