@@ -16,11 +16,8 @@ export interface SandboxJob {
   module: WebAssembly.Module;
   /** Initial and maximum pages of the memory the module imports. */
   memoryPages: [initial: number, maximum: number];
-  /** argv, encoded with encodeStringBlock. */
-  args: Uint8Array;
-  /** environ, encoded with encodeStringBlock. */
-  env: Uint8Array;
-  stdin: Uint8Array;
+  /** argv, environ and stdin, packed by packRunInput. */
+  input: ArrayBuffer;
   maxStdout: number;
   /** Monotonic deadline (performance.now() ms); past it the run is stopped and rejected. */
   deadline: number;
@@ -151,9 +148,7 @@ export class SandboxPool {
       key: job.key,
       module: first ? job.module : undefined,
       memoryPages: first ? job.memoryPages : undefined,
-      args: job.args,
-      env: job.env,
-      stdin: job.stdin,
+      input: job.input,
       maxStdout: job.maxStdout,
     };
     worker.thread.postMessage(msg);

@@ -5,7 +5,7 @@
 // into it at instantiation — the same bytes a brand-new memory would hold, without the cost of
 // mapping and faulting in fresh pages.
 import { parentPort } from 'node:worker_threads';
-import type { WorkerRequest, WorkerResult } from './sandbox-protocol.js';
+import { unpackRunInput, type WorkerRequest, type WorkerResult } from './sandbox-protocol.js';
 import { MEMORY_IMPORT } from './wasm-binary.js';
 import { newWasiRun, OutputLimitExceeded, WasiExit, WasiHost } from './wasi-host.js';
 
@@ -51,7 +51,8 @@ function run(msg: Extract<WorkerRequest, { t: 'run' }>): [WorkerResult, LoadedMo
   if (!loaded) {
     return [{ t: 'done', job: msg.job, exitCode: -1, stdout: EMPTY, stderr: EMPTY, error: { kind: 'internal', message: `module ${msg.key} is not loaded on this worker` } }, undefined, undefined];
   }
-  const wasi = newWasiRun(msg.args, msg.env, msg.stdin, msg.maxStdout);
+  const input = unpackRunInput(msg.input);
+  const wasi = newWasiRun(input.args, input.env, input.stdin, msg.maxStdout);
   let exitCode = 0;
   let error: WorkerResult['error'];
   let memory: WebAssembly.Memory | undefined;

@@ -7,7 +7,8 @@ import { ErrorCodes, LamplighterError, ModuleError } from '../../errors/index.js
 import type { Instance, InstanceExit, InstanceFactory, InstanceState, InvocationRequest, InvocationResponse, LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
-import { encodeStringBlock, WasiHost } from './wasi-host.js';
+import { packRunInput } from './sandbox-protocol.js';
+import { WasiHost } from './wasi-host.js';
 import { binaryKind, capMemory, importMemory, MEMORY_IMPORT } from './wasm-binary.js';
 import type { SandboxPool } from './sandbox-pool.js';
 
@@ -161,9 +162,7 @@ class WagiInstance implements Instance {
       key: this.compiled.key,
       module: this.compiled.module,
       memoryPages: [this.compiled.initialPages, this.compiled.maximumPages],
-      args: encodeStringBlock(wagiArgs(request, this.argv0, spec.argv)),
-      env: Buffer.from(wagiEnv(request, body.length, this.envPrefix), 'utf8'),
-      stdin: body,
+      input: packRunInput(`${wagiArgs(request, this.argv0, spec.argv).join('\0')}\0`, wagiEnv(request, body.length, this.envPrefix), body),
       maxStdout: spec.limits.responseBytes,
       deadline: request.deadline ?? performance.now() + spec.limits.timeoutMs,
       signal: request.signal,

@@ -36,12 +36,7 @@ export interface StringBlock {
   offsets: number[];
 }
 
-/** Encodes a list of strings as one NUL-separated block (one UTF-8 encode for the whole list). */
-export function encodeStringBlock(list: readonly string[]): Uint8Array {
-  return list.length === 0 ? new Uint8Array(0) : Buffer.from(`${list.join('\0')}\0`, 'utf8');
-}
-
-/** Finds the strings of a block made by {@link encodeStringBlock}. */
+/** Finds the strings of a block of NUL-terminated UTF-8 strings laid end to end. */
 export function readStringBlock(bytes: Uint8Array): StringBlock {
   const offsets: number[] = [];
   let start = 0;
@@ -72,7 +67,7 @@ export interface WasiRun {
   maxStderr: number;
 }
 
-/** A run over argv and environ blocks made by {@link encodeStringBlock}. */
+/** A run over argv and environ given as blocks of NUL-terminated strings. */
 export function newWasiRun(args: Uint8Array, env: Uint8Array, stdin: Uint8Array, maxStdout: number): WasiRun {
   return {
     args: readStringBlock(args),
