@@ -58,7 +58,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
   withNodeOptions(program.command('up').argument('[dir]', 'app directory holding lamplighter.toml', '.').description('serve the app in [dir] on an embedded node (no other service needed)'))
     .option('--data <dir>', 'keep state in this directory (default: a temporary one)')
     .action(async (dir: string, flags: NodeFlags) => {
-      installExitHook();
+      installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
       const dataDir = flags.data ?? (await mkdtemp(path.join(tmpdir(), 'lamplighter-up-')));
       const platform = await Platform.start({
         dataDir,
@@ -86,7 +86,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
     .option('--data <dir>', 'data directory (artifacts, revisions, admin token)', DEFAULT_DATA_DIR)
     .option('--keda-port <port>', 'serve the KEDA external-scaler gRPC protocol on this port')
     .action(async (flags: NodeFlags) => {
-      installExitHook();
+      installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
       const dataDir = flags.data ?? DEFAULT_DATA_DIR;
       const platform = await Platform.start({
         dataDir,
