@@ -1,0 +1,201 @@
+// Proxy benchmark: Lamplighter's gateway in front of a node:http upstream vs nginx as a reverse proxy
+// to the same upstream; fixed-rate latency overhead; and the time a burst at zero takes to be answered.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import { startTestNode, type TestNode } from '../src/testing/index.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '3' },
+    rate: { type: 'string', default: '1000' },
+    burst: { type: 'string', default: '1000' },
+  },
+});
+const DURATION = Number(flags.duration);
+const CONNECTIONS = Number(flags.connections);
+const ROUNDS = Number(flags.rounds);
+
+const UPSTREAM_SOURCE = `require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'text/plain'});s.end('Hello from upstream\\n')}).listen(Number(process.env.PORT),'127.0.0.1')`;
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+function latencyMs(text: string, label: string): number {
+  const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text);
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+async function wrk(url: string, seconds = DURATION): Promise<WrkResult> {
+  const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  await once(child, 'exit');
+  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), p50: latencyMs(out, '50%'), p99: latencyMs(out, '99%') };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+/** Sends GETs at a fixed rate for `seconds`; returns each request's latency in ms. */
+async function fixedRate(url: string, rate: number, seconds: number): Promise<number[]> {
+  const { origin, pathname } = new URL(url);
+  const pool = new Pool(origin, { connections: 16 });
+  const latencies: number[] = [];
+  const total = rate * seconds;
+  const start = performance.now();
+  const inFlight: Array<Promise<void>> = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const t = performance.now();
+    inFlight.push(
+      pool.request({ path: pathname, method: 'GET' }).then(async (res) => {
+        await res.body.text();
+        latencies.push(performance.now() - t);
+      }),
+    );
+  }
+  await Promise.all(inFlight);
+  await pool.close();
+  return latencies;
+}
+
+async function waitForHttp(url: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      await res.text();
+      if (res.ok) return;
+    } catch {
+      // Not up yet.
+    }
+    if (Date.now() > until) throw new Error(`${url} did not come up within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function burstAtZero(node: TestNode, count: number): Promise<{ ms: number; ok: number; instances: number }> {
+  const group = node.platform.group('burst')!;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: count });
+  let most = 0;
+  const sampler = setInterval(() => (most = Math.max(most, group.instanceCount)), 2);
+  const start = performance.now();
+  const statuses = await Promise.all(
+    Array.from({ length: count }, () =>
+      new Promise<number>((resolve) => {
+        http.get(`${node.url}/burst`, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        }).on('error', () => resolve(0));
+      }),
+    ),
+  );
+  const ms = performance.now() - start;
+  clearInterval(sampler);
+  agent.destroy();
+  return { ms, ok: statuses.filter((s) => s === 200).length, instances: most };
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(path.join(tmpdir(), 'lamplighter-bench-proxy-'));
+  const upstreamPort = 18_301;
+  const nginxPort = 18_302;
+  const children: ChildProcess[] = [];
+  let node: TestNode | undefined;
+  try {
+    children.push(spawn(process.execPath, ['-e', UPSTREAM_SOURCE], { env: { PORT: String(upstreamPort) }, stdio: 'inherit' }));
+    await writeFile(
+      path.join(work, 'nginx.conf'),
+      `worker_processes 1;\ndaemon off;\npid ${work}/nginx.pid;\nerror_log ${work}/error.log;\nevents { worker_connections 4096; }\n` +
+        `http {\n  access_log off;\n  upstream app { server 127.0.0.1:${upstreamPort}; keepalive 64; }\n` +
+        `  server {\n    listen 127.0.0.1:${nginxPort};\n    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }\n  }\n` +
+        `  client_body_temp_path ${work}/body; proxy_temp_path ${work}/proxy; fastcgi_temp_path ${work}/fcgi; uwsgi_temp_path ${work}/uwsgi; scgi_temp_path ${work}/scgi;\n}\n`,
+    );
+    children.push(spawn('nginx', ['-c', path.join(work, 'nginx.conf'), '-p', work], { stdio: 'inherit' }));
+
+    node = await startTestNode({ scaleIntervalMs: 100 });
+    await writeFile(path.join(work, 'upstream.js'), UPSTREAM_SOURCE);
+    const upstreamApp = `name = "proxied"\n[[function]]\nname = "proxied"\nruntime = "process"\ncommand = ["node", "upstream.js"]\nroutes = ["/..."]\n[function.limits]\nconcurrency = 256\n[function.scale]\nmin = 1\nmax = 1\n`;
+    await node.deploy(upstreamApp, { 'upstream.js': path.join(work, 'upstream.js') });
+    const burstApp = `name = "burst"\n[[function]]\nname = "burst"\nruntime = "process"\ncommand = ["node", "upstream.js"]\nroutes = ["/burst"]\n[function.limits]\nconcurrency = 100\nmax_pending = 5000\ncold_start_timeout = "30s"\n[function.scale]\nmax = 4\nidle = "2s"\n`;
+    await node.deploy(burstApp, { 'upstream.js': path.join(work, 'upstream.js') });
+
+    const direct = `http://127.0.0.1:${upstreamPort}/`;
+    const viaNginx = `http://127.0.0.1:${nginxPort}/`;
+    const viaLamplighter = `${node.url}/`;
+    await waitForHttp(direct, 10_000);
+    await waitForHttp(viaNginx, 10_000);
+    await waitForHttp(viaLamplighter, 20_000);
+
+    const targets: Array<[string, string]> = [
+      ['upstream direct (ceiling)', direct],
+      ['nginx 1 worker → upstream (peer)', viaNginx],
+      ['Lamplighter gateway → upstream', viaLamplighter],
+    ];
+    const results = new Map<string, WrkResult[]>(targets.map(([n]) => [n, []]));
+    for (const [, url] of targets) await wrk(url, 1);
+    for (let r = 0; r < ROUNDS; r++) for (const [name, url] of targets) results.get(name)!.push(await wrk(url));
+    const rows = targets.map(([name]) => {
+      const rs = results.get(name)!;
+      return { name, rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)) };
+    });
+    const nginxRow = rows[1]!;
+    const oursRow = rows[2]!;
+
+    const rate = Number(flags.rate);
+    const base = await fixedRate(direct, rate, 3);
+    const viaUs = await fixedRate(viaLamplighter, rate, 3);
+    const viaThem = await fixedRate(viaNginx, rate, 3);
+
+    const burstCount = Number(flags.burst);
+    const burst = await burstAtZero(node, burstCount);
+
+    console.log(
+      [
+        `Lamplighter proxy benchmark — wrk -t1 -c${CONNECTIONS} -d${DURATION}s, ${ROUNDS} alternating rounds, medians; ${new Date().toISOString().slice(0, 10)}`,
+        '',
+        '| target | req/s | p50 ms | p99 ms |',
+        '|---|---:|---:|---:|',
+        ...rows.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`),
+        '',
+        `Lamplighter / nginx throughput: ${(oursRow.rps / nginxRow.rps).toFixed(2)}×   (goal ≥ 0.70×)`,
+        '',
+        `At a fixed ${rate} req/s for 3 s: direct p50 ${median(base).toFixed(3)} ms p99 ${percentile(base, 99).toFixed(3)} ms; ` +
+          `via nginx p50 ${median(viaThem).toFixed(3)} ms p99 ${percentile(viaThem, 99).toFixed(3)} ms; ` +
+          `via Lamplighter p50 ${median(viaUs).toFixed(3)} ms p99 ${percentile(viaUs, 99).toFixed(3)} ms`,
+        `Lamplighter p99 overhead over direct: ${(percentile(viaUs, 99) - percentile(base, 99)).toFixed(3)} ms   (goal < 1 ms)`,
+        '',
+        `Burst at zero: ${burstCount} concurrent requests to a process function at zero answered in ${burst.ms.toFixed(0)} ms (${burst.ok} × 200, instances peaked at ${burst.instances}, max 4)`,
+      ].join('\n'),
+    );
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    if (node) await node.close();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
