@@ -1,0 +1,152 @@
+// Builds a JS or TS fetch handler into a wasi:http component: esbuild bundles it, componentize-js embeds it.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ModuleError } from '../../errors/index.js';
+
+/** The wasi:http version the bundled JS engine serves; the world's export must match it. */
+export const ENGINE_HTTP_VERSION = '0.2.10';
+/** The wasi:cli version the bundled JS engine uses; handlers import environment at this version. */
+export const ENGINE_CLI_VERSION = '0.2.12';
+
+/** The world a JS handler is built against: it serves HTTP and may read its environment. */
+export const HANDLER_WORLD_WIT = `package lamplighter:handler;
+
+world handler {
+  import wasi:cli/environment@${ENGINE_CLI_VERSION};
+  export wasi:http/incoming-handler@${ENGINE_HTTP_VERSION};
+}
+`;
+
+// Only the parts of the WASI packages that the world above names; the engine brings the rest.
+const HTTP_WIT = `package wasi:http@${ENGINE_HTTP_VERSION};
+
+interface types {
+  resource incoming-request;
+  resource response-outparam;
+}
+
+interface incoming-handler {
+  use types.{incoming-request, response-outparam};
+  handle: func(request: incoming-request, response-out: response-outparam);
+}
+`;
+
+const CLI_WIT = `package wasi:cli@${ENGINE_CLI_VERSION};
+
+interface environment {
+  get-environment: func() -> list<tuple<string, string>>;
+  get-arguments: func() -> list<string>;
+  initial-cwd: func() -> option<string>;
+}
+`;
+
+/**
+ * The entry the bundle starts from. A module with `export default { fetch(request, env) }` gets a
+ * fetch listener that calls it with the manifest's environment; a module that registers its own
+ * `addEventListener('fetch', ...)` is left as it is.
+ */
+function wrapperSource(handlerPath: string): string {
+  return `import * as handlerModule from ${JSON.stringify(handlerPath)};
+import { getEnvironment } from 'wasi:cli/environment@${ENGINE_CLI_VERSION}';
+const handler = handlerModule.default;
+if (handler && typeof handler.fetch === 'function') {
+  addEventListener('fetch', (event) => {
+    const env = Object.fromEntries(getEnvironment());
+    const ctx = { waitUntil: (promise) => event.waitUntil(promise) };
+    event.respondWith(Promise.resolve().then(() => handler.fetch(event.request, env, ctx)));
+  });
+}
+`;
+}
+
+/** Options for {@link buildComponent}. */
+export interface BuildComponentOptions {
+  /** Minify the bundled JavaScript. @default false */
+  minify?: boolean;
+  /** Keep the work directory (bundle and WIT) for inspection instead of removing it. @default false */
+  keepWorkDir?: boolean;
+}
+
+/** What {@link buildComponent} produced. */
+export interface BuiltComponent {
+  /** The component binary. */
+  component: Uint8Array;
+  /** The bundled JavaScript that was embedded. */
+  bundle: string;
+  /** Milliseconds spent bundling and componentizing. */
+  bundleMs: number;
+  componentizeMs: number;
+  /** The work directory, when kept. */
+  workDir: string | undefined;
+}
+
+interface EsbuildApi {
+  build(options: Record<string, unknown>): Promise<{ outputFiles?: Array<{ text: string }>; errors: unknown[] }>;
+}
+
+interface ComponentizeApi {
+  componentize(options: { sourcePath: string; witPath: string; worldName: string }): Promise<{ component: Uint8Array }>;
+}
+
+/**
+ * Builds the handler module at `entryPath` (JS or TS; TS types are stripped, imports bundled) into
+ * a component exporting wasi:http/incoming-handler. Throws a ModuleError when bundling or
+ * componentizing fails, with the tool's message.
+ */
+export async function buildComponent(entryPath: string, options: BuildComponentOptions = {}): Promise<BuiltComponent> {
+  const absolute = path.resolve(entryPath);
+  const workDir = await mkdtemp(path.join(tmpdir(), 'lamplighter-build-'));
+  try {
+    const started = performance.now();
+    const esbuild = (await import('esbuild')) as unknown as EsbuildApi;
+    let bundle: string;
+    try {
+      const result = await esbuild.build({
+        stdin: { contents: wrapperSource(absolute), resolveDir: path.dirname(absolute), sourcefile: 'lamplighter-entry.js', loader: 'js' },
+        bundle: true,
+        format: 'esm',
+        platform: 'neutral',
+        target: 'es2022',
+        mainFields: ['module', 'main'],
+        conditions: ['worker', 'browser'],
+        external: ['wasi:*'],
+        minify: options.minify ?? false,
+        write: false,
+        logLevel: 'silent',
+      });
+      bundle = result.outputFiles?.[0]?.text ?? '';
+    } catch (err) {
+      throw new ModuleError(`Cannot build ${entryPath}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    const bundled = performance.now();
+
+    const witDir = path.join(workDir, 'wit');
+    await mkdir(path.join(witDir, 'deps', 'http'), { recursive: true });
+    await mkdir(path.join(witDir, 'deps', 'cli'), { recursive: true });
+    await writeFile(path.join(witDir, 'world.wit'), HANDLER_WORLD_WIT);
+    await writeFile(path.join(witDir, 'deps', 'http', 'http.wit'), HTTP_WIT);
+    await writeFile(path.join(witDir, 'deps', 'cli', 'cli.wit'), CLI_WIT);
+    const sourcePath = path.join(workDir, 'handler.js');
+    await writeFile(sourcePath, bundle);
+
+    const { componentize } = (await import('@bytecodealliance/componentize-js')) as unknown as ComponentizeApi;
+    let component: Uint8Array;
+    try {
+      ({ component } = await componentize({ sourcePath, witPath: witDir, worldName: 'handler' }));
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new ModuleError(`Cannot build ${entryPath}: ${message.trim()}`, { cause: err });
+    }
+    const done = performance.now();
+    return {
+      component,
+      bundle,
+      bundleMs: bundled - started,
+      componentizeMs: done - bundled,
+      workDir: options.keepWorkDir ? workDir : undefined,
+    };
+  } finally {
+    if (!options.keepWorkDir) await rm(workDir, { recursive: true, force: true });
+  }
+}

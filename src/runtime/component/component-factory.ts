@@ -1,0 +1,65 @@
+// Lights instances of one component function: compiles its core modules once and shares them with workers.
+import type { Instance, InstanceFactory, LogSink } from '../../instance/index.js';
+import type { FunctionSpec } from '../../manifest/index.js';
+import { capCoreMemory } from './component-binary.js';
+import { ComponentInstance, type ComponentRuntime } from './component-instance.js';
+import { parseOutboundRules } from './outbound-policy.js';
+import { handlerExportOf, type PreparedComponent } from './prepare-component.js';
+
+/** Default JS heap limit of a component worker, in MiB (the bindings, not the guest's memory). */
+export const DEFAULT_WORKER_HEAP_MB = 128;
+
+/** Options for {@link createComponentFactory}. */
+export interface ComponentFactoryOptions {
+  /** Where the handler's stdout, stderr and traps go. */
+  log: LogSink;
+  /** JS heap limit of each worker thread, in MiB. @default DEFAULT_WORKER_HEAP_MB */
+  workerHeapMb?: number;
+}
+
+/** An InstanceFactory for component functions. */
+export interface ComponentFactory extends InstanceFactory {
+  /** Resolves once the core modules are compiled; rejects with the compile error. */
+  readonly compiled: Promise<void>;
+}
+
+async function compileModules(prepared: PreparedComponent, memoryLimit: number): Promise<Record<string, WebAssembly.Module>> {
+  const modules: Record<string, WebAssembly.Module> = {};
+  for (const [name, bytes] of Object.entries(prepared.files)) {
+    if (!name.endsWith('.wasm')) continue;
+    modules[name] = await WebAssembly.compile(capCoreMemory(bytes, memoryLimit) as Uint8Array<ArrayBuffer>);
+  }
+  return modules;
+}
+
+/**
+ * Creates the factory for a prepared component. Its core modules are compiled once, with linear
+ * memory capped at `limits.memory`, and shared with every worker of every instance.
+ */
+export function createComponentFactory(prepared: PreparedComponent, spec: FunctionSpec, options: ComponentFactoryOptions): ComponentFactory {
+  const modules = compileModules(prepared, spec.limits.memory);
+  modules.catch(() => undefined);
+  const entry = prepared.files[prepared.entry];
+  const runtime: ComponentRuntime = {
+    spec,
+    log: options.log,
+    modules,
+    bindings: entry ? Buffer.from(entry).toString('utf8') : '',
+    handlerExport: handlerExportOf(prepared.exports) ?? 'incomingHandler',
+    rules: parseOutboundRules(spec.allowedOutboundHosts),
+    workerHeapMb: options.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB,
+  };
+  const live = new Set<ComponentInstance>();
+  return {
+    compiled: modules.then(() => undefined),
+    create(id: string): Instance {
+      const instance = new ComponentInstance(id, runtime, (i) => live.delete(i));
+      live.add(instance);
+      return instance;
+    },
+    async close(): Promise<void> {
+      await Promise.allSettled([...live].map((i) => i.stop()));
+      live.clear();
+    },
+  };
+}

@@ -1,0 +1,539 @@
+// A component instance: worker threads that each serve one request at a time, with deadlines enforced here.
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { ErrorCodes, LamplighterError } from '../../errors/index.js';
+import type {
+  HeaderPairs,
+  Instance,
+  InstanceExit,
+  InstanceState,
+  InvocationRequest,
+  InvocationResponse,
+  LogSink,
+} from '../../instance/index.js';
+import type { FunctionSpec } from '../../manifest/index.js';
+import { OutboundClient } from './outbound-client.js';
+import type { OutboundRule } from './outbound-policy.js';
+import {
+  STREAM_WINDOW,
+  type ComponentWorkerData,
+  type FromWorker,
+  type RunFailure,
+  type ToWorker,
+  type WireHeaders,
+} from './component-protocol.js';
+
+/** What every instance of one component function shares: compiled modules, bindings, policy. */
+export interface ComponentRuntime {
+  readonly spec: FunctionSpec;
+  readonly log: LogSink;
+  /** Compiled core modules by file name, compiled once per factory. */
+  readonly modules: Promise<Record<string, WebAssembly.Module>>;
+  /** Source of the instantiation module. */
+  readonly bindings: string;
+  /** Name of the exported incoming-handler instance. */
+  readonly handlerExport: string;
+  readonly rules: readonly OutboundRule[];
+  /** JS heap limit of each worker, in MiB. */
+  readonly workerHeapMb: number;
+}
+
+const WORKER_URL = new URL('./component-worker.js', import.meta.url);
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+let nextRequestId = 1;
+
+interface Job {
+  readonly request: InvocationRequest;
+  readonly resolve: (response: InvocationResponse) => void;
+  readonly reject: (err: unknown) => void;
+  id: number;
+  slot: WorkerSlot | undefined;
+  body: Readable | undefined;
+  /** Response bytes received from the worker and not yet credited back. */
+  uncredited: number;
+  /** Request body bytes sent to the worker and not yet read by the handler. */
+  inflight: number;
+  bodyPaused: boolean;
+  /** True once the whole response body has been pushed to the reader. */
+  bodyEnded: boolean;
+  settled: boolean;
+  timer: NodeJS.Timeout | undefined;
+  detach: () => void;
+}
+
+/** One worker thread and its channel. */
+class WorkerSlot {
+  readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly signal: Int32Array;
+  readonly ready: Promise<void>;
+  readonly outbound: OutboundClient;
+  job: Job | undefined;
+  loaded = false;
+  dead = false;
+
+  constructor(
+    runtime: ComponentRuntime,
+    modules: Record<string, WebAssembly.Module>,
+    private readonly onMessage: (slot: WorkerSlot, message: FromWorker) => void,
+    private readonly onExit: (slot: WorkerSlot, reason: string) => void,
+  ) {
+    const { port1, port2 } = new MessageChannel();
+    const signal = new SharedArrayBuffer(8);
+    this.port = port1;
+    this.signal = new Int32Array(signal);
+    this.outbound = new OutboundClient({ rules: runtime.rules, send: (m, t) => this.send(m, t), log: runtime.log });
+    const workerData: ComponentWorkerData = {
+      modules,
+      bindings: runtime.bindings,
+      handlerExport: runtime.handlerExport,
+      env: Object.entries(runtime.spec.env),
+      allowedOutboundHosts: runtime.spec.allowedOutboundHosts,
+      port: port2 as unknown as globalThis.MessagePort,
+      signal,
+    };
+    this.worker = new Worker(WORKER_URL, {
+      workerData,
+      transferList: [port2],
+      resourceLimits: { maxOldGenerationSizeMb: runtime.workerHeapMb },
+    });
+    this.worker.unref();
+    this.port.unref();
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.port.on('message', (message: FromWorker) => {
+        if (message.t === 'ready') {
+          this.loaded = true;
+          resolve();
+        } else if (message.t === 'load-failed') {
+          reject(new Error(message.message));
+          this.terminate();
+        } else {
+          this.onMessage(this, message);
+        }
+      });
+      this.worker.on('error', (err) => {
+        reject(err);
+        this.exited(`worker failed: ${err.message}`);
+      });
+      this.worker.on('exit', (code) => {
+        reject(new Error(`worker exited with code ${code} before it was ready`));
+        this.exited(`worker exited with code ${code}`);
+      });
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  get idle(): boolean {
+    return this.loaded && !this.dead && this.job === undefined;
+  }
+
+  /** Sends a message and wakes the worker if it is blocked waiting in wasm. */
+  send(message: ToWorker, transfer?: ArrayBuffer[]): void {
+    if (this.dead) return;
+    this.port.postMessage(message, transfer);
+    Atomics.add(this.signal, 0, 1);
+    Atomics.notify(this.signal, 0);
+  }
+
+  private exited(reason: string): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.outbound.cancelAll();
+    this.port.close();
+    this.onExit(this, reason);
+  }
+
+  /** Stops the worker at once, whatever it is running. */
+  terminate(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.outbound.cancelAll();
+    this.port.close();
+    void this.worker.terminate();
+  }
+}
+
+function wireHeadersOf(request: InvocationRequest): WireHeaders {
+  const out: WireHeaders = [];
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (Array.isArray(value)) for (const v of value) out.push([name, v]);
+    else out.push([name, value]);
+  }
+  return out;
+}
+
+function responseHeadersOf(headers: WireHeaders): HeaderPairs {
+  return headers.filter(([name]) => !HOP_BY_HOP.has(name.toLowerCase()));
+}
+
+/** A lit component function: up to `limits.concurrency` workers, each one request at a time. */
+export class ComponentInstance implements Instance {
+  state: InstanceState = 'starting';
+  readonly ready: Promise<void>;
+  readonly closed: Promise<InstanceExit>;
+  private markClosed!: (exit: InstanceExit) => void;
+  private readonly slots: WorkerSlot[] = [];
+  private readonly queue: Job[] = [];
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
+  private stopping: Promise<void> | undefined;
+  private modules: Record<string, WebAssembly.Module> | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly runtime: ComponentRuntime,
+    private readonly onClosed: (instance: ComponentInstance) => void,
+  ) {
+    this.closed = new Promise((resolve) => (this.markClosed = resolve));
+    this.ready = this.start();
+    this.ready.catch(() => undefined);
+  }
+
+  get functionName(): string {
+    return this.runtime.spec.name;
+  }
+
+  /** Worker threads currently running (for tests and metrics). */
+  get workers(): number {
+    return this.slots.filter((s) => !s.dead).length;
+  }
+
+  private async start(): Promise<void> {
+    try {
+      this.modules = await this.runtime.modules;
+      if (this.state !== 'starting') throw new Error(`instance is ${this.state}`);
+      await this.spawn().ready;
+    } catch (err) {
+      const message = `Function '${this.functionName}' could not start: ${err instanceof Error ? err.message : String(err)}`;
+      if (this.state === 'starting') {
+        this.state = 'failed';
+        this.terminateAll();
+        this.onClosed(this);
+        this.markClosed({ reason: 'failed', message });
+      }
+      throw new LamplighterError(ErrorCodes.FUNCTION_FAILED, message, { cause: err });
+    }
+    this.state = 'ready';
+    this.pump();
+  }
+
+  private spawn(): WorkerSlot {
+    const slot = new WorkerSlot(
+      this.runtime,
+      this.modules as Record<string, WebAssembly.Module>,
+      (s, m) => this.onWorkerMessage(s, m),
+      (s, reason) => this.onWorkerExit(s, reason),
+    );
+    this.slots.push(slot);
+    slot.ready.then(
+      () => this.pump(),
+      () => this.removeSlot(slot),
+    );
+    return slot;
+  }
+
+  private removeSlot(slot: WorkerSlot): void {
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+  }
+
+  async handle(request: InvocationRequest): Promise<InvocationResponse> {
+    if (this.state === 'starting') await this.ready;
+    if (this.state !== 'ready') {
+      throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Instance ${this.id} of '${this.functionName}' is ${this.state}`);
+    }
+    return new Promise<InvocationResponse>((resolve, reject) => {
+      const job: Job = {
+        request,
+        resolve,
+        reject,
+        id: 0,
+        slot: undefined,
+        body: undefined,
+        uncredited: 0,
+        inflight: 0,
+        bodyPaused: false,
+        bodyEnded: false,
+        settled: false,
+        timer: undefined,
+        detach: () => undefined,
+      };
+      this.inFlight++;
+      this.queue.push(job);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.state !== 'ready' && this.state !== 'draining') return;
+    while (this.queue.length > 0) {
+      const slot = this.slots.find((s) => s.idle);
+      if (!slot) {
+        const live = this.slots.filter((s) => !s.dead).length;
+        const starting = this.slots.some((s) => !s.dead && !s.loaded);
+        if (live < this.runtime.spec.limits.concurrency && !starting) this.spawn();
+        return;
+      }
+      this.run(this.queue.shift() as Job, slot);
+    }
+  }
+
+  private run(job: Job, slot: WorkerSlot): void {
+    const { request } = job;
+    const { spec } = this.runtime;
+    job.id = nextRequestId++;
+    job.slot = slot;
+    slot.job = job;
+    const deadline = request.deadline ?? performance.now() + spec.limits.timeoutMs;
+    const left = Math.max(0, deadline - performance.now());
+    slot.send({
+      t: 'request',
+      id: job.id,
+      method: request.method,
+      pathWithQuery: request.url,
+      scheme: 'http',
+      authority: typeof request.headers.host === 'string' ? request.headers.host : `${request.host}:${request.serverPort}`,
+      headers: wireHeadersOf(request),
+      deadline: Date.now() + left,
+    });
+    job.timer = setTimeout(() => this.onTimeout(job), left);
+
+    const body = request.body;
+    const onData = (data: Buffer | string): void => {
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+      const chunk = new Uint8Array(bytes.byteLength);
+      chunk.set(bytes);
+      job.inflight += chunk.byteLength;
+      slot.send({ t: 'body', id: job.id, chunk }, [chunk.buffer]);
+      if (job.inflight > STREAM_WINDOW && !job.bodyPaused) {
+        job.bodyPaused = true;
+        body.pause();
+      }
+    };
+    const onEnd = (): void => slot.send({ t: 'body-end', id: job.id });
+    const onError = (err: Error): void => slot.send({ t: 'body-error', id: job.id, message: err.message });
+    const onAbort = (): void => this.onAbort(job);
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    request.signal.addEventListener('abort', onAbort, { once: true });
+    job.detach = () => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      request.signal.removeEventListener('abort', onAbort);
+      // Whatever the handler did not read is discarded.
+      if (!body.readableEnded && !body.destroyed) body.resume();
+    };
+    if (request.signal.aborted) this.onAbort(job);
+  }
+
+  private onWorkerMessage(slot: WorkerSlot, message: FromWorker): void {
+    if (message.t === 'log') {
+      this.runtime.log(message.stream, message.text);
+      return;
+    }
+    if ('oid' in message) {
+      slot.outbound.onMessage(message);
+      return;
+    }
+    const job = slot.job;
+    if (!job || !('id' in message) || message.id !== job.id) return;
+    switch (message.t) {
+      case 'head':
+        this.onHead(job, slot, message.status, message.headers);
+        break;
+      case 'chunk':
+        if (job.body && !job.body.destroyed) {
+          job.uncredited += message.chunk.byteLength;
+          job.body.push(Buffer.from(message.chunk.buffer, message.chunk.byteOffset, message.chunk.byteLength));
+        }
+        break;
+      case 'end':
+        job.bodyEnded = true;
+        if (job.body && !job.body.destroyed) job.body.push(null);
+        break;
+      case 'ack':
+        job.inflight -= message.bytes;
+        if (job.bodyPaused && job.inflight <= STREAM_WINDOW / 2) {
+          job.bodyPaused = false;
+          job.request.body.resume();
+        }
+        break;
+      case 'done':
+        this.onDone(job, slot, message.failure);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onHead(job: Job, slot: WorkerSlot, status: number, headers: WireHeaders): void {
+    if (job.settled) return;
+    job.settled = true;
+    job.body = new Readable({
+      read: () => {
+        if (job.uncredited > 0 && slot.job === job) {
+          slot.send({ t: 'credit', id: job.id, bytes: job.uncredited });
+          job.uncredited = 0;
+        }
+      },
+      destroy: (err, callback) => {
+        // The reader went away while the handler still writes: stop it.
+        if (slot.job === job && !job.bodyEnded) this.kill(slot, job, new LamplighterError(ErrorCodes.BAD_REQUEST, 'The response body was abandoned by its reader'));
+        callback(err);
+      },
+    });
+    job.resolve({ status, headers: responseHeadersOf(headers), body: job.body });
+  }
+
+  private onDone(job: Job, slot: WorkerSlot, failure: RunFailure | undefined): void {
+    this.release(job, slot);
+    if (failure) {
+      this.runtime.log('stderr', `${failure.kind}: ${failure.message} (request ${job.request.id})\n`);
+      this.fail(job, this.errorFor(failure));
+    } else if (job.body && !job.bodyEnded) {
+      job.bodyEnded = true;
+      job.body.push(null);
+    }
+  }
+
+  private errorFor(failure: RunFailure): LamplighterError {
+    const name = this.functionName;
+    switch (failure.kind) {
+      case 'no-response':
+        return new LamplighterError(ErrorCodes.BAD_HANDLER_RESPONSE, `Function '${name}' returned without setting a response`);
+      case 'incomplete-body':
+        return new LamplighterError(ErrorCodes.BAD_HANDLER_RESPONSE, `Function '${name}' sent an incomplete response: ${failure.message}`);
+      case 'error-response':
+        return new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${name}' failed: ${failure.message}`);
+      case 'exit':
+        return new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${name}' ${failure.message}`);
+      default:
+        return new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${name}' trapped: ${failure.message}`);
+    }
+  }
+
+  /** Hands the outcome to the caller: a rejection before the head, a broken body after it. */
+  private fail(job: Job, err: LamplighterError): void {
+    if (!job.settled) {
+      job.settled = true;
+      job.reject(err);
+    } else if (job.body && !job.body.destroyed && !job.body.readableEnded) {
+      job.body.destroy(err);
+    }
+  }
+
+  /** Frees the slot of a finished job and moves the queue on. */
+  private release(job: Job, slot: WorkerSlot): void {
+    clearTimeout(job.timer);
+    job.detach();
+    job.detach = () => undefined;
+    if (slot.job === job) slot.job = undefined;
+    this.inFlight--;
+    this.pump();
+    if (this.inFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /** Stops a worker in the middle of `job`, fails the job and starts a replacement worker. */
+  private kill(slot: WorkerSlot, job: Job, err: LamplighterError): void {
+    slot.terminate();
+    this.removeSlot(slot);
+    if (slot.job === job) this.release(job, slot);
+    this.fail(job, err);
+    this.replace();
+  }
+
+  private replace(): void {
+    if ((this.state === 'ready' || this.state === 'draining') && this.workers === 0) this.spawn();
+    this.pump();
+  }
+
+  private onTimeout(job: Job): void {
+    const slot = job.slot;
+    if (!slot || slot.job !== job) return;
+    const { timeoutMs } = this.runtime.spec.limits;
+    this.runtime.log('stderr', `timeout: request ${job.request.id} still running after ${timeoutMs} ms; worker stopped\n`);
+    this.kill(slot, job, new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer within ${timeoutMs} ms (limits.timeout)`));
+  }
+
+  private onAbort(job: Job): void {
+    const slot = job.slot;
+    const reason: unknown = job.request.signal.reason;
+    const err =
+      reason instanceof LamplighterError
+        ? reason
+        : (reason as Error | undefined)?.name === 'TimeoutError'
+          ? new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer before the request deadline`)
+          : new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the response was complete');
+    if (slot && slot.job === job) this.kill(slot, job, err);
+    else this.fail(job, err);
+  }
+
+  private onWorkerExit(slot: WorkerSlot, reason: string): void {
+    this.removeSlot(slot);
+    const job = slot.job;
+    if (job) {
+      this.release(job, slot);
+      this.runtime.log('stderr', `trap: ${reason} (request ${job.request.id})\n`);
+      this.fail(job, new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${this.functionName}' trapped: ${reason}`));
+    }
+    if (slot.loaded) this.replace();
+  }
+
+  async drain(): Promise<void> {
+    if (this.state === 'ready' || this.state === 'starting') this.state = 'draining';
+    if (this.inFlight === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.runtime.spec.drainTimeoutMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.state !== 'failed') {
+      await this.drain();
+      this.state = 'stopped';
+    }
+    const err = new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Instance ${this.id} of '${this.functionName}' stopped`);
+    for (const job of this.queue.splice(0)) {
+      this.inFlight--;
+      this.fail(job, err);
+    }
+    for (const slot of this.slots) {
+      const job = slot.job;
+      slot.terminate();
+      if (job) {
+        this.release(job, slot);
+        this.fail(job, err);
+      }
+    }
+    this.slots.length = 0;
+    if (this.state === 'stopped') {
+      this.onClosed(this);
+      this.markClosed({ reason: 'stopped' });
+    }
+  }
+
+  private terminateAll(): void {
+    for (const slot of this.slots) slot.terminate();
+    this.slots.length = 0;
+  }
+}

@@ -1,0 +1,89 @@
+// Messages between a component instance (caller's thread) and its worker thread, and the wake-up signal.
+
+/** A wasi:http error-code value as the component model lowers it: `{ tag, val? }`. */
+export interface HttpErrorCode {
+  tag: string;
+  val?: unknown;
+}
+
+/** Header list as `[name, value]` pairs; values carried as latin1 strings. */
+export type WireHeaders = Array<[string, string]>;
+
+/** Data a component worker starts with. */
+export interface ComponentWorkerData {
+  /** Compiled core modules by file name, shared with the caller (never recompiled). */
+  modules: Record<string, WebAssembly.Module>;
+  /** Source text of the instantiation module (ES module exporting `instantiate`). */
+  bindings: string;
+  /** The exported incoming-handler instance, e.g. `wasi:http/incoming-handler@0.2.10`. */
+  handlerExport: string;
+  /** Environment the handler sees: the manifest's `env`, nothing else. */
+  env: Array<[string, string]>;
+  /** Outbound allow-list entries as written in the manifest. */
+  allowedOutboundHosts: string[];
+  /** The end of the channel the worker reads and writes. */
+  port: MessagePort;
+  /** Two Int32 slots: 0 counts messages sent to the worker (it waits on it while blocked in wasm); 1 stays 0 (for plain sleeps). */
+  signal: SharedArrayBuffer;
+}
+
+/** One request to run, sent to an idle worker. */
+export interface RunRequest {
+  t: 'request';
+  id: number;
+  method: string;
+  pathWithQuery: string;
+  scheme: 'http' | 'https';
+  authority: string;
+  headers: WireHeaders;
+  /** Epoch milliseconds after which the worker gives up waiting in wasm. */
+  deadline: number;
+}
+
+/** Messages the caller's thread sends to a worker. */
+export type ToWorker =
+  | RunRequest
+  | { t: 'body'; id: number; chunk: Uint8Array }
+  | { t: 'body-end'; id: number }
+  | { t: 'body-error'; id: number; message: string }
+  /** The caller consumed `bytes` more of the response body; the handler may write that much more. */
+  | { t: 'credit'; id: number; bytes: number }
+  | { t: 'fetch-head'; oid: number; status: number; headers: WireHeaders }
+  | { t: 'fetch-chunk'; oid: number; chunk: Uint8Array }
+  | { t: 'fetch-end'; oid: number }
+  | { t: 'fetch-error'; oid: number; code: HttpErrorCode }
+  /** The outbound connection took `bytes` more of the outbound request body. */
+  | { t: 'fetch-credit'; oid: number; bytes: number };
+
+/** How a request ended without a complete response. */
+export interface RunFailure {
+  kind: 'trap' | 'no-response' | 'error-response' | 'exit' | 'incomplete-body';
+  message: string;
+}
+
+/** Messages a worker sends to the caller's thread. */
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'load-failed'; message: string }
+  | { t: 'head'; id: number; status: number; headers: WireHeaders }
+  | { t: 'chunk'; id: number; chunk: Uint8Array }
+  | { t: 'end'; id: number }
+  /** The handler read `bytes` more of the request body. */
+  | { t: 'ack'; id: number; bytes: number }
+  | { t: 'log'; stream: 'stdout' | 'stderr'; text: string }
+  | { t: 'done'; id: number; failure?: RunFailure }
+  | { t: 'fetch'; oid: number; id: number; method: string; url: string; headers: WireHeaders; timeouts: OutboundTimeouts }
+  | { t: 'fetch-body'; oid: number; chunk: Uint8Array }
+  | { t: 'fetch-body-end'; oid: number }
+  | { t: 'fetch-ack'; oid: number; bytes: number }
+  | { t: 'fetch-cancel'; oid: number };
+
+/** Timeouts a handler set on an outbound request, in milliseconds. */
+export interface OutboundTimeouts {
+  connectMs?: number;
+  firstByteMs?: number;
+  betweenBytesMs?: number;
+}
+
+/** Bytes of a streamed body allowed in flight between the threads before the writer waits. */
+export const STREAM_WINDOW = 256 * 1024;

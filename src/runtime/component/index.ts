@@ -1,0 +1,11 @@
+// Component runtime: WASI 0.2 components exporting wasi:http/incoming-handler, run in worker threads.
+export { prepareComponent, parseWorld, unsupportedImports, handlerExportOf } from './prepare-component.js';
+export type { PreparedComponent, ComponentWorld } from './prepare-component.js';
+export { createComponentFactory, DEFAULT_WORKER_HEAP_MB } from './component-factory.js';
+export type { ComponentFactory, ComponentFactoryOptions } from './component-factory.js';
+export { ComponentInstance } from './component-instance.js';
+export { buildComponent, HANDLER_WORLD_WIT, ENGINE_HTTP_VERSION, ENGINE_CLI_VERSION } from './build-component.js';
+export type { BuildComponentOptions, BuiltComponent } from './build-component.js';
+export { parseOutboundRules, isOutboundAllowed } from './outbound-policy.js';
+export type { OutboundRule } from './outbound-policy.js';
+export { HOST_INTERFACES, HANDLER_INTERFACE } from './host-interfaces.js';
