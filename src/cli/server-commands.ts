@@ -45,10 +45,11 @@ async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => 
   await cleanup();
 }
 
-function describeRoutes(platform: Platform, io: CommandIo): void {
+function describeRoutes(platform: Platform, host: string, io: CommandIo): void {
+  const authority = host.includes(':') ? `[${host}]` : host;
   for (const app of platform.list()) {
     for (const fn of app.functions) {
-      for (const route of fn.routes) io.out(`  ${fn.name} (${fn.runtime}): http://${'127.0.0.1'}:${platform.port}${route}`);
+      for (const route of fn.routes) io.out(`  ${fn.name} (${fn.runtime}): http://${authority}:${platform.port}${route}`);
     }
   }
 }
@@ -71,7 +72,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       try {
         const revision = await platform.deployDir(dir);
         io.out(`Serving app '${revision.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${flags.host}:${platform.adminPort})`);
-        describeRoutes(platform, io);
+        describeRoutes(platform, flags.host, io);
       } catch (err) {
         await platform.close();
         if (!flags.data) await rm(dataDir, { recursive: true, force: true });
@@ -102,7 +103,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
         io.out(`KEDA external scaler on ${flags.host}:${keda.port}`);
       }
       io.out(`Lamplighter serving on http://${flags.host}:${platform.port}; admin API on http://${flags.host}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
-      describeRoutes(platform, io);
+      describeRoutes(platform, flags.host, io);
       await runUntilSignal(platform, io, closeKeda);
     });
 }

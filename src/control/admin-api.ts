@@ -151,7 +151,8 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     if (!functions) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app or function named '${name}'`);
     const tail = Number(url.searchParams.get('tail') ?? '100');
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    for (const line of Number.isFinite(tail) && tail <= 0 ? [] : platform.logs.recent(functions, Number.isFinite(tail) ? tail : 100)) res.write(formatLine(line));
+    res.flushHeaders();
+    for (const line of platform.logs.recent(functions, Number.isFinite(tail) ? tail : 100)) res.write(formatLine(line));
     if (url.searchParams.get('follow') !== '1') {
       res.end();
       return;

@@ -46,7 +46,7 @@ export class FunctionLogs {
   recent(functions: readonly string[], limit = this.keep): LogLine[] {
     const lines = functions.flatMap((fn) => this.rings.get(fn) ?? []);
     lines.sort((a, b) => a.time - b.time);
-    return lines.slice(-limit);
+    return limit <= 0 ? [] : lines.slice(-limit);
   }
 
   /** Calls `listener` for every new line; returns the unsubscribe function. */
