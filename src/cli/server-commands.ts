@@ -36,6 +36,10 @@ async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => 
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       io.err('Shutting down...');
+      // A second signal while closing means "now": exit, and the exit hook kills child processes.
+      const force = (): void => process.exit(1);
+      process.once('SIGINT', force);
+      process.once('SIGTERM', force);
       resolve();
     };
     process.once('SIGINT', stop);
