@@ -146,6 +146,12 @@ interface ByteSink {
 /** Bytes written by the component and streamed to the caller's thread under a credit window. */
 class StreamedSink implements ByteSink {
   private written = 0;
+
+  /** Bytes written so far. */
+  get bytesWritten(): number {
+    return this.written;
+  }
+
   private credited = 0;
   private pending: Uint8Array[] = [];
   private started = false;
@@ -539,7 +545,8 @@ class FutureTrailers {
 /** wasi:http/types `outgoing-response`: the response the handler builds. */
 class OutgoingResponse {
   private status = 200;
-  private bodyTaken = false;
+  /** True once the handler asked for the body. */
+  bodyTaken = false;
   readonly headerList: FieldList;
   readonly sink: StreamedSink;
 
@@ -899,7 +906,12 @@ class RequestScope {
     if (this.failure) return this.failure;
     if (!this.headSent) return { kind: 'no-response', message: 'the handler returned without setting a response' };
     const sink = this.response?.sink;
-    if (sink && !sink.finished) {
+    // A response whose body was never taken has an empty body. One taken but never finished is cut
+    // short, except an error status with nothing written: that is the engine's own error answer
+    // (the JS engine sends 500 and stops when the handler throws), complete as it is.
+    const response = this.response;
+    if (sink && !sink.finished && (!response?.bodyTaken || (sink.bytesWritten === 0 && response.statusCode() >= 500))) sink.finish();
+    else if (sink && !sink.finished) {
       const how = this.incomplete ? 'dropped its response body without finishing it' : 'returned before finishing its response body';
       return { kind: 'incomplete-body', message: `the handler ${how}` };
     }

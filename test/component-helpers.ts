@@ -1,0 +1,114 @@
+// Shared by the component tests: builds fixture components from source (cached by content) and makes specs.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseManifest, type FunctionSpec } from '../src/manifest/index.js';
+import { buildComponent, HANDLER_WORLD_WIT } from '../src/runtime/component/index.js';
+
+/** Directory of the component fixtures' sources. */
+export const COMPONENT_FIXTURES = fileURLToPath(new URL('../../test/fixtures/component/', import.meta.url));
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const CACHE_DIR = path.join(tmpdir(), 'lamplighter-component-fixtures');
+
+async function versionOf(pkg: string): Promise<string> {
+  const manifest = JSON.parse(await readFile(path.join(REPO, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+/**
+ * Builds `test/fixtures/component/<name>` (JS or TS) into a component with componentize-js.
+ * A build takes 10-20 s, so the result is kept under the OS temp dir, keyed by the sha256 of the
+ * source, the handler world and the tool versions; a changed fixture is rebuilt.
+ */
+export async function buildFixtureComponent(name: string): Promise<Uint8Array> {
+  const source = path.join(COMPONENT_FIXTURES, name);
+  const hash = createHash('sha256')
+    .update(await readFile(source))
+    .update(HANDLER_WORLD_WIT)
+    .update(await versionOf('@bytecodealliance/componentize-js'))
+    .update(await versionOf('esbuild'))
+    .digest('hex')
+    .slice(0, 24);
+  const cached = path.join(CACHE_DIR, `${path.parse(name).name}-${hash}.wasm`);
+  try {
+    return new Uint8Array(await readFile(cached));
+  } catch {
+    // Not built yet.
+  }
+  const { component } = await buildComponent(source);
+  await mkdir(CACHE_DIR, { recursive: true });
+  const partial = `${cached}.${process.pid}.tmp`;
+  await writeFile(partial, component);
+  await rename(partial, cached);
+  return component;
+}
+
+interface JcoTools {
+  componentEmbed(options: { dummy: boolean; witSource: string; world: string }): Promise<Uint8Array>;
+  componentNew(core: Uint8Array, adapters: undefined): Promise<Uint8Array>;
+}
+
+/**
+ * Builds a component for `world` in the WIT file `test/fixtures/component/<witFile>`, whose core
+ * module is a stand-in where every export traps (`unreachable`): enough to test deploy-time
+ * checks and real traps without a guest toolchain.
+ */
+export async function buildTrappingComponent(witFile: string, world: string): Promise<Uint8Array> {
+  const witSource = await readFile(path.join(COMPONENT_FIXTURES, witFile), 'utf8');
+  const jco = (await import('@bytecodealliance/jco')) as unknown as JcoTools;
+  const core = await jco.componentEmbed({ dummy: true, witSource, world });
+  return jco.componentNew(core, undefined);
+}
+
+/** Options for {@link componentSpec}. */
+export interface ComponentSpecOptions {
+  /** Function name. @default 'echo' */
+  name?: string;
+  /** Manifest env. @default {} */
+  env?: Record<string, string>;
+  /** Outbound allow-list. @default [] */
+  allowedOutboundHosts?: string[];
+  /** limits.timeout. @default '10s' */
+  timeout?: string;
+  /** limits.memory. @default '64MiB' */
+  memory?: string;
+  /** limits.concurrency. @default 1 */
+  concurrency?: number;
+}
+
+/** A component FunctionSpec as the manifest parser makes it. */
+export function componentSpec(options: ComponentSpecOptions = {}): FunctionSpec {
+  const env = Object.entries(options.env ?? {})
+    .map(([k, v]) => `${k} = ${JSON.stringify(v)}`)
+    .join('\n');
+  const text = `name = "test"
+[[function]]
+name = "${options.name ?? 'echo'}"
+runtime = "component"
+source = "handler.wasm"
+routes = ["/..."]
+allowed_outbound_hosts = ${JSON.stringify(options.allowedOutboundHosts ?? [])}
+[function.limits]
+timeout = "${options.timeout ?? '10s'}"
+memory = "${options.memory ?? '64MiB'}"
+concurrency = ${options.concurrency ?? 1}
+[function.env]
+${env}
+`;
+  const spec = parseManifest(text).functions[0];
+  if (!spec) throw new Error('componentSpec: no function parsed');
+  return spec;
+}
+
+/** A log sink that keeps what it is given, for assertions. */
+export function memoryLog(): { lines: Array<{ stream: string; text: string }>; sink: (stream: 'stdout' | 'stderr', text: string) => void; text: () => string } {
+  const lines: Array<{ stream: string; text: string }> = [];
+  return {
+    lines,
+    sink: (stream, text) => lines.push({ stream, text }),
+    text: () => lines.map((l) => `${l.stream}: ${l.text}`).join(''),
+  };
+}
