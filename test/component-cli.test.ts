@@ -1,0 +1,127 @@
+// `lamplighter new` and `lamplighter build`: scaffold apps, build real components from JS and TS, serve them.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Command } from 'commander';
+import { registerBuildCommand } from '../src/cli/build-command.js';
+import { registerNewCommand } from '../src/cli/new-command.js';
+import { ManifestError } from '../src/errors/index.js';
+import { loadManifest } from '../src/manifest/index.js';
+import { createComponentFactory, prepareComponent } from '../src/runtime/component/index.js';
+import { COMPONENT_FIXTURES } from './component-helpers.js';
+import { headerOf, makeInvocationRequest, readBody, withTimeout } from './instance-conformance.js';
+
+/** Runs `lamplighter <args>` in-process with the build and new commands; returns what it printed. */
+async function cli(...args: string[]): Promise<string[]> {
+  const out: string[] = [];
+  const io = { out: (s: string) => out.push(s), err: (s: string) => out.push(`err: ${s}`) };
+  const program = new Command('lamplighter').exitOverride().configureOutput({ writeErr: () => undefined });
+  registerBuildCommand(program, io);
+  registerNewCommand(program, io);
+  await program.parseAsync(args, { from: 'user' });
+  return out;
+}
+
+/** Serves one request with the component at `wasm`, deployed with the manifest in `dir`. */
+async function serveOnce(dir: string, url: string): Promise<{ status: number; body: string; headers: Array<[string, string]> }> {
+  const { manifest } = await loadManifest(dir);
+  const spec = manifest.functions[0];
+  assert.ok(spec && spec.source);
+  const prepared = await prepareComponent(new Uint8Array(await readFile(path.join(dir, spec.source))), spec);
+  const factory = createComponentFactory(prepared, spec, { log: () => undefined });
+  const instance = factory.create('cli-test');
+  try {
+    await withTimeout(instance.ready, 30_000, 'ready');
+    const response = await withTimeout(instance.handle(makeInvocationRequest({ url })), 30_000, url);
+    return { status: response.status, body: (await readBody(response)).toString(), headers: response.headers };
+  } finally {
+    await instance.stop();
+    await factory.close();
+  }
+}
+
+describe('lamplighter new', () => {
+  let parent: string;
+  before(async () => {
+    parent = await mkdtemp(path.join(tmpdir(), 'lamplighter-new-'));
+  });
+  after(async () => {
+    await rm(parent, { recursive: true, force: true });
+  });
+
+  for (const [template, runtime, handler] of [
+    ['wagi-c', 'wagi', 'handler.c'],
+    ['js', 'component', 'handler.js'],
+    ['ts', 'component', 'handler.ts'],
+  ] as const) {
+    test(`lamplighter new — --template ${template} writes a valid manifest (runtime = "${runtime}") and ${handler}`, async () => {
+      const name = `app-${template}`;
+      const printed = await cli('new', name, '--template', template, '--dir', parent);
+      assert.match(printed[0] ?? '', /created .*lamplighter\.toml/);
+      const dir = path.join(parent, name);
+      assert.deepEqual((await readdir(dir)).sort(), ['README.md', handler, 'lamplighter.toml'].sort());
+      const { manifest } = await loadManifest(dir);
+      assert.equal(manifest.name, name);
+      assert.equal(manifest.functions[0]?.runtime, runtime);
+      assert.equal(manifest.functions[0]?.source, 'handler.wasm');
+      assert.deepEqual(manifest.functions[0]?.allowedOutboundHosts, []);
+    });
+  }
+
+  test('lamplighter new — refuses a directory that is not empty, and a bad name', async () => {
+    await cli('new', 'taken', '--template', 'js', '--dir', parent);
+    await assert.rejects(cli('new', 'taken', '--template', 'ts', '--dir', parent), (err: unknown) => {
+      assert.ok(err instanceof ManifestError);
+      assert.match(err.message, /exists and is not empty/);
+      return true;
+    });
+    await assert.rejects(cli('new', 'Bad_Name', '--dir', parent), /lower-case letters, digits and dashes/);
+  });
+
+  test('lamplighter new — rejects an unknown template', async () => {
+    await assert.rejects(cli('new', 'x', '--template', 'cobol', '--dir', parent), /expected one of wagi-c, js, ts/);
+  });
+});
+
+describe('lamplighter build', () => {
+  let work: string;
+  before(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'lamplighter-build-test-'));
+  });
+  after(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('lamplighter build — the ts template builds into a component that answers with the manifest env', { timeout: 180_000 }, async () => {
+    await cli('new', 'hello-ts', '--template', 'ts', '--dir', work);
+    const dir = path.join(work, 'hello-ts');
+    const printed = await cli('build', path.join(dir, 'handler.ts'));
+    assert.match(printed[0] ?? '', /built .*handler\.wasm \(\d+\.\d MiB\)/);
+    const { status, body } = await serveOnce(dir, '/hi');
+    assert.equal(status, 200);
+    assert.equal(body, 'Hello from Lamplighter! You asked for /hi\n');
+  });
+
+  test('lamplighter build — a fetch event listener with a local import builds and answers', { timeout: 180_000 }, async () => {
+    const dir = path.join(work, 'listener');
+    await cli('new', 'listener', '--template', 'js', '--dir', work);
+    const out = path.join(dir, 'handler.wasm');
+    await cli('build', path.join(COMPONENT_FIXTURES, 'listener.js'), '-o', out);
+    const { status, body, headers } = await serveOnce(dir, '/?name=lamp');
+    assert.equal(status, 200);
+    assert.equal(body, 'hello, lamp');
+    assert.equal(headerOf({ status, headers, body: null }, 'x-style'), 'listener');
+  });
+
+  test('lamplighter build — a syntax error fails with the file and the bundler message', async () => {
+    const broken = path.join(work, 'broken.ts');
+    await writeFile(broken, 'export default { fetch( { return 1 } }\n');
+    await assert.rejects(cli('build', broken), (err: unknown) => {
+      assert.ok(err instanceof Error);
+      assert.match(err.message, /Cannot build .*broken\.ts/);
+      return true;
+    });
+  });
+});
