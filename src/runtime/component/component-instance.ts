@@ -465,6 +465,8 @@ export class ComponentInstance implements Instance {
   }
 
   private onAbort(job: Job): void {
+    // The whole response is already with the reader; the worker is only reporting back.
+    if (job.bodyEnded) return;
     const slot = job.slot;
     const reason: unknown = job.request.signal.reason;
     const err =

@@ -9,6 +9,18 @@ type HandlerExport = { handle(request: unknown, responseOut: unknown): void };
 type Root = Record<string, HandlerExport | undefined>;
 type Instantiate = (getCoreModule: (path: string) => WebAssembly.Module, imports: Record<string, unknown>) => Root;
 
+// Node 20 has no JSPI. The bindings probe for WebAssembly.promising in a try/catch on every
+// instantiation, and V8 words the resulting "is not a function" error by re-parsing the whole
+// bindings function: about 7 ms per probe, twice per request. A stub that throws a ready-made
+// error keeps the same fallback at no cost.
+const wasm = WebAssembly as unknown as { promising?: unknown };
+if (wasm.promising === undefined) {
+  const unsupported = new TypeError('WebAssembly.promising is not supported in this Node.js');
+  wasm.promising = (): never => {
+    throw unsupported;
+  };
+}
+
 const data = workerData as ComponentWorkerData;
 const port = data.port as unknown as MessagePort;
 const signal = new Int32Array(data.signal);
