@@ -3,6 +3,8 @@
 import { Command, CommanderError } from 'commander';
 import { isLamplighterError } from '../errors/index.js';
 import { registerBenchCommand } from './bench-command.js';
+import { registerBuildCommand } from './build-command.js';
+import { registerNewCommand } from './new-command.js';
 import { registerClientCommands, type CommandIo } from './client-commands.js';
 import { registerServerCommands } from './server-commands.js';
 
@@ -19,6 +21,8 @@ const program = new Command('lamplighter')
 registerServerCommands(program, io);
 registerClientCommands(program, io);
 registerBenchCommand(program, io);
+registerBuildCommand(program, io);
+registerNewCommand(program, io);
 
 try {
   await program.parseAsync(process.argv);

@@ -194,6 +194,7 @@ export class Platform {
       for (const spec of manifest.functions) {
         const factory = await buildFactory(spec, {
           pool: this.pool,
+          store: this.store,
           appDir,
           artifact: async (name) => {
             const digest = revision.artifacts[name];

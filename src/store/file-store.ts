@@ -40,6 +40,10 @@ export interface ArtifactStore {
   setCurrent(app: string, number: number): Promise<Revision>;
   removeApp(app: string): Promise<void>;
   apps(): Promise<string[]>;
+  /** Bytes cached under a derived key (e.g. a transpiled component), or undefined. */
+  cacheGet(key: string): Promise<Buffer | undefined>;
+  /** Caches bytes under a derived key: stored as a blob, the key pointing at its digest. */
+  cachePut(key: string, bytes: Uint8Array): Promise<void>;
 }
 
 /** sha256 hex digest of bytes. */
@@ -165,6 +169,25 @@ export class FileStore implements ArtifactStore {
       throw notFound(`No app named '${app}'`);
     }
     await rm(doomed, { recursive: true, force: true });
+  }
+
+  private cachePath(key: string): string {
+    if (!/^[a-z0-9][a-z0-9.@_-]{0,200}$/.test(key)) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `'${key}' is not a cache key`);
+    return path.join(this.dir, 'cache', key);
+  }
+
+  async cacheGet(key: string): Promise<Buffer | undefined> {
+    try {
+      const digest = (await readFile(this.cachePath(key), 'utf8')).trim();
+      return await this.getBlob(digest);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async cachePut(key: string, bytes: Uint8Array): Promise<void> {
+    const digest = await this.putBlob(bytes);
+    await writeFileAtomic(this.cachePath(key), digest);
   }
 
   async apps(): Promise<string[]> {
