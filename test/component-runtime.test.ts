@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LamplighterError } from '../src/errors/index.js';
 import type { Instance, InstanceFactory } from '../src/instance/index.js';
-import { createComponentFactory, prepareComponent, type PreparedComponent } from '../src/runtime/component/index.js';
+import { ComponentInstance, createComponentFactory, prepareComponent, type PreparedComponent } from '../src/runtime/component/index.js';
 import { buildFixtureComponent, componentSpec, memoryLog, type ComponentSpecOptions } from './component-helpers.js';
 import { headerOf, makeInvocationRequest, readBody, runInstanceConformance, withTimeout } from './instance-conformance.js';
 
@@ -31,9 +31,9 @@ interface Lit {
 
 const lit: Lit[] = [];
 
-async function light(options: ComponentSpecOptions = {}): Promise<Lit> {
+async function light(options: ComponentSpecOptions = {}, maxWorkers?: number): Promise<Lit> {
   const log = memoryLog();
-  const factory = createComponentFactory(await echoComponent(), componentSpec(options), { log: log.sink });
+  const factory = createComponentFactory(await echoComponent(), componentSpec(options), { log: log.sink, maxWorkers });
   const instance = factory.create(`test-${lit.length + 1}`);
   const entry = { factory, instance, log };
   lit.push(entry);
@@ -91,6 +91,19 @@ describe('component runtime — requests', () => {
       assert.ok((await readBody(response)).equals(payload));
     });
     await withTimeout(Promise.all(all), 110_000, '50 concurrent requests');
+  });
+
+  test('component instance — runs no more worker threads than maxWorkers; the rest of its concurrency queues', async () => {
+    const { instance: capped } = await light({ concurrency: 50 }, 2);
+    assert.ok(capped instanceof ComponentInstance);
+    let most = 0;
+    const all = Array.from({ length: 12 }, async (_, i) => {
+      const response = await capped.handle(makeInvocationRequest({ url: `/sleep?ms=20&i=${i}` }));
+      most = Math.max(most, capped.workers);
+      assert.equal((await readBody(response)).toString(), 'slept 20');
+    });
+    await withTimeout(Promise.all(all), 60_000, '12 requests on 2 workers');
+    assert.ok(most >= 1 && most <= 2, `saw ${most} workers`);
   });
 
   test('component instance — every request gets a fresh component instance', async () => {

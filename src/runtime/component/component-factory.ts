@@ -1,4 +1,5 @@
 // Lights instances of one component function: compiles its core modules once and shares them with workers.
+import { availableParallelism } from 'node:os';
 import type { Instance, InstanceFactory, LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { capCoreMemory } from './component-binary.js';
@@ -9,12 +10,17 @@ import { handlerExportOf, type PreparedComponent } from './prepare-component.js'
 /** Default JS heap limit of a component worker, in MiB (the bindings, not the guest's memory). */
 export const DEFAULT_WORKER_HEAP_MB = 128;
 
+/** Default most worker threads one instance runs: twice the cores (requests past it queue in the instance). */
+export const DEFAULT_MAX_WORKERS = 2 * availableParallelism();
+
 /** Options for {@link createComponentFactory}. */
 export interface ComponentFactoryOptions {
   /** Where the handler's stdout, stderr and traps go. */
   log: LogSink;
   /** JS heap limit of each worker thread, in MiB. @default DEFAULT_WORKER_HEAP_MB */
   workerHeapMb?: number;
+  /** Most worker threads per instance, whatever limits.concurrency says. @default DEFAULT_MAX_WORKERS */
+  maxWorkers?: number;
 }
 
 /** An InstanceFactory for component functions. */
@@ -48,6 +54,7 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
     handlerExport: handlerExportOf(prepared.exports) ?? 'incomingHandler',
     rules: parseOutboundRules(spec.allowedOutboundHosts),
     workerHeapMb: options.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB,
+    maxWorkers: Math.max(1, Math.min(spec.limits.concurrency, options.maxWorkers ?? DEFAULT_MAX_WORKERS)),
   };
   const live = new Set<ComponentInstance>();
   return {

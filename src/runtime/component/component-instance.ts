@@ -37,6 +37,8 @@ export interface ComponentRuntime {
   readonly rules: readonly OutboundRule[];
   /** JS heap limit of each worker, in MiB. */
   readonly workerHeapMb: number;
+  /** Worker threads an instance may run: limits.concurrency, capped. */
+  readonly maxWorkers: number;
 }
 
 const WORKER_URL = new URL('./component-worker.js', import.meta.url);
@@ -169,7 +171,7 @@ function responseHeadersOf(headers: WireHeaders): HeaderPairs {
   return headers.filter(([name]) => !HOP_BY_HOP.has(name.toLowerCase()));
 }
 
-/** A lit component function: up to `limits.concurrency` workers, each one request at a time. */
+/** A lit component function: up to `limits.concurrency` workers (capped), each one request at a time. */
 export class ComponentInstance implements Instance {
   state: InstanceState = 'starting';
   readonly ready: Promise<void>;
@@ -274,7 +276,7 @@ export class ComponentInstance implements Instance {
       if (!slot) {
         const live = this.slots.filter((s) => !s.dead).length;
         const starting = this.slots.some((s) => !s.dead && !s.loaded);
-        if (live < this.runtime.spec.limits.concurrency && !starting) this.spawn();
+        if (live < this.runtime.maxWorkers && !starting) this.spawn();
         return;
       }
       this.run(this.queue.shift() as Job, slot);

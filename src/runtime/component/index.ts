@@ -1,7 +1,7 @@
 // Component runtime: WASI 0.2 components exporting wasi:http/incoming-handler, run in worker threads.
 export { prepareComponent, parseWorld, unsupportedImports, handlerExportOf } from './prepare-component.js';
 export type { PreparedComponent, ComponentWorld } from './prepare-component.js';
-export { createComponentFactory, DEFAULT_WORKER_HEAP_MB } from './component-factory.js';
+export { createComponentFactory, DEFAULT_WORKER_HEAP_MB, DEFAULT_MAX_WORKERS } from './component-factory.js';
 export type { ComponentFactory, ComponentFactoryOptions } from './component-factory.js';
 export { ComponentInstance } from './component-instance.js';
 export { buildComponent, HANDLER_WORLD_WIT, ENGINE_HTTP_VERSION, ENGINE_CLI_VERSION } from './build-component.js';
