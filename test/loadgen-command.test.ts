@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { registerBenchCommand } from '../src/cli/bench-command.js';
+import { LamplighterError } from '../src/errors/index.js';
 import { findKnee, welchTTest } from '../src/loadgen/index.js';
 import { refusedPort, startAdminServer, startServer, type TestServer } from './loadgen-servers.js';
 
@@ -19,7 +20,8 @@ async function bench(...args: string[]): Promise<Run> {
   const run: Run = { out: '', err: '', error: undefined };
   // exitOverride before registering, so the bench command inherits it and reports instead of exiting.
   const program = new Command('lamplighter').exitOverride();
-  registerBenchCommand(program, { out: (s) => (run.out += s), err: (s) => (run.err += s) });
+  // Writers as the CLI main passes them: each call is a line or block, the writer ends it.
+  registerBenchCommand(program, { out: (s) => (run.out += `${s}\n`), err: (s) => (run.err += `${s}\n`) });
   try {
     await program.parseAsync(['bench', ...args], { from: 'user' });
   } catch (err) {
@@ -88,7 +90,7 @@ describe('bench command', () => {
     const samples = lines.filter((l) => /req\/s/.test(l.text) && !/mean/.test(l.text));
     assert.equal(samples.length, 2, JSON.stringify(lines));
     samples.forEach((line, i) => {
-      const match = /^\s+(\d+\.\d)s\s+\d+ req\/s\n$/.exec(line.text);
+      const match = /^\s+(\d+\.\d)s\s+\d+ req\/s$/.exec(line.text);
       assert.ok(match, line.text);
       // Stamped with the time the sample was taken, which a busy machine may delay a little.
       assert.ok(Math.abs(Number(match[1]) - (i + 1)) <= 0.3, line.text);
@@ -179,16 +181,20 @@ describe('bench command', () => {
     assert.match(run.out, /# limits\.concurrency = 1 lets one instance take fewer requests at once/);
   });
 
-  test('bench command — --recommend takes the token from LAMPLIGHTER_TOKEN and reports failures', async () => {
+  test('bench command — --recommend takes the token from LAMPLIGHTER_TOKEN and fails before squeezing', async () => {
     const saved = process.env.LAMPLIGHTER_TOKEN;
     process.env.LAMPLIGHTER_TOKEN = 's3cret';
+    const before = fourAtOnce.count();
     try {
-      const unknown = await bench(fourAtOnce.url, '--recommend', 'nope', '--server', admin.url);
+      // Failures while running are thrown for the CLI main's error handler, which prints them.
+      await assert.rejects(bench(fourAtOnce.url, '--recommend', 'nope', '--server', admin.url), (err: LamplighterError) => {
+        assert.equal(err.code, 'LL_NOT_FOUND');
+        assert.match(err.message, /Cannot read function 'nope'.*no such function/);
+        return true;
+      });
       assert.equal(admin.auth(), 'Bearer s3cret');
-      assert.ok(unknown.error);
-      assert.equal(unknown.error.exitCode, 1);
-      assert.match(unknown.err, /Cannot read function 'nope'.*no such function/);
-      assert.equal(unknown.out, '', 'fails before squeezing');
+      assert.equal(fourAtOnce.count(), before, 'no load was sent');
+      await assert.rejects(bench(hello.url, '-n', '1', '--body-file', path.join(dir, 'missing')), /Cannot read --body-file/);
     } finally {
       if (saved === undefined) delete process.env.LAMPLIGHTER_TOKEN;
       else process.env.LAMPLIGHTER_TOKEN = saved;

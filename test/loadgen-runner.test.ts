@@ -87,6 +87,17 @@ describe('load runner', () => {
     assert.equal(longer.samples.length, 2);
   });
 
+  test('runLoad — a timer firing a little early adds no short sample', async () => {
+    // Timers may fire up to a millisecond before the requested time by the high-resolution clock;
+    // a deadline tick that came early used to be taken for a sample tick and add a tiny sample.
+    for (let run = 0; run < 10; run++) {
+      const at: number[] = [];
+      const result = await runLoad(paced.url, { durationMs: 220, concurrency: 2, sampleIntervalMs: 50, onSample: (s) => at.push(s.elapsedMs) });
+      assert.equal(result.samples.length, 4, `samples taken at ${at.join(', ')} ms`);
+      at.forEach((ms, i) => assert.ok(ms - (at[i - 1] ?? 0) >= 25, `samples taken at ${at.join(', ')} ms`));
+    }
+  });
+
   test('runLoad — a warm-up sends load first without counting it', async () => {
     const before = paced.count();
     const result = await runLoad(paced.url, { requests: 10, concurrency: 2, warmupMs: 200 });

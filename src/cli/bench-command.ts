@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseDuration, PlatformDefaults } from '../config/index.js';
+import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import {
   LoadDefaults,
   fetchFunctionConfig,
@@ -20,7 +21,7 @@ import {
   type SqueezeResult,
 } from '../loadgen/index.js';
 
-/** Where the command writes: `out` for results, `err` for diagnostics; each call passes whole lines. */
+/** Where the command writes: `out` for results, `err` for diagnostics; each call passes a line or block of lines without its final newline, which the writer adds. */
 export interface BenchIo {
   out: (s: string) => void;
   err: (s: string) => void;
@@ -76,7 +77,7 @@ Examples:
 
 /** Adds the `bench` command to a commander program; output goes to `io` (stdout and stderr by default). */
 export function registerBenchCommand(program: Command, io?: BenchIo): void {
-  const out = io?.out ?? ((s: string) => void process.stdout.write(s));
+  const out = io?.out ?? ((s: string) => void process.stdout.write(`${s}\n`));
   const cmd = program
     .command('bench')
     .description('Drive HTTP load at one or more URLs and report requests/s, latency and errors')
@@ -100,19 +101,19 @@ export function registerBenchCommand(program: Command, io?: BenchIo): void {
     .option('--token <token>', 'admin API token (default: $LAMPLIGHTER_TOKEN)')
     .addHelpText('after', _HELP)
     .action(async (urls: string[], flags: _BenchFlags, self: Command) => {
-      let failure: string | undefined;
-      try {
-        failure = await _bench(urls, flags, out);
-      } catch (err) {
-        failure = err instanceof Error ? err.message : String(err);
-      }
-      if (failure !== undefined) self.error(`error: ${failure}`, { exitCode: 1, code: 'lamplighter.bench' });
+      // Usage mistakes go through commander (message, exit code 1); failures while running, such as
+      // an unreachable admin API, are thrown for the CLI's one error handler.
+      const usage = _usageError(urls, flags);
+      if (usage !== undefined) self.error(`error: ${usage}`, { exitCode: 1, code: 'lamplighter.bench.usage' });
+      await _bench(urls, flags, out);
     });
-  if (io) cmd.configureOutput({ writeOut: io.out, writeErr: io.err });
+  // Commander ends its own messages with a newline; the writers add theirs.
+  const chomp = (write: (s: string) => void) => (s: string) => write(s.replace(/\n$/, ''));
+  if (io) cmd.configureOutput({ writeOut: chomp(io.out), writeErr: chomp(io.err) });
 }
 
-/** Runs the command; returns a message for a usage error, throws for a failure while running. */
-async function _bench(urls: string[], flags: _BenchFlags, out: (s: string) => void): Promise<string | undefined> {
+/** Describes what is wrong with the arguments, or returns undefined when they make sense together. */
+function _usageError(urls: string[], flags: _BenchFlags): string | undefined {
   const squeezing = flags.squeeze === true || flags.recommend !== undefined;
   if (flags.body !== undefined && flags.bodyFile !== undefined) return 'use --body or --body-file, not both';
   if (squeezing && urls.length !== 1) return `--squeeze measures one URL, got ${urls.length}`;
@@ -123,7 +124,13 @@ async function _bench(urls: string[], flags: _BenchFlags, out: (s: string) => vo
   for (const url of urls) {
     if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) return `'${url}' is not an http:// or https:// URL`;
   }
-  const body = flags.bodyFile !== undefined ? await readFile(flags.bodyFile) : flags.body;
+  return undefined;
+}
+
+/** Runs the measurements and prints them; throws when something fails while running. */
+async function _bench(urls: string[], flags: _BenchFlags, out: (s: string) => void): Promise<void> {
+  const squeezing = flags.squeeze === true || flags.recommend !== undefined;
+  const body = flags.bodyFile !== undefined ? await _readBody(flags.bodyFile) : flags.body;
   const load = {
     method: flags.method.toUpperCase(),
     headers: flags.header ?? [],
@@ -147,7 +154,7 @@ async function _bench(urls: string[], flags: _BenchFlags, out: (s: string) => vo
           const length = [flags.requests !== undefined ? `${flags.requests} requests` : '', duration !== undefined ? `${duration / 1000}s` : '']
             .filter(Boolean)
             .join(' or ');
-          out(`${load.method} ${url}: ${concurrency} in flight, ${length}\n`);
+          out(`${load.method} ${url}: ${concurrency} in flight, ${length}`);
         }
         results.push(
           await runLoad(url, {
@@ -156,12 +163,12 @@ async function _bench(urls: string[], flags: _BenchFlags, out: (s: string) => vo
             durationMs: duration,
             requests: flags.requests,
             signal: controller.signal,
-            onSample: text ? (s) => out(`${formatSampleLine(s)}\n`) : undefined,
+            onSample: text ? (s) => out(formatSampleLine(s)) : undefined,
           }),
         );
       }
-      out(text ? `\n${formatSummary(results)}` : `${JSON.stringify(toJsonReport(results), null, 2)}\n`);
-      return undefined;
+      out(text ? `\n${_chomp(formatSummary(results))}` : JSON.stringify(toJsonReport(results), null, 2));
+      return;
     }
 
     const url = urls[0] as string;
@@ -171,26 +178,38 @@ async function _bench(urls: string[], flags: _BenchFlags, out: (s: string) => vo
       config = await fetchFunctionConfig(server, flags.recommend, { token: flags.token ?? process.env.LAMPLIGHTER_TOKEN });
     }
     const stepMs = flags.duration ?? LoadDefaults.squeezeStepMs;
-    if (text) out(`${load.method} ${url}: squeeze from ${flags.min ?? LoadDefaults.squeezeMin} to ${flags.max ?? LoadDefaults.squeezeMax} in flight, ${stepMs / 1000}s a step\n`);
+    if (text) out(`${load.method} ${url}: squeeze from ${flags.min ?? LoadDefaults.squeezeMin} to ${flags.max ?? LoadDefaults.squeezeMax} in flight, ${stepMs / 1000}s a step`);
     const sq: SqueezeResult = await squeeze(url, {
       ...load,
       min: flags.min,
       max: flags.max,
       stepMs,
       signal: controller.signal,
-      onStep: text ? (point, result) => out(`${formatSqueezeStep(point, result)}\n`) : undefined,
+      onStep: text ? (point, result) => out(formatSqueezeStep(point, result)) : undefined,
     });
     const recommendation: ScaleRecommendation | undefined = config && recommendScale(config, sq);
     if (!text) {
-      out(`${JSON.stringify(toJsonReport([sq.result], { squeeze: sq, recommendation }), null, 2)}\n`);
-      return undefined;
+      out(JSON.stringify(toJsonReport([sq.result], { squeeze: sq, recommendation }), null, 2));
+      return;
     }
-    out(`\n${formatSqueeze(sq)}\n${formatSummary([sq.result])}`);
-    if (recommendation) out(`\n${formatScaleToml(recommendation)}`);
-    return undefined;
+    out(`\n${formatSqueeze(sq)}\n${_chomp(formatSummary([sq.result]))}`);
+    if (recommendation) out(`\n${_chomp(formatScaleToml(recommendation))}`);
   } finally {
     process.removeListener('SIGINT', onInterrupt);
   }
+}
+
+async function _readBody(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Cannot read --body-file '${file}': ${reason}`, { cause });
+  }
+}
+
+function _chomp(text: string): string {
+  return text.replace(/\n$/, '');
 }
 
 function _integer(name: string): (value: string) => number {

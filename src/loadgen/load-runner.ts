@@ -188,6 +188,7 @@ class _Run {
   sampleAnswered = 0;
   sampleFailures = 0;
   timer: NodeJS.Timeout | undefined;
+  timerAt = 0;
   fatal: Error | undefined;
   resolve!: (result: LoadResult) => void;
   reject!: (err: Error) => void;
@@ -260,16 +261,21 @@ class _Run {
   /** Arms the timer for the next sample boundary or the end of the run, whichever comes first. */
   schedule(): void {
     const nextSample = this.startedAt + (this.samples.length + 1) * this.intervalMs;
-    const at = Math.min(nextSample, this.startedAt + this.durationMs);
-    this.timer = setTimeout(this.tick, Math.max(0, at - performance.now()));
+    this.timerAt = Math.min(nextSample, this.startedAt + this.durationMs);
+    this.timer = setTimeout(this.tick, Math.max(0, this.timerAt - performance.now()));
   }
 
   readonly tick = (): void => {
     this.timer = undefined;
     if (this.stopped) return;
     const now = performance.now();
-    // Timers may fire up to a millisecond early; treat that as on time.
-    if (now >= this.startedAt + this.durationMs - 1) {
+    // Node times timers from the event loop's cached clock, so one armed late in a long loop turn
+    // can fire early by real time: wait out the rest rather than cut a sample short.
+    if (now < this.timerAt - 0.5) {
+      this.timer = setTimeout(this.tick, this.timerAt - now);
+      return;
+    }
+    if (now >= this.startedAt + this.durationMs - 0.5) {
       this.finish();
       return;
     }
