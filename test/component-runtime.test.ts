@@ -183,8 +183,13 @@ describe('component runtime — outbound HTTP', () => {
   let port: number;
   before(async () => {
     upstream = http.createServer((req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(`upstream saw ${req.method} ${req.url}`);
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`upstream saw ${req.method} ${req.url}${body.length > 0 ? ` with ${body.length} bytes ending ${body.subarray(-4).toString()}` : ''}`);
+      });
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     port = (upstream.address() as AddressInfo).port;
@@ -207,6 +212,18 @@ describe('component runtime — outbound HTTP', () => {
     const { instance } = await light({ allowedOutboundHosts: [`http://127.0.0.1:${port}`] });
     const { text } = await get(instance, `/outbound?url=${encodeURIComponent(`http://127.0.0.1:${port}/hello?a=1`)}`);
     assert.deepEqual(JSON.parse(text), { ok: true, status: 200, body: 'upstream saw GET /hello?a=1' });
+  });
+
+  test('component instance — an outbound request body streams to the upstream', async () => {
+    const { instance } = await light({ allowedOutboundHosts: [`http://127.0.0.1:${port}`] });
+    const payload = Buffer.concat([randomBytes(700 * 1024), Buffer.from('TAIL')]);
+    const url = `/outbound?method=POST&url=${encodeURIComponent(`http://127.0.0.1:${port}/upload`)}`;
+    const response = await withTimeout(instance.handle(makeInvocationRequest({ method: 'POST', url, body: payload })), REQUEST_MS, 'outbound POST');
+    assert.deepEqual(JSON.parse((await readBody(response)).toString()), {
+      ok: true,
+      status: 200,
+      body: `upstream saw POST /upload with ${payload.length} bytes ending TAIL`,
+    });
   });
 
   test('component instance — a wildcard port does not open other hosts', async () => {
