@@ -72,6 +72,14 @@ describe('component deploy — rejections', () => {
     await assert.rejects(prepareComponent(bytes, componentSpec({ memory: '4MiB' })), rejectsWith(ModuleError, /over limits\.memory of 4194304 bytes/));
   });
 
+  test('createComponentFactory — runs the spec checks again for a cached prepared component', async () => {
+    const prepared = await prepareComponent(await buildTrappingComponent('worlds.wit', 'trap'), componentSpec());
+    assert.throws(
+      () => createComponentFactory(prepared, componentSpec({ allowedOutboundHosts: ['localhost'] }), { log: () => undefined }),
+      rejectsWith(ManifestError, /allowed_outbound_hosts entry 'localhost'/),
+    );
+  });
+
   test('prepareComponent — returns serialisable files: the bindings entry and compiled-ready core modules', async () => {
     const prepared = await prepareComponent(await buildTrappingComponent('worlds.wit', 'trap'), componentSpec());
     assert.equal(prepared.entry, 'component.js');

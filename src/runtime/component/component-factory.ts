@@ -5,7 +5,7 @@ import type { FunctionSpec } from '../../manifest/index.js';
 import { capCoreMemory } from './component-binary.js';
 import { ComponentInstance, type ComponentRuntime } from './component-instance.js';
 import { parseOutboundRules } from './outbound-policy.js';
-import { handlerExportOf, type PreparedComponent } from './prepare-component.js';
+import { handlerExportOf, validateComponentSpec, type PreparedComponent } from './prepare-component.js';
 
 /** Default JS heap limit of a component worker, in MiB (the bindings, not the guest's memory). */
 export const DEFAULT_WORKER_HEAP_MB = 128;
@@ -39,10 +39,12 @@ async function compileModules(prepared: PreparedComponent, memoryLimit: number):
 }
 
 /**
- * Creates the factory for a prepared component. Its core modules are compiled once, with linear
- * memory capped at `limits.memory`, and shared with every worker of every instance.
+ * Creates the factory for a prepared component (fresh from prepareComponent or from a cache; the
+ * spec-dependent checks run again here and throw ManifestError/ModuleError). Its core modules are
+ * compiled once, with linear memory capped at `limits.memory`, and shared with every worker.
  */
 export function createComponentFactory(prepared: PreparedComponent, spec: FunctionSpec, options: ComponentFactoryOptions): ComponentFactory {
+  validateComponentSpec(prepared, spec);
   const modules = compileModules(prepared, spec.limits.memory);
   modules.catch(() => undefined);
   const entry = prepared.files[prepared.entry];

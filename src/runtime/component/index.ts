@@ -1,5 +1,5 @@
 // Component runtime: WASI 0.2 components exporting wasi:http/incoming-handler, run in worker threads.
-export { prepareComponent, parseWorld, unsupportedImports, handlerExportOf } from './prepare-component.js';
+export { prepareComponent, validateComponentSpec, parseWorld, unsupportedImports, handlerExportOf } from './prepare-component.js';
 export type { PreparedComponent, ComponentWorld } from './prepare-component.js';
 export { createComponentFactory, DEFAULT_WORKER_HEAP_MB, DEFAULT_MAX_WORKERS } from './component-factory.js';
 export type { ComponentFactory, ComponentFactoryOptions } from './component-factory.js';

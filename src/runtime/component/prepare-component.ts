@@ -85,11 +85,7 @@ export async function prepareComponent(bytes: Uint8Array, spec: FunctionSpec): P
   if (kind !== 'component') {
     throw new ModuleError(`${where}: ${spec.source ?? 'its source'} is not a WebAssembly component (bad magic number or version)`);
   }
-  try {
-    parseOutboundRules(spec.allowedOutboundHosts);
-  } catch (err) {
-    throw new ManifestError(`${where}: function[${spec.name}].${(err as Error).message}`);
-  }
+  checkOutbound(spec);
 
   const api = await loadJco();
   let world: ComponentWorld;
@@ -135,14 +131,38 @@ export async function prepareComponent(bytes: Uint8Array, spec: FunctionSpec): P
   const entry = 'component.js';
   if (!files[entry]) throw new ModuleError(`${where}: transpiling produced no ${entry}`);
 
-  for (const [name, content] of Object.entries(files)) {
+  const prepared = { files, entry, imports: world.imports, exports: world.exports };
+  checkMemory(prepared, spec);
+  return prepared;
+}
+
+function checkOutbound(spec: FunctionSpec): void {
+  try {
+    parseOutboundRules(spec.allowedOutboundHosts);
+  } catch (err) {
+    throw new ManifestError(`Cannot deploy function '${spec.name}': function[${spec.name}].${(err as Error).message}`);
+  }
+}
+
+function checkMemory(prepared: PreparedComponent, spec: FunctionSpec): void {
+  for (const [name, content] of Object.entries(prepared.files)) {
     if (!name.endsWith('.wasm')) continue;
     const { definedInitialPages, importsMemory } = coreMemoryInfo(content);
     if (!importsMemory && definedInitialPages !== undefined && definedInitialPages * WASM_PAGE > spec.limits.memory) {
       throw new ModuleError(
-        `${where}: the component starts with ${definedInitialPages * WASM_PAGE} bytes of linear memory, over limits.memory of ${spec.limits.memory} bytes`,
+        `Cannot deploy function '${spec.name}': the component starts with ${definedInitialPages * WASM_PAGE} bytes of linear memory, over limits.memory of ${spec.limits.memory} bytes`,
       );
     }
   }
-  return { files, entry, imports: world.imports, exports: world.exports };
+}
+
+/**
+ * The checks of {@link prepareComponent} that depend on the spec rather than the bytes (the
+ * outbound allow-list, initial memory against limits.memory), for a prepared component taken from
+ * a cache. Throws ManifestError or ModuleError.
+ */
+export function validateComponentSpec(prepared: PreparedComponent, spec: FunctionSpec): void {
+  checkOutbound(spec);
+  checkMemory(prepared, spec);
+  if (!prepared.files[prepared.entry]) throw new ModuleError(`Cannot deploy function '${spec.name}': the prepared component has no ${prepared.entry}`);
 }
