@@ -2,7 +2,8 @@
 //
 // Every figure comes from this run on this machine: wrk on loopback drives each server in turn,
 // alternating rounds so background noise hits all of them alike; medians are reported.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import http from 'node:http';
 import path from 'node:path';
@@ -63,6 +64,20 @@ async function waitForHttp(url: string, ms: number): Promise<void> {
   }
 }
 
+/** The workerd peer, installed on first use: its lock entries name platform packages the registry
+ * mirror here lacks, so it stays out of package.json and `npm ci` stays clean. */
+const WORKERD_VERSION = '1.20261117.1';
+
+function workerdBinary(): string {
+  const bin = path.join(repoRoot, 'node_modules', '.bin', 'workerd');
+  if (!existsSync(bin)) {
+    console.error(`Installing workerd@${WORKERD_VERSION} for the comparison (not saved to package.json)...`);
+    const result = spawnSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', `workerd@${WORKERD_VERSION}`], { cwd: repoRoot, stdio: 'inherit' });
+    if (result.status !== 0 || !existsSync(bin)) throw new Error('Could not install workerd from the npm registry');
+  }
+  return bin;
+}
+
 function startChild(command: string, args: string[]): ChildProcess {
   return spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'] });
 }
@@ -102,7 +117,7 @@ async function main(): Promise<void> {
     '-e',
     `require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'text/plain; charset=utf-8'});s.end('Hello from Lamplighter!\\n')}).listen(${nodePort},'127.0.0.1')`,
   ]);
-  const workerdBin = path.join(repoRoot, 'node_modules', '.bin', 'workerd');
+  const workerdBin = workerdBinary();
   const workerd = startChild(workerdBin, ['serve', path.join(repoRoot, 'bench', 'workerd', 'config.capnp'), '--socket-addr', `http=127.0.0.1:${workerdPort}`]);
   try {
     await waitForHttp(`http://127.0.0.1:${nodePort}/`, 10_000);
