@@ -117,7 +117,10 @@ export async function runLoad(url: string, options: LoadOptions = {}): Promise<L
   return new _Run(url, measured).start();
 }
 
-/** One slot of concurrency: sends a request, waits for its end, sends the next. */
+/**
+ * One slot of concurrency: sends a request, waits for its end, sends the next. The same handler
+ * object serves every request of its slot, so the only per-request allocations are undici's own.
+ */
 class _Worker implements Dispatcher.DispatchHandler {
   startedAt = 0;
   status = 0;
@@ -132,28 +135,22 @@ class _Worker implements Dispatcher.DispatchHandler {
     this.next = () => run.issue(this);
   }
 
-  // The raw handler callbacks below are the ones undici's clients call directly; using them keeps
-  // the hot path free of per-request wrapper objects and header parsing.
-
-  /** Called as the request is written to its connection: latency is timed from here, as wrk does. */
-  onConnect(): void {
+  /** Called as undici writes the request to its connection: latency is timed from here, as wrk does. */
+  onRequestStart(): void {
     this.startedAt = performance.now();
   }
 
-  onHeaders(statusCode: number): boolean {
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
     this.status = statusCode;
-    return true;
   }
 
-  onData(): boolean {
-    return true;
-  }
+  onResponseData(): void {}
 
-  onComplete(): void {
+  onResponseEnd(): void {
     this.run.answered(this);
   }
 
-  onError(err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.run.failed(this, err);
   }
 }
