@@ -39,7 +39,7 @@ const functionConfig = {
   limits: { concurrency: 1 },
 };
 
-describe('bench command', () => {
+describe('bench command', { timeout: 120_000 }, () => {
   const servers: TestServer[] = [];
   let hello: TestServer;
   let failing: TestServer;

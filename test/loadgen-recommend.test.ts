@@ -68,7 +68,7 @@ describe('recommend', () => {
   });
 });
 
-describe('function config', () => {
+describe('function config', { timeout: 30_000 }, () => {
   let admin: TestServer & { auth: () => string | undefined };
 
   before(async () => {

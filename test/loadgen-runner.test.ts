@@ -5,7 +5,7 @@ import { LamplighterError } from '../src/errors/index.js';
 import { classifyError, runLoad, type LoadSample } from '../src/loadgen/index.js';
 import { refusedPort, startServer, type TestServer } from './loadgen-servers.js';
 
-describe('load runner', () => {
+describe('load runner', { timeout: 60_000 }, () => {
   const servers: TestServer[] = [];
   let hello: TestServer;
   let failing: TestServer;

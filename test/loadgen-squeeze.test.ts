@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { squeeze, stepThroughput, type SqueezePoint } from '../src/loadgen/index.js';
 import { startServer, type TestServer } from './loadgen-servers.js';
 
-describe('squeeze', () => {
+describe('squeeze', { timeout: 90_000 }, () => {
   let fourAtOnce: TestServer;
   let twoAtOnce: TestServer;
 
