@@ -52,6 +52,7 @@ describe('wagi gateway', () => {
     await node.deploy(wagiApp('alloc', 'alloc', 'alloc.wasm', ['/alloc'], '[function.limits]\nmemory = "32MiB"'), { 'alloc.wasm': wagiFixture('alloc') });
     await node.deploy(wagiApp('big', 'big', 'big.wasm', ['/big'], '[function.limits]\nresponse_size = "256KiB"'), { 'big.wasm': wagiFixture('big') });
     await node.deploy(wagiApp('echo', 'echo', 'echo.wasm', ['/echo'], '[function.limits]\nbody_size = "2MiB"'), { 'echo.wasm': wagiFixture('echo') });
+    await node.deploy(wagiApp('slow', 'slow', 'slow.wasm', ['/slow']), { 'slow.wasm': wagiFixture('slow') });
     await node.deploy(
       `name = "hosts"\n[[function]]\nname = "on-host"\nsource = "hello.wasm"\nroutes = ["/hello"]\nhosts = ["api.example.test", "*.tenant.test"]\n[function.env]\nGREETING = "Host"\n`,
       { 'hello.wasm': wagiFixture('../../../examples/hello/hello') },
@@ -186,6 +187,20 @@ describe('wagi gateway', () => {
     assert.ok(node.platform.pool.replacements > replaced, 'the worker running the loop was replaced');
     assert.equal((await get(`${node.url}/hello`)).status, 200);
     assert.equal((await get(`${node.url}/loop`)).status, 504);
+  });
+
+  test('wagi gateway — requests queued behind a slow handler move to another worker', async () => {
+    const stolenBefore = node.platform.pool.stolen;
+    const slow = get(`${node.url}/slow?ms=1500`);
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    // Enough at once that some are pipelined to the busy worker before it is seen to be busy.
+    const fast = await Promise.all(Array.from({ length: 40 }, () => get(`${node.url}/counter`).then((r) => ({ status: r.status, at: Date.now() - started }))));
+    for (const r of fast) assert.equal(r.status, 200);
+    const slowest = Math.max(...fast.map((r) => r.at));
+    assert.ok(slowest < 1200, `the last quick request took ${slowest} ms: it waited for the slow one`);
+    assert.equal((await slow).text.trim(), 'slept=1500');
+    assert.ok(node.platform.pool.stolen >= stolenBefore);
   });
 
   test('wagi gateway — the memory limit makes allocation fail inside the module', async () => {

@@ -28,6 +28,8 @@ export interface PlatformOptions {
   host?: string;
   /** Sandbox worker threads. @default max(2, cores) */
   sandboxWorkers?: number;
+  /** Runs sent to one sandbox worker ahead of its answers. @default SandboxPool's default */
+  sandboxPipeline?: number;
   /** How often the scaler reconciles every function, in ms. @default 1000 */
   scaleIntervalMs?: number;
   /** Log level of the node's JSON log. @default 'info' */
@@ -102,7 +104,7 @@ export class Platform {
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
     this.metrics.setSource({ functions: () => this.functionFigures() });
     this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger });
-    this.pool = new SandboxPool({ size: options.sandboxWorkers });
+    this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline });
   }
 
   /** Opens the data directory, restores every app's current revision and starts serving. */

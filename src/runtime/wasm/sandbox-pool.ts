@@ -34,10 +34,15 @@ export interface SandboxPoolOptions {
   size?: number;
   /**
    * Runs sent to one worker before earlier ones have answered. More than one hides the message
-   * round trip (the worker starts the next run while the answer to the last is in flight).
-   * @default 2
+   * round trip and lets a worker take several runs per wake-up.
+   * @default 8
    */
   pipeline?: number;
+  /**
+   * A run that has held its worker this long has the runs queued behind it taken back and
+   * given to other workers, so a slow or runaway handler delays no other request. @default 20
+   */
+  stealAfterMs?: number;
 }
 
 interface Pending {
@@ -57,6 +62,12 @@ interface PoolWorker {
   loaded: Set<string>;
   /** Runs sent to this worker, oldest first; the first is the one running. */
   sent: Pending[];
+  /** Shared with the worker: it skips runs whose id is at most this (taken back by the pool). */
+  skip: Int32Array;
+  /** When the current first run became first (it has been running since about then). */
+  headSince: number;
+  /** Running one run for long: gets nothing more until it answers. */
+  stuck: boolean;
 }
 
 const WORKER_URL = new URL('./sandbox-worker.js', import.meta.url);
@@ -68,13 +79,20 @@ export class SandboxPool {
   private nextJob = 1;
   private closed = false;
   private readonly depth: number;
+  private readonly stealAfterMs: number;
+  private readonly watchdog: NodeJS.Timeout;
   /** Workers replaced after a deadline or crash, for tests and metrics. */
   replacements = 0;
+  /** Runs taken back from a busy worker and given to another. */
+  stolen = 0;
 
   constructor(options: SandboxPoolOptions = {}) {
     const size = options.size ?? Math.max(2, availableParallelism());
-    this.depth = Math.max(1, options.pipeline ?? 2);
+    this.depth = Math.max(1, options.pipeline ?? 8);
+    this.stealAfterMs = options.stealAfterMs ?? 20;
     for (let i = 0; i < size; i++) this.workers.push(this.spawn());
+    this.watchdog = setInterval(() => this.stealFromBusyWorkers(), Math.max(5, this.stealAfterMs / 2));
+    this.watchdog.unref();
   }
 
   /** Worker threads in the pool. */
@@ -93,7 +111,8 @@ export class SandboxPool {
   }
 
   private spawn(): PoolWorker {
-    const worker: PoolWorker = { thread: new Worker(WORKER_URL), loaded: new Set(), sent: [] };
+    const skip = new Int32Array(new SharedArrayBuffer(4));
+    const worker: PoolWorker = { thread: new Worker(WORKER_URL, { workerData: { skip } }), loaded: new Set(), sent: [], skip, headSince: 0, stuck: false };
     worker.thread.unref();
     worker.thread.on('message', (msg: WorkerResult) => this.onResult(worker, msg));
     worker.thread.on('error', (err) => this.onWorkerGone(worker, `sandbox worker failed: ${err.message}`));
@@ -105,7 +124,7 @@ export class SandboxPool {
   private leastLoaded(): PoolWorker | undefined {
     let best: PoolWorker | undefined;
     for (const worker of this.workers) {
-      if (worker.sent.length >= this.depth) continue;
+      if (worker.sent.length >= this.depth || worker.stuck) continue;
       if (!best || worker.sent.length < best.sent.length) best = worker;
       if (best.sent.length === 0) break;
     }
@@ -137,6 +156,7 @@ export class SandboxPool {
   }
 
   private send(worker: PoolWorker, pending: Pending): void {
+    if (worker.sent.length === 0) worker.headSince = performance.now();
     worker.sent.push(pending);
     pending.worker = worker;
     const { job } = pending;
@@ -162,7 +182,7 @@ export class SandboxPool {
 
   /** Sends queued jobs to a worker with room. */
   private fill(worker: PoolWorker): void {
-    while (worker.sent.length < this.depth) {
+    while (worker.sent.length < this.depth && !worker.stuck) {
       const pending = this.queue.shift();
       if (!pending) return;
       this.send(worker, pending);
@@ -173,10 +193,33 @@ export class SandboxPool {
     const pending = worker.sent[0];
     if (!pending || pending.id !== msg.job) return;
     worker.sent.shift();
+    worker.headSince = performance.now();
+    worker.stuck = false;
     this.fill(worker);
     if (pending.settled) return;
     this.settle(pending);
     pending.resolve({ exitCode: msg.exitCode, stdout: msg.stdout, stderr: msg.stderr, error: msg.error });
+  }
+
+  /**
+   * Takes back the runs queued behind one that has held its worker past `stealAfterMs` and
+   * gives them to the other workers; the busy worker will skip them when it gets to them.
+   */
+  private stealFromBusyWorkers(): void {
+    const now = performance.now();
+    let moved = false;
+    for (const worker of this.workers) {
+      if (worker.sent.length === 0 || now - worker.headSince < this.stealAfterMs) continue;
+      worker.stuck = true;
+      if (worker.sent.length < 2) continue;
+      const taken = worker.sent.splice(1);
+      Atomics.store(worker.skip, 0, taken[taken.length - 1]!.id);
+      for (const p of taken) p.worker = undefined;
+      this.stolen += taken.length;
+      this.queue.unshift(...taken.filter((p) => !p.settled));
+      moved = true;
+    }
+    if (moved) for (const worker of this.workers) this.fill(worker);
   }
 
   private cancel(pending: Pending): void {
@@ -220,6 +263,7 @@ export class SandboxPool {
     const fresh = this.spawn();
     this.workers[index] = fresh;
     for (const w of this.workers) this.fill(w);
+    this.fill(fresh);
   }
 
   private onWorkerGone(worker: PoolWorker, reason: string): void {
@@ -244,6 +288,7 @@ export class SandboxPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.watchdog);
     const shuttingDown = (): LamplighterError => new LamplighterError(ErrorCodes.SHUTTING_DOWN, 'The node is shutting down');
     const workers = this.workers.splice(0);
     const pending = [...this.queue, ...workers.flatMap((w) => w.sent)];

@@ -4,7 +4,7 @@
 // grow is zeroed after the run and handed to the next instance, which writes its data segments
 // into it at instantiation — the same bytes a brand-new memory would hold, without the cost of
 // mapping and faulting in fresh pages.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { unpackRunInput, type WorkerRequest, type WorkerResult } from './sandbox-protocol.js';
 import { MEMORY_IMPORT } from './wasm-binary.js';
 import { newWasiRun, OutputLimitExceeded, WasiExit, WasiHost } from './wasi-host.js';
@@ -22,6 +22,8 @@ interface LoadedModule {
 
 /** Modules lit on this worker, by key; dropped when their function is put out. */
 const modules = new Map<string, LoadedModule>();
+/** Runs with an id at most this were taken back by the pool and go to another worker. */
+const skip = (workerData as { skip: Int32Array }).skip;
 const host = new WasiHost();
 const memoryImports: Record<string, WebAssembly.Memory> = {};
 const importObject: WebAssembly.Imports = {
@@ -84,6 +86,11 @@ function recycle(loaded: LoadedModule, memory: WebAssembly.Memory): void {
 port.on('message', (msg: WorkerRequest) => {
   switch (msg.t) {
     case 'run': {
+      if (msg.job <= Atomics.load(skip, 0)) {
+        // Taken back: keep a module sent with it, since the pool counts it as loaded here.
+        if (msg.module && msg.memoryPages && !modules.has(msg.key)) modules.set(msg.key, { module: msg.module, initial: msg.memoryPages[0], maximum: msg.memoryPages[1], spare: [] });
+        break;
+      }
       const [result, loaded, memory] = run(msg);
       const transfer: ArrayBuffer[] = [];
       const out = result.stdout;
