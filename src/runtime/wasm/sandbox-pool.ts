@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
-import type { WorkerRequest, WorkerResult } from './sandbox-protocol.js';
+import type { WorkerRequest, WorkerResults, WorkerRun } from './sandbox-protocol.js';
 
 /** One command run requested of the pool. */
 export interface SandboxJob {
@@ -26,7 +26,7 @@ export interface SandboxJob {
 }
 
 /** What a run produced. */
-export type SandboxResult = Omit<WorkerResult, 't' | 'job'>;
+export type SandboxResult = Omit<WorkerResults['results'][number], 'job'>;
 
 /** Options for {@link SandboxPool}. */
 export interface SandboxPoolOptions {
@@ -68,6 +68,8 @@ interface PoolWorker {
   headSince: number;
   /** Running one run for long: gets nothing more until it answers. */
   stuck: boolean;
+  /** Runs decided on in this turn of the event loop, posted together at its end. */
+  outbox: WorkerRun[];
 }
 
 const WORKER_URL = new URL('./sandbox-worker.js', import.meta.url);
@@ -112,9 +114,9 @@ export class SandboxPool {
 
   private spawn(): PoolWorker {
     const skip = new Int32Array(new SharedArrayBuffer(4));
-    const worker: PoolWorker = { thread: new Worker(WORKER_URL, { workerData: { skip } }), loaded: new Set(), sent: [], skip, headSince: 0, stuck: false };
+    const worker: PoolWorker = { thread: new Worker(WORKER_URL, { workerData: { skip } }), loaded: new Set(), sent: [], skip, headSince: 0, stuck: false, outbox: [] };
     worker.thread.unref();
-    worker.thread.on('message', (msg: WorkerResult) => this.onResult(worker, msg));
+    worker.thread.on('message', (msg: WorkerResults) => this.onResults(worker, msg));
     worker.thread.on('error', (err) => this.onWorkerGone(worker, `sandbox worker failed: ${err.message}`));
     worker.thread.on('exit', () => this.onWorkerGone(worker, 'sandbox worker exited'));
     return worker;
@@ -162,17 +164,32 @@ export class SandboxPool {
     const { job } = pending;
     const first = !worker.loaded.has(job.key);
     if (first) worker.loaded.add(job.key);
-    const msg: WorkerRequest = {
-      t: 'run',
+    worker.outbox.push({
       job: pending.id,
       key: job.key,
       module: first ? job.module : undefined,
       memoryPages: first ? job.memoryPages : undefined,
       input: job.input,
       maxStdout: job.maxStdout,
-    };
-    worker.thread.postMessage(msg);
+    });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
   }
+
+  private flushScheduled = false;
+
+  /** Posts each worker's batch of runs; runs once per event-loop turn that sent any. */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    for (const worker of this.workers) {
+      if (worker.outbox.length === 0) continue;
+      const msg: WorkerRequest = { t: 'runs', runs: worker.outbox };
+      worker.outbox = [];
+      worker.thread.postMessage(msg);
+    }
+  };
 
   private settle(pending: Pending): void {
     pending.settled = true;
@@ -189,16 +206,18 @@ export class SandboxPool {
     }
   }
 
-  private onResult(worker: PoolWorker, msg: WorkerResult): void {
-    const pending = worker.sent[0];
-    if (!pending || pending.id !== msg.job) return;
-    worker.sent.shift();
+  private onResults(worker: PoolWorker, msg: WorkerResults): void {
+    for (const result of msg.results) {
+      const pending = worker.sent[0];
+      if (!pending || pending.id !== result.job) continue;
+      worker.sent.shift();
+      if (pending.settled) continue;
+      this.settle(pending);
+      pending.resolve({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, error: result.error });
+    }
     worker.headSince = performance.now();
     worker.stuck = false;
     this.fill(worker);
-    if (pending.settled) return;
-    this.settle(pending);
-    pending.resolve({ exitCode: msg.exitCode, stdout: msg.stdout, stderr: msg.stderr, error: msg.error });
   }
 
   /**

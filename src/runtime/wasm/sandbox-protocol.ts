@@ -1,25 +1,33 @@
 // Messages between the gateway thread and sandbox workers.
 
-/** Gateway → worker. */
-export type WorkerRequest =
-  | {
-      t: 'run';
-      job: number;
-      /** Which compiled module to run. */
-      key: string;
-      /** Sent only the first time this worker runs `key`; workers keep it until `unload`. */
-      module?: WebAssembly.Module;
-      /** With `module`: initial and maximum pages of the memory the module imports. */
-      memoryPages?: [initial: number, maximum: number];
-      /** argv, environ and stdin packed by {@link packRunInput}. */
-      input: ArrayBuffer;
-      maxStdout: number;
-    }
-  | { t: 'unload'; key: string };
+/** One run asked of a worker. */
+export interface WorkerRun {
+  job: number;
+  /** Which compiled module to run. */
+  key: string;
+  /** Sent only the first time this worker runs `key`; workers keep it until `unload`. */
+  module?: WebAssembly.Module;
+  /** With `module`: initial and maximum pages of the memory the module imports. */
+  memoryPages?: [initial: number, maximum: number];
+  /** argv, environ and stdin packed by {@link packRunInput}. */
+  input: ArrayBuffer;
+  maxStdout: number;
+}
 
-/** Worker → gateway: the outcome of one run. */
-export interface WorkerResult {
+/**
+ * Gateway → worker. Runs travel in batches: every run the gateway decides on in one turn of its
+ * event loop goes in one message, so a busy gateway wakes each worker once per turn, not per request.
+ */
+export type WorkerRequest = { t: 'runs'; runs: WorkerRun[] } | { t: 'unload'; key: string };
+
+/** Worker → gateway: the outcomes of one batch, in the order the runs were sent. */
+export interface WorkerResults {
   t: 'done';
+  results: WorkerResult[];
+}
+
+/** The outcome of one run. */
+export interface WorkerResult {
   job: number;
   exitCode: number;
   stdout: Uint8Array;

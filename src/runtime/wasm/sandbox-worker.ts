@@ -5,7 +5,7 @@
 // into it at instantiation — the same bytes a brand-new memory would hold, without the cost of
 // mapping and faulting in fresh pages.
 import { parentPort, workerData } from 'node:worker_threads';
-import { unpackRunInput, type WorkerRequest, type WorkerResult } from './sandbox-protocol.js';
+import { unpackRunInput, type WorkerRequest, type WorkerResult, type WorkerResults, type WorkerRun } from './sandbox-protocol.js';
 import { MEMORY_IMPORT } from './wasm-binary.js';
 import { newWasiRun, OutputLimitExceeded, WasiExit, WasiHost } from './wasi-host.js';
 
@@ -44,14 +44,14 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-function run(msg: Extract<WorkerRequest, { t: 'run' }>): [WorkerResult, LoadedModule | undefined, WebAssembly.Memory | undefined] {
+function run(msg: WorkerRun): [WorkerResult, LoadedModule | undefined, WebAssembly.Memory | undefined] {
   let loaded = modules.get(msg.key);
   if (msg.module && msg.memoryPages) {
     loaded = { module: msg.module, initial: msg.memoryPages[0], maximum: msg.memoryPages[1], spare: [] };
     modules.set(msg.key, loaded);
   }
   if (!loaded) {
-    return [{ t: 'done', job: msg.job, exitCode: -1, stdout: EMPTY, stderr: EMPTY, error: { kind: 'internal', message: `module ${msg.key} is not loaded on this worker` } }, undefined, undefined];
+    return [{ job: msg.job, exitCode: -1, stdout: EMPTY, stderr: EMPTY, error: { kind: 'internal', message: `module ${msg.key} is not loaded on this worker` } }, undefined, undefined];
   }
   const input = unpackRunInput(msg.input);
   const wasi = newWasiRun(input.args, input.env, input.stdin, msg.maxStdout);
@@ -72,7 +72,7 @@ function run(msg: Extract<WorkerRequest, { t: 'run' }>): [WorkerResult, LoadedMo
     host.end();
     delete memoryImports[MEMORY_IMPORT.name];
   }
-  const result: WorkerResult = { t: 'done', job: msg.job, exitCode, stdout: concat(wasi.stdout, wasi.stdoutBytes), stderr: concat(wasi.stderr, wasi.stderrBytes), error };
+  const result: WorkerResult = { job: msg.job, exitCode, stdout: concat(wasi.stdout, wasi.stdoutBytes), stderr: concat(wasi.stderr, wasi.stderrBytes), error };
   return [result, loaded, memory];
 }
 
@@ -85,19 +85,28 @@ function recycle(loaded: LoadedModule, memory: WebAssembly.Memory): void {
 
 port.on('message', (msg: WorkerRequest) => {
   switch (msg.t) {
-    case 'run': {
-      if (msg.job <= Atomics.load(skip, 0)) {
-        // Taken back: keep a module sent with it, since the pool counts it as loaded here.
-        if (msg.module && msg.memoryPages && !modules.has(msg.key)) modules.set(msg.key, { module: msg.module, initial: msg.memoryPages[0], maximum: msg.memoryPages[1], spare: [] });
-        break;
-      }
-      const [result, loaded, memory] = run(msg);
+    case 'runs': {
+      const results: WorkerResult[] = [];
       const transfer: ArrayBuffer[] = [];
-      const out = result.stdout;
-      if (out.byteLength > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength) transfer.push(out.buffer as ArrayBuffer);
-      port.postMessage(result, transfer);
-      // After the answer is on its way: the zeroing is off the request's critical path.
-      if (loaded && memory && modules.get(msg.key) === loaded) recycle(loaded, memory);
+      for (const runMsg of msg.runs) {
+        if (runMsg.job <= Atomics.load(skip, 0)) {
+          // Taken back: keep a module sent with it, since the pool counts it as loaded here.
+          if (runMsg.module && runMsg.memoryPages && !modules.has(runMsg.key)) {
+            modules.set(runMsg.key, { module: runMsg.module, initial: runMsg.memoryPages[0], maximum: runMsg.memoryPages[1], spare: [] });
+          }
+          continue;
+        }
+        const [result, loaded, memory] = run(runMsg);
+        results.push(result);
+        const out = result.stdout;
+        if (out.byteLength > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength) transfer.push(out.buffer as ArrayBuffer);
+        // Zeroed now so the next run of the batch can reuse it.
+        if (loaded && memory && modules.get(runMsg.key) === loaded) recycle(loaded, memory);
+      }
+      if (results.length > 0) {
+        const reply: WorkerResults = { t: 'done', results };
+        port.postMessage(reply, transfer);
+      }
       break;
     }
     case 'unload':
