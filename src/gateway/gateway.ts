@@ -9,6 +9,7 @@ import type { HeaderPairs, InvocationRequest, InvocationResponse } from '../inst
 import type { FunctionSpec } from '../manifest/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { errorResponse } from './error-response.js';
+import { GatewayRequest } from './gateway-request.js';
 import { RouteTable } from './route-table.js';
 
 /** What a route leads to: something that serves requests for one function. */
@@ -33,6 +34,8 @@ export class Gateway {
   private routes: RouteTable<GatewayTarget> = new RouteTable([]);
   private server: http.Server | undefined;
   private port = 0;
+  /** Metric series per function and status, looked up once instead of hashing labels per request. */
+  private readonly series = new Map<string, { duration: { observe(v: number): void }; byStatus: Map<number, { inc(): void }> }>();
 
   constructor(private readonly options: GatewayOptions) {}
 
@@ -115,11 +118,11 @@ export class Gateway {
     }
     const target = match.target;
     const fn = target.spec.name;
-    const controller = new AbortController();
     const deadline = start + target.spec.limits.timeoutMs;
+    const invocation = new GatewayRequest(requestId, req.method ?? 'GET', url, req.headers, req, req.socket.remoteAddress ?? '', host, this.port, match.route, deadline);
     let answered = false;
     const timer = setTimeout(() => {
-      controller.abort();
+      invocation.abort();
       if (answered) return;
       answered = true;
       this.finish(fn, 504, start, false, requestId);
@@ -127,21 +130,8 @@ export class Gateway {
     }, target.spec.limits.timeoutMs);
     res.once('close', () => {
       clearTimeout(timer);
-      if (!res.writableFinished) controller.abort();
+      if (!res.writableFinished) invocation.abort();
     });
-    const invocation: InvocationRequest = {
-      id: requestId,
-      method: req.method ?? 'GET',
-      url,
-      headers: req.headers,
-      body: req,
-      remoteAddress: req.socket.remoteAddress ?? '',
-      host,
-      serverPort: this.port,
-      route: match.route,
-      signal: controller.signal,
-      deadline,
-    };
     target.dispatch(invocation).then(
       ({ response, coldStart }) => {
         if (answered) {
@@ -168,9 +158,18 @@ export class Gateway {
 
   private finish(fn: string, status: number, start: number, coldStart: boolean, requestId: string): void {
     const seconds = (performance.now() - start) / 1000;
-    const { metrics } = this.options;
-    metrics.requests.inc({ function: fn, code: String(status) });
-    metrics.duration.observe({ function: fn }, seconds);
+    let series = this.series.get(fn);
+    if (!series) {
+      series = { duration: this.options.metrics.duration.labels({ function: fn }), byStatus: new Map() };
+      this.series.set(fn, series);
+    }
+    let counter = series.byStatus.get(status);
+    if (!counter) {
+      counter = this.options.metrics.requests.labels({ function: fn, code: String(status) });
+      series.byStatus.set(status, counter);
+    }
+    counter.inc();
+    series.duration.observe(seconds);
     if (requestChannel.hasSubscribers) requestChannel.publish({ function: fn, status, durationMs: seconds * 1000, coldStart, requestId });
   }
 

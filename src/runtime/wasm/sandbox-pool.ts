@@ -21,8 +21,11 @@ export interface SandboxJob {
   maxStdout: number;
   /** Monotonic deadline (performance.now() ms); past it the run is stopped and rejected. */
   deadline: number;
-  /** Cancels the job while it is still queued. */
-  signal?: AbortSignal;
+  /**
+   * Checked when the job leaves the pool's queue: a job whose client has gone is dropped
+   * instead of run. Anything with `aborted` works (an AbortSignal, or a lazy view of one).
+   */
+  signal?: { readonly aborted: boolean };
 }
 
 /** What a run produced. */
@@ -35,7 +38,7 @@ export interface SandboxPoolOptions {
   /**
    * Runs sent to one worker before earlier ones have answered. More than one hides the message
    * round trip and lets a worker take several runs per wake-up.
-   * @default 8
+   * @default 16
    */
   pipeline?: number;
   /**
@@ -52,7 +55,6 @@ interface Pending {
   reject: (err: LamplighterError) => void;
   timer: NodeJS.Timeout;
   worker: PoolWorker | undefined;
-  onAbort: (() => void) | undefined;
   /** Answered already (deadline passed while it waited inside a worker); its result is dropped. */
   settled: boolean;
 }
@@ -90,7 +92,7 @@ export class SandboxPool {
 
   constructor(options: SandboxPoolOptions = {}) {
     const size = options.size ?? Math.max(2, availableParallelism());
-    this.depth = Math.max(1, options.pipeline ?? 8);
+    this.depth = Math.max(1, options.pipeline ?? 16);
     this.stealAfterMs = options.stealAfterMs ?? 20;
     for (let i = 0; i < size; i++) this.workers.push(this.spawn());
     this.watchdog = setInterval(() => this.stealFromBusyWorkers(), Math.max(5, this.stealAfterMs / 2));
@@ -143,14 +145,9 @@ export class SandboxPool {
         resolve,
         reject,
         worker: undefined,
-        onAbort: undefined,
         settled: false,
         timer: setTimeout(() => this.expire(pending), Math.max(0, job.deadline - performance.now())),
       };
-      if (job.signal) {
-        pending.onAbort = () => this.cancel(pending);
-        job.signal.addEventListener('abort', pending.onAbort, { once: true });
-      }
       const worker = this.leastLoaded();
       if (worker) this.send(worker, pending);
       else this.queue.push(pending);
@@ -194,14 +191,18 @@ export class SandboxPool {
   private settle(pending: Pending): void {
     pending.settled = true;
     clearTimeout(pending.timer);
-    if (pending.onAbort) pending.job.signal?.removeEventListener('abort', pending.onAbort);
   }
 
-  /** Sends queued jobs to a worker with room. */
+  /** Sends queued jobs to a worker with room; drops those whose client has gone. */
   private fill(worker: PoolWorker): void {
     while (worker.sent.length < this.depth && !worker.stuck) {
       const pending = this.queue.shift();
       if (!pending) return;
+      if (pending.job.signal?.aborted) {
+        this.settle(pending);
+        pending.reject(new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the request ran'));
+        continue;
+      }
       this.send(worker, pending);
     }
   }
@@ -239,15 +240,6 @@ export class SandboxPool {
       moved = true;
     }
     if (moved) for (const worker of this.workers) this.fill(worker);
-  }
-
-  private cancel(pending: Pending): void {
-    // Only jobs still in the pool's queue leave; one sent to a worker runs (bounded by its deadline).
-    const index = this.queue.indexOf(pending);
-    if (index < 0) return;
-    this.queue.splice(index, 1);
-    this.settle(pending);
-    pending.reject(new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the request ran'));
   }
 
   private expire(pending: Pending): void {

@@ -165,7 +165,8 @@ class WagiInstance implements Instance {
       input: packRunInput(`${wagiArgs(request, this.argv0, spec.argv).join('\0')}\0`, wagiEnv(request, body.length, this.envPrefix), body),
       maxStdout: spec.limits.responseBytes,
       deadline: request.deadline ?? performance.now() + spec.limits.timeoutMs,
-      signal: request.signal,
+      // Read only if the run has to queue: most runs never create the request's AbortSignal.
+      signal: { get aborted() { return request.signal.aborted; } },
     });
     if (result.stderr.length > 0) this.options.log('stderr', Buffer.from(result.stderr).toString('utf8'));
     if (result.error) {
