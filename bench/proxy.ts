@@ -2,14 +2,14 @@
 // to the same upstream; fixed-rate latency overhead; and the time a burst at zero takes to be answered.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { startTestNode, type TestNode } from '../src/testing/index.js';
+import { repoRoot } from '../src/testing/index.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -97,16 +97,27 @@ async function waitForHttp(url: string, ms: number): Promise<void> {
   }
 }
 
-async function burstAtZero(node: TestNode, count: number): Promise<{ ms: number; ok: number; instances: number }> {
-  const group = node.platform.group('burst')!;
+/** Fires `count` concurrent GETs at a function at zero; samples its instance count meanwhile. */
+async function burstAtZero(gateway: string, admin: string, token: string, count: number): Promise<{ ms: number; ok: number; instances: number }> {
+  const instances = async (): Promise<number> => {
+    const res = await fetch(`${admin}/v1/functions/burst`, { headers: { authorization: `Bearer ${token}` } });
+    return ((await res.json()) as { instances: number }).instances;
+  };
+  if ((await instances()) !== 0) throw new Error('the burst function is not at zero');
   const agent = new http.Agent({ keepAlive: true, maxSockets: count });
   let most = 0;
-  const sampler = setInterval(() => (most = Math.max(most, group.instanceCount)), 2);
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      most = Math.max(most, await instances());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
   const start = performance.now();
   const statuses = await Promise.all(
     Array.from({ length: count }, () =>
       new Promise<number>((resolve) => {
-        http.get(`${node.url}/burst`, { agent }, (res) => {
+        http.get(`${gateway}/burst`, { agent }, (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));
         }).on('error', () => resolve(0));
@@ -114,7 +125,9 @@ async function burstAtZero(node: TestNode, count: number): Promise<{ ms: number;
     ),
   );
   const ms = performance.now() - start;
-  clearInterval(sampler);
+  sampling = false;
+  await sampler;
+  most = Math.max(most, await instances());
   agent.destroy();
   return { ms, ok: statuses.filter((s) => s === 200).length, instances: most };
 }
@@ -124,7 +137,6 @@ async function main(): Promise<void> {
   const upstreamPort = 18_301;
   const nginxPort = 18_302;
   const children: ChildProcess[] = [];
-  let node: TestNode | undefined;
   try {
     children.push(spawn(process.execPath, ['-e', UPSTREAM_SOURCE], { env: { PORT: String(upstreamPort) }, stdio: 'inherit' }));
     await writeFile(
@@ -136,16 +148,28 @@ async function main(): Promise<void> {
     );
     children.push(spawn('nginx', ['-c', path.join(work, 'nginx.conf'), '-p', work], { stdio: 'inherit' }));
 
-    node = await startTestNode({ scaleIntervalMs: 100 });
-    await writeFile(path.join(work, 'upstream.js'), UPSTREAM_SOURCE);
-    const upstreamApp = `name = "proxied"\n[[function]]\nname = "proxied"\nruntime = "process"\ncommand = ["node", "upstream.js"]\nroutes = ["/..."]\n[function.limits]\nconcurrency = 256\n[function.scale]\nmin = 1\nmax = 1\n`;
-    await node.deploy(upstreamApp, { 'upstream.js': path.join(work, 'upstream.js') });
-    const burstApp = `name = "burst"\n[[function]]\nname = "burst"\nruntime = "process"\ncommand = ["node", "upstream.js"]\nroutes = ["/burst"]\n[function.limits]\nconcurrency = 100\nmax_pending = 5000\ncold_start_timeout = "30s"\n[function.scale]\nmax = 4\nidle = "2s"\n`;
-    await node.deploy(burstApp, { 'upstream.js': path.join(work, 'upstream.js') });
+    // Lamplighter runs as its own process, as a user runs it, so the load generators here do not
+    // share its event loop.
+    const gatewayPort = 18_303;
+    const adminPort = 18_304;
+    const appDir = path.join(work, 'app');
+    const dataDir = path.join(work, 'data');
+    await mkdir(appDir);
+    await writeFile(path.join(appDir, 'upstream.js'), UPSTREAM_SOURCE);
+    await writeFile(
+      path.join(appDir, 'lamplighter.toml'),
+      `name = "proxied"\n[[function]]\nname = "proxied"\nruntime = "process"\ncommand = ["node", "upstream.js"]\nroutes = ["/..."]\n[function.limits]\nconcurrency = 256\n[function.scale]\nmin = 1\nmax = 1\n\n` +
+        `[[function]]\nname = "burst"\nruntime = "process"\ncommand = ["node", "upstream.js"]\nroutes = ["/burst"]\n[function.limits]\nconcurrency = 100\nmax_pending = 5000\ncold_start_timeout = "30s"\n[function.scale]\nmax = 4\nidle = "2s"\n`,
+    );
+    children.push(
+      spawn(process.execPath, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'up', appDir, '--port', String(gatewayPort), '--admin-port', String(adminPort), '--data', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] }),
+    );
+    const gateway = `http://127.0.0.1:${gatewayPort}`;
+    const admin = `http://127.0.0.1:${adminPort}`;
 
     const direct = `http://127.0.0.1:${upstreamPort}/`;
     const viaNginx = `http://127.0.0.1:${nginxPort}/`;
-    const viaLamplighter = `${node.url}/`;
+    const viaLamplighter = `${gateway}/`;
     await waitForHttp(direct, 10_000);
     await waitForHttp(viaNginx, 10_000);
     await waitForHttp(viaLamplighter, 20_000);
@@ -171,7 +195,8 @@ async function main(): Promise<void> {
     const viaThem = await fixedRate(viaNginx, rate, 3);
 
     const burstCount = Number(flags.burst);
-    const burst = await burstAtZero(node, burstCount);
+    const token = (await readFile(path.join(dataDir, 'token'), 'utf8')).trim();
+    const burst = await burstAtZero(gateway, admin, token, burstCount);
 
     console.log(
       [
@@ -193,7 +218,7 @@ async function main(): Promise<void> {
     );
   } finally {
     for (const c of children) c.kill('SIGTERM');
-    if (node) await node.close();
+    await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : undefined)));
     await rm(work, { recursive: true, force: true });
   }
 }
