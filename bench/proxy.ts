@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { repoRoot } from '../src/testing/index.js';
+import { median, percentile, runWrk, waitForHttp, type WrkResult } from './wrk.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -25,37 +26,6 @@ const CONNECTIONS = Number(flags.connections);
 const ROUNDS = Number(flags.rounds);
 
 const UPSTREAM_SOURCE = `require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'text/plain'});s.end('Hello from upstream\\n')}).listen(Number(process.env.PORT),'127.0.0.1')`;
-
-interface WrkResult {
-  rps: number;
-  p50: number;
-  p99: number;
-}
-
-function latencyMs(text: string, label: string): number {
-  const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text);
-  if (!m) return NaN;
-  const v = Number(m[1]);
-  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
-}
-
-async function wrk(url: string, seconds = DURATION): Promise<WrkResult> {
-  const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  await once(child, 'exit');
-  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), p50: latencyMs(out, '50%'), p99: latencyMs(out, '99%') };
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-const percentile = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 
 /** Sends GETs at a fixed rate for `seconds`; returns each request's latency in ms. */
 async function fixedRate(url: string, rate: number, seconds: number): Promise<number[]> {
@@ -80,21 +50,6 @@ async function fixedRate(url: string, rate: number, seconds: number): Promise<nu
   await Promise.all(inFlight);
   await pool.close();
   return latencies;
-}
-
-async function waitForHttp(url: string, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      const res = await fetch(url);
-      await res.text();
-      if (res.ok) return;
-    } catch {
-      // Not up yet.
-    }
-    if (Date.now() > until) throw new Error(`${url} did not come up within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Fires `count` concurrent GETs at a function at zero; samples its instance count meanwhile. */
@@ -180,8 +135,8 @@ async function main(): Promise<void> {
       ['Lamplighter gateway → upstream', viaLamplighter],
     ];
     const results = new Map<string, WrkResult[]>(targets.map(([n]) => [n, []]));
-    for (const [, url] of targets) await wrk(url, 1);
-    for (let r = 0; r < ROUNDS; r++) for (const [name, url] of targets) results.get(name)!.push(await wrk(url));
+    for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: 1 });
+    for (let r = 0; r < ROUNDS; r++) for (const [name, url] of targets) results.get(name)!.push(await runWrk(url, { connections: CONNECTIONS, seconds: DURATION }));
     const rows = targets.map(([name]) => {
       const rs = results.get(name)!;
       return { name, rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)) };

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { startTestNode, wagiApp, repoRoot } from '../src/testing/index.js';
+import { median, percentile, runWrk, waitForHttp, type WrkResult } from './wrk.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -23,46 +24,6 @@ const { values: flags } = parseArgs({
 const DURATION = Number(flags.duration);
 const CONNECTIONS = Number(flags.connections);
 const ROUNDS = Number(flags.rounds);
-
-interface WrkResult {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-function parseLatency(text: string, label: string): number {
-  const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text);
-  if (!m) return NaN;
-  const v = Number(m[1]);
-  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
-}
-
-async function wrk(url: string): Promise<WrkResult> {
-  const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  const [code] = (await once(child, 'exit')) as [number];
-  if (code !== 0) throw new Error(`wrk exited with ${code}: ${out}`);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0);
-  return { rps, p50: parseLatency(out, '50%'), p99: parseLatency(out, '99%'), errors };
-}
-
-async function waitForHttp(url: string, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      const res = await fetch(url);
-      await res.text();
-      if (res.ok) return;
-    } catch {
-      // Not up yet.
-    }
-    if (Date.now() > until) throw new Error(`${url} did not come up within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The workerd peer, installed on first use: its lock entries name platform packages the registry
  * mirror here lacks, so it stays out of package.json and `npm ci` stays clean. */
@@ -80,17 +41,6 @@ function workerdBinary(): string {
 
 function startChild(command: string, args: string[]): ChildProcess {
   return spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
 /** One GET over a kept-alive connection; resolves with the latency in ms. */
@@ -131,9 +81,9 @@ async function main(): Promise<void> {
     ];
     const results = new Map<string, WrkResult[]>(targets.map(([name]) => [name, []]));
     // Warm-up, then alternating rounds.
-    for (const [, url] of targets) await wrkWarm(url);
+    for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: 1 });
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, url] of targets) results.get(name)!.push(await wrk(url));
+      for (const [name, url] of targets) results.get(name)!.push(await runWrk(url, { connections: CONNECTIONS, seconds: DURATION }));
     }
 
     const summary = targets.map(([name]) => {
@@ -181,9 +131,5 @@ async function main(): Promise<void> {
   }
 }
 
-async function wrkWarm(url: string): Promise<void> {
-  const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, '-d1s', url], { stdio: 'ignore' });
-  await once(child, 'exit');
-}
 
 await main();

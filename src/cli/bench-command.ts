@@ -1,4 +1,5 @@
 // The `lamplighter bench` command: parses its flags, drives the load generator and prints the reports.
+import { STDIO, type CommandIo } from './command-io.js';
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseDuration, PlatformDefaults } from '../config/index.js';
@@ -21,11 +22,8 @@ import {
   type SqueezeResult,
 } from '../loadgen/index.js';
 
-/** Where the command writes: `out` for results, `err` for diagnostics; each call passes a line or block of lines without its final newline, which the writer adds. */
-export interface BenchIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
-}
+/** Where the command writes. */
+export type BenchIo = CommandIo;
 
 interface _BenchFlags {
   concurrency?: number;
@@ -76,8 +74,8 @@ Examples:
 `;
 
 /** Adds the `bench` command to a commander program; output goes to `io` (stdout and stderr by default). */
-export function registerBenchCommand(program: Command, io?: BenchIo): void {
-  const out = io?.out ?? ((s: string) => void process.stdout.write(`${s}\n`));
+export function registerBenchCommand(program: Command, io: BenchIo = STDIO): void {
+  const out = io.out;
   const cmd = program
     .command('bench')
     .description('Drive HTTP load at one or more URLs and report requests/s, latency and errors')

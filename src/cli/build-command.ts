@@ -1,19 +1,12 @@
 // The `lamplighter build` command: turns a JS or TS fetch handler into a wasi:http component.
+import { STDIO, type CommandIo } from './command-io.js';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { buildComponent } from '../runtime/component/index.js';
 
-/** Where the command writes: `out` for results, `err` for diagnostics; each call passes whole lines. */
-export interface BuildIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
-
-const DEFAULT_IO: BuildIo = {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
-};
+/** Where the command writes. */
+export type BuildIo = CommandIo;
 
 const HELP = `
 The handler is a module that either exports a fetch handler, as workerd does:
@@ -40,7 +33,7 @@ export function defaultOutput(entry: string): string {
 }
 
 /** Registers `lamplighter build <handler> [-o handler.wasm] [--minify]`. */
-export function registerBuildCommand(program: Command, io: BuildIo = DEFAULT_IO): void {
+export function registerBuildCommand(program: Command, io: BuildIo = STDIO): void {
   program
     .command('build')
     .argument('<handler>', 'JS or TS module with a fetch handler')

@@ -6,12 +6,9 @@ import type { AppStatus } from '../control/index.js';
 import { loadManifest } from '../manifest/index.js';
 import { digestOf } from '../store/index.js';
 import { AdminClient, DEFAULT_DATA_DIR, DEFAULT_SERVER, type ClientOptions } from './admin-client.js';
+import type { CommandIo } from './command-io.js';
 
-/** Where command output goes (injectable for tests). */
-export interface CommandIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
+export type { CommandIo } from './command-io.js';
 
 function withClientOptions(cmd: Command): Command {
   return cmd

@@ -5,13 +5,11 @@ import { isLamplighterError } from '../errors/index.js';
 import { registerBenchCommand } from './bench-command.js';
 import { registerBuildCommand } from './build-command.js';
 import { registerNewCommand } from './new-command.js';
-import { registerClientCommands, type CommandIo } from './client-commands.js';
+import { registerClientCommands } from './client-commands.js';
+import { STDIO } from './command-io.js';
 import { registerServerCommands } from './server-commands.js';
 
-const io: CommandIo = {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
-};
+const io = STDIO;
 
 const program = new Command('lamplighter')
   .description('Serve WebAssembly and process HTTP functions behind one gateway; lit on demand, put out when idle.')

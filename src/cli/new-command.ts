@@ -1,4 +1,5 @@
 // The `lamplighter new` command: scaffolds an app directory with a manifest and a handler to start from.
+import { STDIO, type CommandIo } from './command-io.js';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -10,16 +11,8 @@ export const APP_TEMPLATES = ['wagi-c', 'js', 'ts'] as const;
 /** One of {@link APP_TEMPLATES}. */
 export type AppTemplate = (typeof APP_TEMPLATES)[number];
 
-/** Where the command writes: `out` for results, `err` for diagnostics; each call passes whole lines. */
-export interface NewIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
-
-const DEFAULT_IO: NewIo = {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
-};
+/** Where the command writes. */
+export type NewIo = CommandIo;
 
 const APP_NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
@@ -161,7 +154,7 @@ function parseTemplate(value: string): AppTemplate {
 }
 
 /** Registers `lamplighter new <name> [--template wagi-c|js|ts] [--dir <parent>]`. */
-export function registerNewCommand(program: Command, io: NewIo = DEFAULT_IO): void {
+export function registerNewCommand(program: Command, io: NewIo = STDIO): void {
   program
     .command('new')
     .argument('<name>', 'app name; also the directory created')

@@ -4,5 +4,5 @@ export type { SandboxPoolOptions, SandboxJob, SandboxResult } from './sandbox-po
 export { compileWagiModule, createWagiFactory, readBodyLimited } from './wagi-runtime.js';
 export type { CompiledWagiModule, WagiFactory, WagiFactoryOptions } from './wagi-runtime.js';
 export { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
-export { binaryKind, capMemory, WASM_PAGE } from './wasm-binary.js';
-export type { BinaryKind, MemoryLimits, CappedModule } from './wasm-binary.js';
+export { binaryKind, capMemory, memoryDeclaration, WASM_PAGE } from './wasm-binary.js';
+export type { BinaryKind, MemoryLimits, CappedModule, MemoryDeclaration } from './wasm-binary.js';

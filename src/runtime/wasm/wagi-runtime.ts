@@ -9,7 +9,7 @@ import type { FunctionSpec } from '../../manifest/index.js';
 import { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
 import { packRunInput } from './sandbox-protocol.js';
 import { WasiHost } from './wasi-host.js';
-import { binaryKind, capMemory, importMemory, MEMORY_IMPORT } from './wasm-binary.js';
+import { binaryKind, capMemory, importMemory, MEMORY_IMPORT, memoryDeclaration } from './wasm-binary.js';
 import type { SandboxPool } from './sandbox-pool.js';
 
 /** A WAGI module checked and compiled at deploy time; shared by all its instances and workers. */
@@ -36,6 +36,7 @@ export async function compileWagiModule(bytes: Uint8Array, memoryLimit: number):
   const kind = binaryKind(bytes);
   if (kind === 'component') throw new ModuleError('This is a WebAssembly component, not a core module; use runtime = "component"');
   if (kind === 'unknown') throw new ModuleError('Not a WebAssembly module (bad magic number or version)');
+  if (memoryDeclaration(bytes).imported) throw new ModuleError('The module imports its linear memory; a WASI command must define and export its own');
   const capped = capMemory(bytes, memoryLimit);
   if (!capped.declared) throw new ModuleError('The module defines no linear memory; a WASI command must define and export one');
   const hosted = importMemory(capped.bytes);

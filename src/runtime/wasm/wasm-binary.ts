@@ -102,33 +102,61 @@ function skipName(bytes: Uint8Array, pos: number): number {
   return next + len;
 }
 
+/** What a core module says about linear memory. */
+export interface MemoryDeclaration {
+  /** True when the module imports a memory (it then uses the host's or another module's). */
+  imported: boolean;
+  /** The memory the module defines itself, if any. */
+  defined: MemoryLimits | undefined;
+}
+
+function importsMemory(bytes: Uint8Array, sections: readonly Section[]): boolean {
+  const imports = sections.find((s) => s.id === SECTION_IMPORT);
+  if (!imports) return false;
+  let [count, pos] = readU32(bytes, imports.contentStart);
+  let found = false;
+  for (; count > 0; count--) {
+    const moduleEnd = skipName(bytes, pos);
+    const nameEnd = skipName(bytes, moduleEnd);
+    const kind = bytes[nameEnd] as number;
+    pos = nameEnd + 1;
+    // Skip the import's descriptor: function type index, table, memory or global.
+    if (kind === 0x00) pos = readU32(bytes, pos)[1];
+    else if (kind === 0x01) pos = readLimits(bytes, pos + 1, 'table')[1];
+    else if (kind === 0x02) {
+      found = true;
+      pos = readLimits(bytes, pos, 'An imported memory')[1];
+    } else if (kind === 0x03) pos += 2;
+    else if (kind === 0x04) pos = readU32(bytes, pos + 1)[1];
+    else throw new ModuleError(`Malformed WebAssembly binary: unknown import kind ${kind}`);
+  }
+  return found;
+}
+
+/** Reads whether a core module imports a memory and what memory it defines. */
+export function memoryDeclaration(bytes: Uint8Array): MemoryDeclaration {
+  if (binaryKind(bytes) !== 'module') throw new ModuleError('Not a WebAssembly core module (bad magic number or version)');
+  const sections = readSections(bytes);
+  const memory = sections.find((s) => s.id === SECTION_MEMORY);
+  let defined: MemoryLimits | undefined;
+  if (memory) {
+    const [count, limitsAt] = readU32(bytes, memory.contentStart);
+    if (count > 1) throw new ModuleError('The module defines more than one linear memory');
+    if (count === 1) defined = readLimits(bytes, limitsAt, 'The linear memory')[0];
+  }
+  return { imported: importsMemory(bytes, sections), defined };
+}
+
 /**
  * Sets the maximum of the module's own linear memory to `limitBytes`, so `memory.grow` past the
  * limit fails inside the module (malloc returns NULL) instead of taking host memory.
- * Rejects modules whose initial memory is already over the limit, and imported memories.
+ * Rejects modules whose initial memory is already over the limit; a module that defines no
+ * memory is returned as it is.
  */
 export function capMemory(bytes: Uint8Array, limitBytes: number): CappedModule {
   if (binaryKind(bytes) !== 'module') throw new ModuleError('Not a WebAssembly core module (bad magic number or version)');
   const limitPages = Math.floor(limitBytes / WASM_PAGE);
   const sections = readSections(bytes);
-
-  const imports = sections.find((s) => s.id === SECTION_IMPORT);
-  if (imports) {
-    let [count, pos] = readU32(bytes, imports.contentStart);
-    for (; count > 0; count--) {
-      const moduleEnd = skipName(bytes, pos);
-      const nameEnd = skipName(bytes, moduleEnd);
-      const kind = bytes[nameEnd] as number;
-      pos = nameEnd + 1;
-      if (kind === 0x02) throw new ModuleError('The module imports its linear memory; a WASI command must define and export its own');
-      // Skip the import's descriptor: function type index, table, memory or global.
-      if (kind === 0x00) pos = readU32(bytes, pos)[1];
-      else if (kind === 0x01) pos = readLimits(bytes, pos + 1, 'table')[1];
-      else if (kind === 0x03) pos += 2;
-      else if (kind === 0x04) pos = readU32(bytes, pos + 1)[1];
-      else throw new ModuleError(`Malformed WebAssembly binary: unknown import kind ${kind}`);
-    }
-  }
 
   const memory = sections.find((s) => s.id === SECTION_MEMORY);
   if (!memory) return { bytes, declared: undefined };
