@@ -24,6 +24,18 @@ function port(value: string, flag: string): number {
   return n;
 }
 
+/** Starts a node with the flags both `up` and `serve` take. */
+function startNode(flags: NodeFlags, dataDir: string, logLevel?: string): Promise<Platform> {
+  return Platform.start({
+    dataDir,
+    port: port(flags.port, '--port'),
+    adminPort: port(flags.adminPort, '--admin-port'),
+    host: flags.host,
+    sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
+    logLevel,
+  });
+}
+
 function withNodeOptions(cmd: Command): Command {
   return cmd
     .option('--port <port>', 'gateway port', String(PlatformDefaults.port))
@@ -65,14 +77,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
     .action(async (dir: string, flags: NodeFlags) => {
       installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
       const dataDir = flags.data ?? (await mkdtemp(path.join(tmpdir(), 'lamplighter-up-')));
-      const platform = await Platform.start({
-        dataDir,
-        port: port(flags.port, '--port'),
-        adminPort: port(flags.adminPort, '--admin-port'),
-        host: flags.host,
-        sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
-        logLevel: process.env.LAMPLIGHTER_LOG ?? 'warn',
-      });
+      const platform = await startNode(flags, dataDir, process.env.LAMPLIGHTER_LOG ?? 'warn');
       try {
         const revision = await platform.deployDir(dir);
         io.out(`Serving app '${revision.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${flags.host}:${platform.adminPort})`);
@@ -93,13 +98,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
     .action(async (flags: NodeFlags) => {
       installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
       const dataDir = flags.data ?? DEFAULT_DATA_DIR;
-      const platform = await Platform.start({
-        dataDir,
-        port: port(flags.port, '--port'),
-        adminPort: port(flags.adminPort, '--admin-port'),
-        host: flags.host,
-        sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
-      });
+      const platform = await startNode(flags, dataDir);
       let closeKeda = async (): Promise<void> => {};
       if (flags.kedaPort !== undefined) {
         const keda = await platform.startKeda(port(flags.kedaPort, '--keda-port'), flags.host);

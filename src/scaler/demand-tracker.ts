@@ -75,13 +75,18 @@ export class DemandTracker {
     this.lastActivity = now;
   }
 
+  /** Sums a ring over the whole window up to `now`; also returns the window's length in ms. */
+  private windowSum(ring: Float64Array, now: number): [sum: number, spanMs: number] {
+    this.advance(now);
+    const spanMs = (this.buckets - 1) * this.bucketMs + (now - this.bucketIndex * this.bucketMs);
+    let sum = 0;
+    for (let i = 0; i < this.buckets; i++) sum += ring[i]!;
+    return [sum, spanMs];
+  }
+
   /** Mean concurrency over the whole window up to `now`. */
   concurrency(now: number): number {
-    this.advance(now);
-    const elapsedInBucket = now - this.bucketIndex * this.bucketMs;
-    const span = (this.buckets - 1) * this.bucketMs + elapsedInBucket;
-    let sum = 0;
-    for (let i = 0; i < this.buckets; i++) sum += this.area[i]!;
+    const [sum, span] = this.windowSum(this.area, now);
     return span > 0 ? sum / span : this.active;
   }
 
@@ -97,11 +102,7 @@ export class DemandTracker {
 
   /** Requests per second over the window. */
   rate(now: number): number {
-    this.advance(now);
-    const elapsedInBucket = now - this.bucketIndex * this.bucketMs;
-    const span = (this.buckets - 1) * this.bucketMs + elapsedInBucket;
-    let sum = 0;
-    for (let i = 0; i < this.buckets; i++) sum += this.starts[i]!;
+    const [sum, span] = this.windowSum(this.starts, now);
     return span > 0 ? (sum * 1000) / span : 0;
   }
 }
