@@ -9,7 +9,9 @@ import http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { startTestNode, wagiApp, repoRoot } from '../src/testing/index.js';
+import { writeFile } from 'node:fs/promises';
+import { buildComponent } from '../src/runtime/component/index.js';
+import { startTestNode, wagiApp, repoRoot, type TestNode } from '../src/testing/index.js';
 import { median, percentile, runWrk, waitForHttp, type WrkResult } from './wrk.js';
 
 const { values: flags } = parseArgs({
@@ -18,12 +20,23 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '3' },
     cold: { type: 'string', default: '40' },
-    only: { type: 'string' },
+    component: { type: 'boolean', default: true },
   },
 });
 const DURATION = Number(flags.duration);
 const CONNECTIONS = Number(flags.connections);
 const ROUNDS = Number(flags.rounds);
+
+/** examples/hello-ts built into a component (kept beside its source, which git ignores). */
+async function helloComponent(): Promise<string> {
+  const wasm = path.join(repoRoot, 'examples', 'hello-ts', 'handler.wasm');
+  if (!existsSync(wasm)) {
+    console.error('Building examples/hello-ts/handler.ts into a component (10-20 s)...');
+    const built = await buildComponent(path.join(repoRoot, 'examples', 'hello-ts', 'handler.ts'));
+    await writeFile(wasm, built.component);
+  }
+  return wasm;
+}
 
 /** The workerd peer, installed on first use: its lock entries name platform packages the registry
  * mirror here lacks, so it stays out of package.json and `npm ci` stays clean. */
@@ -56,12 +69,40 @@ function timedGet(agent: http.Agent, url: string): Promise<{ ms: number; cold: s
   });
 }
 
+/** Times requests to a function that goes to zero between them (idle 30 ms): each lights it. */
+async function coldAndWarm(node: TestNode, fn: string, samples: number): Promise<{ cold: number[]; warm: number[] }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const cold: number[] = [];
+  const warm: number[] = [];
+  const group = node.platform.group(fn)!;
+  const route = group.spec.routes[0]!;
+  for (let i = 0; i < samples; i++) {
+    const until = Date.now() + 5000;
+    while (group.instanceCount > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    const first = await timedGet(agent, `${node.url}${route}`);
+    if (first.cold !== 'true') throw new Error(`expected a cold start of ${fn}`);
+    cold.push(first.ms);
+    const second = await timedGet(agent, `${node.url}${route}`);
+    if (second.cold !== 'false') throw new Error(`expected a warm request to ${fn}`);
+    warm.push(second.ms);
+  }
+  agent.destroy();
+  return { cold, warm };
+}
+
 async function main(): Promise<void> {
   const nodePort = 18_181;
   const workerdPort = 18_182;
   const node = await startTestNode({ scaleIntervalMs: 10, sandboxWorkers: 2 });
   await node.deploy(wagiApp('hello', 'hello', 'hello.wasm', ['/...'], '[function.scale]\nidle = "60s"\nmax = 10'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
   await node.deploy(wagiApp('cold', 'cold', 'hello.wasm', ['/cold'], '[function.scale]\nidle = "30ms"\nwindow = "100ms"'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
+  if (flags.component) {
+    const component = await helloComponent();
+    const componentApp = (name: string, route: string, scale: string): string =>
+      `name = "${name}"\n[[function]]\nname = "${name}"\nruntime = "component"\nsource = "handler.wasm"\nroutes = ["${route}"]\n[function.scale]\n${scale}\n`;
+    await node.deploy(componentApp('comp', '/comp', 'idle = "60s"\nmax = 10'), { 'handler.wasm': component });
+    await node.deploy(componentApp('comp-cold', '/comp-cold', 'idle = "30ms"\nwindow = "100ms"'), { 'handler.wasm': component });
+  }
 
   const plain = startChild(process.execPath, [
     '-e',
@@ -79,6 +120,7 @@ async function main(): Promise<void> {
       ['workerd JS hello (peer)', `http://127.0.0.1:${workerdPort}/`],
       ['Lamplighter WAGI hello, fresh sandbox per request', `${node.url}/`],
     ];
+    if (flags.component) targets.push(['Lamplighter component (TS, componentize-js) hello, fresh instance per request', `${node.url}/comp`]);
     const results = new Map<string, WrkResult[]>(targets.map(([name]) => [name, []]));
     // Warm-up, then alternating rounds.
     for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: 1 });
@@ -90,27 +132,13 @@ async function main(): Promise<void> {
       const rs = results.get(name)!;
       return { name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), errors: rs.reduce((a, r) => a + r.errors, 0) };
     });
-    const [ceiling, peer, ours] = summary as [typeof summary[0], typeof summary[0], typeof summary[0]];
+    const [ceiling, peer, ours, component] = summary as [typeof summary[0], typeof summary[0], typeof summary[0], typeof summary[0] | undefined];
 
-    // Cold start: the function goes to zero between requests (idle 30 ms), so each request lights it.
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const cold: number[] = [];
-    const warm: number[] = [];
-    const group = node.platform.group('cold')!;
-    for (let i = 0; i < Number(flags.cold); i++) {
-      const until = Date.now() + 2000;
-      while (group.instanceCount > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
-      const first = await timedGet(agent, `${node.url}/cold`);
-      if (first.cold !== 'true') throw new Error('expected a cold start');
-      cold.push(first.ms);
-      const second = await timedGet(agent, `${node.url}/cold`);
-      if (second.cold !== 'false') throw new Error('expected a warm request');
-      warm.push(second.ms);
-    }
-    agent.destroy();
+    const { cold, warm } = await coldAndWarm(node, 'cold', Number(flags.cold));
+    const componentLatency = flags.component ? await coldAndWarm(node, 'comp-cold', Math.min(10, Number(flags.cold))) : undefined;
 
     const lines = [
-      `Lamplighter WAGI benchmark — wrk -t1 -c${CONNECTIONS} -d${DURATION}s, ${ROUNDS} alternating rounds, medians; ${new Date().toISOString().slice(0, 10)}`,
+      `Lamplighter WebAssembly benchmark — wrk -t1 -c${CONNECTIONS} -d${DURATION}s, ${ROUNDS} alternating rounds, medians; ${new Date().toISOString().slice(0, 10)}`,
       '',
       '| target | req/s | p50 ms | p99 ms | errors |',
       '|---|---:|---:|---:|---:|',
@@ -123,6 +151,14 @@ async function main(): Promise<void> {
       `Warm request (same connection, right after): p50 ${median(warm).toFixed(3)} ms, p99 ${percentile(warm, 99).toFixed(3)} ms`,
       `Cold p50 / warm p50: ${(median(cold) / median(warm)).toFixed(2)}×   (goal ≤ 3×)`,
     ];
+    if (component && componentLatency) {
+      lines.push(
+        '',
+        `Component / workerd throughput: ${(component.rps / peer.rps).toFixed(3)}×; component / WAGI: ${(component.rps / ours.rps).toFixed(3)}×`,
+        `Component cold start p50 ${median(componentLatency.cold).toFixed(1)} ms (${componentLatency.cold.length} samples); warm p50 ${median(componentLatency.warm).toFixed(1)} ms; ` +
+          `cold / warm ${(median(componentLatency.cold) / median(componentLatency.warm)).toFixed(2)}×`,
+      );
+    }
     console.log(lines.join('\n'));
   } finally {
     plain.kill('SIGKILL');

@@ -49,6 +49,7 @@ export interface SandboxPoolOptions {
 }
 
 interface Pending {
+  /** Id of the latest send to a worker (0 before the first). */
   id: number;
   job: SandboxJob;
   resolve: (result: SandboxResult) => void;
@@ -64,8 +65,11 @@ interface PoolWorker {
   loaded: Set<string>;
   /** Runs sent to this worker, oldest first; the first is the one running. */
   sent: Pending[];
-  /** Shared with the worker: it skips runs whose id is at most this (taken back by the pool). */
-  skip: Int32Array;
+  /**
+   * Shared with the worker: [0] the id up to which it skips runs (taken back by the pool),
+   * [1] the id of the run it is executing now.
+   */
+  shared: Int32Array;
   /** When the current first run became first (it has been running since about then). */
   headSince: number;
   /** Running one run for long: gets nothing more until it answers. */
@@ -115,8 +119,8 @@ export class SandboxPool {
   }
 
   private spawn(): PoolWorker {
-    const skip = new Int32Array(new SharedArrayBuffer(4));
-    const worker: PoolWorker = { thread: new Worker(WORKER_URL, { workerData: { skip } }), loaded: new Set(), sent: [], skip, headSince: 0, stuck: false, outbox: [] };
+    const shared = new Int32Array(new SharedArrayBuffer(8));
+    const worker: PoolWorker = { thread: new Worker(WORKER_URL, { workerData: { shared } }), loaded: new Set(), sent: [], shared, headSince: 0, stuck: false, outbox: [] };
     worker.thread.unref();
     worker.thread.on('message', (msg: WorkerResults) => this.onResults(worker, msg));
     worker.thread.on('error', (err) => this.onWorkerGone(worker, `sandbox worker failed: ${err.message}`));
@@ -140,7 +144,7 @@ export class SandboxPool {
     if (this.closed) return Promise.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, 'The sandbox pool is closed'));
     return new Promise<SandboxResult>((resolve, reject) => {
       const pending: Pending = {
-        id: this.nextJob++,
+        id: 0,
         job,
         resolve,
         reject,
@@ -155,6 +159,9 @@ export class SandboxPool {
   }
 
   private send(worker: PoolWorker, pending: Pending): void {
+    // A fresh id at every send: a run taken back from a busy worker is sent again under a new id,
+    // above every id any worker has been told to skip.
+    pending.id = this.nextJob++;
     if (worker.sent.length === 0) worker.headSince = performance.now();
     worker.sent.push(pending);
     pending.worker = worker;
@@ -230,10 +237,13 @@ export class SandboxPool {
     let moved = false;
     for (const worker of this.workers) {
       if (worker.sent.length === 0 || now - worker.headSince < this.stealAfterMs) continue;
+      // Only a worker really executing its first run is held up by it; one that has not reached
+      // it yet (a busy machine, a message in transit) is merely slow, and skipping would lose it.
+      if (Atomics.load(worker.shared, 1) !== worker.sent[0]!.id) continue;
       worker.stuck = true;
       if (worker.sent.length < 2) continue;
       const taken = worker.sent.splice(1);
-      Atomics.store(worker.skip, 0, taken[taken.length - 1]!.id);
+      Atomics.store(worker.shared, 0, taken[taken.length - 1]!.id);
       for (const p of taken) p.worker = undefined;
       this.stolen += taken.length;
       this.queue.unshift(...taken.filter((p) => !p.settled));

@@ -22,8 +22,8 @@ interface LoadedModule {
 
 /** Modules lit on this worker, by key; dropped when their function is put out. */
 const modules = new Map<string, LoadedModule>();
-/** Runs with an id at most this were taken back by the pool and go to another worker. */
-const skip = (workerData as { skip: Int32Array }).skip;
+/** [0]: runs with an id at most this were taken back by the pool; [1]: the run executing now. */
+const shared = (workerData as { shared: Int32Array }).shared;
 const host = new WasiHost();
 const memoryImports: Record<string, WebAssembly.Memory> = {};
 const importObject: WebAssembly.Imports = {
@@ -89,13 +89,14 @@ port.on('message', (msg: WorkerRequest) => {
       const results: WorkerResult[] = [];
       const transfer: ArrayBuffer[] = [];
       for (const runMsg of msg.runs) {
-        if (runMsg.job <= Atomics.load(skip, 0)) {
+        if (runMsg.job <= Atomics.load(shared, 0)) {
           // Taken back: keep a module sent with it, since the pool counts it as loaded here.
           if (runMsg.module && runMsg.memoryPages && !modules.has(runMsg.key)) {
             modules.set(runMsg.key, { module: runMsg.module, initial: runMsg.memoryPages[0], maximum: runMsg.memoryPages[1], spare: [] });
           }
           continue;
         }
+        Atomics.store(shared, 1, runMsg.job);
         const [result, loaded, memory] = run(runMsg);
         results.push(result);
         const out = result.stdout;

@@ -1,0 +1,79 @@
+// The sandbox pool on its own: runs on worker threads, deadlines, and taking runs back from a busy worker.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { after, describe, test } from 'node:test';
+import { compileWagiModule, SandboxPool, type CompiledWagiModule } from '../src/runtime/wasm/index.js';
+import { wagiFixture } from '../src/testing/index.js';
+
+const encoder = new TextEncoder();
+
+/** Packs argv/environ/stdin the way the WAGI runtime does. */
+function input(args: string[], env: string[] = []): ArrayBuffer {
+  const a = encoder.encode(args.map((x) => `${x}\0`).join(''));
+  const e = encoder.encode(env.map((x) => `${x}\0`).join(''));
+  const buf = new ArrayBuffer(12 + a.length + e.length);
+  const view = new DataView(buf);
+  view.setUint32(0, a.length, true);
+  view.setUint32(4, e.length, true);
+  view.setUint32(8, 0, true);
+  new Uint8Array(buf).set(a, 12);
+  new Uint8Array(buf).set(e, 12 + a.length);
+  return buf;
+}
+
+describe('sandbox pool', () => {
+  const pool = new SandboxPool({ size: 2, stealAfterMs: 20 });
+  after(() => pool.close());
+  let counter: CompiledWagiModule;
+  let slow: CompiledWagiModule;
+
+  const run = (m: CompiledWagiModule, args: string[], timeoutMs = 5000) =>
+    pool.run({ key: m.key, module: m.module, memoryPages: [m.initialPages, m.maximumPages], input: input(args), maxStdout: 1 << 20, deadline: performance.now() + timeoutMs });
+
+  test('sandbox pool — runs a module and returns its output', async () => {
+    counter = await compileWagiModule(await readFile(wagiFixture('counter')), 16 << 20);
+    slow = await compileWagiModule(await readFile(wagiFixture('slow')), 16 << 20);
+    const result = await run(counter, ['counter.wasm']);
+    assert.equal(result.exitCode, 0);
+    assert.match(Buffer.from(result.stdout).toString(), /counter=1/);
+  });
+
+  test('sandbox pool — runs not yet started are never lost when the gateway thread stalls (regression)', async () => {
+    // Runs wait in the pool's outbox until the end of this turn of the event loop. Submitting them
+    // from a timer and stalling there past the steal threshold lets the pool's watchdog (another
+    // timer, due in the same phase) look at workers whose first run has not even been posted.
+    const runs = await new Promise<Array<Promise<Awaited<ReturnType<typeof run>>>>>((resolve) =>
+      setTimeout(() => {
+        const submitted = Array.from({ length: 12 }, () => run(counter, ['counter.wasm']));
+        const until = performance.now() + 80;
+        while (performance.now() < until) {
+          // Busy: keep this turn going past stealAfterMs.
+        }
+        resolve(submitted);
+      }, 0),
+    );
+    const results = await Promise.race([
+      Promise.all(runs),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('runs were lost')), 4000)),
+    ]);
+    for (const r of results) assert.match(Buffer.from(r.stdout).toString(), /counter=1/);
+  });
+
+  test('sandbox pool — runs queued behind a long run are taken back and finish first', async () => {
+    const before = pool.stolen;
+    const long = run(slow, ['slow.wasm', 'ms=600']);
+    const started = performance.now();
+    const quick = await Promise.all(Array.from({ length: 30 }, () => run(counter, ['counter.wasm']).then(() => performance.now() - started)));
+    assert.ok(Math.max(...quick) < 500, `the slowest quick run took ${Math.max(...quick).toFixed(0)} ms`);
+    assert.match(Buffer.from((await long).stdout).toString(), /slept=600/);
+    assert.ok(pool.stolen >= before);
+  });
+
+  test('sandbox pool — a run past its deadline is rejected and its worker replaced', async () => {
+    const replaced = pool.replacements;
+    await assert.rejects(run(slow, ['slow.wasm', 'ms=2000'], 150), /deadline/);
+    assert.equal(pool.replacements, replaced + 1);
+    assert.match(Buffer.from((await run(counter, ['counter.wasm'])).stdout).toString(), /counter=1/);
+  });
+});
