@@ -65,8 +65,11 @@ interface PoolWorker {
   /** Runs sent to this worker, oldest first; the first is the one running. */
   sent: Pending[];
   /**
-   * Shared with the worker: [0] the id up to which it skips runs (taken back by the pool),
-   * [1] the id of the run it is executing now.
+   * Shared with the worker: the highest run id decided on, by either side. The worker claims a
+   * run by raising it to the run's id (compare-and-swap) before starting it; the pool takes runs
+   * back by raising it past them, but only while it still equals the run the worker is executing.
+   * One variable changed only by compare-and-swap means a run is either started or taken back,
+   * never both.
    */
   shared: Int32Array;
   /** When the current first run became first (it has been running since about then). */
@@ -120,7 +123,7 @@ export class SandboxPool {
   }
 
   private spawn(): PoolWorker {
-    const shared = new Int32Array(new SharedArrayBuffer(8));
+    const shared = new Int32Array(new SharedArrayBuffer(4));
     const worker: PoolWorker = { thread: new Worker(WORKER_URL, { workerData: { shared } }), loaded: new Set(), sent: [], shared, headSince: 0, stuck: false, outbox: [] };
     worker.thread.unref();
     worker.thread.on('message', (msg: WorkerResults) => this.onResults(worker, msg));
@@ -248,11 +251,14 @@ export class SandboxPool {
       if (worker.sent.length === 0 || now - worker.headSince < this.stealAfterMs) continue;
       // Only a worker really executing its first run is held up by it; one that has not reached
       // it yet (a busy machine, a message in transit) is merely slow, and skipping would lose it.
-      if (Atomics.load(worker.shared, 1) !== worker.sent[0]!.id) continue;
+      const head = worker.sent[0]!;
+      if (Atomics.load(worker.shared, 0) !== head.id) continue;
       worker.stuck = true;
       if (worker.sent.length < 2) continue;
+      const last = worker.sent[worker.sent.length - 1]!;
+      // Fails if the worker has just claimed its next run: then it is no longer held up.
+      if (Atomics.compareExchange(worker.shared, 0, head.id, last.id) !== head.id) continue;
       const taken = worker.sent.splice(1);
-      Atomics.store(worker.shared, 0, taken[taken.length - 1]!.id);
       for (const p of taken) p.worker = undefined;
       this.stolen += taken.length;
       this.queue.unshift(...taken.filter((p) => !p.settled));

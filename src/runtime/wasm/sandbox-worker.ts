@@ -22,8 +22,17 @@ interface LoadedModule {
 
 /** Modules lit on this worker, by key; dropped when their function is put out. */
 const modules = new Map<string, LoadedModule>();
-/** [0]: runs with an id at most this were taken back by the pool; [1]: the run executing now. */
+/** The highest run id decided on: claimed here before running, or raised by the pool to take runs back. */
 const shared = (workerData as { shared: Int32Array }).shared;
+
+/** Claims run `job` for this worker; false when the pool has taken it back. */
+function claim(job: number): boolean {
+  for (;;) {
+    const decided = Atomics.load(shared, 0);
+    if (decided >= job) return false;
+    if (Atomics.compareExchange(shared, 0, decided, job) === decided) return true;
+  }
+}
 const host = new WasiHost();
 const memoryImports: Record<string, WebAssembly.Memory> = {};
 const importObject: WebAssembly.Imports = {
@@ -89,14 +98,13 @@ port.on('message', (msg: WorkerRequest) => {
       const results: WorkerResult[] = [];
       const transfer: ArrayBuffer[] = [];
       for (const runMsg of msg.runs) {
-        if (runMsg.job <= Atomics.load(shared, 0)) {
+        if (!claim(runMsg.job)) {
           // Taken back: keep a module sent with it, since the pool counts it as loaded here.
           if (runMsg.module && runMsg.memoryPages && !modules.has(runMsg.key)) {
             modules.set(runMsg.key, { module: runMsg.module, initial: runMsg.memoryPages[0], maximum: runMsg.memoryPages[1], spare: [] });
           }
           continue;
         }
-        Atomics.store(shared, 1, runMsg.job);
         const [result, loaded, memory] = run(runMsg);
         results.push(result);
         const out = result.stdout;
