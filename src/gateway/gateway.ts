@@ -174,22 +174,33 @@ export class Gateway {
   }
 
   private sendResponse(res: ServerResponse, response: InvocationResponse, requestId: string, coldStart: boolean): void {
+    const body = response.body;
+    const buffered = body === null || Buffer.isBuffer(body);
     const flat: string[] = [];
+    let length: string | undefined;
     for (const [name, value] of response.headers) {
-      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+      const lower = name.toLowerCase();
+      if (lower === 'content-length') {
+        // A buffered body gets its own length below; a streamed one keeps the handler's.
+        if (!buffered) length = value;
+        continue;
+      }
+      if (HOP_BY_HOP.has(lower)) continue;
       flat.push(name, value);
     }
     flat.push('x-request-id', requestId, 'x-lamplighter-cold-start', coldStart ? 'true' : 'false');
-    const body = response.body;
-    if (body === null || Buffer.isBuffer(body)) {
+    if (buffered) {
       const buf = body ?? EMPTY;
       flat.push('content-length', String(buf.length));
       res.writeHead(response.status, flat);
       res.end(buf);
       return;
     }
+    if (length !== undefined) flat.push('content-length', length);
     res.writeHead(response.status, flat);
-    res.flushHeaders();
+    // A stream of unknown length (server-sent events, chunked) gets its headers now; one of known
+    // length sends them with its first bytes, in one write.
+    if (length === undefined) res.flushHeaders();
     // pipe() rather than pipeline(): pipeline allocates and aborts an AbortController per call,
     // a measurable cost on this path.
     body.once('error', (err) => res.destroy(err));
