@@ -70,9 +70,28 @@ describe('sandbox pool', () => {
     assert.ok(pool.stolen >= before);
   });
 
+  test('sandbox pool — a runaway in the middle of a batch fails alone; the runs around it succeed (regression)', async () => {
+    const loop = await compileWagiModule(await readFile(wagiFixture('loop')), 16 << 20);
+    const replaced = pool.replacements;
+    // Submitted in one turn, so they travel to the workers in the same batches.
+    const before = run(counter, ['counter.wasm']);
+    const runaway = run(loop, ['loop.wasm'], 300);
+    const after = Array.from({ length: 6 }, () => run(counter, ['counter.wasm']));
+    const started = performance.now();
+    assert.match(Buffer.from((await before).stdout).toString(), /counter=1/);
+    for (const r of await Promise.all(after)) assert.match(Buffer.from(r.stdout).toString(), /counter=1/);
+    assert.ok(performance.now() - started < 2000, 'the quick runs did not wait for the runaway');
+    await assert.rejects(runaway, /deadline/);
+    const until = Date.now() + 2000;
+    while (pool.replacements === replaced && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(pool.replacements, replaced + 1, 'exactly one worker was replaced');
+  });
+
   test('sandbox pool — a run past its deadline is rejected and its worker replaced', async () => {
     const replaced = pool.replacements;
     await assert.rejects(run(slow, ['slow.wasm', 'ms=2000'], 150), /deadline/);
+    const until = Date.now() + 2000;
+    while (pool.replacements === replaced && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
     assert.equal(pool.replacements, replaced + 1);
     assert.match(Buffer.from((await run(counter, ['counter.wasm'])).stdout).toString(), /counter=1/);
   });

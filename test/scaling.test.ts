@@ -153,3 +153,25 @@ describe('scale to zero on a node', () => {
     assert.equal(node.platform.group('slow')!.instanceCount <= 1, true);
   });
 });
+
+describe('rollback checks', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode();
+  });
+  after(() => node.close());
+
+  test('rollback — an older revision whose routes another app has taken since is refused, and the node keeps working (regression)', async () => {
+    const hello = wagiFixture('../../../examples/hello/hello');
+    await node.deploy(wagiApp('a', 'fa', 'h.wasm', ['/x']), { 'h.wasm': hello });
+    await node.deploy(wagiApp('a', 'fa', 'h.wasm', ['/y']), { 'h.wasm': hello });
+    await node.deploy(wagiApp('b', 'fb', 'h.wasm', ['/x']), { 'h.wasm': hello });
+    await assert.rejects(node.platform.rollback('a'), (err: Error & { code?: string }) => err.code === 'LL_DEPLOY_CONFLICT' && /\/x/.test(err.message));
+    assert.deepEqual(node.platform.list().map((app) => `${app.name}@${app.revision}`), ['a@2', 'b@1']);
+    assert.equal((await fetch(`${node.url}/y`)).status, 200);
+    assert.equal((await fetch(`${node.url}/x`)).status, 200);
+    // Other deploys still go through, and the stored state still restores.
+    await node.deploy(wagiApp('c', 'fc', 'h.wasm', ['/z']), { 'h.wasm': hello });
+    assert.equal((await node.platform.store.current('a'))?.number, 2);
+  });
+});

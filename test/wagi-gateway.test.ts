@@ -150,7 +150,7 @@ describe('wagi gateway', () => {
   });
 
   test('wagi gateway — malformed WAGI output is a 502 naming the fault, and the function keeps serving', async () => {
-    for (const [mode, reason] of [['noblank', /no blank line/], ['nocontenttype', /no content-type/], ['badstatus', /status 'abc'/]] as const) {
+    for (const [mode, reason] of [['noblank', /no blank line/], ['nocontenttype', /no content-type/], ['badstatus', /status 'abc'/], ['control', /control character/]] as const) {
       const res = await get(`${node.url}/output?${mode}`);
       assert.equal(res.status, 502, mode);
       const error = JSON.parse(res.text).error;
@@ -240,6 +240,15 @@ describe('wagi gateway', () => {
     await tooBig.text();
     const log = node.platform.logs.recent(['echo']).map((l) => l.text);
     assert.ok(log.includes('echo: PUT '), log.join('\n'));
+  });
+
+  test('wagi gateway — an encoded NUL in the path or query is refused, not passed on to forge variables (regression)', async () => {
+    for (const path of ['/env/x%00HTTP_X_TEST=forged', '/env/x?a%00b']) {
+      const res = await get(`${node.url}${path}`, { headers: { 'x-test': 'real' } });
+      assert.equal(res.status, 400, path);
+      assert.match(JSON.parse(res.text).error.message, /NUL/);
+    }
+    assert.equal((await get(`${node.url}/env/fine`)).status, 200);
   });
 
   test('wagi gateway — a 200-request concurrent burst is answered in full', async () => {

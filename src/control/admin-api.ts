@@ -96,7 +96,12 @@ export async function startAdminApi(platform: Platform, port: number, host: stri
 async function handle(platform: Platform, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const method = req.method ?? 'GET';
-  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  let parts: string[];
+  try {
+    parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Malformed percent-encoding in ${url.pathname}`);
+  }
 
   if (method === 'GET' && url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
   if (method === 'GET' && url.pathname === '/metrics') {

@@ -263,13 +263,7 @@ export class Platform {
       }
       const draft: Revision = { app: manifest.name, number: 0, createdAt: '', manifest: request.manifest, artifacts: request.artifacts, appDir: request.appDir };
       const built = await this.build(draft, request.appDir);
-      try {
-        // Routes are checked against everything else before anything is committed.
-        new RouteTable(this.routeEntries(manifest.name, built), describeTarget);
-      } catch (err) {
-        await stopGroups(built);
-        throw new LamplighterError(ErrorCodes.DEPLOY_CONFLICT, `Cannot deploy app '${manifest.name}': ${(err as Error).message}`);
-      }
+      await this.checkRoutes(manifest.name, built);
       let revision: Revision;
       try {
         revision = await this.store.commit(manifest.name, { manifest: request.manifest, artifacts: request.artifacts, appDir: request.appDir });
@@ -284,10 +278,22 @@ export class Platform {
     });
   }
 
+  /** Checks a built app's routes against every other app's before anything is committed. */
+  private async checkRoutes(name: string, built: DeployedApp): Promise<void> {
+    try {
+      new RouteTable(this.routeEntries(name, built), describeTarget);
+    } catch (err) {
+      await stopGroups(built);
+      throw new LamplighterError(ErrorCodes.DEPLOY_CONFLICT, `Cannot deploy app '${name}': ${(err as Error).message}`);
+    }
+  }
+
   private install(name: string, app: DeployedApp): void {
     const old = this.apps.get(name);
+    // The table is built before anything changes, so a failure leaves the node as it was.
+    const table = new RouteTable(this.routeEntries(name, app), describeTarget);
     this.apps.set(name, app);
-    this.swapRoutes();
+    this.gateway.setRoutes(table);
     // Requests already routed to the old revision finish there; then its instances go out.
     if (old) void stopGroups(old);
     if (old) for (const fn of old.groups.keys()) if (!app.groups.has(fn)) this.logs.forget(fn);
@@ -323,6 +329,14 @@ export class Platform {
         throw new LamplighterError(ErrorCodes.NOT_FOUND, to === undefined ? `App '${name}' has no revision before ${current.revision.number}` : `App '${name}' has no revision ${to}`);
       }
       const built = await this.build(target, target.appDir);
+      // The older revision must still fit beside the apps deployed since.
+      try {
+        this.checkConflicts(built.manifest);
+      } catch (err) {
+        await stopGroups(built);
+        throw err;
+      }
+      await this.checkRoutes(name, built);
       await this.store.setCurrent(name, target.number);
       this.install(name, built);
       this.logger.info({ app: name, revision: target.number }, 'rolled back');

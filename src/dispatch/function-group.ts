@@ -144,6 +144,7 @@ export class FunctionGroup {
         throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Function '${this.spec.name}' (runtime ${this.spec.runtime}) does not take connection upgrades`);
       }
       await instance.upgrade(req, socket, head);
+      if (socket.destroyed) throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client closed the connection during the upgrade');
     } catch (err) {
       if (slot) this.release(slot);
       this.demand.end(this.clock());
@@ -195,6 +196,9 @@ export class FunctionGroup {
   }
 
   private hold(request: InvocationRequest, cold: boolean): Promise<Slot> {
+    if (request.signal.aborted) {
+      throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the request was held');
+    }
     if (this.waiters.length >= this.spec.limits.maxPending) {
       throw new LamplighterError(ErrorCodes.OVER_CAPACITY, `Function '${this.spec.name}' has ${this.waiters.length} requests waiting, its limit (limits.max_pending)`, { retryAfter: 1 });
     }

@@ -140,8 +140,18 @@ export class Gateway {
         }
         answered = true;
         clearTimeout(timer);
+        try {
+          this.sendResponse(res, response, requestId, coldStart);
+        } catch (err) {
+          // A response node:http refuses (a bad header from a handler) is the handler's fault,
+          // and must never escape as an unhandled rejection.
+          destroyBody(response);
+          const bad = new LamplighterError(ErrorCodes.BAD_HANDLER_RESPONSE, `Function '${fn}' answered with a response that cannot be sent: ${(err as Error).message}`);
+          this.finish(fn, bad.status, start, coldStart, requestId);
+          this.sendError(res, bad, requestId);
+          return;
+        }
         this.finish(fn, response.status, start, coldStart, requestId);
-        this.sendResponse(res, response, requestId, coldStart);
       },
       (err: unknown) => {
         if (answered) return;

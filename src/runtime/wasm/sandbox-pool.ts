@@ -95,6 +95,8 @@ export class SandboxPool {
   replacements = 0;
   /** Runs taken back from a busy worker and given to another. */
   stolen = 0;
+  /** Users (lit functions) of each compiled module. */
+  private readonly users = new Map<string, number>();
 
   constructor(options: SandboxPoolOptions = {}) {
     const size = options.size ?? Math.max(2, availableParallelism());
@@ -217,6 +219,8 @@ export class SandboxPool {
   }
 
   private onResults(worker: PoolWorker, msg: WorkerResults): void {
+    // A worker being replaced may still deliver what it posted before it was stopped.
+    if (!this.workers.includes(worker)) return;
     for (const result of msg.results) {
       const pending = worker.sent[0];
       if (!pending || pending.id !== result.job) continue;
@@ -230,12 +234,45 @@ export class SandboxPool {
     this.fill(worker);
   }
 
-  /** The watchdog's tick: deadlines first, then runs stuck behind a long one. */
+  /** True once the worker has claimed `pending` (it is running, or ran and its answer is on the way). */
+  private started(worker: PoolWorker, pending: Pending): boolean {
+    return Atomics.load(worker.shared, 0) >= pending.id;
+  }
+
+  /**
+   * The watchdog's tick: deadlines first, then runs stuck behind a long one. Every overdue run is
+   * answered before any worker is replaced, so runs handed on by a replacement are never overdue.
+   */
   private tick(): void {
     const now = performance.now();
-    for (const pending of this.queue.filter((p) => now >= p.job.deadline)) this.expire(pending);
+    const timeout = (): LamplighterError => new LamplighterError(ErrorCodes.TIMEOUT, 'The handler did not finish before its deadline (limits.timeout)');
+    const overdueQueued = this.queue.filter((p) => now >= p.job.deadline);
+    if (overdueQueued.length > 0) {
+      this.queue = this.queue.filter((p) => now < p.job.deadline);
+      for (const p of overdueQueued) {
+        this.settle(p);
+        p.reject(timeout());
+      }
+    }
     for (const worker of [...this.workers]) {
-      for (const pending of worker.sent.filter((p) => !p.settled && now >= p.job.deadline)) this.expire(pending);
+      const overdue = worker.sent.filter((p) => !p.settled && now >= p.job.deadline);
+      if (overdue.length === 0) continue;
+      for (const p of overdue) {
+        this.settle(p);
+        p.reject(timeout());
+      }
+      const head = worker.sent[0];
+      if (!head || !overdue.includes(head)) continue;
+      // Not started yet: take it back so the worker skips it. Running: the only way to stop a
+      // wasm loop is to end its thread. (A run further back just has its late answer dropped.)
+      const decided = Atomics.load(worker.shared, 0);
+      if (decided < head.id && Atomics.compareExchange(worker.shared, 0, decided, head.id) === decided) {
+        worker.sent.shift();
+        worker.headSince = now;
+        this.fill(worker);
+      } else {
+        this.replace(worker);
+      }
     }
     this.stealFromBusyWorkers();
   }
@@ -252,7 +289,7 @@ export class SandboxPool {
       // Only a worker really executing its first run is held up by it; one that has not reached
       // it yet (a busy machine, a message in transit) is merely slow, and skipping would lose it.
       const head = worker.sent[0]!;
-      if (Atomics.load(worker.shared, 0) !== head.id) continue;
+      if (!this.started(worker, head)) continue;
       worker.stuck = true;
       if (worker.sent.length < 2) continue;
       const last = worker.sent[worker.sent.length - 1]!;
@@ -267,22 +304,10 @@ export class SandboxPool {
     if (moved) for (const worker of this.workers) this.fill(worker);
   }
 
-  private expire(pending: Pending): void {
-    if (pending.settled) return;
-    const timeout = new LamplighterError(ErrorCodes.TIMEOUT, 'The handler did not finish before its deadline (limits.timeout)');
-    const index = this.queue.indexOf(pending);
-    if (index >= 0) this.queue.splice(index, 1);
-    this.settle(pending);
-    pending.reject(timeout);
-    const worker = pending.worker;
-    // Running now: the only way to stop a wasm loop is to end its thread. A job merely waiting
-    // inside a worker is answered now and its late result dropped.
-    if (worker && worker.sent[0] === pending) this.replace(worker);
-  }
-
   private replace(worker: PoolWorker): void {
     const index = this.workers.indexOf(worker);
     if (index < 0) return;
+    worker.thread.removeAllListeners('message');
     worker.thread.removeAllListeners('exit');
     worker.thread.removeAllListeners('error');
     worker.thread.on('error', () => {});
@@ -311,8 +336,23 @@ export class SandboxPool {
     }
   }
 
-  /** Drops the compiled module `key` from every worker that holds it. */
+  /** Notes one more user of the compiled module `key` (modules are shared by identical bytes). */
+  acquire(key: string): void {
+    this.users.set(key, (this.users.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * One user of `key` is done; when none is left, every worker drops the module. Runs already
+   * decided on go out first, so an unload never overtakes a run of the same module.
+   */
   release(key: string): void {
+    const users = (this.users.get(key) ?? 1) - 1;
+    if (users > 0) {
+      this.users.set(key, users);
+      return;
+    }
+    this.users.delete(key);
+    this.flush();
     for (const worker of this.workers) {
       if (!worker.loaded.delete(key)) continue;
       const msg: WorkerRequest = { t: 'unload', key };

@@ -95,8 +95,6 @@ function recycle(loaded: LoadedModule, memory: WebAssembly.Memory): void {
 port.on('message', (msg: WorkerRequest) => {
   switch (msg.t) {
     case 'runs': {
-      const results: WorkerResult[] = [];
-      const transfer: ArrayBuffer[] = [];
       for (const runMsg of msg.runs) {
         if (!claim(runMsg.job)) {
           // Taken back: keep a module sent with it, since the pool counts it as loaded here.
@@ -106,15 +104,14 @@ port.on('message', (msg: WorkerRequest) => {
           continue;
         }
         const [result, loaded, memory] = run(runMsg);
-        results.push(result);
+        // Each answer goes out as soon as its run ends, so the pool always knows which run is
+        // executing (the one after the last answer) and deadlines hold for every run of a batch.
         const out = result.stdout;
-        if (out.byteLength > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength) transfer.push(out.buffer as ArrayBuffer);
-        // Zeroed now so the next run of the batch can reuse it.
-        if (loaded && memory && modules.get(runMsg.key) === loaded) recycle(loaded, memory);
-      }
-      if (results.length > 0) {
-        const reply: WorkerResults = { t: 'done', results };
+        const transfer: ArrayBuffer[] = out.byteLength > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? [out.buffer as ArrayBuffer] : [];
+        const reply: WorkerResults = { t: 'done', results: [result] };
         port.postMessage(reply, transfer);
+        // Zeroed after the answer is on its way, for the next run of this module.
+        if (loaded && memory && modules.get(runMsg.key) === loaded) recycle(loaded, memory);
       }
       break;
     }

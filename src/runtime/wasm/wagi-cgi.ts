@@ -3,11 +3,15 @@ import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import type { HeaderPairs, InvocationRequest, InvocationResponse } from '../../instance/index.js';
 
 function decodePath(raw: string): string {
+  let decoded: string;
   try {
-    return decodeURIComponent(raw);
+    decoded = decodeURIComponent(raw);
   } catch {
     return raw;
   }
+  // A NUL would end the string inside the module and start a forged variable or argument.
+  if (decoded.includes('\0')) throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The request path or query holds an encoded NUL (%00)');
+  return decoded;
 }
 
 function decodeQueryPart(part: string): string {
@@ -70,6 +74,8 @@ export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: 
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What HTTP allows in a header value: tab, visible ASCII, and obs-text bytes. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 function badOutput(functionName: string, reason: string): LamplighterError {
   return new LamplighterError(ErrorCodes.BAD_HANDLER_RESPONSE, `Function '${functionName}' wrote a malformed WAGI response: ${reason}`);
@@ -107,6 +113,7 @@ export function parseWagiOutput(functionName: string, stdout: Uint8Array): Invoc
     const name = line.slice(0, colon).trim();
     const value = line.slice(colon + 1).trim();
     if (!TOKEN.test(name)) throw badOutput(functionName, `'${name.slice(0, 80)}' is not a valid header name`);
+    if (!FIELD_VALUE.test(value)) throw badOutput(functionName, `header '${name.slice(0, 80)}' has a control character in its value`);
     const lower = name.toLowerCase();
     if (lower === 'status') {
       const match = /^(\d{3})(\s.*)?$/.exec(value);

@@ -101,18 +101,19 @@ export function createWagiFactory(compiled: CompiledWagiModule, spec: FunctionSp
   const argv0 = path.basename(spec.source ?? spec.name);
   const onInstanceClosed = (): void => {
     live--;
-    // The last instance out drops the compiled module from every worker: a function at zero
-    // holds nothing in sandbox memory.
+    // The last instance out drops the compiled module from every worker (unless another lit
+    // function runs the same bytes): a function at zero holds nothing in sandbox memory.
     if (live === 0) options.pool.release(compiled.key);
   };
   return {
     moduleKey: compiled.key,
     create(id: string): Instance {
+      if (live === 0) options.pool.acquire(compiled.key);
       live++;
       return new WagiInstance(id, spec, compiled, options, argv0, onInstanceClosed);
     },
     async close(): Promise<void> {
-      options.pool.release(compiled.key);
+      // Instances release the module as they stop; nothing is held once they have.
     },
   };
 }
@@ -124,6 +125,8 @@ class WagiInstance implements Instance {
   private markClosed!: (exit: InstanceExit) => void;
   private inFlight = 0;
   private drained: (() => void) | undefined;
+  private draining: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
   private readonly envPrefix: string;
 
   constructor(
@@ -171,6 +174,9 @@ class WagiInstance implements Instance {
     });
     if (result.stderr.length > 0) this.options.log('stderr', Buffer.from(result.stderr).toString('utf8'));
     if (result.error) {
+      if (result.error.kind === 'internal') {
+        throw new LamplighterError(ErrorCodes.INTERNAL, `Function '${spec.name}' could not run: ${result.error.message}`);
+      }
       if (result.error.kind === 'output-limit') {
         throw new LamplighterError(ErrorCodes.RESPONSE_TOO_LARGE, `Function '${spec.name}' wrote a response over the limit of ${spec.limits.responseBytes} bytes (limits.response_size)`);
       }
@@ -184,17 +190,21 @@ class WagiInstance implements Instance {
     return parseWagiOutput(spec.name, result.stdout);
   }
 
-  async drain(): Promise<void> {
+  drain(): Promise<void> {
     if (this.state === 'ready') this.state = 'draining';
-    if (this.inFlight === 0) return;
-    await new Promise<void>((resolve) => (this.drained = resolve));
+    if (!this.draining) {
+      this.draining = this.inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.drained = resolve));
+    }
+    return this.draining;
   }
 
-  async stop(): Promise<void> {
-    if (this.state === 'stopped') return;
-    await this.drain();
-    this.state = 'stopped';
-    this.onClosed();
-    this.markClosed({ reason: 'stopped' });
+  stop(): Promise<void> {
+    // One stop however often it is asked for: the instance is released exactly once.
+    this.stopping ??= this.drain().then(() => {
+      this.state = 'stopped';
+      this.onClosed();
+      this.markClosed({ reason: 'stopped' });
+    });
+    return this.stopping;
   }
 }
