@@ -69,6 +69,18 @@ describe('process functions behind the gateway', () => {
     assert.equal((await reader.read()).done, true);
   });
 
+  test('process gateway — a client that leaves aborts the upstream request', async () => {
+    const controller = new AbortController();
+    const pending = fetch(`${node.url}/_/slow?ms=3000`, { signal: controller.signal }).catch((err: Error) => err);
+    await new Promise((r) => setTimeout(r, 300));
+    controller.abort();
+    assert.ok((await pending) instanceof Error);
+    const until = Date.now() + 3000;
+    const aborted = (): boolean => node.platform.logs.recent(['echo']).some((l) => /slow request aborted by the client/.test(l.text));
+    while (!aborted() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(aborted(), 'the process saw its request aborted');
+  });
+
   test('process gateway — a connection upgrade passes through to the process', async () => {
     const socket = net.connect(node.platform.port, '127.0.0.1');
     await new Promise((r) => socket.once('connect', r));

@@ -11,6 +11,7 @@ import type { InvocationRequest, MatchedRoute } from '../instance/index.js';
 export class GatewayRequest implements InvocationRequest {
   private controller: AbortController | undefined;
   private gone = false;
+  private listeners: Array<() => void> | undefined;
 
   constructor(
     readonly id: string,
@@ -34,10 +35,32 @@ export class GatewayRequest implements InvocationRequest {
     return this.controller.signal;
   }
 
+  /** True once the request is abandoned. */
+  get aborted(): boolean {
+    return this.gone;
+  }
+
+  /** Calls `listener` once when the request is abandoned; returns its remover. No EventTarget involved. */
+  onAbort(listener: () => void): () => void {
+    if (this.gone) {
+      queueMicrotask(listener);
+      return () => {};
+    }
+    (this.listeners ??= []).push(listener);
+    return () => {
+      const list = this.listeners;
+      const i = list ? list.indexOf(listener) : -1;
+      if (i >= 0) list!.splice(i, 1);
+    };
+  }
+
   /** Marks the request abandoned, aborting its signal if one was made. */
   abort(): void {
     if (this.gone) return;
     this.gone = true;
     this.controller?.abort();
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
   }
 }

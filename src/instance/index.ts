@@ -33,6 +33,13 @@ export interface InvocationRequest {
   readonly signal: AbortSignal;
   /** When the request must be answered by, on the `performance.now()` clock; none when absent. */
   readonly deadline?: number;
+  /** Optional: true once the request is abandoned; read without creating `signal`. */
+  readonly aborted?: boolean;
+  /**
+   * Optional, and cheaper than `signal` on a hot path: calls `listener` once when the request is
+   * abandoned (the client left or the deadline passed); returns a function that removes it.
+   */
+  onAbort?(listener: () => void): () => void;
 }
 
 /** Header list as `[name, value]` pairs; repeated names allowed. */

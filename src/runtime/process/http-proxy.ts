@@ -20,8 +20,13 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
 /** Request headers dropped besides the hop-by-hop ones: `expect` (the proxy answers continues itself). */
 const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect']);
 
-function connectionTokens(value: string | string[] | undefined): Set<string> {
-  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return NO_TOKENS;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  // The common values name nothing but hop-by-hop headers already dropped.
+  if (text === 'keep-alive' || text === 'close' || text === 'Keep-Alive') return NO_TOKENS;
   return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
 }
 
@@ -31,20 +36,22 @@ function connectionTokens(value: string | string[] | undefined): Set<string> {
  * `x-forwarded-proto` (set from what the gateway saw). `host` is kept as the client sent it.
  */
 export function forwardRequestHeaders(request: InvocationRequest): Record<string, string | string[]> {
-  const named = connectionTokens(request.headers.connection);
+  const headers = request.headers;
+  const named = connectionTokens(headers.connection);
   const out: Record<string, string | string[]> = {};
-  for (const [rawName, value] of Object.entries(request.headers)) {
-    const name = rawName.toLowerCase();
-    if (value === undefined || name.startsWith(':')) continue;
+  // node:http gives lower-case names; a loop over them beats building entry arrays here.
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
     if (HOP_BY_HOP_HEADERS.has(name) || DROPPED_REQUEST_HEADERS.has(name) || named.has(name)) continue;
     out[name] = value;
   }
-  const priorFor = request.headers['x-forwarded-for'];
+  const priorFor = headers['x-forwarded-for'];
   const prior = Array.isArray(priorFor) ? priorFor.join(', ') : priorFor;
   const remote = request.remoteAddress;
-  const forwardedFor = [prior, remote].filter((part) => part !== undefined && part !== '').join(', ');
-  if (forwardedFor !== '') out['x-forwarded-for'] = forwardedFor;
-  const host = request.headers.host ?? request.host;
+  const forwardedFor = prior ? (remote ? `${prior}, ${remote}` : prior) : remote;
+  if (forwardedFor) out['x-forwarded-for'] = forwardedFor;
+  const host = headers.host ?? request.host;
   out['x-forwarded-host'] = host;
   out['x-forwarded-proto'] = 'http';
   if (out.host === undefined) out.host = host;
@@ -55,7 +62,8 @@ export function forwardRequestHeaders(request: InvocationRequest): Record<string
 export function responseHeaderPairs(headers: IncomingHttpHeaders): HeaderPairs {
   const named = connectionTokens(headers.connection);
   const pairs: HeaderPairs = [];
-  for (const [rawName, value] of Object.entries(headers)) {
+  for (const rawName in headers) {
+    const value = headers[rawName];
     const name = rawName.toLowerCase();
     if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named.has(name)) continue;
     if (Array.isArray(value)) for (const v of value) pairs.push([name, v]);
@@ -129,6 +137,31 @@ export function toProxyError(err: unknown, request: InvocationRequest, options: 
 }
 
 /**
+ * What undici listens to for an abort. A request that offers `onAbort` gets a small object with
+ * the two EventTarget methods undici calls, instead of an AbortSignal: making a signal and
+ * registering on it cost a quarter of this path's throughput.
+ */
+function abortSource(request: InvocationRequest): AbortSignal {
+  const onAbort = request.onAbort?.bind(request);
+  if (!onAbort || request.aborted === undefined) return request.signal;
+  const removers = new Map<() => void, () => void>();
+  const source = {
+    get aborted(): boolean {
+      return request.aborted === true;
+    },
+    reason: undefined,
+    addEventListener(_type: 'abort', listener: () => void): void {
+      removers.set(listener, onAbort(listener));
+    },
+    removeEventListener(_type: 'abort', listener: () => void): void {
+      removers.get(listener)?.();
+      removers.delete(listener);
+    },
+  };
+  return source as unknown as AbortSignal;
+}
+
+/**
  * Sends `request` to the child behind `pool` and returns its response with the body still
  * streaming (each chunk is passed on as it arrives, so server-sent events flow). The request's
  * signal aborts the upstream exchange, before or after the headers.
@@ -148,7 +181,7 @@ export async function proxyRequest(pool: Pool, request: InvocationRequest, optio
       path: request.url,
       headers: forwardRequestHeaders(request),
       body: withBody ? request.body : null,
-      signal: request.signal,
+      signal: abortSource(request),
       headersTimeout: options.headersTimeoutMs ?? 0,
       bodyTimeout: 0,
     });
