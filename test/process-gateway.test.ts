@@ -30,7 +30,7 @@ describe('process functions behind the gateway', () => {
     await node.deploy(processApp('missing', 'missing', '/missing', '[function.limits]\ncold_start_timeout = "5s"', '["lamplighter-no-such-command"]'));
     await node.deploy(processApp('dies', 'dies', '/dies', 'startup_timeout = "3s"\n[function.limits]\ncold_start_timeout = "5s"', '["node", "-e", "console.error(\'cannot start: no config\'); process.exit(3)"]'));
     await node.deploy(
-      processApp('wrongport', 'wrongport', '/wrongport', 'startup_timeout = "800ms"\n[function.limits]\ncold_start_timeout = "5s"', '["node", "-e", "require(\'http\').createServer((q,s)=>s.end(\'x\')).listen(Number(process.env.PORT)+1, \'127.0.0.1\')"]'),
+      processApp('wrongport', 'wrongport', '/wrongport', 'startup_timeout = "800ms"\n[function.limits]\ncold_start_timeout = "5s"', '["node", "-e", "require(\'http\').createServer((q,s)=>s.end(\'x\')).listen(0, \'127.0.0.1\')"]'),
     );
     await node.deploy(
       processApp('slowstart', 'slowstart', '/slowstart', 'ready = "/healthz"\n[function.env]\nREADY_DELAY_MS = "1500"\n[function.limits]\ncold_start_timeout = "300ms"'),
