@@ -67,7 +67,7 @@ describe('sandbox pool', () => {
     const quick = await Promise.all(Array.from({ length: 30 }, () => run(counter, ['counter.wasm']).then(() => performance.now() - started)));
     assert.ok(Math.max(...quick) < 500, `the slowest quick run took ${Math.max(...quick).toFixed(0)} ms`);
     assert.match(Buffer.from((await long).stdout).toString(), /slept=600/);
-    assert.ok(pool.stolen >= before);
+    assert.ok(pool.stolen > before, 'runs queued behind the long one were taken back');
   });
 
   test('sandbox pool — a runaway in the middle of a batch fails alone; the runs around it succeed (regression)', async () => {

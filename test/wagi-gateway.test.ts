@@ -192,18 +192,16 @@ describe('wagi gateway', () => {
     assert.equal((await get(`${node.url}/loop`)).status, 504);
   });
 
-  test('wagi gateway — requests queued behind a slow handler move to another worker', async () => {
-    const stolenBefore = node.platform.pool.stolen;
+  test('wagi gateway — requests arriving while a handler is slow are served by another worker', async () => {
     const slow = get(`${node.url}/slow?ms=1500`);
     await new Promise((r) => setTimeout(r, 50));
     const started = Date.now();
-    // Enough at once that some are pipelined to the busy worker before it is seen to be busy.
+    // The busy worker is marked so after 20 ms and gets nothing more until it answers.
     const fast = await Promise.all(Array.from({ length: 40 }, () => get(`${node.url}/counter`).then((r) => ({ status: r.status, at: Date.now() - started }))));
     for (const r of fast) assert.equal(r.status, 200);
     const slowest = Math.max(...fast.map((r) => r.at));
     assert.ok(slowest < 1200, `the last quick request took ${slowest} ms: it waited for the slow one`);
     assert.equal((await slow).text.trim(), 'slept=1500');
-    assert.ok(node.platform.pool.stolen >= stolenBefore);
   });
 
   test('wagi gateway — the memory limit makes allocation fail inside the module', async () => {

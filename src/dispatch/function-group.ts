@@ -202,10 +202,6 @@ export class FunctionGroup {
     if (this.waiters.length >= this.spec.limits.maxPending) {
       throw new LamplighterError(ErrorCodes.OVER_CAPACITY, `Function '${this.spec.name}' has ${this.waiters.length} requests waiting, its limit (limits.max_pending)`, { retryAfter: 1 });
     }
-    if (this.lastFailure !== undefined && this.slots.length === 0 && cold) {
-      // Lighting failed last time; try again, but a request never waits on a known failure alone.
-      this.reactToDemand();
-    }
     return new Promise<Slot>((resolve, reject) => {
       const waiter: Waiter = {
         request,

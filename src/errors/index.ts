@@ -93,7 +93,7 @@ export class ModuleError extends LamplighterError {
   }
 }
 
-/** True when `err` is a {@link LamplighterError} (also across worker boundaries by shape). */
+/** True when `err` is a {@link LamplighterError}. */
 export function isLamplighterError(err: unknown): err is LamplighterError {
   return err instanceof LamplighterError;
 }

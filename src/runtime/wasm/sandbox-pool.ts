@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
-import type { WorkerRequest, WorkerResults, WorkerRun } from './sandbox-protocol.js';
+import type { WorkerRequest, WorkerResult, WorkerRun } from './sandbox-protocol.js';
 
 /** One command run requested of the pool. */
 export interface SandboxJob {
@@ -29,7 +29,7 @@ export interface SandboxJob {
 }
 
 /** What a run produced. */
-export type SandboxResult = Omit<WorkerResults['results'][number], 'job'>;
+export type SandboxResult = Omit<WorkerResult, 'job'>;
 
 /** Options for {@link SandboxPool}. */
 export interface SandboxPoolOptions {
@@ -114,11 +114,6 @@ export class SandboxPool {
     return this.workers.length;
   }
 
-  /** Jobs waiting for a worker. */
-  get queued(): number {
-    return this.queue.length;
-  }
-
   /** Number of workers holding the compiled module `key`. */
   holders(key: string): number {
     return this.workers.filter((w) => w.loaded.has(key)).length;
@@ -128,7 +123,7 @@ export class SandboxPool {
     const shared = new Int32Array(new SharedArrayBuffer(4));
     const worker: PoolWorker = { thread: new Worker(WORKER_URL, { workerData: { shared } }), loaded: new Set(), sent: [], shared, headSince: 0, stuck: false, outbox: [] };
     worker.thread.unref();
-    worker.thread.on('message', (msg: WorkerResults) => this.onResults(worker, msg));
+    worker.thread.on('message', (msg: WorkerResult) => this.onResult(worker, msg));
     worker.thread.on('error', (err) => this.onWorkerGone(worker, `sandbox worker failed: ${err.message}`));
     worker.thread.on('exit', () => this.onWorkerGone(worker, 'sandbox worker exited'));
     return worker;
@@ -218,16 +213,16 @@ export class SandboxPool {
     }
   }
 
-  private onResults(worker: PoolWorker, msg: WorkerResults): void {
+  private onResult(worker: PoolWorker, result: WorkerResult): void {
     // A worker being replaced may still deliver what it posted before it was stopped.
     if (!this.workers.includes(worker)) return;
-    for (const result of msg.results) {
-      const pending = worker.sent[0];
-      if (!pending || pending.id !== result.job) continue;
+    const pending = worker.sent[0];
+    if (pending && pending.id === result.job) {
       worker.sent.shift();
-      if (pending.settled) continue;
-      this.settle(pending);
-      pending.resolve({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, error: result.error });
+      if (!pending.settled) {
+        this.settle(pending);
+        pending.resolve({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, error: result.error });
+      }
     }
     worker.headSince = performance.now();
     worker.stuck = false;

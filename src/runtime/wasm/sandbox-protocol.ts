@@ -20,13 +20,7 @@ export interface WorkerRun {
  */
 export type WorkerRequest = { t: 'runs'; runs: WorkerRun[] } | { t: 'unload'; key: string };
 
-/** Worker → gateway: the outcomes of one batch, in the order the runs were sent. */
-export interface WorkerResults {
-  t: 'done';
-  results: WorkerResult[];
-}
-
-/** The outcome of one run. */
+/** Worker → gateway: the outcome of one run, posted as soon as the run ends. */
 export interface WorkerResult {
   job: number;
   exitCode: number;

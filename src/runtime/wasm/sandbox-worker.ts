@@ -5,7 +5,7 @@
 // into it at instantiation — the same bytes a brand-new memory would hold, without the cost of
 // mapping and faulting in fresh pages.
 import { parentPort, workerData } from 'node:worker_threads';
-import { unpackRunInput, type WorkerRequest, type WorkerResult, type WorkerResults, type WorkerRun } from './sandbox-protocol.js';
+import { unpackRunInput, type WorkerRequest, type WorkerResult, type WorkerRun } from './sandbox-protocol.js';
 import { MEMORY_IMPORT } from './wasm-binary.js';
 import { newWasiRun, OutputLimitExceeded, WasiExit, WasiHost } from './wasi-host.js';
 
@@ -108,8 +108,7 @@ port.on('message', (msg: WorkerRequest) => {
         // executing (the one after the last answer) and deadlines hold for every run of a batch.
         const out = result.stdout;
         const transfer: ArrayBuffer[] = out.byteLength > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? [out.buffer as ArrayBuffer] : [];
-        const reply: WorkerResults = { t: 'done', results: [result] };
-        port.postMessage(reply, transfer);
+        port.postMessage(result, transfer);
         // Zeroed after the answer is on its way, for the next run of this module.
         if (loaded && memory && modules.get(runMsg.key) === loaded) recycle(loaded, memory);
       }

@@ -25,6 +25,7 @@ export interface CompiledWagiModule {
 }
 
 const WASI_MODULE = 'wasi_snapshot_preview1';
+const EMPTY_BODY = Buffer.alloc(0);
 const WASI_FUNCTIONS = new Set(WasiHost.functionNames());
 
 /**
@@ -159,9 +160,9 @@ class WagiInstance implements Instance {
   private async run(request: InvocationRequest): Promise<InvocationResponse> {
     const { spec } = this;
     const contentLength = request.headers['content-length'];
-    const body = request.method === 'GET' || request.method === 'HEAD'
-      ? (contentLength === undefined && request.headers['transfer-encoding'] === undefined ? Buffer.alloc(0) : await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength))
-      : await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength);
+    // A request with neither content-length nor transfer-encoding has no body (RFC 9112 §6.3).
+    const framed = contentLength !== undefined || request.headers['transfer-encoding'] !== undefined;
+    const body = framed ? await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength) : EMPTY_BODY;
     const result = await this.options.pool.run({
       key: this.compiled.key,
       module: this.compiled.module,
