@@ -1,8 +1,8 @@
-// Forwards one invocation to a child's HTTP server through an undici Pool, streaming both bodies.
-import type { IncomingHttpHeaders } from 'node:http';
-import type { Pool } from 'undici';
+// Forwards one invocation to a child's HTTP server over the instance's UpstreamPool, streaming both bodies.
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import type { HeaderPairs, InvocationRequest, InvocationResponse } from '../../instance/index.js';
+import { MalformedResponseError } from './response-parser.js';
+import type { ExchangeControl, UpstreamPool } from './upstream-pool.js';
 
 /** Headers that describe one connection, not the message; never forwarded in either direction. */
 export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
@@ -20,6 +20,9 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
 /** Request headers dropped besides the hop-by-hop ones: `expect` (the proxy answers continues itself). */
 const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect']);
 
+/** Set by the gateway from what it saw, replacing what the client sent (x-forwarded-for is appended to). */
+const FORWARDED_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+
 const NO_TOKENS: ReadonlySet<string> = new Set();
 
 function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
@@ -31,52 +34,59 @@ function connectionTokens(value: string | string[] | undefined): ReadonlySet<str
 }
 
 /**
- * The headers sent to the child: the client's, minus hop-by-hop ones (and any the client's
- * `connection` header names), plus `x-forwarded-for` (appended to), `x-forwarded-host` and
- * `x-forwarded-proto` (set from what the gateway saw). `host` is kept as the client sent it.
+ * The request line and headers sent to the child: the client's headers minus hop-by-hop ones (and
+ * any the client's `connection` header names), plus `x-forwarded-for` (appended to),
+ * `x-forwarded-host` and `x-forwarded-proto` (set from what the gateway saw), plus the body's
+ * framing. `host` is kept as the client sent it. node:http has already rejected names and values
+ * that could not be written back as they came.
  */
-export function forwardRequestHeaders(request: InvocationRequest): Record<string, string | string[]> {
+export function requestHead(request: InvocationRequest, framing: 'chunked' | 'raw' | 'none'): string {
   const headers = request.headers;
   const named = connectionTokens(headers.connection);
-  const out: Record<string, string | string[]> = {};
+  let head = `${request.method} ${request.url} HTTP/1.1\r\n`;
   // node:http gives lower-case names; a loop over them beats building entry arrays here.
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
-    if (HOP_BY_HOP_HEADERS.has(name) || DROPPED_REQUEST_HEADERS.has(name) || named.has(name)) continue;
-    out[name] = value;
+    if (HOP_BY_HOP_HEADERS.has(name) || DROPPED_REQUEST_HEADERS.has(name) || FORWARDED_HEADERS.has(name) || named.has(name)) continue;
+    if (typeof value === 'string') head += `${name}: ${value}\r\n`;
+    else for (const v of value) head += `${name}: ${v}\r\n`;
   }
   const priorFor = headers['x-forwarded-for'];
   const prior = Array.isArray(priorFor) ? priorFor.join(', ') : priorFor;
   const remote = request.remoteAddress;
   const forwardedFor = prior ? (remote ? `${prior}, ${remote}` : prior) : remote;
-  if (forwardedFor) out['x-forwarded-for'] = forwardedFor;
+  if (forwardedFor) head += `x-forwarded-for: ${forwardedFor}\r\n`;
   const host = headers.host ?? request.host;
-  out['x-forwarded-host'] = host;
-  out['x-forwarded-proto'] = 'http';
-  if (out.host === undefined) out.host = host;
-  return out;
+  if (headers.host === undefined) head += `host: ${host}\r\n`;
+  head += `x-forwarded-host: ${host}\r\nx-forwarded-proto: http\r\n`;
+  if (framing === 'chunked') head += 'transfer-encoding: chunked\r\n';
+  return `${head}\r\n`;
 }
 
-/** The child's response headers as pairs, minus hop-by-hop ones and any its `connection` header names. */
-export function responseHeaderPairs(headers: IncomingHttpHeaders): HeaderPairs {
-  const named = connectionTokens(headers.connection);
-  const pairs: HeaderPairs = [];
-  for (const rawName in headers) {
-    const value = headers[rawName];
-    const name = rawName.toLowerCase();
-    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named.has(name)) continue;
-    if (Array.isArray(value)) for (const v of value) pairs.push([name, v]);
-    else pairs.push([name, value]);
+/** The child's response headers minus hop-by-hop ones and any its `connection` header names. */
+export function responseHeaderPairs(headers: HeaderPairs): HeaderPairs {
+  let connection: string | undefined;
+  let hopByHop = false;
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP_HEADERS.has(name)) hopByHop = true;
+    if (name === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
   }
-  return pairs;
+  // Most responses carry no hop-by-hop header but `connection`/`keep-alive`, or none at all.
+  if (!hopByHop) return headers;
+  const named = connectionTokens(connection);
+  return headers.filter(([name]) => !HOP_BY_HOP_HEADERS.has(name) && !named.has(name));
 }
 
-function hasBody(request: InvocationRequest): boolean {
+/** How the client's body is sent on: as it came (content-length), re-chunked, or not at all. */
+function bodyFraming(request: InvocationRequest): 'chunked' | 'raw' | 'none' {
+  if (request.headers['transfer-encoding'] !== undefined) return 'chunked';
   const length = request.headers['content-length'];
-  if (request.headers['transfer-encoding'] !== undefined) return true;
-  return length !== undefined && length.trim() !== '0';
+  return length !== undefined && length.trim() !== '0' ? 'raw' : 'none';
 }
+
+/** Methods a request may be sent again with (RFC 9110 §9.2.2), when it has no body. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** Options for {@link proxyRequest}. */
 export interface ProxyRequestOptions {
@@ -84,7 +94,10 @@ export interface ProxyRequestOptions {
   label: string;
   /** `host:port` the pool connects to, for messages. */
   target: string;
-  /** Time the child has to send response headers; 0 waits for the request's signal alone. @default 0 */
+  /**
+   * Time the child has to send response headers, for requests without a deadline of their own
+   * (the gateway gives every request one); 0 waits for the request's abort alone. @default 0
+   */
   headersTimeoutMs?: number;
   /** Called once when the exchange is over: failed, or the response body ended or was destroyed. @default undefined */
   onSettled?: () => void;
@@ -94,11 +107,8 @@ export interface ProxyRequestOptions {
 export function toProxyError(err: unknown, request: InvocationRequest, options: ProxyRequestOptions): LamplighterError {
   if (err instanceof LamplighterError) return err;
   const { label, target } = options;
-  if (request.signal.aborted) {
-    const reason: unknown = request.signal.reason;
-    if (reason instanceof LamplighterError) return reason;
-    const why = reason instanceof Error ? reason.message : String(reason);
-    return new LamplighterError(ErrorCodes.TIMEOUT, `Request ${request.id} to ${label} was aborted before it finished: ${why}`, { cause: err });
+  if (err instanceof MalformedResponseError) {
+    return new LamplighterError(ErrorCodes.BAD_HANDLER_RESPONSE, `${label} sent a malformed response: ${err.message}`, { cause: err });
   }
   const e = err as NodeJS.ErrnoException;
   switch (e?.code) {
@@ -110,23 +120,17 @@ export function toProxyError(err: unknown, request: InvocationRequest, options: 
       );
     case 'ECONNRESET':
     case 'EPIPE':
-    case 'UND_ERR_SOCKET':
       return new LamplighterError(
         ErrorCodes.UPSTREAM_UNAVAILABLE,
         `${label} closed the connection on ${target} before answering (${e.message})`,
         { cause: err },
       );
-    case 'UND_ERR_HEADERS_TIMEOUT':
-      return new LamplighterError(
-        ErrorCodes.TIMEOUT,
-        `${label} sent no response headers within ${options.headersTimeoutMs ?? 0} ms`,
-        { cause: err },
-      );
-    case 'UND_ERR_CLOSED':
-    case 'UND_ERR_DESTROYED':
+    case 'ETIMEDOUT':
+      return new LamplighterError(ErrorCodes.UPSTREAM_UNAVAILABLE, `${label} did not accept a connection on ${target}: ${e.message}`, { cause: err });
+    case 'LL_HEADERS_TIMEOUT':
+      return new LamplighterError(ErrorCodes.TIMEOUT, `${label} sent no response headers within ${options.headersTimeoutMs ?? 0} ms`, { cause: err });
+    case 'ERR_POOL_CLOSED':
       return new LamplighterError(ErrorCodes.UPSTREAM_UNAVAILABLE, `${label} is shutting down`, { cause: err });
-    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
-      return new LamplighterError(ErrorCodes.BAD_REQUEST, `Request ${request.id}: body length does not match its content-length`, { cause: err });
     default:
       return new LamplighterError(
         ErrorCodes.UPSTREAM_UNAVAILABLE,
@@ -136,68 +140,65 @@ export function toProxyError(err: unknown, request: InvocationRequest, options: 
   }
 }
 
-/**
- * What undici listens to for an abort. A request that offers `onAbort` gets a small object with
- * the two EventTarget methods undici calls, instead of an AbortSignal: making a signal and
- * registering on it cost a quarter of this path's throughput.
- */
-function abortSource(request: InvocationRequest): AbortSignal {
-  const onAbort = request.onAbort?.bind(request);
-  if (!onAbort || request.aborted === undefined) return request.signal;
-  const removers = new Map<() => void, () => void>();
-  const source = {
-    get aborted(): boolean {
-      return request.aborted === true;
-    },
-    reason: undefined,
-    addEventListener(_type: 'abort', listener: () => void): void {
-      removers.set(listener, onAbort(listener));
-    },
-    removeEventListener(_type: 'abort', listener: () => void): void {
-      removers.get(listener)?.();
-      removers.delete(listener);
-    },
-  };
-  return source as unknown as AbortSignal;
+/** Why an exchange was abandoned on the request's side: the client left or its deadline passed. */
+function abandonReason(request: InvocationRequest, label: string): Error {
+  const reason: unknown = request.aborted === undefined ? request.signal.reason : undefined;
+  if (reason instanceof LamplighterError) return reason;
+  const why = reason instanceof Error ? reason.message : 'the client went away or its deadline passed';
+  return new LamplighterError(ErrorCodes.TIMEOUT, `Request ${request.id} to ${label} was aborted before it finished: ${why}`);
 }
 
 /**
- * Sends `request` to the child behind `pool` and returns its response with the body still
- * streaming (each chunk is passed on as it arrives, so server-sent events flow). The request's
- * signal aborts the upstream exchange, before or after the headers.
+ * Sends `request` to the child behind `pool` and returns its response: whole when it came in one
+ * read, otherwise with the body still streaming (each chunk is passed on as it arrives, so
+ * server-sent events flow). Abandoning the request, before or after the headers, closes the
+ * upstream connection.
  */
-export async function proxyRequest(pool: Pool, request: InvocationRequest, options: ProxyRequestOptions): Promise<InvocationResponse> {
+export async function proxyRequest(pool: UpstreamPool, request: InvocationRequest, options: ProxyRequestOptions): Promise<InvocationResponse> {
+  const framing = bodyFraming(request);
+  if (framing === 'none') request.body.resume();
+  const control: ExchangeControl = {};
+  let removeAbort: (() => void) | undefined;
+  let headersTimer: NodeJS.Timeout | undefined;
   let settled = false;
-  const settle = (): void => {
+  control.onSettled = () => {
     if (settled) return;
     settled = true;
+    removeAbort?.();
     options.onSettled?.();
   };
-  const withBody = hasBody(request);
-  if (!withBody) request.body.resume();
-  try {
-    const response = await pool.request({
+  const pending = pool.request(
+    {
       method: request.method,
-      path: request.url,
-      headers: forwardRequestHeaders(request),
-      body: withBody ? request.body : null,
-      signal: abortSource(request),
-      headersTimeout: options.headersTimeoutMs ?? 0,
-      bodyTimeout: 0,
-    });
-    const headers = responseHeaderPairs(response.headers as IncomingHttpHeaders);
-    const noBody = request.method === 'HEAD' || response.statusCode === 204 || response.statusCode === 304;
-    if (noBody) {
-      await response.body.dump().catch(() => {});
-      settle();
-      return { status: response.statusCode, headers, body: null };
-    }
-    const body = response.body;
-    body.once('close', settle);
-    if (body.destroyed) settle();
-    return { status: response.statusCode, headers, body };
+      head: requestHead(request, framing),
+      body: framing === 'none' ? null : request.body,
+      framing,
+      retryable: IDEMPOTENT.has(request.method),
+    },
+    control,
+  );
+  const abandon = (): void => control.abort?.(abandonReason(request, options.label));
+  if (request.onAbort && request.aborted !== undefined) removeAbort = request.onAbort(abandon);
+  else if (request.signal.aborted) queueMicrotask(abandon);
+  else {
+    const signal = request.signal;
+    signal.addEventListener('abort', abandon, { once: true });
+    removeAbort = () => signal.removeEventListener('abort', abandon);
+  }
+  if (settled) removeAbort?.();
+  const headersTimeoutMs = options.headersTimeoutMs ?? 0;
+  if (headersTimeoutMs > 0 && request.deadline === undefined) {
+    headersTimer = setTimeout(() => {
+      control.abort?.(Object.assign(new Error('no response headers in time'), { code: 'LL_HEADERS_TIMEOUT' }));
+    }, headersTimeoutMs);
+  }
+  try {
+    const response = await pending;
+    return { status: response.status, headers: responseHeaderPairs(response.headers), body: response.body };
   } catch (err) {
-    settle();
+    control.onSettled();
     throw toProxyError(err, request, options);
+  } finally {
+    if (headersTimer) clearTimeout(headersTimer);
   }
 }

@@ -3,7 +3,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Pool } from 'undici';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import type { Instance, InstanceExit, InstanceState, InvocationRequest, InvocationResponse, LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
@@ -15,6 +14,7 @@ import { releasePort, reservePort } from './port-allocator.js';
 import { ReadinessTimeoutError, waitUntilReady } from './readiness-probe.js';
 import type { FunctionFailure } from './restart-policy.js';
 import { pipeUpgrade } from './upgrade-proxy.js';
+import { UpstreamPool } from './upstream-pool.js';
 
 const LOOPBACK = '127.0.0.1';
 
@@ -113,7 +113,7 @@ export class ProcessInstance implements Instance {
   #child: ChildProcess | undefined;
   #pgid: number | undefined;
   #port: number | undefined;
-  #pool: Pool | undefined;
+  #pool: UpstreamPool | undefined;
   #exit: ExitInfo | undefined;
   #exited: Promise<void> = Promise.resolve();
   #stdioClosed: Promise<void> = Promise.resolve();
@@ -475,7 +475,7 @@ export class ProcessInstance implements Instance {
     const pool = this.#pool;
     this.#pool = undefined;
     if (this.#port !== undefined) releasePort(this.#port);
-    if (pool) await pool.destroy().catch(() => {});
+    pool?.destroy();
     // Wake drain() waiters: nothing more can finish.
     this.#inFlight = 0;
     this.#release();
@@ -489,12 +489,7 @@ export class ProcessInstance implements Instance {
   }
 
   /** Creates the connection pool once the child is ready. */
-  #openPool(): Pool {
-    return new Pool(`http://${LOOPBACK}:${this.#port}`, {
-      connections: this.#spec.limits.concurrency,
-      pipelining: 1,
-      keepAliveTimeout: 4_000,
-      connect: { timeout: 5_000 },
-    });
+  #openPool(): UpstreamPool {
+    return new UpstreamPool({ host: LOOPBACK, port: this.#port!, idleTimeoutMs: 4_000, connectTimeoutMs: 5_000 });
   }
 }
