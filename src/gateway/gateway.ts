@@ -203,7 +203,10 @@ export class Gateway {
       const buf = body ?? EMPTY;
       flat.push('content-length', String(buf.length));
       res.writeHead(response.status, flat);
-      res.end(buf);
+      // A small body goes as a latin1 string (byte for byte): node:http then sends head and body
+      // in one write instead of gathering a string and a buffer into a writev.
+      if (buf.length <= SMALL_BODY) res.end(buf.toString('latin1'), 'latin1');
+      else res.end(buf);
       return;
     }
     if (length !== undefined) flat.push('content-length', length);
@@ -233,6 +236,8 @@ export class Gateway {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Bodies up to this many bytes are written together with the head. */
+const SMALL_BODY = 16 * 1024;
 
 /** The request target split into path and query, and the Host header without its port. */
 function splitTarget(req: IncomingMessage): { url: string; path: string; host: string } {

@@ -1,21 +1,10 @@
 // Forwards one invocation to a child's HTTP server over the instance's UpstreamPool, streaming both bodies.
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
-import type { HeaderPairs, InvocationRequest, InvocationResponse } from '../../instance/index.js';
-import { MalformedResponseError } from './response-parser.js';
-import type { ExchangeControl, UpstreamPool } from './upstream-pool.js';
+import type { InvocationRequest, InvocationResponse } from '../../instance/index.js';
+import { HOP_BY_HOP_HEADERS, MalformedResponseError } from './response-parser.js';
 
-/** Headers that describe one connection, not the message; never forwarded in either direction. */
-export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+export { HOP_BY_HOP_HEADERS };
+import type { ExchangeControl, UpstreamPool } from './upstream-pool.js';
 
 /** Request headers dropped besides the hop-by-hop ones: `expect` (the proxy answers continues itself). */
 const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect']);
@@ -62,20 +51,6 @@ export function requestHead(request: InvocationRequest, framing: 'chunked' | 'ra
   head += `x-forwarded-host: ${host}\r\nx-forwarded-proto: http\r\n`;
   if (framing === 'chunked') head += 'transfer-encoding: chunked\r\n';
   return `${head}\r\n`;
-}
-
-/** The child's response headers minus hop-by-hop ones and any its `connection` header names. */
-export function responseHeaderPairs(headers: HeaderPairs): HeaderPairs {
-  let connection: string | undefined;
-  let hopByHop = false;
-  for (const [name, value] of headers) {
-    if (HOP_BY_HOP_HEADERS.has(name)) hopByHop = true;
-    if (name === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
-  }
-  // Most responses carry no hop-by-hop header but `connection`/`keep-alive`, or none at all.
-  if (!hopByHop) return headers;
-  const named = connectionTokens(connection);
-  return headers.filter(([name]) => !HOP_BY_HOP_HEADERS.has(name) && !named.has(name));
 }
 
 /** How the client's body is sent on: as it came (content-length), re-chunked, or not at all. */
@@ -194,7 +169,7 @@ export async function proxyRequest(pool: UpstreamPool, request: InvocationReques
   }
   try {
     const response = await pending;
-    return { status: response.status, headers: responseHeaderPairs(response.headers), body: response.body };
+    return response;
   } catch (err) {
     control.onSettled();
     throw toProxyError(err, request, options);

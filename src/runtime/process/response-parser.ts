@@ -14,7 +14,10 @@ export type BodyFraming = 'none' | 'length' | 'chunked' | 'close';
 /** A parsed status line and header section. */
 export interface ResponseHead {
   readonly status: number;
-  /** Header pairs in the order received, names lower-cased, values with surrounding whitespace trimmed. */
+  /**
+   * End-to-end header pairs in the order received, names lower-cased, values with surrounding
+   * whitespace trimmed; hop-by-hop ones (and those the `connection` header names) left out.
+   */
   readonly headers: HeaderPairs;
   readonly framing: BodyFraming;
   /** Body length for `length` framing; otherwise -1. */
@@ -31,6 +34,19 @@ export interface ResponseEvents {
   onData(chunk: Buffer): void;
   onEnd(): void;
 }
+
+/** Headers that describe one connection, not the message; never passed on in either direction. */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 /** Largest status line plus header section accepted, in bytes (node:http's own default is 16 KiB). */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -50,13 +66,13 @@ const enum State {
 // Token characters of RFC 9110 §5.6.2, for header names.
 const TOKEN = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
-// Control characters other than horizontal tab may not appear in a header value.
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
 const DIGITS = /^[0-9]+$/;
 const HEX = /^[0-9a-fA-F]{1,12}$/;
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-const LFLF = Buffer.from('\n\n');
+const HEX_VALUE = new Int8Array(256).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
+  HEX_VALUE['0123456789ABCDEF'.charCodeAt(i)] = i;
+}
 
 /**
  * Parses one response at a time from a connection's bytes. Call {@link expect} before each
@@ -72,6 +88,8 @@ export class ResponseParser {
   #remaining = 0;
   #line = '';
   #trailerBytes = 0;
+  #keepAliveParams: string | undefined;
+  #keepAliveMs: number | undefined;
 
   /** Readies the parser for the response to a request with method `method`. */
   expect(method: string, events: ResponseEvents): void {
@@ -122,8 +140,16 @@ export class ResponseParser {
           break;
         }
         case State.ChunkSize:
+          at = this.#readChunkSize(chunk, at);
+          break;
         case State.Trailers:
-          at = this.#readLine(chunk, at);
+          // Almost always no trailers: the empty line that ends the body.
+          if (this.#line === '' && chunk[at] === 13 && chunk[at + 1] === 10) {
+            at += 2;
+            this.#end();
+          } else {
+            at = this.#readLine(chunk, at);
+          }
           break;
         case State.ChunkData: {
           const take = Math.min(this.#remaining, chunk.length - at);
@@ -174,17 +200,22 @@ export class ResponseParser {
       buf = at === 0 ? chunk : chunk.subarray(at);
       base = 0;
     }
-    let end = buf.indexOf(CRLFCRLF);
-    let sep = 4;
-    if (end < 0) {
-      end = buf.indexOf(LFLF);
-      sep = 2;
-    } else {
-      const lf = buf.indexOf(LFLF);
-      if (lf >= 0 && lf < end) {
-        end = lf;
+    // The head ends at the first empty line: a LF followed by LF or by CRLF.
+    let end = -1;
+    let sep = 0;
+    for (let i = buf.indexOf(10); i >= 0 && i < buf.length - 1; i = buf.indexOf(10, i + 1)) {
+      const c = buf[i + 1];
+      if (c === 10) {
+        end = i;
         sep = 2;
+        break;
       }
+      if (c === 13 && buf[i + 2] === 10) {
+        end = i;
+        sep = 3;
+        break;
+      }
+      if (i > MAX_HEAD_BYTES) break;
     }
     if (end < 0) {
       if (buf.length > MAX_HEAD_BYTES) throw new MalformedResponseError(`its response headers are larger than ${MAX_HEAD_BYTES / 1024} KiB`);
@@ -222,60 +253,85 @@ export class ResponseParser {
   }
 
   #parseHead(text: string): ResponseHead {
-    const lines = text.split('\n');
-    const statusLine = stripCr(lines[0]!);
-    const m = STATUS_LINE.exec(statusLine);
-    if (!m) throw new MalformedResponseError(`its status line is not HTTP/1.x: ${JSON.stringify(statusLine.slice(0, 80))}`);
-    const minor = m[1]!;
-    const status = Number(m[2]);
+    let lineEnd = text.indexOf('\n');
+    if (lineEnd < 0) lineEnd = text.length;
+    const statusEnd = text.charCodeAt(lineEnd - 1) === 13 ? lineEnd - 1 : lineEnd;
+    const status = statusCode(text, statusEnd);
+    if (status < 0) throw new MalformedResponseError(`its status line is not HTTP/1.x: ${JSON.stringify(text.slice(0, Math.min(statusEnd, 80)))}`);
+    const minor = text.charCodeAt(7) === 49 ? '1' : '0';
     const headers: HeaderPairs = [];
     let contentLength: string | undefined;
     let transferEncoding: string | undefined;
     let connection: string | undefined;
     let keepAliveParams: string | undefined;
-    for (let i = 1; i < lines.length; i++) {
-      const line = stripCr(lines[i]!);
-      const first = line.charCodeAt(0);
+    // One pass over the lines by index: no split, no per-line regex.
+    for (let at = lineEnd + 1; at < text.length; ) {
+      let next = text.indexOf('\n', at);
+      if (next < 0) next = text.length;
+      const stop = text.charCodeAt(next - 1) === 13 ? next - 1 : next;
+      const first = text.charCodeAt(at);
       if (first === 32 || first === 9) throw new MalformedResponseError('it folded a header over several lines (obsolete line folding is not accepted)');
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw new MalformedResponseError(`a header line has no name: ${JSON.stringify(line.slice(0, 80))}`);
-      for (let k = 0; k < colon; k++) {
-        const c = line.charCodeAt(k);
-        if (c >= 128 || TOKEN[c] !== 1) throw new MalformedResponseError(`a header name is not a valid token: ${JSON.stringify(line.slice(0, colon))}`);
+      let colon = at;
+      while (colon < stop) {
+        const c = text.charCodeAt(colon);
+        if (c === 58) break;
+        if (c >= 128 || TOKEN[c] !== 1) throw new MalformedResponseError(`a header line does not start with a valid name: ${JSON.stringify(text.slice(at, Math.min(stop, at + 80)))}`);
+        colon++;
       }
-      const name = line.slice(0, colon).toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      if (BAD_VALUE.test(value)) throw new MalformedResponseError(`header '${name}' has a control character in its value`);
-      headers.push([name, value]);
+      if (colon === at || colon === stop) throw new MalformedResponseError(`a header line has no name: ${JSON.stringify(text.slice(at, Math.min(stop, at + 80)))}`);
+      let vs = colon + 1;
+      let ve = stop;
+      while (vs < ve && (text.charCodeAt(vs) === 32 || text.charCodeAt(vs) === 9)) vs++;
+      while (ve > vs && (text.charCodeAt(ve - 1) === 32 || text.charCodeAt(ve - 1) === 9)) ve--;
+      for (let k = vs; k < ve; k++) {
+        const c = text.charCodeAt(k);
+        if ((c < 32 && c !== 9) || c === 127) throw new MalformedResponseError(`header '${text.slice(at, colon).toLowerCase()}' has a control character in its value`);
+      }
+      const name = text.slice(at, colon).toLowerCase();
+      const value = text.slice(vs, ve);
+      at = next + 1;
       switch (name) {
         case 'content-length':
           contentLength = contentLength === undefined ? value : `${contentLength},${value}`;
           break;
         case 'transfer-encoding':
           transferEncoding = transferEncoding === undefined ? value : `${transferEncoding},${value}`;
-          break;
+          continue;
         case 'connection':
           connection = connection === undefined ? value : `${connection},${value}`;
-          break;
+          continue;
         case 'keep-alive':
           keepAliveParams = value;
-          break;
+          continue;
       }
+      // Headers about this connection are read above and not passed on.
+      if (HOP_BY_HOP_HEADERS.has(name)) continue;
+      headers.push([name, value]);
     }
-    const tokens = connection === undefined ? undefined : connection.toLowerCase().split(',').map((t) => t.trim());
-    let keepAlive = minor === '1' ? !tokens?.includes('close') : tokens?.includes('keep-alive') === true;
+    let keepAlive: boolean;
+    let filtered = headers;
+    if (connection === undefined) keepAlive = minor === '1';
+    else {
+      const lower = connection.toLowerCase();
+      const tokens = lower === 'keep-alive' || lower === 'close' ? [lower] : lower.split(',').map((t) => t.trim());
+      keepAlive = minor === '1' ? !tokens.includes('close') : tokens.includes('keep-alive');
+      // Headers the connection header names are hop-by-hop too (RFC 9110 §7.6.1).
+      const named = tokens.filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive');
+      if (named.length > 0) filtered = headers.filter(([n]) => !named.includes(n));
+    }
     let framing: BodyFraming;
     let length = -1;
     if (this.#headRequest || status < 200 || status === 204 || status === 304) {
       framing = 'none';
     } else if (transferEncoding !== undefined) {
-      const codings = transferEncoding.toLowerCase().split(',').map((t) => t.trim());
+      const codings = transferEncoding === 'chunked' ? ['chunked'] : transferEncoding.toLowerCase().split(',').map((t) => t.trim());
       // Chunked must come last to delimit the body; otherwise the body runs until close.
       framing = codings[codings.length - 1] === 'chunked' ? 'chunked' : 'close';
       // A length beside a transfer coding is ignored, but the connection is not trusted after it.
       if (contentLength !== undefined || framing === 'close') keepAlive = false;
+      if (contentLength !== undefined) filtered = filtered.filter(([n]) => n !== 'content-length');
     } else if (contentLength !== undefined) {
-      const values = contentLength.split(',').map((v) => v.trim());
+      const values = contentLength.indexOf(',') < 0 ? [contentLength] : contentLength.split(',').map((v) => v.trim());
       const firstValue = values[0]!;
       if (!DIGITS.test(firstValue) || values.some((v) => v !== firstValue) || firstValue.length > 15) {
         throw new MalformedResponseError(`its content-length is not one valid number: ${JSON.stringify(contentLength.slice(0, 80))}`);
@@ -286,7 +342,37 @@ export class ResponseParser {
       framing = 'close';
       keepAlive = false;
     }
-    return { status, headers, framing, length, keepAlive, keepAliveTimeoutMs: keepAliveTimeout(keepAliveParams) };
+    // Children send the same keep-alive parameters every time; parse them once per connection.
+    if (keepAliveParams !== this.#keepAliveParams) {
+      this.#keepAliveParams = keepAliveParams;
+      this.#keepAliveMs = keepAliveTimeout(keepAliveParams);
+    }
+    return { status, headers: filtered, framing, length, keepAlive, keepAliveTimeoutMs: this.#keepAliveMs };
+  }
+
+  // A size line wholly inside this chunk, with no extension, is read in place; anything else
+  // (split across reads, extensions, odd spacing) goes through the general line reader.
+  #readChunkSize(chunk: Buffer, at: number): number {
+    if (this.#line === '') {
+      let size = 0;
+      let k = at;
+      const limit = Math.min(chunk.length, at + 12);
+      for (; k < limit; k++) {
+        const d = HEX_VALUE[chunk[k]!]!;
+        if (d < 0) break;
+        size = size * 16 + d;
+      }
+      if (k > at && k < chunk.length) {
+        const c = chunk[k];
+        const after = c === 10 ? k + 1 : c === 13 && chunk[k + 1] === 10 ? k + 2 : -1;
+        if (after > 0) {
+          this.#remaining = size;
+          this.#state = size === 0 ? State.Trailers : State.ChunkData;
+          return after;
+        }
+      }
+    }
+    return this.#readLine(chunk, at);
   }
 
   // Reads one line of the chunked framing (a size line or a trailer line) a byte range at a time.
@@ -312,6 +398,25 @@ export class ResponseParser {
     this.#state = this.#remaining === 0 ? State.Trailers : State.ChunkData;
     return lf + 1;
   }
+}
+
+/** The status code of an `HTTP/1.x NNN reason` line ending at `end`, or -1 when it is not one. */
+function statusCode(text: string, end: number): number {
+  if (end < 12 || !text.startsWith('HTTP/1.') || text.charCodeAt(8) !== 32) return -1;
+  const minor = text.charCodeAt(7);
+  if (minor !== 48 && minor !== 49) return -1;
+  const a = text.charCodeAt(9) - 48;
+  const b = text.charCodeAt(10) - 48;
+  const c = text.charCodeAt(11) - 48;
+  if (a < 1 || a > 9 || b < 0 || b > 9 || c < 0 || c > 9) return -1;
+  if (end > 12) {
+    if (text.charCodeAt(12) !== 32) return -1;
+    for (let k = 13; k < end; k++) {
+      const ch = text.charCodeAt(k);
+      if ((ch < 32 && ch !== 9) || ch === 127) return -1;
+    }
+  }
+  return a * 100 + b * 10 + c;
 }
 
 function stripCr(line: string): string {
