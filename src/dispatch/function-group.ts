@@ -91,11 +91,42 @@ export class FunctionGroup {
   }
 
   /** Serves one request: on a free instance now, or held until one is ready. */
-  async dispatch(request: InvocationRequest): Promise<DispatchResult> {
-    if (this.stopped) throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`);
+  dispatch(request: InvocationRequest): Promise<DispatchResult> {
+    if (this.stopped) return Promise.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`));
     this.demand.begin(this.clock());
-    let slot = this.pick();
-    let coldStart = false;
+    const slot = this.pick();
+    // The common case, an instance with room, without the async machinery of the held path.
+    return slot ? this.serveOn(slot, request) : this.dispatchHeld(request);
+  }
+
+  private serveOn(slot: Slot, request: InvocationRequest): Promise<DispatchResult> {
+    let pending: Promise<InvocationResponse>;
+    try {
+      pending = slot.instance.handle(request);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    return pending.then(
+      (response) => {
+        this.releaseAfterBody(slot, response, this.endDemand);
+        return { response, coldStart: false };
+      },
+      (err: unknown) => {
+        this.release(slot);
+        this.endDemand();
+        throw err;
+      },
+    );
+  }
+
+  /** Ends one request's share of the demand; bound once, not made per request. */
+  private readonly endDemand = (): void => {
+    this.demand.end(this.clock());
+  };
+
+  /** No instance has room: the request is held until one has (lighting one if needed), or answered by the placeholder. */
+  private async dispatchHeld(request: InvocationRequest): Promise<DispatchResult> {
+    const coldStart = this.readyCount === 0;
     let ended = false;
     const end = (): void => {
       if (ended) return;
@@ -103,15 +134,12 @@ export class FunctionGroup {
       this.demand.end(this.clock());
     };
     try {
-      if (!slot) {
-        coldStart = this.readyCount === 0;
-        if (coldStart && this.spec.placeholder) {
-          this.reactToDemand();
-          end();
-          return { response: this.placeholderResponse(), coldStart: true };
-        }
-        slot = await this.hold(request, coldStart);
+      if (coldStart && this.spec.placeholder) {
+        this.reactToDemand();
+        end();
+        return { response: this.placeholderResponse(), coldStart: true };
       }
+      const slot = await this.hold(request, coldStart);
       let response: InvocationResponse;
       try {
         response = await slot.instance.handle(request);

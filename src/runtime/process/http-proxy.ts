@@ -127,21 +127,13 @@ function abandonReason(request: InvocationRequest, label: string): Error {
  * Sends `request` to the child behind `pool` and returns its response: whole when it came in one
  * read, otherwise with the body still streaming (each chunk is passed on as it arrives, so
  * server-sent events flow). Abandoning the request, before or after the headers, closes the
- * upstream connection.
+ * upstream connection. Rejects with a LamplighterError. Not `async`: this is the hot path, and
+ * the pool's own promise is all it needs.
  */
-export async function proxyRequest(pool: UpstreamPool, request: InvocationRequest, options: ProxyRequestOptions): Promise<InvocationResponse> {
+export function proxyRequest(pool: UpstreamPool, request: InvocationRequest, options: ProxyRequestOptions): Promise<InvocationResponse> {
   const framing = bodyFraming(request);
   if (framing === 'none') request.body.resume();
-  const control: ExchangeControl = {};
-  let removeAbort: (() => void) | undefined;
-  let headersTimer: NodeJS.Timeout | undefined;
-  let settled = false;
-  control.onSettled = () => {
-    if (settled) return;
-    settled = true;
-    removeAbort?.();
-    options.onSettled?.();
-  };
+  const exchange = new ProxiedExchange(request, options);
   const pending = pool.request(
     {
       method: request.method,
@@ -150,30 +142,53 @@ export async function proxyRequest(pool: UpstreamPool, request: InvocationReques
       framing,
       retryable: IDEMPOTENT.has(request.method),
     },
-    control,
+    exchange,
   );
-  const abandon = (): void => control.abort?.(abandonReason(request, options.label));
-  if (request.onAbort && request.aborted !== undefined) removeAbort = request.onAbort(abandon);
-  else if (request.signal.aborted) queueMicrotask(abandon);
-  else {
-    const signal = request.signal;
-    signal.addEventListener('abort', abandon, { once: true });
-    removeAbort = () => signal.removeEventListener('abort', abandon);
-  }
-  if (settled) removeAbort?.();
+  exchange.listen();
   const headersTimeoutMs = options.headersTimeoutMs ?? 0;
-  if (headersTimeoutMs > 0 && request.deadline === undefined) {
-    headersTimer = setTimeout(() => {
-      control.abort?.(Object.assign(new Error('no response headers in time'), { code: 'LL_HEADERS_TIMEOUT' }));
-    }, headersTimeoutMs);
+  if (headersTimeoutMs <= 0 || request.deadline !== undefined) return pending;
+  const timer = setTimeout(() => {
+    exchange.abort?.(Object.assign(new Error('no response headers in time'), { code: 'LL_HEADERS_TIMEOUT' }));
+  }, headersTimeoutMs);
+  return pending.finally(() => clearTimeout(timer));
+}
+
+/** The pool's hooks for one proxied request: its abort, its settling, its errors. One object, no closures. */
+class ProxiedExchange implements ExchangeControl {
+  abort?: (reason: Error) => void;
+  #removeAbort: (() => void) | undefined;
+  #settled = false;
+
+  constructor(
+    private readonly request: InvocationRequest,
+    private readonly options: ProxyRequestOptions,
+  ) {}
+
+  /** Starts listening for the request being abandoned (the client left, the deadline passed). */
+  listen(): void {
+    if (this.#settled) return;
+    const request = this.request;
+    if (request.onAbort && request.aborted !== undefined) this.#removeAbort = request.onAbort(this.abandon);
+    else if (request.signal.aborted) queueMicrotask(this.abandon);
+    else {
+      const signal = request.signal;
+      signal.addEventListener('abort', this.abandon, { once: true });
+      this.#removeAbort = () => signal.removeEventListener('abort', this.abandon);
+    }
   }
-  try {
-    const response = await pending;
-    return response;
-  } catch (err) {
-    control.onSettled();
-    throw toProxyError(err, request, options);
-  } finally {
-    if (headersTimer) clearTimeout(headersTimer);
+
+  readonly abandon = (): void => {
+    this.abort?.(abandonReason(this.request, this.options.label));
+  };
+
+  onSettled(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#removeAbort?.();
+    this.options.onSettled?.();
+  }
+
+  mapError(err: Error): Error {
+    return toProxyError(err, this.request, this.options);
   }
 }

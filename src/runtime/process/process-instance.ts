@@ -8,7 +8,7 @@ import type { Instance, InstanceExit, InstanceState, InvocationRequest, Invocati
 import type { FunctionSpec } from '../../manifest/index.js';
 import { registerChildGroup, signalGroup, unregisterChildGroup } from './child-registry.js';
 import { processExitChannel, processReadyChannel, processSpawnChannel } from './diagnostics.js';
-import { proxyRequest } from './http-proxy.js';
+import { proxyRequest, type ProxyRequestOptions } from './http-proxy.js';
 import { forwardLines, type LineTail } from './line-splitter.js';
 import { releasePort, reservePort } from './port-allocator.js';
 import { ReadinessTimeoutError, waitUntilReady } from './readiness-probe.js';
@@ -114,6 +114,8 @@ export class ProcessInstance implements Instance {
   #pgid: number | undefined;
   #port: number | undefined;
   #pool: UpstreamPool | undefined;
+  /** Made once with the pool: the same for every request. */
+  #proxyOptions: ProxyRequestOptions | undefined;
   #exit: ExitInfo | undefined;
   #exited: Promise<void> = Promise.resolve();
   #stdioClosed: Promise<void> = Promise.resolve();
@@ -173,17 +175,12 @@ export class ProcessInstance implements Instance {
   }
 
   /** Proxies one request to the child; waits for `ready` if the instance is still starting. */
-  async handle(request: InvocationRequest): Promise<InvocationResponse> {
-    if (this.#state === 'starting') await this.ready;
+  handle(request: InvocationRequest): Promise<InvocationResponse> {
+    if (this.#state === 'starting') return this.ready.then(() => this.handle(request));
     const pool = this.#pool;
-    if (this.#state !== 'ready' || pool === undefined) throw this.#notServing();
+    if (this.#state !== 'ready' || pool === undefined) return Promise.reject(this.#notServing());
     this.#inFlight += 1;
-    return proxyRequest(pool, request, {
-      label: this.#label,
-      target: `${LOOPBACK}:${this.#port}`,
-      headersTimeoutMs: this.#spec.limits.timeoutMs,
-      onSettled: () => this.#release(),
-    });
+    return proxyRequest(pool, request, this.#proxyOptions!);
   }
 
   /**
@@ -293,6 +290,12 @@ export class ProcessInstance implements Instance {
         startupMs: performance.now() - startedAt,
       });
       this.#pool = this.#openPool();
+      this.#proxyOptions = {
+        label: this.#label,
+        target: `${LOOPBACK}:${this.#port}`,
+        headersTimeoutMs: this.#spec.limits.timeoutMs,
+        onSettled: () => this.#release(),
+      };
       if (this.#state === 'starting') this.#state = 'ready';
       this.#options.supervisor.onReady(this);
       this.#resolveReady();

@@ -48,6 +48,8 @@ export interface ExchangeControl {
   abort?: (reason: Error) => void;
   /** Called once when the exchange is over. */
   onSettled?: SettleHook;
+  /** Turns a failure into what the promise rejects with. @default the failure as is */
+  mapError?: (err: Error) => Error;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -109,7 +111,9 @@ export class UpstreamPool {
   request(request: UpstreamRequest, control: ExchangeControl): Promise<UpstreamResponse> {
     return new Promise<UpstreamResponse>((resolve, reject) => {
       if (this.#destroyed) {
-        reject(Object.assign(new Error('the connection pool is closed'), { code: 'ERR_POOL_CLOSED' }));
+        const err = Object.assign(new Error('the connection pool is closed'), { code: 'ERR_POOL_CLOSED' });
+        reject(control.mapError ? control.mapError(err) : err);
+        control.onSettled?.();
         return;
       }
       const exchange = new Exchange(this, request, control, resolve, reject);
@@ -479,7 +483,7 @@ class Exchange implements ResponseEvents {
     const reject = this.#reject;
     this.#resolve = undefined;
     this.#reject = undefined;
-    if (reject) reject(err);
+    if (reject) reject(this.#control.mapError ? this.#control.mapError(err) : err);
     else if (destroyStream && this.#stream && !this.#stream.destroyed) this.#stream.destroy(err);
     this.#control.onSettled?.();
   }
