@@ -55,6 +55,15 @@ describe('process functions behind the gateway', () => {
     await second.text();
   });
 
+  test('process gateway — a HEAD answer keeps the length a GET would get, with no body', async () => {
+    const get = await fetch(`${node.url}/_/sized`);
+    assert.equal(await get.text(), 'twelve bytes');
+    const head = await fetch(`${node.url}/_/sized`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), '12');
+    assert.equal((await head.arrayBuffer()).byteLength, 0);
+  });
+
   test('process gateway — server-sent events stream through event by event', async () => {
     const res = await fetch(`${node.url}/_/sse?id=gw`);
     assert.equal(res.status, 200);

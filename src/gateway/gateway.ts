@@ -191,8 +191,9 @@ export class Gateway {
     for (const [name, value] of response.headers) {
       const lower = name.toLowerCase();
       if (lower === 'content-length') {
-        // A buffered body gets its own length below; a streamed one keeps the handler's.
-        if (!buffered) length = value;
+        // A buffered body gets its own length below; a streamed one keeps the handler's, and so
+        // does the answer to a HEAD, which has no body but describes the one a GET would get.
+        if (!buffered || body === null) length = value;
         continue;
       }
       if (HOP_BY_HOP.has(lower)) continue;
@@ -201,7 +202,7 @@ export class Gateway {
     flat.push('x-request-id', requestId, 'x-lamplighter-cold-start', coldStart ? 'true' : 'false');
     if (buffered) {
       const buf = body ?? EMPTY;
-      flat.push('content-length', String(buf.length));
+      flat.push('content-length', body === null && length !== undefined && res.req.method === 'HEAD' ? length : String(buf.length));
       res.writeHead(response.status, flat);
       // A small body goes as a latin1 string (byte for byte): node:http then sends head and body
       // in one write instead of gathering a string and a buffer into a writev.
