@@ -21,6 +21,11 @@
 // - After 5 failures within 30 s without a successful ready, `factory.failure` is set and every
 //   new instance fails at once with FUNCTION_FAILED and that message (HTTP 503), without
 //   starting a process. A ready instance, `factory.reset()`, or `failureRetryMs` passing clears it.
+// - Requests go to the child over keep-alive HTTP/1.1 connections (`UpstreamPool`, one per
+//   instance; never more open than requests in flight). An answer that does not parse is
+//   BAD_HANDLER_RESPONSE (502) naming the fault; a connection that fails before any answer is
+//   UPSTREAM_UNAVAILABLE, except that an idempotent request (body up to 64 KiB) is sent once more
+//   on a new connection first — the child may have closed a kept-alive one as it went out.
 // - WebSocket and other upgrades: `instance.upgrade(req, socket, head)` from the gateway's
 //   node:http `'upgrade'` event pipes the raw connection to the child.
 // - `installExitHook()` (call once from the CLI) kills every live child group when Lamplighter
