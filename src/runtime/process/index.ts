@@ -22,7 +22,8 @@
 //   new instance fails at once with FUNCTION_FAILED and that message (HTTP 503), without
 //   starting a process. A ready instance, `factory.reset()`, or `failureRetryMs` passing clears it.
 // - Requests go to the child over keep-alive HTTP/1.1 connections (`UpstreamPool`, one per
-//   instance; never more open than requests in flight). An answer that does not parse is
+//   instance, as many as requests were in flight at once, idle ones closed a second before the
+//   child would close them). An answer that does not parse is
 //   BAD_HANDLER_RESPONSE (502) naming the fault; a connection that fails before any answer is
 //   UPSTREAM_UNAVAILABLE, except that an idempotent request (body up to 64 KiB) is sent once more
 //   on a new connection first — the child may have closed a kept-alive one as it went out.
