@@ -150,6 +150,13 @@ describe('response parser', () => {
     assert.equal(same.body.toString(), 'ok');
   });
 
+  test('ambiguous framing ends keep-alive; a chunk size takes only spaces and tabs before its end', () => {
+    assert.equal(parse('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n').heads[0]!.keepAlive, false);
+    assert.equal(parse('HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n').heads[0]!.keepAlive, false);
+    assert.equal(parse('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 \t;x=y\r\nok\r\n0\r\n\r\n').body.toString(), 'ok');
+    assert.match(parseError('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\x0b\r\nx\r\n0\r\n\r\n'), /chunk size/);
+  });
+
   test('a connection that closes mid-response is reported', () => {
     const parser = new ResponseParser();
     parser.expect('GET', { onHead: () => {}, onData: () => {}, onEnd: () => {} });
@@ -279,6 +286,36 @@ describe('upstream pool', () => {
       assert.match(err.message, /closed the connection on child before answering/);
       return true;
     });
+  });
+
+  test('a client connection header cannot take the framing of the body away (no request smuggled in a body)', async () => {
+    const seen: string[] = [];
+    const { pool } = await setup((socket, request) => {
+      seen.push(request);
+      socket.write(OK);
+    });
+    const inner = 'GET /admin HTTP/1.1\r\nhost: x\r\n\r\n';
+    const request = makeInvocationRequest({ method: 'POST', url: '/public', headers: { connection: 'content-length, host' }, body: inner });
+    await readBody(await proxyRequest(pool, request, OPTIONS));
+    await delay(50);
+    assert.equal(seen.length, 1, `the child read ${seen.length} requests`);
+    assert.match(seen[0]!, new RegExp(`\r\ncontent-length: ${inner.length}\r\n`));
+    assert.match(seen[0]!, /\r\nhost: 127\.0\.0\.1\r\n/);
+    assert.ok(seen[0]!.endsWith(inner));
+  });
+
+  test('closing the pool fails the requests in flight; none is sent again', async () => {
+    let received = 0;
+    const { pool } = await setup(() => {
+      received += 1; // never answers
+    });
+    const pending = proxyRequest(pool, makeInvocationRequest({ url: '/slow' }), OPTIONS);
+    await delay(50);
+    pool.destroy();
+    await assert.rejects(withTimeout(pending, 5_000, 'the failed request'), (err: unknown) => err instanceof LamplighterError && /shutting down/.test(err.message));
+    await delay(50);
+    assert.equal(received, 1);
+    assert.equal(pool.connections, 0);
   });
 
   test('a chunked request body is sent chunked and arrives intact', async () => {

@@ -22,12 +22,17 @@ function connectionTokens(value: string | string[] | undefined): ReadonlySet<str
   return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
 }
 
+/** Headers a client's `connection` header may not take away: the message's framing and its host. */
+const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'host']);
+
 /**
  * The request line and headers sent to the child: the client's headers minus hop-by-hop ones (and
  * any the client's `connection` header names), plus `x-forwarded-for` (appended to),
  * `x-forwarded-host` and `x-forwarded-proto` (set from what the gateway saw), plus the body's
- * framing. `host` is kept as the client sent it. node:http has already rejected names and values
- * that could not be written back as they came.
+ * framing, which is always written here from what `framing` says and never left to the client's
+ * headers: a body sent without its length would be read by the child as a second request.
+ * `host` is kept as the client sent it. node:http has already rejected names and values that
+ * could not be written back as they came.
  */
 export function requestHead(request: InvocationRequest, framing: 'chunked' | 'raw' | 'none'): string {
   const headers = request.headers;
@@ -37,7 +42,8 @@ export function requestHead(request: InvocationRequest, framing: 'chunked' | 'ra
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
-    if (HOP_BY_HOP_HEADERS.has(name) || DROPPED_REQUEST_HEADERS.has(name) || FORWARDED_HEADERS.has(name) || named.has(name)) continue;
+    if (HOP_BY_HOP_HEADERS.has(name) || DROPPED_REQUEST_HEADERS.has(name) || FORWARDED_HEADERS.has(name) || name === 'content-length') continue;
+    if (named.size > 0 && named.has(name) && !FRAMING_HEADERS.has(name)) continue;
     if (typeof value === 'string') head += `${name}: ${value}\r\n`;
     else for (const v of value) head += `${name}: ${v}\r\n`;
   }
@@ -50,6 +56,7 @@ export function requestHead(request: InvocationRequest, framing: 'chunked' | 'ra
   if (headers.host === undefined) head += `host: ${host}\r\n`;
   head += `x-forwarded-host: ${host}\r\nx-forwarded-proto: http\r\n`;
   if (framing === 'chunked') head += 'transfer-encoding: chunked\r\n';
+  else if (headers['content-length'] !== undefined) head += `content-length: ${headers['content-length']}\r\n`;
   return `${head}\r\n`;
 }
 
@@ -60,7 +67,7 @@ function bodyFraming(request: InvocationRequest): 'chunked' | 'raw' | 'none' {
   return length !== undefined && length.trim() !== '0' ? 'raw' : 'none';
 }
 
-/** Methods a request may be sent again with (RFC 9110 §9.2.2), when it has no body. */
+/** Methods a request may be sent again with (RFC 9110 §9.2.2) when its connection failed before any answer. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** Options for {@link proxyRequest}. */

@@ -477,8 +477,9 @@ export class ProcessInstance implements Instance {
     this.#tunnels.clear();
     const pool = this.#pool;
     this.#pool = undefined;
-    if (this.#port !== undefined) releasePort(this.#port);
+    // The pool first: nothing may reach the port once another instance can be given it.
     pool?.destroy();
+    if (this.#port !== undefined) releasePort(this.#port);
     // Wake drain() waiters: nothing more can finish.
     this.#inFlight = 0;
     this.#release();

@@ -316,9 +316,12 @@ export class ResponseParser {
       const tokens = lower === 'keep-alive' || lower === 'close' ? [lower] : lower.split(',').map((t) => t.trim());
       keepAlive = minor === '1' ? !tokens.includes('close') : tokens.includes('keep-alive');
       // Headers the connection header names are hop-by-hop too (RFC 9110 §7.6.1).
-      const named = tokens.filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive');
+      const named = tokens.filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'content-length');
       if (named.length > 0) filtered = headers.filter(([n]) => !named.includes(n));
     }
+    // Both framings named, or a transfer coding from an HTTP/1.0 server: whatever is read, the
+    // connection is not trusted with another exchange (RFC 9112 §6.1, §6.3).
+    if (transferEncoding !== undefined && (contentLength !== undefined || minor === '0')) keepAlive = false;
     let framing: BodyFraming;
     let length = -1;
     if (this.#headRequest || status < 200 || status === 204 || status === 304) {
@@ -392,7 +395,10 @@ export class ResponseParser {
       return lf + 1;
     }
     const semi = line.indexOf(';');
-    const size = (semi < 0 ? line : line.slice(0, semi)).trimEnd();
+    let sizeEnd = semi < 0 ? line.length : semi;
+    // Only spaces and tabs may stand between the size and an extension (RFC 9112 §7.1.1).
+    while (sizeEnd > 0 && (line.charCodeAt(sizeEnd - 1) === 32 || line.charCodeAt(sizeEnd - 1) === 9)) sizeEnd--;
+    const size = line.slice(0, sizeEnd);
     if (!HEX.test(size)) throw new MalformedResponseError(`a chunk size of its chunked body is not a hex number: ${JSON.stringify(line.slice(0, 40))}`);
     this.#remaining = parseInt(size, 16);
     this.#state = this.#remaining === 0 ? State.Trailers : State.ChunkData;

@@ -130,6 +130,11 @@ export class UpstreamPool {
     this.#idle.length = 0;
   }
 
+  /** Whether {@link destroy} has been called. */
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
   /** Opens a connection for a retry, never an idle one. @internal */
   fresh(): Connection {
     return this.#open();
@@ -452,10 +457,15 @@ class Exchange implements ResponseEvents {
 
   // A connection that fails before a byte of answer has come may not have reached the child's
   // handler at all: a reused one the child closed as we sent (its keep-alive ran out), a new one
-  // its full accept queue reset. An idempotent request (RFC 9110 §9.2.2) whose body, if any, is
-  // still held is sent again, once, on a new connection.
+  // its full accept queue reset. It may also have: a handler that cut the connection. Only an
+  // idempotent request (RFC 9110 §9.2.2), for which running twice is by definition harmless,
+  // whose body, if any, is still held, is sent again — once, on a new connection.
   #failOrResend(err: ConnectionError): void {
     if (this.#settled) return;
+    if (this.#pool.destroyed) {
+      this.#fail(Object.assign(new Error('the connection pool is closed'), { code: 'ERR_POOL_CLOSED', cause: err }), true);
+      return;
+    }
     const resendable = !this.#gotBytes && !this.#retried && this.#request.retryable && (this.#request.body === null || this.#written !== null);
     if (!resendable) {
       this.#fail(err, true);
