@@ -27,6 +27,13 @@ const ROUNDS = Number(flags.rounds);
 
 const UPSTREAM_SOURCE = `require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'text/plain'});s.end('Hello from upstream\\n')}).listen(Number(process.env.PORT),'127.0.0.1')`;
 
+/** User plus system CPU time a process has used, in seconds (from /proc; clock ticks of 10 ms). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Sends GETs at a fixed rate for `seconds`; returns each request's latency in ms. */
 async function fixedRate(url: string, rate: number, seconds: number): Promise<number[]> {
   const { origin, pathname } = new URL(url);
@@ -129,17 +136,28 @@ async function main(): Promise<void> {
     await waitForHttp(viaNginx, 10_000);
     await waitForHttp(viaLamplighter, 20_000);
 
-    const targets: Array<[string, string]> = [
-      ['upstream direct (ceiling)', direct],
-      ['nginx 1 worker → upstream (peer)', viaNginx],
-      ['Lamplighter gateway → upstream', viaLamplighter],
+    // Each target's serving process, whose CPU time per request is measured: the upstream itself,
+    // nginx's one worker (a child of its master), Lamplighter's `up` process.
+    const [upstreamChild, nginxChild, lamplighterChild] = children as [ChildProcess, ChildProcess, ChildProcess];
+    const nginxWorker = Number((await readFile(`/proc/${nginxChild.pid}/task/${nginxChild.pid}/children`, 'utf8')).trim().split(/\s+/)[0]);
+    const targets: Array<[string, string, number]> = [
+      ['upstream direct (ceiling)', direct, upstreamChild.pid!],
+      ['nginx 1 worker → upstream (peer)', viaNginx, nginxWorker],
+      ['Lamplighter gateway → upstream', viaLamplighter, lamplighterChild.pid!],
     ];
-    const results = new Map<string, WrkResult[]>(targets.map(([n]) => [n, []]));
+    const results = new Map<string, Array<WrkResult & { cpuUs: number }>>(targets.map(([n]) => [n, []]));
     for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: 1 });
-    for (let r = 0; r < ROUNDS; r++) for (const [name, url] of targets) results.get(name)!.push(await runWrk(url, { connections: CONNECTIONS, seconds: DURATION }));
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [name, url, pid] of targets) {
+        const before = await cpuSeconds(pid);
+        const run = await runWrk(url, { connections: CONNECTIONS, seconds: DURATION });
+        const cpuUs = ((await cpuSeconds(pid)) - before) * 1e6 / (run.rps * DURATION);
+        results.get(name)!.push({ ...run, cpuUs });
+      }
+    }
     const rows = targets.map(([name]) => {
       const rs = results.get(name)!;
-      return { name, rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)) };
+      return { name, rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), cpuUs: median(rs.map((x) => x.cpuUs)) };
     });
     const nginxRow = rows[1]!;
     const oursRow = rows[2]!;
@@ -165,9 +183,9 @@ async function main(): Promise<void> {
       [
         `Lamplighter proxy benchmark — wrk -t1 -c${CONNECTIONS} -d${DURATION}s, ${ROUNDS} alternating rounds, medians; ${new Date().toISOString().slice(0, 10)}`,
         '',
-        '| target | req/s | p50 ms | p99 ms |',
-        '|---|---:|---:|---:|',
-        ...rows.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`),
+        '| target | req/s | p50 ms | p99 ms | CPU µs/request of the serving process |',
+        '|---|---:|---:|---:|---:|',
+        ...rows.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.cpuUs.toFixed(1)} |`),
         '',
         `Lamplighter / nginx throughput: ${(oursRow.rps / nginxRow.rps).toFixed(2)}×   (goal ≥ 0.70×)`,
         '',

@@ -96,10 +96,11 @@ export class FunctionGroup {
     this.demand.begin(this.clock());
     const slot = this.pick();
     // The common case, an instance with room, without the async machinery of the held path.
-    return slot ? this.serveOn(slot, request) : this.dispatchHeld(request);
+    return slot ? this.serveOn(slot, request, false) : this.dispatchHeld(request);
   }
 
-  private serveOn(slot: Slot, request: InvocationRequest): Promise<DispatchResult> {
+  /** Serves `request` on `slot` (already counted in its inFlight); the demand ends with the response body. */
+  private serveOn(slot: Slot, request: InvocationRequest, coldStart: boolean): Promise<DispatchResult> {
     let pending: Promise<InvocationResponse>;
     try {
       pending = slot.instance.handle(request);
@@ -109,7 +110,7 @@ export class FunctionGroup {
     return pending.then(
       (response) => {
         this.releaseAfterBody(slot, response, this.endDemand);
-        return { response, coldStart: false };
+        return { response, coldStart };
       },
       (err: unknown) => {
         this.release(slot);
@@ -127,32 +128,19 @@ export class FunctionGroup {
   /** No instance has room: the request is held until one has (lighting one if needed), or answered by the placeholder. */
   private async dispatchHeld(request: InvocationRequest): Promise<DispatchResult> {
     const coldStart = this.readyCount === 0;
-    let ended = false;
-    const end = (): void => {
-      if (ended) return;
-      ended = true;
-      this.demand.end(this.clock());
-    };
+    let slot: Slot;
     try {
       if (coldStart && this.spec.placeholder) {
         this.reactToDemand();
-        end();
+        this.endDemand();
         return { response: this.placeholderResponse(), coldStart: true };
       }
-      const slot = await this.hold(request, coldStart);
-      let response: InvocationResponse;
-      try {
-        response = await slot.instance.handle(request);
-      } catch (err) {
-        this.release(slot);
-        throw err;
-      }
-      this.releaseAfterBody(slot, response, end);
-      return { response, coldStart };
+      slot = await this.hold(request, coldStart);
     } catch (err) {
-      end();
+      this.endDemand();
       throw err;
     }
+    return this.serveOn(slot, request, coldStart);
   }
 
   /** Hands an HTTP upgrade (WebSocket) to an instance; the connection holds its slot until it closes. */

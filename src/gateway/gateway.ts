@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
-import type { HeaderPairs, InvocationRequest, InvocationResponse } from '../instance/index.js';
+import { HOP_BY_HOP_HEADERS, type HeaderPairs, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { errorResponse } from './error-response.js';
@@ -26,8 +26,6 @@ export interface GatewayOptions {
   logger: Logger;
 }
 
-// Headers that describe one hop, never forwarded from a handler's response.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 
 /** The HTTP front door: route lookup, admission through the dispatcher, streamed responses. */
 export class Gateway {
@@ -196,7 +194,7 @@ export class Gateway {
         if (!buffered || body === null) length = value;
         continue;
       }
-      if (HOP_BY_HOP.has(lower)) continue;
+      if (HOP_BY_HOP_HEADERS.has(lower)) continue;
       flat.push(name, value);
     }
     flat.push('x-request-id', requestId, 'x-lamplighter-cold-start', coldStart ? 'true' : 'false');
@@ -204,10 +202,7 @@ export class Gateway {
       const buf = body ?? EMPTY;
       flat.push('content-length', body === null && length !== undefined && res.req.method === 'HEAD' ? length : String(buf.length));
       res.writeHead(response.status, flat);
-      // A small body goes as a latin1 string (byte for byte): node:http then sends head and body
-      // in one write instead of gathering a string and a buffer into a writev.
-      if (buf.length <= SMALL_BODY) res.end(buf.toString('latin1'), 'latin1');
-      else res.end(buf);
+      res.end(buf);
       return;
     }
     if (length !== undefined) flat.push('content-length', length);
@@ -237,8 +232,6 @@ export class Gateway {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Bodies up to this many bytes are written together with the head. */
-const SMALL_BODY = 16 * 1024;
 
 /** The request target split into path and query, and the Host header without its port. */
 function splitTarget(req: IncomingMessage): { url: string; path: string; host: string } {

@@ -42,6 +42,22 @@ export interface InvocationRequest {
   onAbort?(listener: () => void): () => void;
 }
 
+/**
+ * Headers that describe one connection, not the message: no hop (gateway, proxy, host of a
+ * component) passes them on, in either direction. Lower-case names.
+ */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
 /** Header list as `[name, value]` pairs; repeated names allowed. */
 export type HeaderPairs = Array<[string, string]>;
 

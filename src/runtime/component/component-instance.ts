@@ -3,14 +3,15 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
-import type {
-  HeaderPairs,
-  Instance,
-  InstanceExit,
-  InstanceState,
-  InvocationRequest,
-  InvocationResponse,
-  LogSink,
+import {
+  HOP_BY_HOP_HEADERS,
+  type HeaderPairs,
+  type Instance,
+  type InstanceExit,
+  type InstanceState,
+  type InvocationRequest,
+  type InvocationResponse,
+  type LogSink,
 } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { OutboundClient } from './outbound-client.js';
@@ -42,7 +43,6 @@ export interface ComponentRuntime {
 }
 
 const WORKER_URL = new URL('./component-worker.js', import.meta.url);
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 let nextRequestId = 1;
 
@@ -160,7 +160,7 @@ class WorkerSlot {
 function wireHeadersOf(request: InvocationRequest): WireHeaders {
   const out: WireHeaders = [];
   for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(name)) continue;
     if (Array.isArray(value)) for (const v of value) out.push([name, v]);
     else out.push([name, value]);
   }
@@ -168,7 +168,7 @@ function wireHeadersOf(request: InvocationRequest): WireHeaders {
 }
 
 function responseHeadersOf(headers: WireHeaders): HeaderPairs {
-  return headers.filter(([name]) => !HOP_BY_HOP.has(name.toLowerCase()));
+  return headers.filter(([name]) => !HOP_BY_HOP_HEADERS.has(name.toLowerCase()));
 }
 
 /** A lit component function: up to `limits.concurrency` workers (capped), each one request at a time. */

@@ -1,7 +1,7 @@
 // Performs a component's outbound HTTP requests on the caller's thread, streaming bodies both ways.
 import http from 'node:http';
 import https from 'node:https';
-import type { LogSink } from '../../instance/index.js';
+import { HOP_BY_HOP_HEADERS, type LogSink } from '../../instance/index.js';
 import { isOutboundAllowed, type OutboundRule } from './outbound-policy.js';
 import { STREAM_WINDOW, type FromWorker, type HttpErrorCode, type ToWorker, type WireHeaders } from './component-protocol.js';
 
@@ -17,7 +17,6 @@ interface Call {
   timer: NodeJS.Timeout | undefined;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 function errorCodeOf(err: unknown): HttpErrorCode {
   const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
@@ -45,7 +44,7 @@ function toNodeHeaders(headers: WireHeaders): http.OutgoingHttpHeaders {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of headers) {
     const key = name.toLowerCase();
-    if (HOP_BY_HOP.has(key)) continue;
+    if (HOP_BY_HOP_HEADERS.has(key)) continue;
     const prev = out[key];
     if (prev === undefined) out[key] = value;
     else out[key] = Array.isArray(prev) ? [...prev, value] : [prev, value];

@@ -1,16 +1,24 @@
 // Forwards one invocation to a child's HTTP server over the instance's UpstreamPool, streaming both bodies.
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
-import type { InvocationRequest, InvocationResponse } from '../../instance/index.js';
-import { HOP_BY_HOP_HEADERS, MalformedResponseError } from './response-parser.js';
-
-export { HOP_BY_HOP_HEADERS };
+import { HOP_BY_HOP_HEADERS, type InvocationRequest, type InvocationResponse } from '../../instance/index.js';
+import { MalformedResponseError } from './response-parser.js';
 import type { ExchangeControl, UpstreamPool } from './upstream-pool.js';
 
 /** Request headers dropped besides the hop-by-hop ones: `expect` (the proxy answers continues itself). */
 const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect']);
 
 /** Set by the gateway from what it saw, replacing what the client sent (x-forwarded-for is appended to). */
-const FORWARDED_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+export const FORWARDED_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+
+/**
+ * The x-forwarded-* header lines a child gets: `priorFor` (the client's own x-forwarded-for, if
+ * any) with `remote` appended, and the host and protocol the gateway saw. Each line ends in CRLF.
+ */
+export function forwardedHeaderLines(priorFor: string | undefined, remote: string, host: string): string {
+  const forwardedFor = priorFor ? (remote ? `${priorFor}, ${remote}` : priorFor) : remote;
+  const forLine = forwardedFor ? `x-forwarded-for: ${forwardedFor}\r\n` : '';
+  return `${forLine}x-forwarded-host: ${host}\r\nx-forwarded-proto: http\r\n`;
+}
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
 
@@ -48,13 +56,9 @@ export function requestHead(request: InvocationRequest, framing: 'chunked' | 'ra
     else for (const v of value) head += `${name}: ${v}\r\n`;
   }
   const priorFor = headers['x-forwarded-for'];
-  const prior = Array.isArray(priorFor) ? priorFor.join(', ') : priorFor;
-  const remote = request.remoteAddress;
-  const forwardedFor = prior ? (remote ? `${prior}, ${remote}` : prior) : remote;
-  if (forwardedFor) head += `x-forwarded-for: ${forwardedFor}\r\n`;
   const host = headers.host ?? request.host;
   if (headers.host === undefined) head += `host: ${host}\r\n`;
-  head += `x-forwarded-host: ${host}\r\nx-forwarded-proto: http\r\n`;
+  head += forwardedHeaderLines(Array.isArray(priorFor) ? priorFor.join(', ') : priorFor, request.remoteAddress, host);
   if (framing === 'chunked') head += 'transfer-encoding: chunked\r\n';
   else if (headers['content-length'] !== undefined) head += `content-length: ${headers['content-length']}\r\n`;
   return `${head}\r\n`;
@@ -160,7 +164,7 @@ export function proxyRequest(pool: UpstreamPool, request: InvocationRequest, opt
   return pending.finally(() => clearTimeout(timer));
 }
 
-/** The pool's hooks for one proxied request: its abort, its settling, its errors. One object, no closures. */
+/** The pool's hooks for one proxied request: its abort, its settling, its errors, in one object per request. */
 class ProxiedExchange implements ExchangeControl {
   abort?: (reason: Error) => void;
   #removeAbort: (() => void) | undefined;

@@ -39,7 +39,7 @@ export { systemClock } from './clock.js';
 export type { Clock, ClockTimer } from './clock.js';
 export { installExitHook, killAllChildGroups, liveChildGroups } from './child-registry.js';
 export type { ExitHookOptions } from './child-registry.js';
-export { HOP_BY_HOP_HEADERS, proxyRequest } from './http-proxy.js';
+export { proxyRequest } from './http-proxy.js';
 export type { ProxyRequestOptions } from './http-proxy.js';
 export { MalformedResponseError, MAX_HEAD_BYTES, ResponseParser } from './response-parser.js';
 export type { BodyFraming, ResponseEvents, ResponseHead } from './response-parser.js';

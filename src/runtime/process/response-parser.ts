@@ -1,7 +1,7 @@
 // An HTTP/1.1 response parser for the proxy's upstream connections: status line and headers,
 // then the body by its framing (content-length, chunked, or until close). Strict about what could
 // be read two ways (RFC 9112 §6.3); a child that sends something else gets a clear error.
-import type { HeaderPairs } from '../../instance/index.js';
+import { HOP_BY_HOP_HEADERS, type HeaderPairs } from '../../instance/index.js';
 
 /** Raised for a response that does not parse; its message says what was wrong. */
 export class MalformedResponseError extends Error {
@@ -34,19 +34,6 @@ export interface ResponseEvents {
   onData(chunk: Buffer): void;
   onEnd(): void;
 }
-
-/** Headers that describe one connection, not the message; never passed on in either direction. */
-export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** Largest status line plus header section accepted, in bytes (node:http's own default is 16 KiB). */
 export const MAX_HEAD_BYTES = 64 * 1024;

@@ -3,12 +3,11 @@ import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
-
-const FORWARDED = new Set(['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-for']);
+import { FORWARDED_HEADERS, forwardedHeaderLines } from './http-proxy.js';
 
 /** The request head sent to the child for an upgrade: the client's own headers plus x-forwarded-*. */
 export function upgradeRequestHead(req: IncomingMessage): string {
-  const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
+  let head = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`;
   const raw = req.rawHeaders;
   let priorFor: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -16,14 +15,10 @@ export function upgradeRequestHead(req: IncomingMessage): string {
     const value = raw[i + 1] as string;
     const lower = name.toLowerCase();
     if (lower === 'x-forwarded-for') priorFor = priorFor ? `${priorFor}, ${value}` : value;
-    if (FORWARDED.has(lower)) continue;
-    lines.push(`${name}: ${value}`);
+    if (FORWARDED_HEADERS.has(lower)) continue;
+    head += `${name}: ${value}\r\n`;
   }
-  const remote = req.socket.remoteAddress ?? '';
-  lines.push(`x-forwarded-for: ${priorFor ? `${priorFor}, ${remote}` : remote}`);
-  lines.push(`x-forwarded-host: ${req.headers.host ?? ''}`);
-  lines.push('x-forwarded-proto: http');
-  return `${lines.join('\r\n')}\r\n\r\n`;
+  return `${head}${forwardedHeaderLines(priorFor, req.socket.remoteAddress ?? '', req.headers.host ?? '')}\r\n`;
 }
 
 /** An upgrade as node:http's `'upgrade'` event hands it over. */

@@ -66,8 +66,6 @@ class Connection {
   idleSince = 0;
   /** How long the child keeps it open when idle, as it told us; otherwise the pool's default. */
   keepAliveMs: number;
-  /** Whether an exchange has completed on it (a failure before any answer may then be retried). */
-  reused = false;
   exchange: Exchange | undefined;
 
   constructor(socket: net.Socket, keepAliveMs: number) {
@@ -143,7 +141,6 @@ export class UpstreamPool {
   /** Returns a connection after a completed exchange. @internal */
   release(c: Connection): void {
     c.exchange = undefined;
-    c.reused = true;
     if (this.#destroyed) {
       c.socket.destroy();
       return;
