@@ -17,6 +17,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { median } from '../src/loadgen/index.js';
 import { parseManifest } from '../src/manifest/index.js';
 import type { InvocationRequest } from '../src/instance/index.js';
 import { buildComponent, createComponentFactory, prepareComponent, type PreparedComponent } from '../src/runtime/component/index.js';
@@ -130,8 +131,7 @@ async function instantiationCost(prepared: PreparedComponent, rounds: number): P
       fn();
       samples.push(performance.now() - t);
     }
-    samples.sort((a, b) => a - b);
-    return samples[Math.floor(samples.length / 2)] as number;
+    return median(samples);
   };
   const componentMs = time(() => instantiate((p) => modules[p] as WebAssembly.Module, imports));
   let coreMs = Number.NaN;

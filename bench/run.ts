@@ -4,7 +4,6 @@
 // alternating rounds so background noise hits all of them alike; medians are reported.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { once } from 'node:events';
 import http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,7 +19,8 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '3' },
     cold: { type: 'string', default: '40' },
-    component: { type: 'boolean', default: true },
+    // The component rows need a 10-20 s build the first time; --skip-component leaves them out.
+    'skip-component': { type: 'boolean', default: false },
   },
 });
 const DURATION = Number(flags.duration);
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const node = await startTestNode({ scaleIntervalMs: 10, sandboxWorkers: 2 });
   await node.deploy(wagiApp('hello', 'hello', 'hello.wasm', ['/...'], '[function.scale]\nidle = "60s"\nmax = 10'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
   await node.deploy(wagiApp('cold', 'cold', 'hello.wasm', ['/cold'], '[function.scale]\nidle = "30ms"\nwindow = "100ms"'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
-  if (flags.component) {
+  if (!flags['skip-component']) {
     const component = await helloComponent();
     const componentApp = (name: string, route: string, scale: string): string =>
       `name = "${name}"\n[[function]]\nname = "${name}"\nruntime = "component"\nsource = "handler.wasm"\nroutes = ["${route}"]\n[function.scale]\n${scale}\n`;
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
       ['workerd JS hello (peer)', `http://127.0.0.1:${workerdPort}/`],
       ['Lamplighter WAGI hello, fresh sandbox per request', `${node.url}/`],
     ];
-    if (flags.component) targets.push(['Lamplighter component (TS, componentize-js) hello, fresh instance per request', `${node.url}/comp`]);
+    if (!flags['skip-component']) targets.push(['Lamplighter component (TS, componentize-js) hello, fresh instance per request', `${node.url}/comp`]);
     const results = new Map<string, WrkResult[]>(targets.map(([name]) => [name, []]));
     // Warm-up, then alternating rounds.
     for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: 1 });
@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     const [ceiling, peer, ours, component] = summary as [typeof summary[0], typeof summary[0], typeof summary[0], typeof summary[0] | undefined];
 
     const { cold, warm } = await coldAndWarm(node, 'cold', Number(flags.cold));
-    const componentLatency = flags.component ? await coldAndWarm(node, 'comp-cold', Math.min(10, Number(flags.cold))) : undefined;
+    const componentLatency = !flags['skip-component'] ? await coldAndWarm(node, 'comp-cold', Math.min(10, Number(flags.cold))) : undefined;
 
     const lines = [
       `Lamplighter WebAssembly benchmark — wrk -t1 -c${CONNECTIONS} -d${DURATION}s, ${ROUNDS} alternating rounds, medians; ${new Date().toISOString().slice(0, 10)}`,

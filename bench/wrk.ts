@@ -43,12 +43,7 @@ export async function runWrk(url: string, options: WrkOptions = {}): Promise<Wrk
   };
 }
 
-/** The median of a list of numbers. */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
+export { median } from '../src/loadgen/index.js';
 
 /** The p-th percentile (0–100) of a list of numbers. */
 export function percentile(xs: readonly number[], p: number): number {

@@ -1,3 +1,3 @@
 // Shared configuration helpers: units and platform-wide defaults.
-export { parseSize, parseDuration, formatSize } from './units.js';
+export { parseSize, parseDuration } from './units.js';
 export { PlatformDefaults } from './defaults.js';

@@ -48,10 +48,3 @@ export function parseDuration(input: string | number): number | undefined {
   return total;
 }
 
-/** Formats a byte count the way manifests write it ("64MiB"). */
-export function formatSize(bytes: number): string {
-  for (const [unit, factor] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
-    if (bytes >= factor && bytes % factor === 0) return `${bytes / factor}${unit}`;
-  }
-  return `${bytes}B`;
-}

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { errorResponse } from '../gateway/index.js';
+import { readBodyLimited } from '../instance/index.js';
 import type { LogLine } from '../observability/index.js';
 import type { Platform } from './platform.js';
 
@@ -19,19 +20,8 @@ const deploySchema = z.object({
 const missingSchema = z.object({ digests: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(10_000) });
 const rollbackSchema = z.object({ revision: z.number().int().positive().optional() });
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req) {
-    total += (chunk as Buffer).length;
-    if (total > limit) throw new LamplighterError(ErrorCodes.BODY_TOO_LARGE, `Request body over ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
 async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
-  const text = (await readBody(req, 16 * 1024 * 1024)).toString('utf8');
+  const text = (await readBodyLimited(req, 16 * 1024 * 1024, req.headers['content-length'], 'the admin API takes JSON bodies up to 16 MiB')).toString('utf8');
   let raw: unknown;
   try {
     raw = text === '' ? {} : JSON.parse(text);
@@ -123,7 +113,7 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     return sendJson(res, 200, { missing });
   }
   if (resource === 'blobs' && name && method === 'PUT') {
-    const bytes = await readBody(req, MAX_BLOB_BYTES);
+    const bytes = await readBodyLimited(req, MAX_BLOB_BYTES, req.headers['content-length'], 'the admin API\'s blob size limit');
     const digest = await platform.store.putBlob(bytes, name);
     return sendJson(res, 201, { digest });
   }

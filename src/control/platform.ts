@@ -136,7 +136,7 @@ export class Platform {
       const revision = await this.store.current(name);
       if (!revision) continue;
       try {
-        const app = await this.build(revision, revision.appDir);
+        const app = await this.build(revision);
         this.apps.set(name, app);
         this.logger.info({ app: name, revision: revision.number }, 'restored app');
       } catch (err) {
@@ -189,19 +189,31 @@ export class Platform {
   }
 
   /** Builds the groups of one revision without touching what is being served. */
-  private async build(revision: Revision, appDir: string | undefined): Promise<DeployedApp> {
+  private async build(revision: Revision): Promise<DeployedApp> {
     const manifest = parseManifest(revision.manifest, `app '${revision.app}' revision ${revision.number}`);
     const groups = new Map<string, FunctionGroup>();
+    const artifactDigest = (name: string): string => {
+      const digest = revision.artifacts[name];
+      if (!digest) throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' was not uploaded with the deploy`);
+      return digest;
+    };
     try {
       for (const spec of manifest.functions) {
         const factory = await buildFactory(spec, {
           pool: this.pool,
           store: this.store,
-          appDir,
+          appDir: revision.appDir,
+          artifactDigest,
           artifact: async (name) => {
-            const digest = revision.artifacts[name];
-            if (!digest) throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' was not uploaded with the deploy`);
-            return this.store.getBlob(digest);
+            const digest = artifactDigest(name);
+            try {
+              return await this.store.getBlob(digest);
+            } catch (err) {
+              if (err instanceof LamplighterError && err.code === ErrorCodes.NOT_FOUND) {
+                throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' (sha256 ${digest}) is missing from the store`, { cause: err });
+              }
+              throw err;
+            }
           },
           log: (stream, text) => this.logs.write(spec.name, stream, text),
         });
@@ -262,7 +274,7 @@ export class Platform {
         }
       }
       const draft: Revision = { app: manifest.name, number: 0, createdAt: '', manifest: request.manifest, artifacts: request.artifacts, appDir: request.appDir };
-      const built = await this.build(draft, request.appDir);
+      const built = await this.build(draft);
       await this.checkRoutes(manifest.name, built);
       let revision: Revision;
       try {
@@ -328,7 +340,7 @@ export class Platform {
       if (!target) {
         throw new LamplighterError(ErrorCodes.NOT_FOUND, to === undefined ? `App '${name}' has no revision before ${current.revision.number}` : `App '${name}' has no revision ${to}`);
       }
-      const built = await this.build(target, target.appDir);
+      const built = await this.build(target);
       // The older revision must still fit beside the apps deployed since.
       try {
         this.checkConflicts(built.manifest);

@@ -1,11 +1,11 @@
 // Turns a function spec and its artifact into an InstanceFactory, per runtime; every check runs at deploy.
 import path from 'node:path';
-import { ErrorCodes, LamplighterError, ModuleError } from '../errors/index.js';
+import { LamplighterError, ModuleError } from '../errors/index.js';
 import type { InstanceFactory, LogSink } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import { createComponentFactory, prepareComponent, type PreparedComponent } from '../runtime/component/index.js';
 import { createProcessFactory } from '../runtime/process/index.js';
-import { digestOf, type ArtifactStore } from '../store/index.js';
+import type { ArtifactStore } from '../store/index.js';
 import { compileWagiModule, createWagiFactory, type SandboxPool } from '../runtime/wasm/index.js';
 
 /** What building a factory may use. */
@@ -13,6 +13,8 @@ export interface RuntimeContext {
   pool: SandboxPool;
   /** Reads an artifact named by the manifest (`source`). */
   artifact(name: string): Promise<Uint8Array>;
+  /** The sha256 digest of that artifact, known from the deploy without reading it. */
+  artifactDigest(name: string): string;
   /** Where deploy-time work (transpiled components) is cached by digest. */
   store: ArtifactStore;
   /** Directory the app was deployed from (process functions run there). */
@@ -34,8 +36,8 @@ export async function buildFactory(spec: FunctionSpec, ctx: RuntimeContext): Pro
         return createProcessFactory(spec, { appDir: path.resolve(ctx.appDir), log: ctx.log });
       }
       case 'component': {
-        const bytes = await ctx.artifact(spec.source as string);
-        const prepared = await preparedComponent(bytes, spec, ctx.store);
+        const source = spec.source as string;
+        const prepared = await preparedComponent(ctx.artifactDigest(source), () => ctx.artifact(source), spec, ctx.store);
         const factory = createComponentFactory(prepared, spec, { log: ctx.log });
         await factory.compiled;
         return factory;
@@ -43,8 +45,7 @@ export async function buildFactory(spec: FunctionSpec, ctx: RuntimeContext): Pro
     }
   } catch (err) {
     if (err instanceof LamplighterError) {
-      const message = err.message.startsWith(`Cannot deploy function '${spec.name}'`) ? err.message : `Cannot deploy function '${spec.name}': ${err.message}`;
-      throw new LamplighterError(err.code === ErrorCodes.NOT_FOUND ? ErrorCodes.MODULE_INVALID : err.code, message, { cause: err, detail: err.detail });
+      throw new LamplighterError(err.code, `Cannot deploy function '${spec.name}': ${err.message}`, { cause: err, detail: err.detail });
     }
     throw err;
   }
@@ -57,10 +58,9 @@ const COMPONENT_CACHE_VERSION = 1;
  * Checks and transpiles a component once per content: the result is cached in the store under the
  * component's digest, so a redeploy or a restart of the same bytes skips the transpile.
  */
-async function preparedComponent(bytes: Uint8Array, spec: FunctionSpec, store: ArtifactStore): Promise<PreparedComponent> {
-  // The checks depend on the spec (allowed outbound hosts), so they run every time; only the
-  // transpile output is reused.
-  const key = `component-v${COMPONENT_CACHE_VERSION}-${digestOf(bytes)}`;
+async function preparedComponent(digest: string, read: () => Promise<Uint8Array>, spec: FunctionSpec, store: ArtifactStore): Promise<PreparedComponent> {
+  // The key is the digest the deploy already computed: a cache hit reads and hashes nothing more.
+  const key = `component-v${COMPONENT_CACHE_VERSION}-${digest}`;
   const cached = await store.cacheGet(key);
   if (cached) {
     try {
@@ -73,7 +73,7 @@ async function preparedComponent(bytes: Uint8Array, spec: FunctionSpec, store: A
       // A damaged cache entry is rebuilt below.
     }
   }
-  const prepared = await prepareComponent(bytes, spec);
+  const prepared = await prepareComponent(await read(), spec);
   const files: Record<string, string> = {};
   for (const [name, data] of Object.entries(prepared.files)) files[name] = Buffer.from(data).toString('base64');
   await store.cachePut(key, Buffer.from(JSON.stringify({ files, entry: prepared.entry, imports: prepared.imports, exports: prepared.exports })));

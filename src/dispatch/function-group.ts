@@ -52,8 +52,6 @@ export class FunctionGroup {
   readonly demand: DemandTracker;
   /** Why the last instance failed to light, until one lights. */
   lastFailure: string | undefined;
-  /** The last scaling decision. */
-  lastDecision: ScaleDecision | undefined;
 
   constructor(
     readonly spec: FunctionSpec,
@@ -109,7 +107,7 @@ export class FunctionGroup {
     }
     return pending.then(
       (response) => {
-        this.releaseAfterBody(slot, response, this.endDemand);
+        this.releaseAfterBody(slot, response);
         return { response, coldStart };
       },
       (err: unknown) => {
@@ -163,13 +161,13 @@ export class FunctionGroup {
       if (socket.destroyed) throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client closed the connection during the upgrade');
     } catch (err) {
       if (slot) this.release(slot);
-      this.demand.end(this.clock());
+      this.endDemand();
       throw err;
     }
     const held = slot;
     socket.once('close', () => {
       this.release(held);
-      this.demand.end(this.clock());
+      this.endDemand();
     });
     return coldStart;
   }
@@ -180,11 +178,11 @@ export class FunctionGroup {
   }
 
   /** Frees the slot once the response body has been sent (streams hold their instance). */
-  private releaseAfterBody(slot: Slot, response: InvocationResponse, end: () => void): void {
+  private releaseAfterBody(slot: Slot, response: InvocationResponse): void {
     const body = response.body;
     if (body === null || Buffer.isBuffer(body)) {
       this.release(slot);
-      end();
+      this.endDemand();
       return;
     }
     let done = false;
@@ -192,7 +190,7 @@ export class FunctionGroup {
       if (done) return;
       done = true;
       this.release(slot);
-      end();
+      this.endDemand();
     };
     (body as Readable).once('close', finish);
     (body as Readable).once('end', finish);
@@ -337,7 +335,6 @@ export class FunctionGroup {
   /** Applies the scaling policy at `now`: lights or puts out instances. */
   reconcile(now = this.clock()): ScaleDecision {
     const decision = decideScale(this.spec.scale, this.demand, now);
-    this.lastDecision = decision;
     if (this.stopped) return decision;
     const live = this.slots.filter((s) => !s.retiring);
     if (live.length < decision.desired) {

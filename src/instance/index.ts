@@ -2,6 +2,8 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 
+export { readBodyLimited } from './read-body.js';
+
 /** Where a request matched: the route pattern and the split of its path. */
 export interface MatchedRoute {
   /** The route as written in the manifest, e.g. `/hello/...`. */

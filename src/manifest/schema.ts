@@ -28,8 +28,9 @@ const route = z.string().refine((r) => r.startsWith('/') && !r.includes('?') && 
   message: "a route must start with '/' and hold no spaces or '?'",
 });
 
-const host = z.string().refine((h) => h === '*' || /^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/.test(h), {
-  message: "a host must be '*', a name, or '*.' followed by a name",
+// The gateway matches the Host header without its port, so a pattern with a port could never match.
+const host = z.string().refine((h) => h === '*' || /^(\*\.)?[a-zA-Z0-9.-]+$/.test(h), {
+  message: "a host must be '*', a name, or '*.' followed by a name, without a port (hosts match on any port)",
 });
 
 const limitsSchema = z

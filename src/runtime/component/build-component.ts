@@ -64,21 +64,12 @@ if (handler && typeof handler.fetch === 'function') {
 export interface BuildComponentOptions {
   /** Minify the bundled JavaScript. @default false */
   minify?: boolean;
-  /** Keep the work directory (bundle and WIT) for inspection instead of removing it. @default false */
-  keepWorkDir?: boolean;
 }
 
 /** What {@link buildComponent} produced. */
 export interface BuiltComponent {
   /** The component binary. */
   component: Uint8Array;
-  /** The bundled JavaScript that was embedded. */
-  bundle: string;
-  /** Milliseconds spent bundling and componentizing. */
-  bundleMs: number;
-  componentizeMs: number;
-  /** The work directory, when kept. */
-  workDir: string | undefined;
 }
 
 interface EsbuildApi {
@@ -98,7 +89,6 @@ export async function buildComponent(entryPath: string, options: BuildComponentO
   const absolute = path.resolve(entryPath);
   const workDir = await mkdtemp(path.join(tmpdir(), 'lamplighter-build-'));
   try {
-    const started = performance.now();
     const esbuild = (await import('esbuild')) as unknown as EsbuildApi;
     let bundle: string;
     try {
@@ -119,7 +109,6 @@ export async function buildComponent(entryPath: string, options: BuildComponentO
     } catch (err) {
       throw new ModuleError(`Cannot build ${entryPath}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    const bundled = performance.now();
 
     const witDir = path.join(workDir, 'wit');
     await mkdir(path.join(witDir, 'deps', 'http'), { recursive: true });
@@ -138,15 +127,8 @@ export async function buildComponent(entryPath: string, options: BuildComponentO
       const message = err instanceof Error ? err.message : String(err);
       throw new ModuleError(`Cannot build ${entryPath}: ${message.trim()}`, { cause: err });
     }
-    const done = performance.now();
-    return {
-      component,
-      bundle,
-      bundleMs: bundled - started,
-      componentizeMs: done - bundled,
-      workDir: options.keepWorkDir ? workDir : undefined,
-    };
+    return { component };
   } finally {
-    if (!options.keepWorkDir) await rm(workDir, { recursive: true, force: true });
+    await rm(workDir, { recursive: true, force: true });
   }
 }

@@ -75,15 +75,14 @@ export function handlerExportOf(exports: readonly string[]): string | undefined 
  * Throws a ModuleError for anything that is not a WASI 0.2 HTTP component the host can run.
  */
 export async function prepareComponent(bytes: Uint8Array, spec: FunctionSpec): Promise<PreparedComponent> {
-  const where = `Cannot deploy function '${spec.name}'`;
   const kind = binaryKind(bytes);
   if (kind === 'module') {
     throw new ModuleError(
-      `${where}: ${spec.source ?? 'its source'} is a core WebAssembly module, not a component; the component runtime needs a WASI 0.2 component exporting ${HANDLER_INTERFACE} (use runtime = "wagi" for a WASI command module)`,
+      `${spec.source ?? 'its source'} is a core WebAssembly module, not a component; the component runtime needs a WASI 0.2 component exporting ${HANDLER_INTERFACE} (use runtime = "wagi" for a WASI command module)`,
     );
   }
   if (kind !== 'component') {
-    throw new ModuleError(`${where}: ${spec.source ?? 'its source'} is not a WebAssembly component (bad magic number or version)`);
+    throw new ModuleError(`${spec.source ?? 'its source'} is not a WebAssembly component (bad magic number or version)`);
   }
   checkOutbound(spec);
 
@@ -93,19 +92,19 @@ export async function prepareComponent(bytes: Uint8Array, spec: FunctionSpec): P
     world = parseWorld(await api.componentWit(bytes));
   } catch (err) {
     const reason = (err instanceof Error ? err.message : String(err)).split('\n').filter(Boolean).slice(0, 3).join(': ');
-    throw new ModuleError(`${where}: the component is malformed: ${reason}`, { cause: err });
+    throw new ModuleError(`the component is malformed: ${reason}`, { cause: err });
   }
 
   const handler = handlerExportOf(world.exports);
   if (!handler) {
     const has = world.exports.length > 0 ? world.exports.join(', ') : 'nothing';
-    throw new ModuleError(`${where}: the component does not export ${HANDLER_INTERFACE}@0.2.x (it exports ${has})`, {
+    throw new ModuleError(`the component does not export ${HANDLER_INTERFACE}@0.2.x (it exports ${has})`, {
       detail: { exports: world.exports },
     });
   }
   const missing = unsupportedImports(world.imports);
   if (missing.length > 0) {
-    throw new ModuleError(`${where}: the component imports interfaces the host does not provide: ${missing.join(', ')}`, {
+    throw new ModuleError(`the component imports interfaces the host does not provide: ${missing.join(', ')}`, {
       detail: { missing },
     });
   }
@@ -120,7 +119,7 @@ export async function prepareComponent(bytes: Uint8Array, spec: FunctionSpec): P
       quiet: true,
     });
   } catch (err) {
-    throw new ModuleError(`${where}: the component could not be transpiled: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, { cause: err });
+    throw new ModuleError(`the component could not be transpiled: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, { cause: err });
   }
 
   const files: Record<string, Uint8Array> = {};
@@ -129,7 +128,7 @@ export async function prepareComponent(bytes: Uint8Array, spec: FunctionSpec): P
     files[name] = content;
   }
   const entry = 'component.js';
-  if (!files[entry]) throw new ModuleError(`${where}: transpiling produced no ${entry}`);
+  if (!files[entry]) throw new ModuleError(`transpiling produced no ${entry}`);
 
   const prepared = { files, entry, imports: world.imports, exports: world.exports };
   checkMemory(prepared, spec);
@@ -140,7 +139,7 @@ function checkOutbound(spec: FunctionSpec): void {
   try {
     parseOutboundRules(spec.allowedOutboundHosts);
   } catch (err) {
-    throw new ManifestError(`Cannot deploy function '${spec.name}': function[${spec.name}].${(err as Error).message}`);
+    throw new ManifestError(`function[${spec.name}].${(err as Error).message}`);
   }
 }
 
@@ -150,7 +149,7 @@ function checkMemory(prepared: PreparedComponent, spec: FunctionSpec): void {
     const { definedInitialPages, importsMemory } = coreMemoryInfo(content);
     if (!importsMemory && definedInitialPages !== undefined && definedInitialPages * WASM_PAGE > spec.limits.memory) {
       throw new ModuleError(
-        `Cannot deploy function '${spec.name}': the component starts with ${definedInitialPages * WASM_PAGE} bytes of linear memory, over limits.memory of ${spec.limits.memory} bytes`,
+        `the component starts with ${definedInitialPages * WASM_PAGE} bytes of linear memory, over limits.memory of ${spec.limits.memory} bytes`,
       );
     }
   }
@@ -164,5 +163,5 @@ function checkMemory(prepared: PreparedComponent, spec: FunctionSpec): void {
 export function validateComponentSpec(prepared: PreparedComponent, spec: FunctionSpec): void {
   checkOutbound(spec);
   checkMemory(prepared, spec);
-  if (!prepared.files[prepared.entry]) throw new ModuleError(`Cannot deploy function '${spec.name}': the prepared component has no ${prepared.entry}`);
+  if (!prepared.files[prepared.entry]) throw new ModuleError(`the prepared component has no ${prepared.entry}`);
 }

@@ -1,8 +1,9 @@
 // WebAssembly runtime: WAGI modules run in a pool of sandbox worker threads, fresh per request.
 export { SandboxPool } from './sandbox-pool.js';
 export type { SandboxPoolOptions, SandboxJob, SandboxResult } from './sandbox-pool.js';
-export { compileWagiModule, createWagiFactory, readBodyLimited } from './wagi-runtime.js';
+export { compileWagiModule, createWagiFactory } from './wagi-runtime.js';
 export type { CompiledWagiModule, WagiFactory, WagiFactoryOptions } from './wagi-runtime.js';
 export { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
+export { packRunInput } from './sandbox-protocol.js';
 export { binaryKind, capMemory, memoryDeclaration, WASM_PAGE } from './wasm-binary.js';
 export type { BinaryKind, MemoryLimits, CappedModule, MemoryDeclaration } from './wasm-binary.js';

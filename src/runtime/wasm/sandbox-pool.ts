@@ -54,7 +54,6 @@ interface Pending {
   job: SandboxJob;
   resolve: (result: SandboxResult) => void;
   reject: (err: LamplighterError) => void;
-  worker: PoolWorker | undefined;
   /** Answered already (deadline passed while it waited inside a worker); its result is dropped. */
   settled: boolean;
 }
@@ -149,7 +148,6 @@ export class SandboxPool {
         job,
         resolve,
         reject,
-        worker: undefined,
         settled: false,
       };
       const worker = this.leastLoaded();
@@ -164,7 +162,6 @@ export class SandboxPool {
     pending.id = this.nextJob++;
     if (worker.sent.length === 0) worker.headSince = performance.now();
     worker.sent.push(pending);
-    pending.worker = worker;
     const { job } = pending;
     const first = !worker.loaded.has(job.key);
     if (first) worker.loaded.add(job.key);
@@ -291,7 +288,6 @@ export class SandboxPool {
       // Fails if the worker has just claimed its next run: then it is no longer held up.
       if (Atomics.compareExchange(worker.shared, 0, head.id, last.id) !== head.id) continue;
       const taken = worker.sent.splice(1);
-      for (const p of taken) p.worker = undefined;
       this.stolen += taken.length;
       this.queue.unshift(...taken.filter((p) => !p.settled));
       moved = true;
@@ -319,7 +315,6 @@ export class SandboxPool {
     const fresh = this.spawn();
     this.workers[index] = fresh;
     for (const w of this.workers) this.fill(w);
-    this.fill(fresh);
   }
 
   private onWorkerGone(worker: PoolWorker, reason: string): void {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, ModuleError } from '../../errors/index.js';
-import type { Instance, InstanceExit, InstanceFactory, InstanceState, InvocationRequest, InvocationResponse, LogSink } from '../../instance/index.js';
+import { readBodyLimited, type Instance, type InstanceExit, type InstanceFactory, type InstanceState, type InvocationRequest, type InvocationResponse, type LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
 import { packRunInput } from './sandbox-protocol.js';
@@ -61,25 +61,6 @@ export async function compileWagiModule(bytes: Uint8Array, memoryLimit: number):
     initialPages: hosted.initialPages,
     maximumPages: hosted.maximumPages,
   };
-}
-
-/** Reads a request body into memory, refusing more than `limit` bytes. */
-export async function readBodyLimited(body: Readable, limit: number, declared: string | undefined): Promise<Buffer> {
-  if (declared !== undefined && Number(declared) > limit) {
-    throw new LamplighterError(ErrorCodes.BODY_TOO_LARGE, `The request body of ${declared} bytes is over the limit of ${limit} bytes (limits.body_size)`);
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    const buf = chunk as Buffer;
-    total += buf.length;
-    if (total > limit) {
-      body.destroy();
-      throw new LamplighterError(ErrorCodes.BODY_TOO_LARGE, `The request body is over the limit of ${limit} bytes (limits.body_size)`);
-    }
-    chunks.push(buf);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total);
 }
 
 /** Options for {@link createWagiFactory}. */
@@ -162,7 +143,7 @@ class WagiInstance implements Instance {
     const contentLength = request.headers['content-length'];
     // A request with neither content-length nor transfer-encoding has no body (RFC 9112 §6.3).
     const framed = contentLength !== undefined || request.headers['transfer-encoding'] !== undefined;
-    const body = framed ? await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength) : EMPTY_BODY;
+    const body = framed ? await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength, 'limits.body_size') : EMPTY_BODY;
     const result = await this.options.pool.run({
       key: this.compiled.key,
       module: this.compiled.module,
