@@ -1,6 +1,6 @@
 // Components deployed on a node and served through the gateway; the transpile is cached in the store.
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Platform } from '../src/control/index.js';
@@ -35,6 +35,9 @@ describe('component on a node', () => {
   test('component on a node — the transpile is cached by digest and reused after a restart', async () => {
     const cache = await readdir(path.join(node.dataDir, 'cache'));
     assert.ok(cache.includes(`component-v1-${digestOf(wasm)}`), cache.join(', '));
+    // A transpile after the restart would write the entry again (a new file by rename).
+    const entry = path.join(node.dataDir, 'cache', `component-v1-${digestOf(wasm)}`);
+    const written = await stat(entry);
     // A second node on the same data directory restores the app from the store and its cache.
     await node.platform.close();
     const again = await Platform.start({ dataDir: node.dataDir, port: 0, adminPort: null, logLevel: 'silent', processMetrics: false, sandboxWorkers: 1 });
@@ -42,6 +45,9 @@ describe('component on a node', () => {
       const res = await fetch(`http://127.0.0.1:${again.port}/comp/after-restart`, { method: 'POST', body: 'still here' });
       assert.equal(res.status, 200);
       assert.equal(await res.text(), 'still here');
+      const after = await stat(entry);
+      assert.equal(after.ino, written.ino, 'the cache entry was read, not written again');
+      assert.equal(after.mtimeMs, written.mtimeMs);
     } finally {
       await again.close();
     }

@@ -33,6 +33,8 @@ describe('squeeze', { timeout: 90_000 }, () => {
     // Throughput grows roughly linearly up to k: about 25 req/s per request in flight.
     const at1 = result.curve[0]?.rps ?? 0;
     assert.ok(at1 > 18 && at1 < 26, `1 in flight gave ${at1} req/s`);
+    const at2 = result.curve[1]?.rps ?? 0;
+    assert.ok(at2 > 1.6 * at1 && at2 < 2.4 * at1, `2 in flight gave ${at2} req/s against ${at1} at 1`);
     assert.ok(result.peak.rps >= result.best.rps);
     assert.ok(result.best.rps >= 0.95 * result.peak.rps);
     assert.equal(result.result.concurrency, 4);
@@ -44,6 +46,8 @@ describe('squeeze', { timeout: 90_000 }, () => {
     assert.equal(result.best.concurrency, 2, `curve: ${JSON.stringify(result.curve)}`);
     assert.equal(result.curve[0]?.concurrency, 1);
     assert.ok(result.curve.length <= 4);
+    // Two steps past the knee without a new peak is patience 2 used up exactly at max.
+    assert.deepEqual(result.curve.map((c) => c.concurrency), [1, 2, 3, 4]);
   });
 
   test('stepThroughput — counts up to the last response, not the end of the step', () => {

@@ -48,6 +48,10 @@ describe('manifest', () => {
     rejects(base('source = "f.wasm"\nroutes = ["hello"]'), /function\[f\]\.routes\[0\]/, /"hello"/);
   });
 
+  test('manifest — a host with a port is refused (hosts match on any port)', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\nhosts = ["api.test:8080"]'), /hosts/, /without a port/);
+  });
+
   test('manifest — scale.min above scale.max is refused', () => {
     rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.scale]\nmin = 5\nmax = 2'), /scale\.min must not exceed scale\.max/);
   });

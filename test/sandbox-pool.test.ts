@@ -3,23 +3,12 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
-import { compileWagiModule, SandboxPool, type CompiledWagiModule } from '../src/runtime/wasm/index.js';
+import { compileWagiModule, packRunInput, SandboxPool, type CompiledWagiModule } from '../src/runtime/wasm/index.js';
 import { wagiFixture } from '../src/testing/index.js';
 
-const encoder = new TextEncoder();
-
-/** Packs argv/environ/stdin the way the WAGI runtime does. */
+/** argv/environ as the WAGI runtime packs them: each string NUL-terminated, no stdin. */
 function input(args: string[], env: string[] = []): ArrayBuffer {
-  const a = encoder.encode(args.map((x) => `${x}\0`).join(''));
-  const e = encoder.encode(env.map((x) => `${x}\0`).join(''));
-  const buf = new ArrayBuffer(12 + a.length + e.length);
-  const view = new DataView(buf);
-  view.setUint32(0, a.length, true);
-  view.setUint32(4, e.length, true);
-  view.setUint32(8, 0, true);
-  new Uint8Array(buf).set(a, 12);
-  new Uint8Array(buf).set(e, 12 + a.length);
-  return buf;
+  return packRunInput(args.map((x) => `${x}\0`).join(''), env.map((x) => `${x}\0`).join(''), new Uint8Array(0));
 }
 
 describe('sandbox pool', () => {

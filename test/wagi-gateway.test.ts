@@ -119,6 +119,9 @@ describe('wagi gateway', () => {
     assert.equal(lines.get('PATH'), '(unset)');
     assert.notEqual(lines.get('open_etc_passwd'), 'ok');
     assert.notEqual(lines.get('opendir_root'), 'ok');
+    // Refused with an errno, not merely absent from the output.
+    assert.match(lines.get('open_etc_passwd') ?? '', /^E[A-Z]+/);
+    assert.match(lines.get('opendir_root') ?? '', /^E[A-Z]+/);
     assert.ok(Math.abs(Number(lines.get('realtime')) - before) < 5, `realtime ${lines.get('realtime')} is near ${before}`);
     assert.ok(Number(lines.get('monotonic_ns')) > 0);
     assert.match(lines.get('random') ?? '', /^[0-9a-f]{32}$/);
@@ -260,7 +263,7 @@ describe('wagi gateway', () => {
     assert.match(text, /^lamplighter_instances\{function="hello"\} [1-9]/m);
     assert.match(text, /^lamplighter_instances\{function="on-host"\} \d+/m);
     assert.match(text, /^lamplighter_cold_starts_total\{function="hello"\} [1-9]/m);
-    assert.match(text, /^lamplighter_requests_total\{function="hello",code="200"\} \d+/m);
+    assert.match(text, /^lamplighter_requests_total\{function="hello",code="200"\} [1-9]/m);
     assert.match(text, /^lamplighter_requests_total\{function="trap",code="500"\} [1-9]/m);
     assert.match(text, /^lamplighter_pending_requests\{function="hello"\} 0/m);
     assert.match(text, /^lamplighter_request_duration_seconds_bucket\{le="0.005",function="hello"\} \d+/m);
