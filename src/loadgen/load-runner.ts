@@ -77,7 +77,7 @@ export interface LoadOptions {
   onSample?: (sample: LoadSample) => void;
   /** Ends the run early; what was measured so far is returned. @default undefined */
   signal?: AbortSignal;
-  /** Load sent before measuring, to warm connections and JIT on both sides; not counted, and on top of `requests`. @default 0 */
+  /** Load sent before measuring, to warm the JIT on both sides (the measured run opens its connections afresh); not counted, and on top of `requests`. @default 0 */
   warmupMs?: number;
 }
 
