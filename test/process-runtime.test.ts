@@ -404,7 +404,8 @@ describe('process runtime — proxying', () => {
     const instance = await lit();
     const gateway = http.createServer((_req, res) => res.writeHead(404).end());
     gateway.on('upgrade', (req, socket, head) => {
-      instance.upgrade(req, socket, head).catch(() => socket.destroy());
+      const request = makeInvocationRequest({ method: req.method, url: req.url, headers: req.headers, remoteAddress: req.socket.remoteAddress });
+      instance.upgrade(request, socket, head).catch(() => socket.destroy());
     });
     await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
     try {

@@ -1,5 +1,4 @@
 // The dispatcher of one function: its lit instances, the requests held for them, and lighting/putting out.
-import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
@@ -142,7 +141,7 @@ export class FunctionGroup {
   }
 
   /** Hands an HTTP upgrade (WebSocket) to an instance; the connection holds its slot until it closes. */
-  async upgrade(request: InvocationRequest, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
+  async upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<boolean> {
     if (this.stopped) throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`);
     this.demand.begin(this.clock());
     let slot: Slot | undefined;
@@ -157,7 +156,7 @@ export class FunctionGroup {
       if (!instance.upgrade) {
         throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Function '${this.spec.name}' (runtime ${this.spec.runtime}) does not take connection upgrades`);
       }
-      await instance.upgrade(req, socket, head);
+      await instance.upgrade(request, socket, head);
       if (socket.destroyed) throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client closed the connection during the upgrade');
     } catch (err) {
       if (slot) this.release(slot);

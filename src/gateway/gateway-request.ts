@@ -1,4 +1,5 @@
-// The InvocationRequest the gateway builds per request; its AbortSignal is made only if someone asks.
+// The InvocationRequest the gateway builds per request; its AbortSignal and its body stream are
+// made only if someone asks.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { InvocationRequest, MatchedRoute } from '../instance/index.js';
@@ -18,13 +19,18 @@ export class GatewayRequest implements InvocationRequest {
     readonly method: string,
     readonly url: string,
     readonly headers: IncomingHttpHeaders,
-    readonly body: Readable,
+    private readonly source: { readonly body: Readable },
     readonly remoteAddress: string,
     readonly host: string,
     readonly serverPort: number,
     readonly route: MatchedRoute,
     readonly deadline: number | undefined,
   ) {}
+
+  /** The request body; the server makes the stream on first use. */
+  get body(): Readable {
+    return this.source.body;
+  }
 
   /** Aborted when the client goes away or the deadline passes. */
   get signal(): AbortSignal {

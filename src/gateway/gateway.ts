@@ -1,10 +1,10 @@
-// The gateway: one node:http server; routes each request, dispatches it, streams the answer back.
+// The gateway: one HTTP/1.1 server (src/http1); routes each request, dispatches it, streams the answer back.
 import { randomUUID } from 'node:crypto';
-import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
+import { Http1Server, type ServerRequest, type ServerResponse } from '../http1/index.js';
 import { HOP_BY_HOP_HEADERS, type HeaderPairs, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
@@ -17,7 +17,7 @@ export interface GatewayTarget {
   readonly spec: FunctionSpec;
   dispatch(request: InvocationRequest): Promise<{ response: InvocationResponse; coldStart: boolean }>;
   /** Hands over an upgraded connection; resolves with whether it waited for a cold start. */
-  upgrade(request: InvocationRequest, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean>;
+  upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<boolean>;
 }
 
 /** Options for {@link Gateway}. */
@@ -30,7 +30,7 @@ export interface GatewayOptions {
 /** The HTTP front door: route lookup, admission through the dispatcher, streamed responses. */
 export class Gateway {
   private routes: RouteTable<GatewayTarget> = new RouteTable([]);
-  private server: http.Server | undefined;
+  private server: Http1Server | undefined;
   private port = 0;
   /** Metric series per function and status, looked up once instead of hashing labels per request. */
   private readonly series = new Map<string, { duration: { observe(v: number): void }; byStatus: Map<number, { inc(): void }> }>();
@@ -44,17 +44,12 @@ export class Gateway {
 
   /** Starts listening; resolves with the bound port. */
   async listen(port: number, host: string): Promise<number> {
-    const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => this.onRequest(req, res));
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
+    const server = new Http1Server({
+      request: (req, res) => this.onRequest(req, res),
+      upgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
     });
-    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+    this.port = await server.listen(port, host);
     return this.port;
   }
 
@@ -63,14 +58,10 @@ export class Gateway {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-      setTimeout(() => server.closeAllConnections(), 2000).unref();
-    });
+    await server.close();
   }
 
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  private onUpgrade(req: ServerRequest, socket: Duplex, head: Buffer): void {
     const start = performance.now();
     const { url, path, host } = splitTarget(req);
     const requestId = randomUUID();
@@ -88,36 +79,35 @@ export class Gateway {
     socket.once('close', () => controller.abort());
     const invocation: InvocationRequest = {
       id: requestId,
-      method: req.method ?? 'GET',
+      method: req.method,
       url,
       headers: req.headers,
-      body: req,
-      remoteAddress: req.socket.remoteAddress ?? '',
+      body: req.body,
+      remoteAddress: req.remoteAddress,
       host,
       serverPort: this.port,
       route: match.route,
       signal: controller.signal,
     };
-    match.target.upgrade(invocation, req, socket, head).then(
+    match.target.upgrade(invocation, socket, head).then(
       (coldStart) => this.finish(match.target.spec.name, 101, start, coldStart, requestId),
       refuse,
     );
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+  private onRequest(req: ServerRequest, res: ServerResponse): void {
     const start = performance.now();
     const { url, path, host } = splitTarget(req);
     const requestId = randomUUID();
     const match = this.routes.match(host, path);
     if (!match) {
-      req.resume();
       this.sendError(res, new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`), requestId);
       return;
     }
     const target = match.target;
     const fn = target.spec.name;
     const deadline = start + target.spec.limits.timeoutMs;
-    const invocation = new GatewayRequest(requestId, req.method ?? 'GET', url, req.headers, req, req.socket.remoteAddress ?? '', host, this.port, match.route, deadline);
+    const invocation = new GatewayRequest(requestId, req.method, url, req.headers, req, req.remoteAddress, host, this.port, match.route, deadline);
     let answered = false;
     const timer = setTimeout(() => {
       invocation.abort();
@@ -126,10 +116,10 @@ export class Gateway {
       this.finish(fn, 504, start, false, requestId);
       this.sendError(res, new LamplighterError(ErrorCodes.TIMEOUT, `Function '${fn}' did not answer within ${target.spec.limits.timeoutMs} ms (limits.timeout)`), requestId);
     }, target.spec.limits.timeoutMs);
-    res.once('close', () => {
+    res.onClose = (finished) => {
       clearTimeout(timer);
-      if (!res.writableFinished) invocation.abort();
-    });
+      if (!finished) invocation.abort();
+    };
     target.dispatch(invocation).then(
       ({ response, coldStart }) => {
         if (answered) {
@@ -141,8 +131,8 @@ export class Gateway {
         try {
           this.sendResponse(res, response, requestId, coldStart);
         } catch (err) {
-          // A response node:http refuses (a bad header from a handler) is the handler's fault,
-          // and must never escape as an unhandled rejection.
+          // A response the server refuses (a bad header or status from a handler) is the
+          // handler's fault, and must never escape as an unhandled rejection.
           destroyBody(response);
           const bad = new LamplighterError(ErrorCodes.BAD_HANDLER_RESPONSE, `Function '${fn}' answered with a response that cannot be sent: ${(err as Error).message}`);
           this.finish(fn, bad.status, start, coldStart, requestId);
@@ -158,7 +148,6 @@ export class Gateway {
         const e = toLamplighterError(err);
         if (e.code === ErrorCodes.INTERNAL) this.options.logger.error({ err: e.cause ?? e, function: fn, requestId }, 'request failed');
         this.finish(fn, e.status, start, false, requestId);
-        if (!req.complete) req.resume();
         this.sendError(res, e, requestId);
       },
     );
@@ -183,40 +172,27 @@ export class Gateway {
 
   private sendResponse(res: ServerResponse, response: InvocationResponse, requestId: string, coldStart: boolean): void {
     const body = response.body;
-    const buffered = body === null || Buffer.isBuffer(body);
     const flat: string[] = [];
     let length: string | undefined;
     for (const [name, value] of response.headers) {
       const lower = name.toLowerCase();
       if (lower === 'content-length') {
-        // A buffered body gets its own length below; a streamed one keeps the handler's, and so
-        // does the answer to a HEAD, which has no body but describes the one a GET would get.
-        if (!buffered || body === null) length = value;
+        length = value;
         continue;
       }
       if (HOP_BY_HOP_HEADERS.has(lower)) continue;
       flat.push(name, value);
     }
     flat.push('x-request-id', requestId, 'x-lamplighter-cold-start', coldStart ? 'true' : 'false');
-    if (buffered) {
+    if (body === null || Buffer.isBuffer(body)) {
+      // A buffered body is sent with its own length; the answer to a HEAD, which has none, keeps
+      // the handler's, describing the body a GET would get.
       const buf = body ?? EMPTY;
-      flat.push('content-length', body === null && length !== undefined && res.req.method === 'HEAD' ? length : String(buf.length));
-      res.writeHead(response.status, flat);
-      res.end(buf);
+      res.send(response.status, flat, buf, body === null ? length : String(buf.length));
       return;
     }
-    if (length !== undefined) flat.push('content-length', length);
-    res.writeHead(response.status, flat);
-    // A stream of unknown length (server-sent events, chunked) gets its headers now; one of known
-    // length sends them with its first bytes, in one write.
-    if (length === undefined) res.flushHeaders();
-    // pipe() rather than pipeline(): pipeline allocates and aborts an AbortController per call,
-    // a measurable cost on this path.
-    body.once('error', (err) => res.destroy(err));
-    res.once('close', () => {
-      if (!body.readableEnded) body.destroy();
-    });
-    body.pipe(res);
+    // A stream keeps the handler's length when it gave one; otherwise it is sent chunked.
+    res.stream(response.status, flat, body, length);
   }
 
   private sendError(res: ServerResponse, err: unknown, requestId: string): void {
@@ -226,28 +202,24 @@ export class Gateway {
     }
     const out = errorResponse(err, requestId);
     const coldStart = err instanceof LamplighterError && err.code === ErrorCodes.COLD_START_TIMEOUT;
-    res.writeHead(out.status, [...flattenPairs(out.headers), 'x-lamplighter-cold-start', coldStart ? 'true' : 'false']);
-    res.end(out.body);
+    const flat: string[] = [];
+    for (const [k, v] of out.headers) if (k !== 'content-length') flat.push(k, v);
+    flat.push('x-lamplighter-cold-start', coldStart ? 'true' : 'false');
+    res.send(out.status, flat, out.body);
   }
 }
 
 const EMPTY = Buffer.alloc(0);
 
 /** The request target split into path and query, and the Host header without its port. */
-function splitTarget(req: IncomingMessage): { url: string; path: string; host: string } {
-  const url = req.url ?? '/';
+function splitTarget(req: ServerRequest): { url: string; path: string; host: string } {
+  const url = req.url;
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const hostHeader = req.headers.host ?? '';
   const colon = hostHeader.lastIndexOf(':');
   const host = colon > 0 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader;
   return { url, path, host };
-}
-
-function flattenPairs(pairs: HeaderPairs): string[] {
-  const flat: string[] = [];
-  for (const [k, v] of pairs) flat.push(k, v);
-  return flat;
 }
 
 function destroyBody(response: InvocationResponse): void {

@@ -1,5 +1,5 @@
 // The Instance interface: what every runtime (WAGI sandbox, component, process) implements.
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 
 export { readBodyLimited } from './read-body.js';
@@ -92,10 +92,11 @@ export interface Instance {
   /** Serves one request. Rejects with a LamplighterError for failures a user caused. */
   handle(request: InvocationRequest): Promise<InvocationResponse>;
   /**
-   * Optional: takes over an HTTP upgrade (WebSocket) the gateway received, piping the raw
-   * connection to the handler. Runtimes without it refuse upgrades.
+   * Optional: takes over an HTTP upgrade (WebSocket) the gateway received — `request` is its
+   * head, `head` the bytes the client sent after it — piping the raw connection to the handler.
+   * Runtimes without it refuse upgrades.
    */
-  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
+  upgrade?(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<void>;
   /** Takes no new requests; resolves when in-flight ones have finished (or the drain timeout). */
   drain(): Promise<void>;
   /** Releases everything the instance holds. Idempotent. */

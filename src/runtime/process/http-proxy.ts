@@ -142,8 +142,8 @@ function abandonReason(request: InvocationRequest, label: string): Error {
  * the pool's own promise is all it needs.
  */
 export function proxyRequest(pool: UpstreamPool, request: InvocationRequest, options: ProxyRequestOptions): Promise<InvocationResponse> {
+  // A request without a body leaves its (empty) body stream alone: the gateway makes none unless asked.
   const framing = bodyFraming(request);
-  if (framing === 'none') request.body.resume();
   const exchange = new ProxiedExchange(request, options);
   const pending = pool.request(
     {

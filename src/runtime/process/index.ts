@@ -27,8 +27,8 @@
 //   BAD_HANDLER_RESPONSE (502) naming the fault; a connection that fails before any answer is
 //   UPSTREAM_UNAVAILABLE, except that an idempotent request (body up to 64 KiB) is sent once more
 //   on a new connection first — the child may have closed a kept-alive one as it went out.
-// - WebSocket and other upgrades: `instance.upgrade(req, socket, head)` from the gateway's
-//   node:http `'upgrade'` event pipes the raw connection to the child.
+// - WebSocket and other upgrades: `instance.upgrade(request, socket, head)` from the gateway's
+//   upgrade handler pipes the raw connection to the child.
 // - `installExitHook()` (call once from the CLI) kills every live child group when Lamplighter
 //   exits or receives SIGINT/SIGTERM, so no child outlives it.
 export { createProcessFactory, ProcessFactory, DEFAULT_INHERITED_ENV } from './process-factory.js';

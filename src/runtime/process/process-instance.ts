@@ -1,7 +1,6 @@
 // One supervised child process serving HTTP on its PORT: start, readiness, proxying, drain and stop.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import type { Instance, InstanceExit, InstanceState, InvocationRequest, InvocationResponse, LogSink } from '../../instance/index.js';
@@ -184,19 +183,18 @@ export class ProcessInstance implements Instance {
   }
 
   /**
-   * Passes an HTTP upgrade (e.g. a WebSocket handshake the gateway received in node:http's
-   * `'upgrade'` event) to the child: replays the request head and `head`, then pipes the raw
+   * Passes an HTTP upgrade (e.g. a WebSocket handshake the gateway received) to the child: replays the request head and `head`, then pipes the raw
    * connection both ways until either side closes. Rejects with a LamplighterError, leaving
    * `socket` open for the caller to answer, when the instance is not serving or the child
    * cannot be reached. Counts as in flight until closed; `stop()` cuts it after the drain.
    */
-  async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  async upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<void> {
     if (this.#state === 'starting') await this.ready;
     if (this.#state !== 'ready' || this.#port === undefined) throw this.#notServing();
     this.#inFlight += 1;
     let upstream: Duplex;
     try {
-      upstream = await pipeUpgrade({ req, socket, head }, { port: this.#port, label: this.#label });
+      upstream = await pipeUpgrade({ request, socket, head }, { port: this.#port, label: this.#label });
     } catch (err) {
       this.#release();
       throw err;

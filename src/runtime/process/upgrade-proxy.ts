@@ -1,30 +1,29 @@
 // Pipes an upgraded client connection (WebSocket and the like) to a child's port, byte for byte.
-import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
+import type { InvocationRequest } from '../../instance/index.js';
 import { FORWARDED_HEADERS, forwardedHeaderLines } from './http-proxy.js';
 
 /** The request head sent to the child for an upgrade: the client's own headers plus x-forwarded-*. */
-export function upgradeRequestHead(req: IncomingMessage): string {
-  let head = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`;
-  const raw = req.rawHeaders;
-  let priorFor: string | undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const value = raw[i + 1] as string;
-    const lower = name.toLowerCase();
-    if (lower === 'x-forwarded-for') priorFor = priorFor ? `${priorFor}, ${value}` : value;
-    if (FORWARDED_HEADERS.has(lower)) continue;
-    head += `${name}: ${value}\r\n`;
+export function upgradeRequestHead(request: InvocationRequest): string {
+  let head = `${request.method} ${request.url} HTTP/1.1\r\n`;
+  const headers = request.headers;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || FORWARDED_HEADERS.has(name)) continue;
+    if (typeof value === 'string') head += `${name}: ${value}\r\n`;
+    else for (const v of value) head += `${name}: ${v}\r\n`;
   }
-  return `${head}${forwardedHeaderLines(priorFor, req.socket.remoteAddress ?? '', req.headers.host ?? '')}\r\n`;
+  const priorFor = headers['x-forwarded-for'];
+  const prior = Array.isArray(priorFor) ? priorFor.join(', ') : priorFor;
+  return `${head}${forwardedHeaderLines(prior, request.remoteAddress, headers.host ?? request.host)}\r\n`;
 }
 
-/** An upgrade as node:http's `'upgrade'` event hands it over. */
+/** An upgrade as the gateway hands it over. */
 export interface UpgradeExchange {
   /** The upgrade request (its head is already parsed). */
-  req: IncomingMessage;
+  request: InvocationRequest;
   /** The client's raw connection. */
   socket: Duplex;
   /** Bytes the client sent after the request head. */
@@ -49,7 +48,7 @@ export interface PipeUpgradeOptions {
  * UPSTREAM_UNAVAILABLE (leaving `socket` untouched for the caller to answer) when it cannot connect.
  */
 export function pipeUpgrade(exchange: UpgradeExchange, options: PipeUpgradeOptions): Promise<net.Socket> {
-  const { req, socket, head } = exchange;
+  const { request, socket, head } = exchange;
   const host = options.host ?? '127.0.0.1';
   const timeout = options.connectTimeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
@@ -72,7 +71,7 @@ export function pipeUpgrade(exchange: UpgradeExchange, options: PipeUpgradeOptio
       socket.on('error', closeBoth);
       upstream.on('close', closeBoth);
       socket.on('close', closeBoth);
-      upstream.write(upgradeRequestHead(req));
+      upstream.write(upgradeRequestHead(request));
       if (head.length > 0) upstream.write(head);
       socket.pipe(upstream);
       upstream.pipe(socket);

@@ -1,0 +1,5 @@
+// The gateway's own HTTP/1.1 server: strict request parsing, pipelining, keep-alive, upgrades.
+export { Http1Server, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, type Http1Handlers, type Http1ServerOptions } from './server.js';
+export { ServerRequest, RequestAbortedError } from './server-request.js';
+export { ServerResponse } from './server-response.js';
+export { RequestParser, RequestError, parseHead, MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS, type RequestHead, type RequestEvents } from './request-parser.js';

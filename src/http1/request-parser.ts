@@ -1,0 +1,423 @@
+// An HTTP/1.1 request parser for the gateway: request line and headers, then the body by its
+// framing (content-length or chunked). Strict where a lenient reading could be read a second way
+// by the next hop (RFC 9112 §2.2, §6.1, §6.3, §11.2): CRLF only, no folding, one framing.
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** A request that cannot be read; `status` is what the client is told (400, 431, 501, 505…). */
+export class RequestError extends Error {
+  override readonly name = 'RequestError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A parsed request line and header section. */
+export interface RequestHead {
+  readonly method: string;
+  /** Origin-form path and query; an absolute-form target is reduced to its path (its authority becomes `host`). */
+  readonly url: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  readonly minor: 0 | 1;
+  /**
+   * Lower-case names, as node:http gives them: a repeated header joined with ", " (cookie with
+   * "; "), set-cookie as an array, and repeats of single-valued ones (user-agent…) dropped.
+   */
+  readonly headers: IncomingHttpHeaders;
+  /** Whether the client keeps the connection for another request. */
+  readonly keepAlive: boolean;
+  /** The client asks to switch protocols (`connection: upgrade` with an `upgrade` header). */
+  readonly upgrade: boolean;
+  /** The client waits for `100 Continue` before it sends its body. */
+  readonly expectContinue: boolean;
+  /** Whether a body follows: `length` bytes, or chunked. */
+  readonly framing: 'none' | 'length' | 'chunked';
+  /** Body length for `length` framing; otherwise -1. */
+  readonly length: number;
+}
+
+/** What the parser reports as it reads. */
+export interface RequestEvents {
+  /** The head is read; return false to stop parsing after it (an upgrade takes over the bytes). */
+  onHead(head: RequestHead): boolean;
+  onData(chunk: Buffer): void;
+  onEnd(): void;
+}
+
+/** Largest request line plus header section accepted, in bytes (node:http's default too). */
+export const MAX_REQUEST_HEAD_BYTES = 16 * 1024;
+/** Most header lines accepted in one request. */
+export const MAX_REQUEST_HEADERS = 256;
+const MAX_CHUNK_LINE = 4096;
+
+const enum State {
+  Head,
+  Length,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+  Done,
+}
+
+// Token characters of RFC 9110 §5.6.2, for methods and header names.
+const TOKEN = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
+const HEX_VALUE = new Int8Array(256).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
+  HEX_VALUE['0123456789ABCDEF'.charCodeAt(i)] = i;
+}
+const CRLF2 = Buffer.from('\r\n\r\n', 'latin1');
+
+/** Headers node:http keeps only the first of; the same list keeps the two sides of the gateway alike. */
+const SINGLE_VALUED: ReadonlySet<string> = new Set([
+  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host',
+  'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards',
+  'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent',
+]);
+
+/**
+ * Parses the requests of one connection, one at a time. Call {@link execute} with each chunk
+ * read; events fire synchronously. Once a request has ended (`onEnd`), `execute` uses no more
+ * bytes until {@link next} readies the parser for the following request, and returns how many
+ * it used, so the connection can keep a pipelined request for later.
+ */
+export class RequestParser {
+  #events: RequestEvents;
+  #state: State = State.Head;
+  #pending: Buffer | undefined;
+  #remaining = 0;
+  #line = '';
+  #trailerBytes = 0;
+
+  constructor(events: RequestEvents) {
+    this.#events = events;
+  }
+
+  /** True once the current request (head and body) has been read. */
+  get done(): boolean {
+    return this.#state === State.Done;
+  }
+
+  /** True while no byte of the next request's head has arrived. */
+  get idle(): boolean {
+    return this.#state === State.Head && this.#pending === undefined;
+  }
+
+  /** Readies the parser for the next request on the connection. */
+  next(): void {
+    this.#state = State.Head;
+    this.#pending = undefined;
+    this.#line = '';
+    this.#trailerBytes = 0;
+  }
+
+  /** Feeds bytes; returns how many were used. Throws a {@link RequestError} for bytes that are not a request. */
+  execute(chunk: Buffer): number {
+    let at = 0;
+    while (at < chunk.length && this.#state !== State.Done) {
+      switch (this.#state) {
+        case State.Head:
+          at = this.#readHead(chunk, at);
+          break;
+        case State.Length: {
+          const take = Math.min(this.#remaining, chunk.length - at);
+          this.#remaining -= take;
+          this.#events.onData(at === 0 && take === chunk.length ? chunk : chunk.subarray(at, at + take));
+          at += take;
+          if (this.#remaining === 0) this.#end();
+          break;
+        }
+        case State.ChunkSize:
+          at = this.#readChunkLine(chunk, at);
+          break;
+        case State.ChunkData: {
+          const take = Math.min(this.#remaining, chunk.length - at);
+          this.#remaining -= take;
+          this.#events.onData(chunk.subarray(at, at + take));
+          at += take;
+          if (this.#remaining === 0) this.#state = State.ChunkDataEnd;
+          break;
+        }
+        case State.ChunkDataEnd: {
+          // Exactly CRLF after a chunk's data.
+          const c = chunk[at]!;
+          if (this.#line === '' && c === 13) {
+            this.#line = '\r';
+            at += 1;
+          } else if (this.#line === '\r' && c === 10) {
+            this.#line = '';
+            this.#state = State.ChunkSize;
+            at += 1;
+          } else {
+            throw new RequestError(400, 'a chunk of the chunked request body is longer than its size line says');
+          }
+          break;
+        }
+        case State.Trailers:
+          at = this.#readChunkLine(chunk, at);
+          break;
+      }
+    }
+    return at;
+  }
+
+  #end(): void {
+    this.#state = State.Done;
+    this.#events.onEnd();
+  }
+
+  #readHead(chunk: Buffer, at: number): number {
+    let buf: Buffer;
+    let base: number;
+    if (this.#pending) {
+      buf = Buffer.concat([this.#pending, at === 0 ? chunk : chunk.subarray(at)]);
+      base = this.#pending.length;
+      this.#pending = undefined;
+    } else {
+      buf = at === 0 ? chunk : chunk.subarray(at);
+      base = 0;
+    }
+    // Empty lines before a request line are skipped (RFC 9112 §2.2); a client may send one after a body.
+    let start = 0;
+    while (buf[start] === 13 && buf[start + 1] === 10) start += 2;
+    const end = buf.indexOf(CRLF2, start);
+    if (end < 0 || end - start > MAX_REQUEST_HEAD_BYTES) {
+      if (end >= 0 || buf.length - start > MAX_REQUEST_HEAD_BYTES) throw new RequestError(431, `the request line and headers are larger than ${MAX_REQUEST_HEAD_BYTES / 1024} KiB`);
+      // Copied: a slice would keep the whole read buffer alive while the rest of the head comes.
+      this.#pending = start < buf.length ? Buffer.from(buf.subarray(start)) : undefined;
+      return chunk.length;
+    }
+    const used = end + 4 - base; // bytes of `chunk` (from `at`) that belong to this head
+    const head = parseHead(buf.toString('latin1', start, end + 2));
+    const keepParsing = this.#events.onHead(head);
+    if (!keepParsing) {
+      this.#state = State.Done;
+      return at + used;
+    }
+    switch (head.framing) {
+      case 'none':
+        this.#end();
+        break;
+      case 'length':
+        this.#remaining = head.length;
+        if (head.length === 0) this.#end();
+        else this.#state = State.Length;
+        break;
+      case 'chunked':
+        this.#state = State.ChunkSize;
+        this.#line = '';
+        break;
+    }
+    return at + used;
+  }
+
+  // Reads one line of the chunked framing (a size line or a trailer line), which may span reads.
+  #readChunkLine(chunk: Buffer, at: number): number {
+    const lf = chunk.indexOf(10, at);
+    const upto = lf < 0 ? chunk.length : lf;
+    this.#line += chunk.toString('latin1', at, upto);
+    if (this.#state === State.Trailers) {
+      this.#trailerBytes += upto - at;
+      if (this.#trailerBytes > MAX_REQUEST_HEAD_BYTES) throw new RequestError(431, `the chunked body's trailers are larger than ${MAX_REQUEST_HEAD_BYTES / 1024} KiB`);
+    } else if (this.#line.length > MAX_CHUNK_LINE) {
+      throw new RequestError(400, 'a chunk size line of the chunked request body is too long');
+    }
+    if (lf < 0) return chunk.length;
+    const raw = this.#line;
+    this.#line = '';
+    if (raw.charCodeAt(raw.length - 1) !== 13) throw new RequestError(400, 'a line of the chunked request body ends in a bare LF (CRLF is required)');
+    const line = raw.slice(0, -1);
+    if (this.#state === State.Trailers) {
+      // Trailer fields are read and dropped: no hop after the gateway is promised them.
+      if (line === '') this.#end();
+      else if (line.indexOf('\r') >= 0 || line.indexOf(':') <= 0) throw new RequestError(400, 'a trailer line of the chunked request body is not a header field');
+      return lf + 1;
+    }
+    const semi = line.indexOf(';');
+    let sizeEnd = semi < 0 ? line.length : semi;
+    // Only spaces and tabs may stand between the size and an extension (RFC 9112 §7.1.1).
+    while (sizeEnd > 0 && (line.charCodeAt(sizeEnd - 1) === 32 || line.charCodeAt(sizeEnd - 1) === 9)) sizeEnd--;
+    if (sizeEnd === 0 || sizeEnd > 12) throw new RequestError(400, `a chunk size of the chunked request body is not a hex number of at most 12 digits: ${JSON.stringify(line.slice(0, 40))}`);
+    let size = 0;
+    for (let k = 0; k < sizeEnd; k++) {
+      const d = HEX_VALUE[line.charCodeAt(k) & 0xff]!;
+      if (d < 0 || line.charCodeAt(k) > 0xff) throw new RequestError(400, `a chunk size of the chunked request body is not a hex number: ${JSON.stringify(line.slice(0, 40))}`);
+      size = size * 16 + d;
+    }
+    if (semi >= 0 && /[\0-\x08\x0a-\x1f\x7f\r]/.test(line.slice(semi))) throw new RequestError(400, 'a chunk extension of the chunked request body has a control character');
+    this.#remaining = size;
+    this.#state = size === 0 ? State.Trailers : State.ChunkData;
+    return lf + 1;
+  }
+}
+
+/** Parses a request line and its header lines; `text` ends with the CRLF of the last line. */
+export function parseHead(text: string): RequestHead {
+  const lineEnd = text.indexOf('\r\n');
+  const { method, target, minor } = requestLine(text, lineEnd);
+  const headers: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  let count = 0;
+  let sawHost = false;
+  let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
+  let connection: string | undefined;
+  let upgradeHeader = false;
+  let expect: string | undefined;
+  // One pass over the lines by index: no split, no per-line regex.
+  for (let at = lineEnd + 2; at < text.length; ) {
+    const stop = text.indexOf('\r\n', at);
+    if (++count > MAX_REQUEST_HEADERS) throw new RequestError(431, `the request has more than ${MAX_REQUEST_HEADERS} header lines`);
+    const first = text.charCodeAt(at);
+    if (first === 32 || first === 9) throw new RequestError(400, 'a header is folded over several lines (obsolete line folding is not accepted)');
+    let colon = at;
+    while (colon < stop) {
+      const c = text.charCodeAt(colon);
+      if (c === 58) break;
+      if (TOKEN[c] !== 1) {
+        const why = c === 32 || c === 9 ? 'has whitespace before its colon' : 'does not start with a valid name';
+        throw new RequestError(400, `a header line ${why}: ${JSON.stringify(text.slice(at, Math.min(stop, at + 60)))}`);
+      }
+      colon++;
+    }
+    if (colon === at || colon === stop) throw new RequestError(400, `a header line has no name or no colon: ${JSON.stringify(text.slice(at, Math.min(stop, at + 60)))}`);
+    let vs = colon + 1;
+    let ve = stop;
+    while (vs < ve && (text.charCodeAt(vs) === 32 || text.charCodeAt(vs) === 9)) vs++;
+    while (ve > vs && (text.charCodeAt(ve - 1) === 32 || text.charCodeAt(ve - 1) === 9)) ve--;
+    for (let k = vs; k < ve; k++) {
+      const c = text.charCodeAt(k);
+      if ((c < 32 && c !== 9) || c === 127) throw new RequestError(400, `header '${text.slice(at, colon).toLowerCase()}' has a control character in its value`);
+    }
+    const name = text.slice(at, colon).toLowerCase();
+    const value = text.slice(vs, ve);
+    at = stop + 2;
+    switch (name) {
+      case 'host':
+        if (sawHost) throw new RequestError(400, 'the request has more than one host header');
+        sawHost = true;
+        break;
+      case 'content-length':
+        if (contentLength !== undefined) throw new RequestError(400, 'the request has more than one content-length header');
+        contentLength = value;
+        break;
+      case 'transfer-encoding':
+        transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+        break;
+      case 'connection':
+        connection = connection === undefined ? value : `${connection}, ${value}`;
+        break;
+      case 'upgrade':
+        upgradeHeader = true;
+        break;
+      case 'expect':
+        expect = value;
+        break;
+    }
+    addHeader(headers, name, value);
+  }
+
+  let url = target;
+  if (target.charCodeAt(0) !== 47 /* '/' */) {
+    const authority = absoluteAuthority(target, method);
+    if (authority !== undefined) {
+      // The authority of an absolute-form target replaces any host header (RFC 9112 §3.2.2).
+      const slash = target.indexOf('/', target.indexOf('//') + 2);
+      url = slash < 0 ? '/' : target.slice(slash);
+      if (url.charCodeAt(0) === 63 /* '?' */) url = `/${url}`;
+      headers.host = authority;
+      sawHost = true;
+    }
+  }
+  if (minor === 1 && !sawHost) throw new RequestError(400, 'an HTTP/1.1 request must have a host header');
+
+  const tokens = connection === undefined ? undefined : connectionTokens(connection);
+  const keepAlive = minor === 1 ? !tokens?.includes('close') : tokens?.includes('keep-alive') === true;
+  const upgrade = upgradeHeader && tokens?.includes('upgrade') === true;
+
+  let framing: RequestHead['framing'] = 'none';
+  let length = -1;
+  if (transferEncoding !== undefined) {
+    // One framing only: a length beside a transfer coding is how requests are smuggled.
+    if (contentLength !== undefined) throw new RequestError(400, 'the request has both content-length and transfer-encoding');
+    if (minor === 0) throw new RequestError(400, 'an HTTP/1.0 request may not use transfer-encoding');
+    const codings = transferEncoding.toLowerCase().split(',').map((t) => t.trim());
+    if (codings[codings.length - 1] !== 'chunked') throw new RequestError(400, `the request's transfer-encoding does not end with chunked: ${JSON.stringify(transferEncoding.slice(0, 60))}`);
+    if (codings.length > 1) throw new RequestError(501, `transfer codings other than chunked are not supported: ${JSON.stringify(transferEncoding.slice(0, 60))}`);
+    framing = 'chunked';
+  } else if (contentLength !== undefined) {
+    if (!/^[0-9]{1,15}$/.test(contentLength)) throw new RequestError(400, `the request's content-length is not a number: ${JSON.stringify(contentLength.slice(0, 40))}`);
+    length = Number(contentLength);
+    framing = length > 0 ? 'length' : 'none';
+    if (length === 0) length = -1;
+  }
+
+  let expectContinue = false;
+  if (expect !== undefined) {
+    if (expect.toLowerCase() !== '100-continue') throw new RequestError(417, `the request expects ${JSON.stringify(expect.slice(0, 40))}; only 100-continue is supported`);
+    expectContinue = minor === 1;
+  }
+  return { method, url, minor, headers: headers as IncomingHttpHeaders, keepAlive, upgrade, expectContinue, framing, length };
+}
+
+function requestLine(text: string, lineEnd: number): { method: string; target: string; minor: 0 | 1 } {
+  const sp1 = text.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : text.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || sp2 > lineEnd || sp2 === sp1 + 1) {
+    throw new RequestError(400, `the request line is not "METHOD target HTTP/1.x": ${JSON.stringify(text.slice(0, Math.min(lineEnd, 80)))}`);
+  }
+  for (let k = 0; k < sp1; k++) {
+    if (TOKEN[text.charCodeAt(k)] !== 1) throw new RequestError(400, `the request method is not a token: ${JSON.stringify(text.slice(0, Math.min(sp1, 40)))}`);
+  }
+  for (let k = sp1 + 1; k < sp2; k++) {
+    const c = text.charCodeAt(k);
+    if (c <= 32 || c === 127) throw new RequestError(400, 'the request target has a control character or a space in it');
+  }
+  const version = text.slice(sp2 + 1, lineEnd);
+  let minor: 0 | 1;
+  if (version === 'HTTP/1.1') minor = 1;
+  else if (version === 'HTTP/1.0') minor = 0;
+  else if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) throw new RequestError(505, `HTTP version ${version.slice(5)} is not supported; use HTTP/1.1`);
+  else throw new RequestError(400, `the request line does not end with an HTTP version: ${JSON.stringify(text.slice(0, Math.min(lineEnd, 80)))}`);
+  const method = text.slice(0, sp1);
+  if (method === 'CONNECT') throw new RequestError(501, 'CONNECT is not supported: the gateway is not a forward proxy');
+  return { method, target: text.slice(sp1 + 1, sp2), minor };
+}
+
+/** The authority of an `http://` or `https://` absolute-form target; undefined for asterisk-form and the like. */
+function absoluteAuthority(target: string, method: string): string | undefined {
+  const lower = target.slice(0, 8).toLowerCase();
+  const schemeEnd = lower.startsWith('http://') ? 7 : lower.startsWith('https://') ? 8 : -1;
+  if (schemeEnd < 0) {
+    if (target === '*' && method === 'OPTIONS') return undefined;
+    throw new RequestError(400, `the request target is not a path or an absolute http URL: ${JSON.stringify(target.slice(0, 60))}`);
+  }
+  let end = target.length;
+  for (const c of ['/', '?', '#']) {
+    const i = target.indexOf(c, schemeEnd);
+    if (i >= 0 && i < end) end = i;
+  }
+  const authority = target.slice(schemeEnd, end);
+  if (authority === '' || authority.includes('@')) throw new RequestError(400, `the request target's authority is empty or carries user info: ${JSON.stringify(target.slice(0, 60))}`);
+  return authority;
+}
+
+function connectionTokens(value: string): string[] {
+  const lower = value.toLowerCase();
+  return lower === 'keep-alive' || lower === 'close' ? [lower] : lower.split(',').map((t) => t.trim());
+}
+
+/** Adds one header line the way node:http's IncomingMessage does. */
+function addHeader(headers: Record<string, string | string[]>, name: string, value: string): void {
+  const prior = headers[name];
+  if (prior === undefined) {
+    headers[name] = name === 'set-cookie' ? [value] : value;
+    return;
+  }
+  if (Array.isArray(prior)) prior.push(value);
+  else if (SINGLE_VALUED.has(name)) return;
+  else headers[name] = `${prior}${name === 'cookie' ? '; ' : ', '}${value}`;
+}
