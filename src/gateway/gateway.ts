@@ -1,5 +1,4 @@
 // The gateway: one HTTP/1.1 server (src/http1); routes each request, dispatches it, streams the answer back.
-import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
@@ -10,6 +9,7 @@ import type { FunctionSpec } from '../manifest/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { errorResponse } from './error-response.js';
 import { GatewayRequest } from './gateway-request.js';
+import { nextRequestId } from './request-id.js';
 import { RouteTable } from './route-table.js';
 
 /** What a route leads to: something that serves requests for one function. */
@@ -32,8 +32,6 @@ export class Gateway {
   private routes: RouteTable<GatewayTarget> = new RouteTable([]);
   private server: Http1Server | undefined;
   private port = 0;
-  /** Metric series per function and status, looked up once instead of hashing labels per request. */
-  private readonly series = new Map<string, { duration: { observe(v: number): void }; byStatus: Map<number, { inc(): void }> }>();
 
   constructor(private readonly options: GatewayOptions) {}
 
@@ -64,7 +62,7 @@ export class Gateway {
   private onUpgrade(req: ServerRequest, socket: Duplex, head: Buffer): void {
     const start = performance.now();
     const { url, path, host } = splitTarget(req);
-    const requestId = randomUUID();
+    const requestId = nextRequestId();
     const match = this.routes.match(host, path);
     socket.on('error', () => socket.destroy());
     const refuse = (err: unknown): void => {
@@ -98,7 +96,7 @@ export class Gateway {
   private onRequest(req: ServerRequest, res: ServerResponse): void {
     const start = performance.now();
     const { url, path, host } = splitTarget(req);
-    const requestId = randomUUID();
+    const requestId = nextRequestId();
     const match = this.routes.match(host, path);
     if (!match) {
       this.sendError(res, new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`), requestId);
@@ -155,18 +153,7 @@ export class Gateway {
 
   private finish(fn: string, status: number, start: number, coldStart: boolean, requestId: string): void {
     const seconds = (performance.now() - start) / 1000;
-    let series = this.series.get(fn);
-    if (!series) {
-      series = { duration: this.options.metrics.duration.labels({ function: fn }), byStatus: new Map() };
-      this.series.set(fn, series);
-    }
-    let counter = series.byStatus.get(status);
-    if (!counter) {
-      counter = this.options.metrics.requests.labels({ function: fn, code: String(status) });
-      series.byStatus.set(status, counter);
-    }
-    counter.inc();
-    series.duration.observe(seconds);
+    this.options.metrics.requestSeries(fn).record(status, seconds);
     if (requestChannel.hasSubscribers) requestChannel.publish({ function: fn, status, durationMs: seconds * 1000, coldStart, requestId });
   }
 

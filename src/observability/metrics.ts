@@ -1,5 +1,6 @@
 // Prometheus metrics of one node, in a registry of its own so several nodes can share a process.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { RequestSeriesSet, type RequestSeries } from './request-series.js';
 
 /** Live figures the metrics read at scrape time rather than tracking on every change. */
 export interface MetricsSource {
@@ -16,22 +17,24 @@ export interface MetricsOptions {
 /** The metrics a node exports at /metrics. */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests: Counter<'function' | 'code'>;
-  readonly duration: Histogram<'function'>;
+  readonly #requests = new RequestSeriesSet();
   readonly coldStarts: Counter<'function'>;
   readonly coldStartWait: Histogram<'function'>;
   private source: MetricsSource = { functions: () => [] };
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'lamplighter_requests_total', help: 'Requests answered, by function and status code', labelNames: ['function', 'code'], registers });
-    this.duration = new Histogram({
-      name: 'lamplighter_request_duration_seconds',
-      help: 'Time from request to response headers, by function',
-      labelNames: ['function'],
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    const requests = this.#requests;
+    new Counter({
+      name: 'lamplighter_requests_total',
+      help: 'Requests answered, by function and status code',
+      labelNames: ['function', 'code'],
       registers,
+      collect() {
+        requests.fillCounter(this);
+      },
     });
+    requests.registerHistogram(this.registry, 'lamplighter_request_duration_seconds', 'Time from request to response headers, by function');
     this.coldStarts = new Counter({ name: 'lamplighter_cold_starts_total', help: 'Times a function was lit from zero instances', labelNames: ['function'], registers });
     this.coldStartWait = new Histogram({
       name: 'lamplighter_cold_start_wait_seconds',
@@ -72,6 +75,11 @@ export class Metrics {
       },
     });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'lamplighter_process_' });
+  }
+
+  /** Where the gateway records `functionName`'s answered requests (counts by status, durations). */
+  requestSeries(functionName: string): RequestSeries {
+    return this.#requests.of(functionName);
   }
 
   /** Sets where the live gauges read from. */

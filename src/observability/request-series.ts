@@ -1,0 +1,92 @@
+// Request counts and durations per function, kept as plain numbers on the gateway's hot path and
+// turned into Prometheus series only when scraped. prom-client's labelled observe() validates and
+// hashes its labels on every call, which the gateway paid once per request.
+import type { Counter, Registry } from 'prom-client';
+
+/** Upper bounds (seconds) of the request-duration histogram's buckets. */
+export const DURATION_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** One function's answered requests: a count per status and a histogram of durations. */
+export class RequestSeries {
+  /** Observations per bucket (not cumulative); the last slot is past the largest bound. */
+  readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
+  /** Requests answered per status code. */
+  readonly statuses = new Map<number, number>();
+
+  constructor(readonly functionName: string) {}
+
+  /** Records one answered request. */
+  record(status: number, seconds: number): void {
+    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+    this.buckets[i]! += 1;
+    this.sum += seconds;
+    this.count += 1;
+  }
+}
+
+/** The series of every function, and their export as a counter and a histogram. */
+export class RequestSeriesSet {
+  readonly #series = new Map<string, RequestSeries>();
+
+  /** The series of `functionName`, made on first use. */
+  of(functionName: string): RequestSeries {
+    let series = this.#series.get(functionName);
+    if (!series) {
+      series = new RequestSeries(functionName);
+      this.#series.set(functionName, series);
+    }
+    return series;
+  }
+
+  /** Sets `counter` ({function, code}) to the totals; called from the counter's collect(). */
+  fillCounter(counter: Counter<'function' | 'code'>): void {
+    counter.reset();
+    for (const series of this.#series.values()) {
+      for (const [status, n] of series.statuses) counter.inc({ function: series.functionName, code: String(status) }, n);
+    }
+  }
+
+  /** Registers the duration histogram, read from the series at scrape time. */
+  registerHistogram(registry: Registry, name: string, help: string): void {
+    const values = (): HistogramValue[] => {
+      const out: HistogramValue[] = [];
+      for (const series of this.#series.values()) {
+        const fn = series.functionName;
+        let cumulative = 0;
+        for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+          cumulative += series.buckets[i]!;
+          out.push({ metricName: `${name}_bucket`, labels: { le: DURATION_BUCKETS[i]!, function: fn }, value: cumulative });
+        }
+        out.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', function: fn }, value: series.count });
+        out.push({ metricName: `${name}_sum`, labels: { function: fn }, value: series.sum });
+        out.push({ metricName: `${name}_count`, labels: { function: fn }, value: series.count });
+      }
+      return out;
+    };
+    const metric = {
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      get: async () => ({ name, help, type: 'histogram', aggregator: 'sum', values: values() }),
+      reset: () => {
+        for (const series of this.#series.values()) {
+          series.buckets.fill(0);
+          series.sum = 0;
+          series.count = 0;
+        }
+      },
+    };
+    registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+}
+
+interface HistogramValue {
+  metricName: string;
+  labels: Record<string, string | number>;
+  value: number;
+}
