@@ -1,6 +1,7 @@
 // Tests of the process runtime's HTTP/1.1 client: the response parser byte by byte, and the
 // keep-alive pool against real sockets (reuse, resend, streaming, framing, bad responses).
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
@@ -9,6 +10,7 @@ import { ErrorCodes, LamplighterError } from '../src/errors/index.js';
 import {
   MalformedResponseError,
   MAX_HEAD_BYTES,
+  pipeUpgrade,
   proxyRequest,
   ResponseParser,
   UpstreamPool,
@@ -425,5 +427,69 @@ describe('upstream pool', () => {
     await delay(20);
     assert.equal(pool.connections, 0, 'a connection with half a request on it is not reused');
     assert.equal(stalled.listenerCount('data'), 0, 'the client body is let go');
+  });
+});
+
+describe('upgrade proxy', () => {
+  /** A child that serves every request as an ordinary one (no upgrade listener), recording the paths it saw. */
+  async function ordinaryChild(): Promise<{ port: number; seen: string[]; close: () => Promise<void> }> {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(`${req.url} xff=${req.headers['x-forwarded-for'] ?? ''}`);
+      res.end(`hello ${req.url}`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { port: (server.address() as net.AddressInfo).port, seen, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+
+  /** A client connection whose raw bytes are handed to pipeUpgrade as the gateway would. */
+  async function upgradeThrough(port: number, headers: Record<string, string>, head: Buffer): Promise<{ client: net.Socket; received: () => string }> {
+    const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      const request = makeInvocationRequest({ url: '/first', headers });
+      void pipeUpgrade({ request, socket, head }, { port, label: 'test child' });
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const client = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1');
+    let text = '';
+    client.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    client.once('close', () => listener.close());
+    return { client, received: () => text };
+  }
+
+  test('upgrade proxy — a child that refuses the upgrade has its answer relayed and the connection ends: no tunnel around the gateway', async () => {
+    const child = await ordinaryChild();
+    try {
+      const smuggled = Buffer.from('GET /second HTTP/1.1\r\nhost: a\r\nx-forwarded-for: 10.0.0.1\r\n\r\n', 'latin1');
+      const { client, received } = await upgradeThrough(child.port, { connection: 'upgrade', upgrade: 'anything' }, smuggled);
+      await withTimeout(new Promise((resolve) => client.once('close', resolve)), 5000, 'the connection ends with the refusal');
+      assert.match(received(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nhello \/first$/);
+      assert.deepEqual(child.seen, ['/first xff=127.0.0.1'], 'bytes sent after the upgrade request never reach the child');
+    } finally {
+      await child.close();
+    }
+  });
+
+  test('upgrade proxy — after 101 the bytes sent behind the request, and then both directions, flow raw', async () => {
+    const server = http.createServer((_req, res) => res.end('not an upgrade'));
+    server.on('upgrade', (_req, socket: net.Socket, head: Buffer) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n');
+      if (head.length > 0) socket.write(head);
+      socket.pipe(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const { client, received } = await upgradeThrough(port, { connection: 'upgrade', upgrade: 'echo' }, Buffer.from('early;'));
+    try {
+      const until = Date.now() + 5000;
+      while (!received().includes('early;') && Date.now() < until) await delay(10);
+      assert.match(received(), /^HTTP\/1\.1 101 Switching Protocols\r\n[\s\S]*\r\n\r\nearly;$/);
+      client.write('ping');
+      while (!received().endsWith('ping') && Date.now() < until) await delay(10);
+      assert.ok(received().endsWith('early;ping'), received());
+    } finally {
+      client.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

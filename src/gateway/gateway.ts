@@ -1,6 +1,7 @@
 // The gateway: one HTTP/1.1 server (src/http1); routes each request, dispatches it, streams the answer back.
 import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import { Http1Server, type ServerRequest, type ServerResponse } from '../http1/index.js';
@@ -59,7 +60,7 @@ export class Gateway {
     await server.close();
   }
 
-  private onUpgrade(req: ServerRequest, socket: Duplex, head: Buffer): void {
+  private onUpgrade(req: ServerRequest, socket: Socket, head: Buffer): void {
     const start = performance.now();
     const { url, path, host } = splitTarget(req);
     const requestId = nextRequestId();
@@ -70,7 +71,9 @@ export class Gateway {
       if (match) this.finish(match.target.spec.name, out.status, start, false, requestId);
       if (!socket.writable) return void socket.destroy();
       const head = [`HTTP/1.1 ${out.status} ${STATUS_CODES[out.status] ?? ''}`, ...out.headers.map(([k, v]) => `${k}: ${v}`), 'connection: close', '', ''].join('\r\n');
-      socket.end(Buffer.concat([Buffer.from(head, 'latin1'), out.body]));
+      socket.write(Buffer.concat([Buffer.from(head, 'latin1'), out.body]));
+      // Ended and destroyed once written: a client that never closes its side is not waited for.
+      socket.destroySoon();
     };
     if (!match) return refuse(new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`));
     const controller = new AbortController();

@@ -1,6 +1,7 @@
 // One client connection of the gateway's HTTP/1.1 server: reads requests one at a time, hands each
-// to the handler, holds pipelined bytes until the answer before them is written, and closes the
-// connection when the client, the protocol or the server asks.
+// to the handler, holds pipelined bytes until the answer before them is written (and, for a client
+// that does not read its answers, until they drain), and closes the connection when the client,
+// the protocol or the server asks.
 import type { Socket } from 'node:net';
 import { RequestError, RequestParser, type RequestHead } from './request-parser.js';
 import { RequestAbortedError, ServerRequest, type BodySource } from './server-request.js';
@@ -10,15 +11,25 @@ import { ServerResponse, type ResponseSink } from './server-response.js';
 export interface ConnectionHost {
   /** The `date` header's value, current to the second. */
   readonly date: string;
-  /** A coarse clock (ms), advanced by the server's sweep. */
+  /** A coarse clock (ms), advanced by the server's sweep; never ahead of the real time. */
   readonly now: number;
   /** True once the server is closing: each connection closes after the exchange it is in. */
   readonly closing: boolean;
   onRequest(req: ServerRequest, res: ServerResponse): void;
   /** Takes over the socket of an upgrade request; undefined when upgrades are refused. */
   readonly onUpgrade: ((req: ServerRequest, socket: Socket, head: Buffer) => void) | undefined;
-  /** The connection is closed or handed over. */
-  forget(connection: Connection): void;
+  /** The connection is closed, or handed over (then `upgraded` is its socket). */
+  forget(connection: Connection, upgraded?: Socket): void;
+}
+
+/** The limits the server's sweep applies; 0 turns a limit off. */
+export interface SweepLimits {
+  /** Time for a request head to arrive, and for an unread body to be dropped after its answer. */
+  headersMs: number;
+  /** Time an idle connection is kept between requests. */
+  keepAliveMs: number;
+  /** Time a closed-by-us connection may linger for the client's FIN. */
+  lingerMs: number;
 }
 
 /** Pipelined bytes held while an answer is pending, past which the socket stops being read. */
@@ -33,20 +44,28 @@ export class Connection implements BodySource, ResponseSink {
   #res: ServerResponse | undefined;
   /** Bytes of the next request, read while the current one is being answered. */
   #held: Buffer | undefined;
+  /** Waiting for the client to read its answers before the next request is parsed. */
+  #blocked = false;
   #inFeed = false;
-  #discarded = -1;
   #upgrading = false;
+  /** No more requests are read: the connection is ending or gone. */
   #closed = false;
-  /** When the connection began to wait for the current request's head (coarse clock). */
-  #waitingSince: number;
+  /** Bytes of an unread body dropped since its answer was sent; -1 when not dropping. */
+  #discarded = -1;
   /** True until the first request's head is read: a fresh connection is held to the headers timeout. */
   #fresh = true;
+  // Times on the host's coarse clock; -1 when not in that phase.
+  readonly #connectedAt: number;
+  #idleSince = -1;
+  #headSince = -1;
+  #discardSince = -1;
+  #lingerSince = -1;
 
   constructor(
     readonly socket: Socket,
     private readonly host: ConnectionHost,
   ) {
-    this.#waitingSince = host.now;
+    this.#connectedAt = host.now;
     this.#parser = new RequestParser({
       onHead: (head) => this.#onHead(head),
       onData: (chunk) => this.#onBody(chunk),
@@ -64,15 +83,28 @@ export class Connection implements BodySource, ResponseSink {
   }
 
   /**
-   * Called by the server's sweep: closes a connection idle past `keepAliveMs`, or one whose
-   * request head is not in after `headersMs` (408).
+   * Called by the server's sweep with the real time: closes a connection idle past the keep-alive
+   * limit, one whose request head is not in within the headers limit (408), one still sending an
+   * unread body that long after its answer, and one we ended whose client has not closed.
    */
-  sweep(now: number, headersMs: number, keepAliveMs: number): void {
-    if (this.#req || this.#closed) return;
-    if (this.#parser.idle && !this.#fresh) {
-      if (now - this.#waitingSince > keepAliveMs) this.socket.destroy();
-    } else if (now - this.#waitingSince > headersMs) {
-      this.#refuse(new RequestError(408, `the request head did not arrive within ${Math.round(headersMs / 1000)} s`));
+  sweep(now: number, limits: SweepLimits, slack: number): void {
+    const over = (since: number, limit: number): boolean => limit > 0 && since >= 0 && now - since > limit + slack;
+    if (this.#lingerSince >= 0) {
+      if (over(this.#lingerSince, limits.lingerMs)) this.socket.destroy();
+      return;
+    }
+    if (this.#closed) return;
+    if (this.#discarded >= 0) {
+      if (over(this.#discardSince, limits.headersMs)) this.socket.destroy();
+      return;
+    }
+    if (this.#req) return;
+    if (this.#fresh) {
+      if (over(this.#connectedAt, limits.headersMs)) this.#timeOut(limits.headersMs);
+    } else if (this.#parser.idle) {
+      if (over(this.#idleSince, limits.keepAliveMs)) this.socket.destroy();
+    } else if (over(this.#headSince, limits.headersMs)) {
+      this.#timeOut(limits.headersMs);
     }
   }
 
@@ -83,7 +115,7 @@ export class Connection implements BodySource, ResponseSink {
   }
 
   resumeBody(): void {
-    if (!this.#held && !this.#closed) this.socket.resume();
+    if (!this.#held && !this.#blocked && !this.#closed) this.socket.resume();
   }
 
   pauseBody(): void {
@@ -95,12 +127,11 @@ export class Connection implements BodySource, ResponseSink {
   }
 
   #onData(chunk: Buffer): void {
-    if (this.#held) {
-      this.#held = Buffer.concat([this.#held, chunk]);
+    if (this.#held || this.#blocked) {
+      this.#held = this.#held ? Buffer.concat([this.#held, chunk]) : chunk;
       if (this.#held.length > HELD_LIMIT) this.socket.pause();
       return;
     }
-    if (!this.#req && this.#parser.idle) this.#waitingSince = this.host.now;
     this.#feed(chunk);
   }
 
@@ -109,8 +140,9 @@ export class Connection implements BodySource, ResponseSink {
     try {
       let at = 0;
       while (at < chunk.length && !this.#closed) {
-        if (this.#req && this.#parser.done) {
-          // The next request is here before this one is answered: it waits, and so does the socket.
+        if ((this.#req && this.#parser.done) || this.#blocked) {
+          // The next request is here before this one is answered (or before the client read the
+          // answers it has): it waits, and so does the socket.
           this.#held = at === 0 ? chunk : chunk.subarray(at);
           this.socket.pause();
           return;
@@ -119,6 +151,8 @@ export class Connection implements BodySource, ResponseSink {
         if (this.#upgrading) return this.#handOver(chunk.subarray(at));
         this.#settle();
       }
+      // Part of a head is in: from now the headers timeout runs (empty lines do not count).
+      if (!this.#req && this.#headSince < 0 && !this.#parser.idle) this.#headSince = this.host.now;
     } catch (err) {
       this.#refuse(err);
     } finally {
@@ -128,14 +162,14 @@ export class Connection implements BodySource, ResponseSink {
 
   #onHead(head: RequestHead): boolean {
     this.#fresh = false;
-    const keepAlive = head.keepAlive && !this.host.closing;
+    this.#headSince = -1;
     const req = new ServerRequest(head, this.socket.remoteAddress ?? '', this);
     this.#req = req;
     if (head.upgrade && this.host.onUpgrade) {
       this.#upgrading = true;
       return false;
     }
-    const res = new ServerResponse(this, head.method, head.minor, keepAlive);
+    const res = new ServerResponse(this, head.method, head.minor, head.keepAlive && !this.host.closing);
     this.#res = res;
     if (head.expectContinue && head.framing !== 'none') this.socket.write(CONTINUE);
     this.host.onRequest(req, res);
@@ -159,17 +193,14 @@ export class Connection implements BodySource, ResponseSink {
   #settle(): void {
     const res = this.#res;
     if (!res?.finished || this.#closed) return;
-    if (!res.keepAlive || this.host.closing) {
-      this.#closed = true;
-      this.socket.end();
-      return;
-    }
+    if (!res.keepAlive || this.host.closing) return this.#end();
     if (!this.#parser.done) {
       // Answered before the body was read (a 404, a 413): the rest of the body is read and dropped.
       if (this.#discarded < 0) {
         this.#discarded = 0;
+        this.#discardSince = this.host.now;
         this.#req?.failBody(new RequestAbortedError('the response was sent before the request body was read'));
-        this.socket.resume();
+        if (!this.#held && !this.#blocked) this.socket.resume();
       }
       return;
     }
@@ -177,12 +208,34 @@ export class Connection implements BodySource, ResponseSink {
     this.#res = undefined;
     this.#discarded = -1;
     this.#parser.next();
-    this.#waitingSince = this.host.now;
-    if (this.#inFeed) return;
+    this.#idleSince = this.host.now;
+    if (this.socket.writableNeedDrain) {
+      // A client that pipelines without reading its answers gets no more parsed until it reads.
+      this.#blocked = true;
+      this.socket.pause();
+      this.socket.once('drain', this.#unblock);
+      return;
+    }
+    if (!this.#inFeed) this.#resumeHeld();
+  }
+
+  readonly #unblock = (): void => {
+    this.#blocked = false;
+    if (!this.#closed) this.#resumeHeld();
+  };
+
+  #resumeHeld(): void {
     const held = this.#held;
     this.#held = undefined;
     this.socket.resume();
     if (held) this.#feed(held);
+  }
+
+  /** Ends our side once the answer is out; the client has `lingerMs` to close its side. */
+  #end(): void {
+    this.#closed = true;
+    this.#lingerSince = this.host.now;
+    this.socket.end();
   }
 
   #handOver(rest: Buffer): void {
@@ -194,26 +247,27 @@ export class Connection implements BodySource, ResponseSink {
     socket.removeAllListeners('error');
     socket.removeAllListeners('close');
     this.#closed = true;
-    this.host.forget(this);
+    this.host.forget(this, socket);
     this.host.onUpgrade!(this.#req!, socket, rest);
   }
 
-  /** Answers a request that cannot be read (or the client that sent nothing in time) and closes. */
+  #timeOut(limitMs: number): void {
+    this.#refuse(new RequestError(408, `the request head did not arrive within ${limitMs} ms`));
+  }
+
+  /** Answers a request that cannot be read (or a client that sent nothing in time) and closes. */
   #refuse(err: unknown): void {
     const res = this.#res;
-    const req = this.#req;
-    req?.failBody(new RequestAbortedError(err instanceof Error ? err.message : String(err)));
+    this.#req?.failBody(new RequestAbortedError(err instanceof Error ? err.message : String(err)));
     if (!(err instanceof RequestError) || (res && res.headersSent) || this.#closed) {
       this.socket.destroy();
       return;
     }
-    this.#closed = true;
     res?.abandon();
     const body = Buffer.from(JSON.stringify({ error: { code: 'LL_BAD_REQUEST', message: `Bad request: ${err.message}` } }));
     const head = `HTTP/1.1 ${err.status} ${statusText(err.status)}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\ndate: ${this.host.date}\r\nconnection: close\r\n\r\n`;
-    this.socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
-    // A client that neither reads nor closes is not waited for.
-    setTimeout(() => this.socket.destroy(), 5000).unref();
+    this.socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+    this.#end();
   }
 
   #onEnd(): void {
@@ -233,6 +287,7 @@ export class Connection implements BodySource, ResponseSink {
 
   #onClose(): void {
     this.#closed = true;
+    this.socket.off('drain', this.#unblock);
     this.#req?.failBody(new RequestAbortedError('the client closed the connection before the request body ended'));
     this.#res?.abandon();
     this.host.forget(this);

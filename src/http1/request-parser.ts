@@ -97,7 +97,8 @@ const SINGLE_VALUED: ReadonlySet<string> = new Set([
 export class RequestParser {
   #events: RequestEvents;
   #state: State = State.Head;
-  #pending: Buffer | undefined;
+  #pending: Buffer[] | undefined;
+  #pendingBytes = 0;
   #remaining = 0;
   #line = '';
   #trailerBytes = 0;
@@ -120,6 +121,7 @@ export class RequestParser {
   next(): void {
     this.#state = State.Head;
     this.#pending = undefined;
+    this.#pendingBytes = 0;
     this.#line = '';
     this.#trailerBytes = 0;
   }
@@ -179,33 +181,72 @@ export class RequestParser {
     this.#events.onEnd();
   }
 
+  // Finds the end of the head (the first empty line) in `chunk` from `at`, or keeps the bytes for
+  // the next read. A head that comes in pieces is kept as a list and searched only where the new
+  // piece begins, so one sent a byte at a time costs no more than one sent whole.
   #readHead(chunk: Buffer, at: number): number {
-    let buf: Buffer;
-    let base: number;
-    if (this.#pending) {
-      buf = Buffer.concat([this.#pending, at === 0 ? chunk : chunk.subarray(at)]);
-      base = this.#pending.length;
-      this.#pending = undefined;
-    } else {
-      buf = at === 0 ? chunk : chunk.subarray(at);
-      base = 0;
-    }
-    // Empty lines before a request line are skipped (RFC 9112 §2.2); a client may send one after a body.
-    let start = 0;
-    while (buf[start] === 13 && buf[start + 1] === 10) start += 2;
-    const end = buf.indexOf(CRLF2, start);
-    if (end < 0 || end - start > MAX_REQUEST_HEAD_BYTES) {
-      if (end >= 0 || buf.length - start > MAX_REQUEST_HEAD_BYTES) throw new RequestError(431, `the request line and headers are larger than ${MAX_REQUEST_HEAD_BYTES / 1024} KiB`);
-      // Copied: a slice would keep the whole read buffer alive while the rest of the head comes.
-      this.#pending = start < buf.length ? Buffer.from(buf.subarray(start)) : undefined;
+    const pieces = this.#pending;
+    if (pieces === undefined) {
+      // Empty lines before a request line are skipped (RFC 9112 §2.2); a client may send one after a body.
+      let start = at;
+      while (chunk[start] === 13 && chunk[start + 1] === 10) start += 2;
+      const end = chunk.indexOf(CRLF2, start);
+      if (end >= 0) {
+        if (end - start > MAX_REQUEST_HEAD_BYTES) throw tooLarge();
+        return this.#head(chunk.toString('latin1', start, end + 2), end + 4);
+      }
+      // Up to three bytes of the empty line may be here already; they do not count against the limit.
+      if (chunk.length - start > MAX_REQUEST_HEAD_BYTES + 3) throw tooLarge();
+      checkLineEnds(chunk, start, -1);
+      if (start < chunk.length) {
+        // Copied: a slice would keep the whole read buffer alive while the rest of the head comes.
+        this.#pending = [Buffer.from(chunk.subarray(start))];
+        this.#pendingBytes = chunk.length - start;
+      }
       return chunk.length;
     }
-    const used = end + 4 - base; // bytes of `chunk` (from `at`) that belong to this head
-    const head = parseHead(buf.toString('latin1', start, end + 2));
+    const last = pieces[pieces.length - 1]!;
+    checkLineEnds(chunk, at, last[last.length - 1]!);
+    // An empty line that straddles the boundary, else one inside the new piece.
+    const tail = tailBytes(pieces, 3);
+    const bridge = Buffer.concat([tail, chunk.subarray(at, Math.min(chunk.length, at + 3))]);
+    const b = bridge.indexOf(CRLF2);
+    let after: number; // index in `chunk` just past the empty line, or -1
+    if (b >= 0) after = at + b + 4 - tail.length;
+    else {
+      const e = chunk.indexOf(CRLF2, at);
+      after = e < 0 ? -1 : e + 4;
+    }
+    const total = this.#pendingBytes + (after < 0 ? chunk.length : after) - at;
+    if (total > MAX_REQUEST_HEAD_BYTES + (after < 0 ? 3 : 4) + this.#pendingLead()) throw tooLarge();
+    if (after < 0) {
+      pieces.push(Buffer.from(chunk.subarray(at)));
+      this.#pendingBytes = total;
+      return chunk.length;
+    }
+    pieces.push(chunk.subarray(at, after));
+    const whole = Buffer.concat(pieces, total);
+    this.#pending = undefined;
+    this.#pendingBytes = 0;
+    let start = 0;
+    while (whole[start] === 13 && whole[start + 1] === 10) start += 2;
+    if (total - 4 - start > MAX_REQUEST_HEAD_BYTES) throw tooLarge();
+    return this.#head(whole.toString('latin1', start, total - 2), after);
+  }
+
+  // Empty-line bytes at the start of the held head (only a lone CR can be held: pairs are skipped).
+  #pendingLead(): number {
+    const first = this.#pending?.[0];
+    return first !== undefined && first[0] === 13 ? 2 : 0;
+  }
+
+  // Parses a head and readies the body; returns `after`, where the head ended in the chunk.
+  #head(text: string, after: number): number {
+    const head = parseHead(text);
     const keepParsing = this.#events.onHead(head);
     if (!keepParsing) {
       this.#state = State.Done;
-      return at + used;
+      return after;
     }
     switch (head.framing) {
       case 'none':
@@ -213,15 +254,14 @@ export class RequestParser {
         break;
       case 'length':
         this.#remaining = head.length;
-        if (head.length === 0) this.#end();
-        else this.#state = State.Length;
+        this.#state = State.Length;
         break;
       case 'chunked':
         this.#state = State.ChunkSize;
         this.#line = '';
         break;
     }
-    return at + used;
+    return after;
   }
 
   // Reads one line of the chunked framing (a size line or a trailer line), which may span reads.
@@ -330,14 +370,13 @@ export function parseHead(text: string): RequestHead {
   }
 
   let url = target;
+  if (target.indexOf('#') >= 0) throw new RequestError(400, 'the request target has a fragment (#), which is never sent to a server');
   if (target.charCodeAt(0) !== 47 /* '/' */) {
-    const authority = absoluteAuthority(target, method);
-    if (authority !== undefined) {
+    const absolute = absoluteTarget(target, method);
+    if (absolute !== undefined) {
       // The authority of an absolute-form target replaces any host header (RFC 9112 §3.2.2).
-      const slash = target.indexOf('/', target.indexOf('//') + 2);
-      url = slash < 0 ? '/' : target.slice(slash);
-      if (url.charCodeAt(0) === 63 /* '?' */) url = `/${url}`;
-      headers.host = authority;
+      url = absolute.path;
+      headers.host = absolute.authority;
       sawHost = true;
     }
   }
@@ -345,7 +384,8 @@ export function parseHead(text: string): RequestHead {
 
   const tokens = connection === undefined ? undefined : connectionTokens(connection);
   const keepAlive = minor === 1 ? !tokens?.includes('close') : tokens?.includes('keep-alive') === true;
-  const upgrade = upgradeHeader && tokens?.includes('upgrade') === true;
+  // An upgrade asked of HTTP/1.0 is ignored (RFC 9110 §7.8).
+  const upgrade = minor === 1 && upgradeHeader && tokens?.includes('upgrade') === true;
 
   let framing: RequestHead['framing'] = 'none';
   let length = -1;
@@ -396,8 +436,12 @@ function requestLine(text: string, lineEnd: number): { method: string; target: s
   return { method, target: text.slice(sp1 + 1, sp2), minor };
 }
 
-/** The authority of an `http://` or `https://` absolute-form target; undefined for asterisk-form and the like. */
-function absoluteAuthority(target: string, method: string): string | undefined {
+/**
+ * The authority and origin-form path of an `http://` or `https://` absolute-form target; undefined
+ * for the asterisk-form of OPTIONS. The path is what follows the authority (`/` when nothing or
+ * only a query does): a slash inside the query is not the path.
+ */
+function absoluteTarget(target: string, method: string): { authority: string; path: string } | undefined {
   const lower = target.slice(0, 8).toLowerCase();
   const schemeEnd = lower.startsWith('http://') ? 7 : lower.startsWith('https://') ? 8 : -1;
   if (schemeEnd < 0) {
@@ -405,13 +449,14 @@ function absoluteAuthority(target: string, method: string): string | undefined {
     throw new RequestError(400, `the request target is not a path or an absolute http URL: ${JSON.stringify(target.slice(0, 60))}`);
   }
   let end = target.length;
-  for (const c of ['/', '?', '#']) {
-    const i = target.indexOf(c, schemeEnd);
-    if (i >= 0 && i < end) end = i;
-  }
+  const slash = target.indexOf('/', schemeEnd);
+  const query = target.indexOf('?', schemeEnd);
+  if (slash >= 0) end = slash;
+  if (query >= 0 && query < end) end = query;
   const authority = target.slice(schemeEnd, end);
   if (authority === '' || authority.includes('@')) throw new RequestError(400, `the request target's authority is empty or carries user info: ${JSON.stringify(target.slice(0, 60))}`);
-  return authority;
+  const rest = target.slice(end);
+  return { authority, path: rest === '' ? '/' : rest.charCodeAt(0) === 63 /* '?' */ ? `/${rest}` : rest };
 }
 
 function connectionTokens(value: string): string[] {
@@ -429,4 +474,26 @@ function addHeader(headers: HeaderRecord, name: string, value: string): void {
   if (Array.isArray(prior)) prior.push(value);
   else if (SINGLE_VALUED.has(name)) return;
   else headers[name] = `${prior}${name === 'cookie' ? '; ' : ', '}${value}`;
+}
+
+function tooLarge(): RequestError {
+  return new RequestError(431, `the request line and headers are larger than ${MAX_REQUEST_HEAD_BYTES / 1024} KiB`);
+}
+
+/**
+ * Refuses a head whose lines end in a bare LF as soon as one arrives, rather than waiting for the
+ * CRLF CRLF that will never come. `before` is the byte that preceded `from` (-1 for none).
+ */
+function checkLineEnds(buf: Buffer, from: number, before: number): void {
+  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1)) {
+    const prev = i > from ? buf[i - 1] : before;
+    if (prev !== 13) throw new RequestError(400, 'a line of the request head ends in a bare LF (CRLF is required)');
+  }
+}
+
+/** The last `n` bytes held in `pieces` (fewer when they hold fewer). */
+function tailBytes(pieces: Buffer[], n: number): Buffer {
+  const last = pieces[pieces.length - 1]!;
+  if (last.length >= n || pieces.length === 1) return last.subarray(Math.max(0, last.length - n));
+  return Buffer.concat(pieces).subarray(-n);
 }

@@ -56,6 +56,7 @@ export class ServerResponse {
    */
   send(status: number, headers: readonly string[], body: Buffer, lengthOfHead?: string): void {
     if (this.closed) return;
+    if (this.headersSent) throw new Error('the response has already been sent');
     const bodyless = this.#bodyless(status);
     let head = this.#head(status, headers);
     if (!bodyless) head += `content-length: ${body.length}\r\n`;
@@ -91,6 +92,7 @@ export class ServerResponse {
       body.destroy();
       return;
     }
+    if (this.headersSent) throw new Error('the response has already been sent');
     const bodyless = this.#bodyless(status);
     let head = this.#head(status, headers);
     let expected = -1;
@@ -124,6 +126,7 @@ export class ServerResponse {
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('error', onError);
+      body.off('close', onError);
       socket.off('drain', onDrain);
     };
     const onData = (data: Buffer | string): void => {
@@ -167,6 +170,8 @@ export class ServerResponse {
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('error', onError);
+    // Destroyed without an error and without ending: as cut short as an error.
+    body.once('close', onError);
   }
 
   /** Closes the connection, whatever was written: the client sees a response cut short. */

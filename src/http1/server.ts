@@ -1,7 +1,7 @@
 // The gateway's HTTP/1.1 server: a net.Server whose connections parse and answer requests
 // themselves (see connection.ts), with one sweep a second for the idle and slow-header timeouts.
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { Connection, type ConnectionHost } from './connection.js';
+import { Connection, type ConnectionHost, type SweepLimits } from './connection.js';
 import type { ServerRequest } from './server-request.js';
 import type { ServerResponse } from './server-response.js';
 
@@ -18,9 +18,12 @@ export interface Http1Handlers {
 
 /** Options for {@link Http1Server}. */
 export interface Http1ServerOptions {
-  /** Time a client has to send a request's head, from its first byte (or from connecting). @default 60_000 */
+  /**
+   * Time a client has to send a request's head, from its first byte (or from connecting), and
+   * to finish sending a body the answer did not wait for; 0 for no limit. @default 60_000
+   */
   headersTimeoutMs?: number;
-  /** Time an idle connection is kept between requests. @default 65_000 */
+  /** Time an idle connection is kept between requests; 0 for no limit. @default 65_000 */
   keepAliveTimeoutMs?: number;
   /** Time connections still busy when {@link Http1Server.close} is called are given before they are cut. @default 2000 */
   closeGraceMs?: number;
@@ -29,15 +32,21 @@ export interface Http1ServerOptions {
 export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
 const SWEEP_MS = 1000;
+/** Time a connection we ended may wait for the client's FIN before it is cut. */
+const LINGER_MS = 5000;
 
 /** An HTTP/1.1 server for the gateway's front door. */
 export class Http1Server implements ConnectionHost {
   readonly #server: net.Server;
   readonly #connections = new Set<Connection>();
-  readonly #headersMs: number;
-  readonly #keepAliveMs: number;
+  /** Sockets handed to the upgrade handler: no longer ours to read, but cut when a close's grace ends. */
+  readonly #upgraded = new Set<Socket>();
+  readonly #limits: SweepLimits;
+  readonly #sweepMs: number;
   readonly #graceMs: number;
   #sweep: NodeJS.Timeout | undefined;
+  #closed: Promise<void> | undefined;
+  #allForgotten: (() => void) | undefined;
   date = new Date().toUTCString();
   now = Date.now();
   closing = false;
@@ -47,8 +56,10 @@ export class Http1Server implements ConnectionHost {
     private readonly handlers: Http1Handlers,
     options: Http1ServerOptions = {},
   ) {
-    this.#headersMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
-    this.#keepAliveMs = options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
+    const headersMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    const keepAliveMs = options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
+    this.#limits = { headersMs, keepAliveMs, lingerMs: LINGER_MS };
+    this.#sweepMs = Math.min(SWEEP_MS, ...[headersMs, keepAliveMs].filter((ms) => ms > 0));
     this.#graceMs = options.closeGraceMs ?? 2000;
     this.onUpgrade = handlers.upgrade?.bind(handlers);
     // allowHalfOpen: the connection, not net, decides what a client's FIN means (see connection.ts).
@@ -68,7 +79,7 @@ export class Http1Server implements ConnectionHost {
         resolve();
       });
     });
-    this.#sweep = setInterval(() => this.#tick(), Math.min(SWEEP_MS, this.#headersMs, this.#keepAliveMs));
+    this.#sweep = setInterval(() => this.#tick(), this.#sweepMs);
     this.#sweep.unref();
     return (server.address() as AddressInfo).port;
   }
@@ -80,18 +91,26 @@ export class Http1Server implements ConnectionHost {
 
   /**
    * Stops accepting connections, closes idle ones at once and busy ones after their current
-   * answer (or after `closeGraceMs`); resolves when all are closed.
+   * answer; after `closeGraceMs` cuts whatever is left, upgraded connections included. Resolves
+   * once every connection is closed and its exchange has heard so.
    */
-  async close(): Promise<void> {
-    if (this.closing) return;
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
     this.closing = true;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const listening = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const connection of this.#connections) connection.closeIfIdle();
     const grace = setTimeout(() => {
       for (const connection of this.#connections) connection.socket.destroy();
+      for (const socket of this.#upgraded) socket.destroy();
     }, this.#graceMs);
     grace.unref();
-    await closed;
+    await listening;
+    // net's callback can come before each socket's 'close', which is when a connection lets go.
+    if (this.#connections.size > 0) await new Promise<void>((resolve) => (this.#allForgotten = resolve));
     clearTimeout(grace);
     clearInterval(this.#sweep);
   }
@@ -100,13 +119,19 @@ export class Http1Server implements ConnectionHost {
     this.handlers.request(req, res);
   }
 
-  forget(connection: Connection): void {
+  forget(connection: Connection, upgraded?: Socket): void {
     this.#connections.delete(connection);
+    if (upgraded) {
+      this.#upgraded.add(upgraded);
+      upgraded.once('close', () => this.#upgraded.delete(upgraded));
+    }
+    if (this.#connections.size === 0) this.#allForgotten?.();
   }
 
   #tick(): void {
     this.now = Date.now();
     this.date = new Date(this.now).toUTCString();
-    for (const connection of this.#connections) connection.sweep(this.now, this.#headersMs, this.#keepAliveMs);
+    // The connections' times come from the previous ticks, so they may be up to one tick behind.
+    for (const connection of this.#connections) connection.sweep(this.now, this.#limits, this.#sweepMs);
   }
 }

@@ -44,6 +44,8 @@ export type { ProxyRequestOptions } from './http-proxy.js';
 export { MalformedResponseError, MAX_HEAD_BYTES, ResponseParser } from './response-parser.js';
 export type { BodyFraming, ResponseEvents, ResponseHead } from './response-parser.js';
 export { UpstreamPool } from './upstream-pool.js';
+export { pipeUpgrade } from './upgrade-proxy.js';
+export type { PipeUpgradeOptions, UpgradeExchange } from './upgrade-proxy.js';
 export type { UpstreamPoolOptions } from './upstream-pool.js';
 export {
   processSpawnChannel,

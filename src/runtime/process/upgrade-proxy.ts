@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import type { InvocationRequest } from '../../instance/index.js';
 import { FORWARDED_HEADERS, forwardedHeaderLines } from './http-proxy.js';
+import { ResponseParser } from './response-parser.js';
 
 /** The request head sent to the child for an upgrade: the client's own headers plus x-forwarded-*. */
 export function upgradeRequestHead(request: InvocationRequest): string {
@@ -42,9 +43,15 @@ export interface PipeUpgradeOptions {
   connectTimeoutMs?: number;
 }
 
+/** Largest response head the child may send to an upgrade request. */
+const MAX_ANSWER_HEAD = 64 * 1024;
+
 /**
- * Connects to the child, replays the upgrade request and `head`, then pipes both ways until
- * either side closes. Resolves with the upstream socket once connected; rejects with
+ * Connects to the child and replays the upgrade request. Only if the child answers
+ * `101 Switching Protocols` are `head` and the rest of the client's bytes sent on and the two
+ * connections piped both ways until either closes; any other answer is passed back to the client
+ * and both connections end with it, so that a refused upgrade can never become a raw tunnel to
+ * the child around the gateway. Resolves with the upstream socket once connected; rejects with
  * UPSTREAM_UNAVAILABLE (leaving `socket` untouched for the caller to answer) when it cannot connect.
  */
 export function pipeUpgrade(exchange: UpgradeExchange, options: PipeUpgradeOptions): Promise<net.Socket> {
@@ -72,10 +79,65 @@ export function pipeUpgrade(exchange: UpgradeExchange, options: PipeUpgradeOptio
       upstream.on('close', closeBoth);
       socket.on('close', closeBoth);
       upstream.write(upgradeRequestHead(request));
-      if (head.length > 0) upstream.write(head);
-      socket.pipe(upstream);
-      upstream.pipe(socket);
+      relayAnswer(upstream, socket, head, request.method, closeBoth);
       resolve(upstream);
     });
   });
+}
+
+/** Reads the child's answer to the upgrade request and either opens the tunnel or relays the refusal. */
+function relayAnswer(upstream: net.Socket, socket: Duplex, head: Buffer, method: string, closeBoth: () => void): void {
+  let got: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
+    const end = got.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (got.length > MAX_ANSWER_HEAD) closeBoth();
+      return;
+    }
+    upstream.off('data', onData);
+    upstream.pause();
+    if (/^HTTP\/1\.[01] 101[ \r]/.test(got.toString('latin1', 0, Math.min(end + 2, 32)))) {
+      socket.write(got);
+      if (head.length > 0) upstream.write(head);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+      return;
+    }
+    relayRefusal(upstream, socket, got, method, closeBoth);
+  };
+  upstream.on('data', onData);
+}
+
+/** Passes the child's non-101 answer back as it came, up to its end, then ends both connections. */
+function relayRefusal(upstream: net.Socket, socket: Duplex, first: Buffer, method: string, closeBoth: () => void): void {
+  const parser = new ResponseParser();
+  const finish = (): void => {
+    upstream.destroy();
+    socket.end();
+    (socket as net.Socket).destroySoon?.();
+  };
+  parser.expect(method, { onHead: () => {}, onData: () => {}, onEnd: () => {} });
+  const relay = (chunk: Buffer): void => {
+    let used: number;
+    try {
+      used = parser.execute(chunk);
+    } catch {
+      return closeBoth();
+    }
+    socket.write(used === chunk.length ? chunk : chunk.subarray(0, used));
+    if (parser.done) finish();
+  };
+  relay(first);
+  if (parser.done) return;
+  upstream.on('data', relay);
+  upstream.once('end', () => {
+    try {
+      parser.finish();
+      finish();
+    } catch {
+      closeBoth();
+    }
+  });
+  upstream.resume();
 }
