@@ -66,6 +66,23 @@ async function pollUntil(check: () => boolean, what: string, ms = 3_000): Promis
   }
 }
 
+/** Polls `read` until its value has not changed for `quietMs`, and returns it; fails after `ms`. */
+async function steady(read: () => number, quietMs: number, what: string, ms = 5_000): Promise<number> {
+  const deadline = Date.now() + ms;
+  let value = read();
+  let since = Date.now();
+  while (Date.now() - since < quietMs) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last value ${value})`);
+    await delay(20);
+    const now = read();
+    if (now !== value) {
+      value = now;
+      since = Date.now();
+    }
+  }
+  return value;
+}
+
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -211,8 +228,9 @@ class RawClient {
     });
   }
 
-  static async connect(port: number): Promise<RawClient> {
-    const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+  /** `allowHalfOpen`: the client keeps its side open after the server's FIN (it never sends its own). */
+  static async connect(port: number, allowHalfOpen = false): Promise<RawClient> {
+    const socket = net.connect({ port, host: '127.0.0.1', noDelay: true, allowHalfOpen });
     await within(
       new Promise<void>((resolve, reject) => {
         socket.once('connect', resolve);
@@ -345,6 +363,10 @@ class EchoApp {
   readonly events: string[] = [];
   readonly held = new Map<string, Held>();
   readonly errors: unknown[] = [];
+  /** Bodies being streamed by `/stream-destroyed?tag=<tag>`, for the test to destroy. */
+  readonly streams = new Map<string, Readable>();
+  /** What each second send or stream of `/twice?tag=<tag>` did. */
+  readonly twice = new Map<string, string[]>();
   readonly handlers: Http1Handlers = {
     request: (req, res) => {
       this.seen.push(`${req.method} ${req.url}`);
@@ -379,6 +401,8 @@ class EchoApp {
     }
     if (path === '/stream') return this.#stream(url.searchParams.get('mode') ?? 'unknown', res);
     if (path === '/invalid') return this.#invalid(res);
+    if (path === '/stream-destroyed') return this.#streamDestroyed(url.searchParams.get('mode') ?? 'unknown', url.searchParams.get('tag') ?? '', res);
+    if (path === '/twice') return this.#twice(url.searchParams.get('first') ?? 'send', url.searchParams.get('tag') ?? '', res);
     return this.#echo(req, res, url);
   }
 
@@ -444,6 +468,46 @@ class EchoApp {
     const total = PARTS_TEXT.length;
     const length = mode === 'known' ? String(total) : mode === 'short' ? String(total + 10) : mode === 'long' ? '3' : undefined;
     res.stream(200, ['content-type', 'text/plain'], body, length);
+  }
+
+  /** Streams the first part of a body that the test then destroys without an error. */
+  #streamDestroyed(mode: string, tag: string, res: ServerResponse): void {
+    const body = new Readable({ read() {} });
+    this.streams.set(tag, body);
+    res.stream(200, ['content-type', 'text/plain'], body, mode === 'known' ? String(PARTS_TEXT.length) : undefined);
+    body.push(Buffer.from(PARTS[0]!));
+  }
+
+  /**
+   * Answers, then sends and streams a second time. After a stream, what the second attempts did
+   * is the rest of the streamed body; after a send, it is kept in `twice` under the tag.
+   */
+  #twice(first: string, tag: string, res: ServerResponse): void {
+    const outcomes: string[] = [];
+    const again = (what: string, attempt: () => void): void => {
+      try {
+        attempt();
+        outcomes.push(`${what}: did not throw`);
+      } catch {
+        outcomes.push(`${what}: threw`);
+      }
+    };
+    const tryAgain = (): void => {
+      again('send', () => res.send(200, ['content-type', 'text/plain'], Buffer.from('second answer')));
+      again('stream', () => res.stream(200, ['content-type', 'text/plain'], Readable.from([Buffer.from('second answer')])));
+    };
+    if (first === 'stream') {
+      const body = new Readable({ read() {} });
+      res.stream(200, ['content-type', 'text/plain'], body);
+      body.push(Buffer.from('first answer;'));
+      tryAgain();
+      body.push(Buffer.from(JSON.stringify(outcomes)));
+      body.push(null);
+      return;
+    }
+    res.send(200, ['content-type', 'text/plain'], Buffer.from('first answer'));
+    tryAgain();
+    this.twice.set(tag, outcomes);
   }
 
   /** Tries sends that must throw, then answers with what each did. */
@@ -999,6 +1063,46 @@ describe('pipelining', () => {
     assert.equal((await client.response()).json<Echo>().body, 'two');
     client.destroy();
   });
+
+  test('pipelining — a client that pipelines without reading its answers is not parsed past what it can take; once it reads, the rest is served', async () => {
+    const REQUESTS = 4_000;
+    const BATCHES = 40;
+    const BODY = Buffer.alloc(16 * 1024, 'b');
+    let handled = 0;
+    const { port } = await startServer({
+      request: (_req, res) => {
+        handled += 1;
+        res.send(200, ['content-type', 'text/plain'], BODY);
+      },
+    });
+    const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    // Not read until told: the answers pile up in the kernel's buffers, then in the server's.
+    socket.pause();
+    await within(new Promise((resolve) => socket.once('connect', resolve)), 3_000, 'connecting');
+    // 4,000 requests (108 KB) written continuously, never waiting for a drain; answering them all
+    // at once would queue 64 MiB.
+    const batch = Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(REQUESTS / BATCHES), 'latin1');
+    for (let i = 0; i < BATCHES; i++) {
+      socket.write(batch);
+      await delay(5);
+    }
+    const stalled = await steady(() => handled, 500, 'the count of requests handled to stop growing');
+    assert.ok(stalled > 0, 'some requests are handled');
+    assert.ok(stalled < REQUESTS / 2, `handled ${stalled} of ${REQUESTS} requests (${(stalled * BODY.length) / 2 ** 20} MiB of answers) for a client that reads nothing`);
+    await delay(300);
+    assert.equal(handled, stalled, 'no more requests are handled while the client reads nothing');
+
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+    });
+    socket.resume();
+    await pollUntil(() => handled === REQUESTS && received >= REQUESTS * BODY.length, `all ${REQUESTS} requests to be handled and answered once the client reads`, 10_000);
+    socket.destroy();
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1250,6 +1354,56 @@ describe('responses', () => {
     assert.equal((await client.response()).json<Echo>().url, '/after-head-stream');
     client.destroy();
   });
+
+  for (const mode of ['unknown', 'known'] as const) {
+    const framing = mode === 'known' ? 'content-length' : 'chunked';
+    test(`stream — a body destroyed without an error after some bytes closes the connection (${framing})`, async () => {
+      const tag = `destroyed-${mode}`;
+      const client = await RawClient.connect(main.port);
+      await client.write(get(`/stream-destroyed?mode=${mode}&tag=${tag}`));
+      await client.until(() => client.unread.includes(PARTS[0]!), 'the first part of the body');
+      const body = main.app.streams.get(tag);
+      assert.ok(body, 'the body being streamed');
+      body.destroy();
+      await client.waitClosed();
+      const text = client.unread.toString('latin1');
+      const split = text.indexOf('\r\n\r\n');
+      assert.ok(split > 0, text);
+      if (mode === 'known') {
+        assert.match(text.slice(0, split), new RegExp(`\r\ncontent-length: ${PARTS_TEXT.length}(\r\n|$)`));
+        assert.equal(text.slice(split + 4), PARTS[0], 'what was sent, and nothing more');
+      } else {
+        assert.match(text.slice(0, split), /\r\ntransfer-encoding: chunked(\r\n|$)/);
+        assert.equal(text.slice(split + 4), `${PARTS[0]!.length.toString(16)}\r\n${PARTS[0]}\r\n`, 'the chunk sent, and no last chunk');
+      }
+    });
+  }
+
+  test('stream — a second send or stream while the first is streaming throws and writes nothing; the first answer is intact', async () => {
+    const client = await RawClient.connect(main.port);
+    await client.write(get('/twice?first=stream') + get('/after-twice-stream'));
+    const first = await client.response();
+    assert.equal(first.status, 200);
+    assert.equal(first.get('transfer-encoding'), 'chunked');
+    assert.equal(first.text(), `first answer;${JSON.stringify(['send: threw', 'stream: threw'])}`);
+    assert.equal((await client.response()).json<Echo>().url, '/after-twice-stream');
+    await delay(20);
+    assert.equal(client.unread.length, 0, 'nothing after the answers');
+    client.destroy();
+  });
+
+  test('send — a second send or stream after a whole response throws and writes nothing; the first answer is intact', async () => {
+    const client = await RawClient.connect(main.port);
+    await client.write(get('/twice?first=send&tag=after-send') + get('/after-twice-send'));
+    const first = await client.response();
+    assert.equal(first.status, 200);
+    assert.equal(first.text(), 'first answer');
+    assert.equal((await client.response()).json<Echo>().url, '/after-twice-send');
+    await delay(20);
+    assert.equal(client.unread.length, 0, 'nothing after the answers');
+    assert.deepEqual(main.app.twice.get('after-send'), ['send: threw', 'stream: threw']);
+    client.destroy();
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1379,6 +1533,85 @@ describe('timeouts', () => {
     assert.equal((await client.response('POST', 3_000)).json<Echo>().body, 'abc');
     client.destroy();
   });
+
+  /** Writes `bytes` to `client` every `everyMs` while `go` holds; returns the stop function. */
+  function keepWriting(client: RawClient, bytes: string, everyMs: number, go: () => boolean = () => !client.closed): () => void {
+    const ticker = setInterval(() => {
+      if (go()) client.socket.write(bytes);
+    }, everyMs);
+    return () => clearInterval(ticker);
+  }
+
+  // In the two tests below the other limit is shorter, so that the sweep runs every 100 ms, well
+  // inside the limit tested: a timer that each empty line restarted would then never run out.
+  test('timeout — empty lines sent every 100 ms to an idle keep-alive connection do not keep it open past the keep-alive limit', async () => {
+    const { port } = await startEcho({ keepAliveTimeoutMs: 300, headersTimeoutMs: 100 });
+    const { client, response } = await exchange(port, get('/idle-empty-lines'));
+    assert.equal(response.status, 200);
+    const answered = Date.now();
+    const stop = keepWriting(client, '\r\n', 100);
+    try {
+      await client.waitClosed(3_000);
+    } finally {
+      stop();
+    }
+    const elapsed = Date.now() - answered;
+    assert.ok(elapsed < 2_000, `took ${elapsed} ms`);
+  });
+
+  test('timeout — empty lines sent every 100 ms to a fresh connection do not hold off the headers timeout: 408', async () => {
+    const { port } = await startEcho({ headersTimeoutMs: 300, keepAliveTimeoutMs: 100 });
+    const started = Date.now();
+    const client = await RawClient.connect(port);
+    const stop = keepWriting(client, '\r\n', 100, () => client.unread.length === 0 && !client.ended && !client.closed);
+    try {
+      assertRefusal(await client.response('GET', 3_000), 408, /did not arrive within/);
+      await client.waitClosed();
+    } finally {
+      stop();
+    }
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 2_000, `took ${elapsed} ms`);
+  });
+
+  test('timeout — a body the answer did not wait for, still coming a byte every 200 ms, is dropped for at most the headers timeout; then the connection closes', async () => {
+    const client = await RawClient.connect(timed.port);
+    await client.write(`POST /nobody HTTP/1.1\r\n${HOST}Content-Length: 1000000\r\n\r\n`);
+    const response = await client.response('POST');
+    assert.equal(response.status, 404);
+    assert.equal(response.text(), 'not found');
+    const answered = Date.now();
+    const stop = keepWriting(client, 'x', 200);
+    try {
+      await client.waitClosed(4_000);
+    } finally {
+      stop();
+    }
+    const elapsed = Date.now() - answered;
+    assert.ok(elapsed < 2_000, `took ${elapsed} ms`);
+  });
+
+  test('timeout — limits of 0 are off: an idle connection, a silent one and half a head are kept (no 408), and served after', async () => {
+    const { server, port } = await startEcho({ headersTimeoutMs: 0, keepAliveTimeoutMs: 0 });
+    const idle = await exchange(port, get('/zero/first'));
+    assert.equal(idle.response.status, 200);
+    const silent = await RawClient.connect(port);
+    const half = await RawClient.connect(port);
+    await half.write('GET /zero/half HTTP/1.1\r\nHost: te');
+    await delay(1_500);
+    for (const [name, client] of [['idle', idle.client], ['silent', silent], ['half a head', half]] as const) {
+      assert.equal(client.closed, false, `${name}: closed`);
+      assert.equal(client.unread.length, 0, `${name}: got ${JSON.stringify(client.unread.toString('latin1').slice(0, 200))}`);
+    }
+    assert.equal(server.connectionCount, 3);
+    await half.write('st.local\r\n\r\n');
+    assert.equal((await half.response()).json<Echo>().url, '/zero/half');
+    await idle.client.write(get('/zero/idle-again'));
+    assert.equal((await idle.client.response()).json<Echo>().url, '/zero/idle-again');
+    await silent.write(get('/zero/silent'));
+    assert.equal((await silent.response()).json<Echo>().url, '/zero/silent');
+    for (const client of [idle.client, silent, half]) client.destroy();
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1436,6 +1669,16 @@ describe('upgrades', () => {
     assert.equal(response.status, 200);
     assert.equal(response.json<Echo>().url, '/no-upgrade-handler');
     client.destroy();
+  });
+
+  test('upgrade — an HTTP/1.0 request with connection: upgrade and an upgrade header is an ordinary request', async () => {
+    const { client, response } = await exchange(upgraded.port, get('/http10-upgrade', 'Connection: upgrade\r\nUpgrade: x\r\n', '1.0'));
+    assert.equal(response.status, 200);
+    assert.equal(response.text(), 'plain /http10-upgrade');
+    assert.equal(response.get('connection'), 'close');
+    assert.ok(!upgrades.some((u) => u.url === '/http10-upgrade'), 'the upgrade handler was called');
+    assert.ok(plain.includes('/http10-upgrade'));
+    await client.waitClosed();
   });
 });
 
@@ -1503,6 +1746,23 @@ describe('close()', () => {
     assert.equal(closedWith, false, 'onClose of the cut response right after close() resolved');
     await client.waitClosed();
   });
+
+  test('close — called twice, the second call resolves no earlier than the first (while a connection is busy)', async () => {
+    const { server, port, app } = await startEcho({ closeGraceMs: 10_000 });
+    const client = await RawClient.connect(port);
+    await client.write(get('/busy-twice?delay=300'));
+    await pollUntil(() => app.seen.length === 1, 'the request to reach the handler');
+    const settled: string[] = [];
+    const first = server.close().then(() => settled.push('first'));
+    const second = server.close().then(() => settled.push('second'));
+    await delay(50);
+    assert.deepEqual(settled, [], 'no close() resolves while a connection is busy');
+    const response = await client.response();
+    assert.equal(response.get('connection'), 'close');
+    await within(Promise.all([first, second]), 3_000, 'both close() calls');
+    assert.deepEqual(settled, ['first', 'second']);
+    assert.equal(server.connectionCount, 0);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1554,6 +1814,22 @@ describe('connection accounting', () => {
     await short.write(get('/stream?mode=short'));
     await short.waitClosed();
     await assertNoConnectionsLeft();
+  });
+
+  test('accounting — after an answer with connection: close, a client that never closes its side is cut after the linger limit (5 s)', async () => {
+    const { server, port } = await startEcho({ headersTimeoutMs: 300, keepAliveTimeoutMs: 300 });
+    const client = await RawClient.connect(port, true);
+    await client.write(get('/linger', 'Connection: close\r\n'));
+    const response = await client.response();
+    assert.equal(response.status, 200);
+    assert.equal(response.get('connection'), 'close');
+    await client.until(() => client.ended, 'the server to end its side');
+    const ended = Date.now();
+    assert.equal(server.connectionCount, 1, 'the connection lingers for the client to close its side');
+    await pollUntil(() => server.connectionCount === 0, 'the lingering connection to be cut', 8_000);
+    const elapsed = Date.now() - ended;
+    assert.ok(elapsed >= 3_000, `cut after ${elapsed} ms, before the client had its time`);
+    client.destroy();
   });
 });
 

@@ -1,10 +1,12 @@
 // Request ids: UUID-shaped, unique within the process and, through a random prefix, across processes.
 import { randomUUID } from 'node:crypto';
 
-const COUNTER_SPAN = 0xffff_ffff_ffff; // 12 hex digits
+// The counter runs over 12-hex-digit numbers only, so it never needs padding.
+const COUNTER_FIRST = 0x1000_0000_0000;
+const COUNTER_LAST = 0xffff_ffff_ffff;
 
 let prefix = randomUUID().slice(0, 24);
-let counter = Math.floor(Math.random() * 0xffff_ffff);
+let counter = COUNTER_FIRST + Math.floor(Math.random() * 0xffff_ffff);
 
 /**
  * The next request id: the first 20 hex digits of a random v4 UUID (drawn once per process, and
@@ -13,9 +15,9 @@ let counter = Math.floor(Math.random() * 0xffff_ffff);
  */
 export function nextRequestId(): string {
   counter += 1;
-  if (counter > COUNTER_SPAN) {
+  if (counter > COUNTER_LAST) {
     prefix = randomUUID().slice(0, 24);
-    counter = 0;
+    counter = COUNTER_FIRST;
   }
-  return prefix + counter.toString(16).padStart(12, '0');
+  return prefix + counter.toString(16);
 }

@@ -55,8 +55,9 @@ export class ServerResponse {
    * Throws, writing nothing, when the status or a header could not be written as it is.
    */
   send(status: number, headers: readonly string[], body: Buffer, lengthOfHead?: string): void {
-    if (this.closed) return;
     if (this.headersSent) throw new Error('the response has already been sent');
+    // The client left before anything was sent: there is no one to answer.
+    if (this.closed) return;
     const bodyless = this.#bodyless(status);
     let head = this.#head(status, headers);
     if (!bodyless) head += `content-length: ${body.length}\r\n`;
@@ -88,11 +89,11 @@ export class ServerResponse {
    * HTTP/1.0 client until the connection closes. Throws, writing nothing, like {@link send}.
    */
   stream(status: number, headers: readonly string[], body: Readable, length?: string): void {
+    if (this.headersSent) throw new Error('the response has already been sent');
     if (this.closed) {
       body.destroy();
       return;
     }
-    if (this.headersSent) throw new Error('the response has already been sent');
     const bodyless = this.#bodyless(status);
     let head = this.#head(status, headers);
     let expected = -1;

@@ -229,6 +229,8 @@ export class UpstreamPool {
   }
 }
 
+const NOTHING = (): void => {};
+
 /** Request body bytes kept for a possible resend; a larger body is not resent. */
 const REPLAY_LIMIT = 64 * 1024;
 
@@ -249,11 +251,11 @@ class Exchange implements ResponseEvents {
   #gotBytes = false;
   #settled = false;
   #retried = false;
-  /** Body chunks written so far, kept while small enough to resend; null once not. */
-  #written: Buffer[] | null = [];
+  /** Body chunks written so far, kept while small enough to resend: none yet while undefined, null once too many. */
+  #written: Buffer[] | null | undefined;
   #writtenBytes = 0;
   /** Detaches this exchange from the client's body; a no-op when there is none. */
-  #stopBody: () => void = () => {};
+  #stopBody: () => void = NOTHING;
 
   constructor(pool: UpstreamPool, request: UpstreamRequest, control: ExchangeControl, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void) {
     this.#pool = pool;
@@ -298,9 +300,9 @@ class Exchange implements ResponseEvents {
     };
     const onData = (chunk: Buffer): void => {
       if (chunk.length === 0) return;
-      if (this.#written) {
+      if (this.#written !== null) {
         this.#writtenBytes += chunk.length;
-        if (this.#writtenBytes <= REPLAY_LIMIT) this.#written.push(chunk);
+        if (this.#writtenBytes <= REPLAY_LIMIT) (this.#written ??= []).push(chunk);
         else this.#written = null;
       }
       if (!this.#writeChunk(chunk)) {
