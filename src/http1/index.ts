@@ -3,3 +3,5 @@ export { Http1Server, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
 export { ServerRequest, RequestAbortedError } from './server-request.js';
 export { ServerResponse } from './server-response.js';
 export { RequestParser, RequestError, parseHead, MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_HEADERS, type RequestHead, type RequestEvents } from './request-parser.js';
+export { ChunkedDecoder, type ChunkedDecoderOptions } from './chunked-decoder.js';
+export { readHeaderLine, type HeaderLine } from './header-line.js';

@@ -2,6 +2,9 @@
 // framing (content-length or chunked). Strict where a lenient reading could be read a second way
 // by the next hop (RFC 9112 §2.2, §6.1, §6.3, §11.2): CRLF only, no folding, one framing.
 import type { IncomingHttpHeaders } from 'node:http';
+import { ChunkedDecoder } from './chunked-decoder.js';
+import { readHeaderLine, type HeaderLine } from './header-line.js';
+import { isToken } from './token.js';
 
 /** A request that cannot be read; `status` is what the client is told (400, 431, 501, 505…). */
 export class RequestError extends Error {
@@ -50,26 +53,14 @@ export interface RequestEvents {
 export const MAX_REQUEST_HEAD_BYTES = 16 * 1024;
 /** Most header lines accepted in one request. */
 export const MAX_REQUEST_HEADERS = 256;
-const MAX_CHUNK_LINE = 4096;
 
 const enum State {
   Head,
   Length,
-  ChunkSize,
-  ChunkData,
-  ChunkDataEnd,
-  Trailers,
+  Chunked,
   Done,
 }
 
-// Token characters of RFC 9110 §5.6.2, for methods and header names.
-const TOKEN = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
-const HEX_VALUE = new Int8Array(256).fill(-1);
-for (let i = 0; i < 16; i++) {
-  HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
-  HEX_VALUE['0123456789ABCDEF'.charCodeAt(i)] = i;
-}
 const CRLF2 = Buffer.from('\r\n\r\n', 'latin1');
 
 /**
@@ -100,8 +91,13 @@ export class RequestParser {
   #pending: Buffer[] | undefined;
   #pendingBytes = 0;
   #remaining = 0;
-  #line = '';
-  #trailerBytes = 0;
+  readonly #chunked = new ChunkedDecoder({
+    subject: 'the chunked request body',
+    strict: true,
+    maxTrailerBytes: MAX_REQUEST_HEAD_BYTES,
+    fail: (status, message) => new RequestError(status, message),
+  });
+  readonly #onData = (data: Buffer): void => this.#events.onData(data);
 
   constructor(events: RequestEvents) {
     this.#events = events;
@@ -122,8 +118,6 @@ export class RequestParser {
     this.#state = State.Head;
     this.#pending = undefined;
     this.#pendingBytes = 0;
-    this.#line = '';
-    this.#trailerBytes = 0;
   }
 
   /** Feeds bytes; returns how many were used. Throws a {@link RequestError} for bytes that are not a request. */
@@ -142,34 +136,9 @@ export class RequestParser {
           if (this.#remaining === 0) this.#end();
           break;
         }
-        case State.ChunkSize:
-          at = this.#readChunkLine(chunk, at);
-          break;
-        case State.ChunkData: {
-          const take = Math.min(this.#remaining, chunk.length - at);
-          this.#remaining -= take;
-          this.#events.onData(chunk.subarray(at, at + take));
-          at += take;
-          if (this.#remaining === 0) this.#state = State.ChunkDataEnd;
-          break;
-        }
-        case State.ChunkDataEnd: {
-          // Exactly CRLF after a chunk's data.
-          const c = chunk[at]!;
-          if (this.#line === '' && c === 13) {
-            this.#line = '\r';
-            at += 1;
-          } else if (this.#line === '\r' && c === 10) {
-            this.#line = '';
-            this.#state = State.ChunkSize;
-            at += 1;
-          } else {
-            throw new RequestError(400, 'a chunk of the chunked request body is longer than its size line says');
-          }
-          break;
-        }
-        case State.Trailers:
-          at = this.#readChunkLine(chunk, at);
+        case State.Chunked:
+          at = this.#chunked.execute(chunk, at, this.#onData);
+          if (this.#chunked.done) this.#end();
           break;
       }
     }
@@ -257,50 +226,11 @@ export class RequestParser {
         this.#state = State.Length;
         break;
       case 'chunked':
-        this.#state = State.ChunkSize;
-        this.#line = '';
+        this.#chunked.reset();
+        this.#state = State.Chunked;
         break;
     }
     return after;
-  }
-
-  // Reads one line of the chunked framing (a size line or a trailer line), which may span reads.
-  #readChunkLine(chunk: Buffer, at: number): number {
-    const lf = chunk.indexOf(10, at);
-    const upto = lf < 0 ? chunk.length : lf;
-    this.#line += chunk.toString('latin1', at, upto);
-    if (this.#state === State.Trailers) {
-      this.#trailerBytes += upto - at;
-      if (this.#trailerBytes > MAX_REQUEST_HEAD_BYTES) throw new RequestError(431, `the chunked body's trailers are larger than ${MAX_REQUEST_HEAD_BYTES / 1024} KiB`);
-    } else if (this.#line.length > MAX_CHUNK_LINE) {
-      throw new RequestError(400, 'a chunk size line of the chunked request body is too long');
-    }
-    if (lf < 0) return chunk.length;
-    const raw = this.#line;
-    this.#line = '';
-    if (raw.charCodeAt(raw.length - 1) !== 13) throw new RequestError(400, 'a line of the chunked request body ends in a bare LF (CRLF is required)');
-    const line = raw.slice(0, -1);
-    if (this.#state === State.Trailers) {
-      // Trailer fields are read and dropped: no hop after the gateway is promised them.
-      if (line === '') this.#end();
-      else if (line.indexOf('\r') >= 0 || line.indexOf(':') <= 0) throw new RequestError(400, 'a trailer line of the chunked request body is not a header field');
-      return lf + 1;
-    }
-    const semi = line.indexOf(';');
-    let sizeEnd = semi < 0 ? line.length : semi;
-    // Only spaces and tabs may stand between the size and an extension (RFC 9112 §7.1.1).
-    while (sizeEnd > 0 && (line.charCodeAt(sizeEnd - 1) === 32 || line.charCodeAt(sizeEnd - 1) === 9)) sizeEnd--;
-    if (sizeEnd === 0 || sizeEnd > 12) throw new RequestError(400, `a chunk size of the chunked request body is not a hex number of at most 12 digits: ${JSON.stringify(line.slice(0, 40))}`);
-    let size = 0;
-    for (let k = 0; k < sizeEnd; k++) {
-      const d = HEX_VALUE[line.charCodeAt(k) & 0xff]!;
-      if (d < 0 || line.charCodeAt(k) > 0xff) throw new RequestError(400, `a chunk size of the chunked request body is not a hex number: ${JSON.stringify(line.slice(0, 40))}`);
-      size = size * 16 + d;
-    }
-    if (semi >= 0 && /[\0-\x08\x0a-\x1f\x7f\r]/.test(line.slice(semi))) throw new RequestError(400, 'a chunk extension of the chunked request body has a control character');
-    this.#remaining = size;
-    this.#state = size === 0 ? State.Trailers : State.ChunkData;
-    return lf + 1;
   }
 }
 
@@ -316,33 +246,14 @@ export function parseHead(text: string): RequestHead {
   let connection: string | undefined;
   let upgradeHeader = false;
   let expect: string | undefined;
+  const line: HeaderLine = { name: '', value: '' };
   // One pass over the lines by index: no split, no per-line regex.
   for (let at = lineEnd + 2; at < text.length; ) {
     const stop = text.indexOf('\r\n', at);
     if (++count > MAX_REQUEST_HEADERS) throw new RequestError(431, `the request has more than ${MAX_REQUEST_HEADERS} header lines`);
-    const first = text.charCodeAt(at);
-    if (first === 32 || first === 9) throw new RequestError(400, 'a header is folded over several lines (obsolete line folding is not accepted)');
-    let colon = at;
-    while (colon < stop) {
-      const c = text.charCodeAt(colon);
-      if (c === 58) break;
-      if (TOKEN[c] !== 1) {
-        const why = c === 32 || c === 9 ? 'has whitespace before its colon' : 'does not start with a valid name';
-        throw new RequestError(400, `a header line ${why}: ${JSON.stringify(text.slice(at, Math.min(stop, at + 60)))}`);
-      }
-      colon++;
-    }
-    if (colon === at || colon === stop) throw new RequestError(400, `a header line has no name or no colon: ${JSON.stringify(text.slice(at, Math.min(stop, at + 60)))}`);
-    let vs = colon + 1;
-    let ve = stop;
-    while (vs < ve && (text.charCodeAt(vs) === 32 || text.charCodeAt(vs) === 9)) vs++;
-    while (ve > vs && (text.charCodeAt(ve - 1) === 32 || text.charCodeAt(ve - 1) === 9)) ve--;
-    for (let k = vs; k < ve; k++) {
-      const c = text.charCodeAt(k);
-      if ((c < 32 && c !== 9) || c === 127) throw new RequestError(400, `header '${text.slice(at, colon).toLowerCase()}' has a control character in its value`);
-    }
-    const name = text.slice(at, colon).toLowerCase();
-    const value = text.slice(vs, ve);
+    const bad = readHeaderLine(text, at, stop, line);
+    if (bad !== undefined) throw new RequestError(400, bad);
+    const { name, value } = line;
     at = stop + 2;
     switch (name) {
       case 'host':
@@ -418,9 +329,8 @@ function requestLine(text: string, lineEnd: number): { method: string; target: s
   if (sp1 <= 0 || sp2 < 0 || sp2 > lineEnd || sp2 === sp1 + 1) {
     throw new RequestError(400, `the request line is not "METHOD target HTTP/1.x": ${JSON.stringify(text.slice(0, Math.min(lineEnd, 80)))}`);
   }
-  for (let k = 0; k < sp1; k++) {
-    if (TOKEN[text.charCodeAt(k)] !== 1) throw new RequestError(400, `the request method is not a token: ${JSON.stringify(text.slice(0, Math.min(sp1, 40)))}`);
-  }
+  const method = text.slice(0, sp1);
+  if (!isToken(method)) throw new RequestError(400, `the request method is not a token: ${JSON.stringify(method.slice(0, 40))}`);
   for (let k = sp1 + 1; k < sp2; k++) {
     const c = text.charCodeAt(k);
     if (c <= 32 || c === 127) throw new RequestError(400, 'the request target has a control character or a space in it');
@@ -431,7 +341,6 @@ function requestLine(text: string, lineEnd: number): { method: string; target: s
   else if (version === 'HTTP/1.0') minor = 0;
   else if (/^HTTP\/[0-9]\.[0-9]$/.test(version)) throw new RequestError(505, `HTTP version ${version.slice(5)} is not supported; use HTTP/1.1`);
   else throw new RequestError(400, `the request line does not end with an HTTP version: ${JSON.stringify(text.slice(0, Math.min(lineEnd, 80)))}`);
-  const method = text.slice(0, sp1);
   if (method === 'CONNECT') throw new RequestError(501, 'CONNECT is not supported: the gateway is not a forward proxy');
   return { method, target: text.slice(sp1 + 1, sp2), minor };
 }

@@ -3,6 +3,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { isToken } from './token.js';
 
 /** What a response needs from its connection. */
 export interface ResponseSink {
@@ -13,8 +14,7 @@ export interface ResponseSink {
   responseDone(): void;
 }
 
-// RFC 9110 §5.6.2 tokens for names; values of tab, visible ASCII and obs-text only (no CR, LF, NUL).
-const NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Values of tab, visible ASCII and obs-text only (no CR, LF, NUL); names must be tokens.
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const REASONS: string[] = [];
 for (const [code, text] of Object.entries(STATUS_CODES)) REASONS[Number(code)] = text ?? '';
@@ -209,7 +209,7 @@ export class ServerResponse {
     for (let i = 0; i + 1 < headers.length; i += 2) {
       const name = headers[i]!;
       const value = headers[i + 1]!;
-      if (!NAME.test(name)) throw new Error(`header name ${JSON.stringify(name.slice(0, 60))} is not a token`);
+      if (!isToken(name)) throw new Error(`header name ${JSON.stringify(name.slice(0, 60))} is not a token`);
       if (BAD_VALUE.test(value)) throw new Error(`header '${name}' has a character that cannot be sent in its value`);
       if (name.length === 4 && name.toLowerCase() === 'date') dated = true;
       head += `${name}: ${value}\r\n`;

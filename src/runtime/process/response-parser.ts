@@ -1,6 +1,7 @@
 // An HTTP/1.1 response parser for the proxy's upstream connections: status line and headers,
 // then the body by its framing (content-length, chunked, or until close). Strict about what could
 // be read two ways (RFC 9112 §6.3); a child that sends something else gets a clear error.
+import { ChunkedDecoder, readHeaderLine, type HeaderLine } from '../../http1/index.js';
 import { HOP_BY_HOP_HEADERS, type HeaderPairs } from '../../instance/index.js';
 
 /** Raised for a response that does not parse; its message says what was wrong. */
@@ -37,29 +38,16 @@ export interface ResponseEvents {
 
 /** Largest status line plus header section accepted, in bytes (node:http's own default is 16 KiB). */
 export const MAX_HEAD_BYTES = 64 * 1024;
-const MAX_CHUNK_LINE = 4096;
 
 const enum State {
   Head,
   Length,
-  ChunkSize,
-  ChunkData,
-  ChunkDataEnd,
-  Trailers,
+  Chunked,
   Close,
   Done,
 }
 
-// Token characters of RFC 9110 §5.6.2, for header names.
-const TOKEN = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
 const DIGITS = /^[0-9]+$/;
-const HEX = /^[0-9a-fA-F]{1,12}$/;
-const HEX_VALUE = new Int8Array(256).fill(-1);
-for (let i = 0; i < 16; i++) {
-  HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
-  HEX_VALUE['0123456789ABCDEF'.charCodeAt(i)] = i;
-}
 
 /**
  * Parses one response at a time from a connection's bytes. Call {@link expect} before each
@@ -73,8 +61,13 @@ export class ResponseParser {
   #headRequest = false;
   #pending: Buffer | undefined;
   #remaining = 0;
-  #line = '';
-  #trailerBytes = 0;
+  readonly #chunked = new ChunkedDecoder({
+    subject: 'its chunked body',
+    strict: false,
+    maxTrailerBytes: MAX_HEAD_BYTES,
+    fail: (_status, message) => new MalformedResponseError(message),
+  });
+  readonly #onData = (data: Buffer): void => this.#events!.onData(data);
   #keepAliveParams: string | undefined;
   #keepAliveMs: number | undefined;
 
@@ -85,8 +78,6 @@ export class ResponseParser {
     this.#headRequest = method === 'HEAD';
     this.#pending = undefined;
     this.#remaining = 0;
-    this.#line = '';
-    this.#trailerBytes = 0;
   }
 
   /** True while the body runs until the connection closes; call {@link finish} at end of stream. */
@@ -126,41 +117,10 @@ export class ResponseParser {
           if (this.#remaining === 0) this.#end();
           break;
         }
-        case State.ChunkSize:
-          at = this.#readChunkSize(chunk, at);
+        case State.Chunked:
+          at = this.#chunked.execute(chunk, at, this.#onData);
+          if (this.#chunked.done) this.#end();
           break;
-        case State.Trailers:
-          // Almost always no trailers: the empty line that ends the body.
-          if (this.#line === '' && chunk[at] === 13 && chunk[at + 1] === 10) {
-            at += 2;
-            this.#end();
-          } else {
-            at = this.#readLine(chunk, at);
-          }
-          break;
-        case State.ChunkData: {
-          const take = Math.min(this.#remaining, chunk.length - at);
-          this.#remaining -= take;
-          this.#events!.onData(chunk.subarray(at, at + take));
-          at += take;
-          if (this.#remaining === 0) this.#state = State.ChunkDataEnd;
-          break;
-        }
-        case State.ChunkDataEnd: {
-          // CRLF after the data; a bare LF is accepted, anything else is not.
-          const c = chunk[at]!;
-          if (c === 13 && this.#line === '') {
-            this.#line = '\r';
-            at += 1;
-          } else if (c === 10) {
-            this.#line = '';
-            this.#state = State.ChunkSize;
-            at += 1;
-          } else {
-            throw new MalformedResponseError('a chunk of the chunked body is longer than its size line says');
-          }
-          break;
-        }
         case State.Close:
           this.#events!.onData(at === 0 ? chunk : chunk.subarray(at));
           at = chunk.length;
@@ -229,8 +189,8 @@ export class ResponseParser {
         else this.#state = State.Length;
         break;
       case 'chunked':
-        this.#state = State.ChunkSize;
-        this.#line = '';
+        this.#chunked.reset();
+        this.#state = State.Chunked;
         break;
       case 'close':
         this.#state = State.Close;
@@ -251,31 +211,15 @@ export class ResponseParser {
     let transferEncoding: string | undefined;
     let connection: string | undefined;
     let keepAliveParams: string | undefined;
+    const line: HeaderLine = { name: '', value: '' };
     // One pass over the lines by index: no split, no per-line regex.
     for (let at = lineEnd + 1; at < text.length; ) {
       let next = text.indexOf('\n', at);
       if (next < 0) next = text.length;
       const stop = text.charCodeAt(next - 1) === 13 ? next - 1 : next;
-      const first = text.charCodeAt(at);
-      if (first === 32 || first === 9) throw new MalformedResponseError('it folded a header over several lines (obsolete line folding is not accepted)');
-      let colon = at;
-      while (colon < stop) {
-        const c = text.charCodeAt(colon);
-        if (c === 58) break;
-        if (c >= 128 || TOKEN[c] !== 1) throw new MalformedResponseError(`a header line does not start with a valid name: ${JSON.stringify(text.slice(at, Math.min(stop, at + 80)))}`);
-        colon++;
-      }
-      if (colon === at || colon === stop) throw new MalformedResponseError(`a header line has no name: ${JSON.stringify(text.slice(at, Math.min(stop, at + 80)))}`);
-      let vs = colon + 1;
-      let ve = stop;
-      while (vs < ve && (text.charCodeAt(vs) === 32 || text.charCodeAt(vs) === 9)) vs++;
-      while (ve > vs && (text.charCodeAt(ve - 1) === 32 || text.charCodeAt(ve - 1) === 9)) ve--;
-      for (let k = vs; k < ve; k++) {
-        const c = text.charCodeAt(k);
-        if ((c < 32 && c !== 9) || c === 127) throw new MalformedResponseError(`header '${text.slice(at, colon).toLowerCase()}' has a control character in its value`);
-      }
-      const name = text.slice(at, colon).toLowerCase();
-      const value = text.slice(vs, ve);
+      const bad = readHeaderLine(text, at, stop, line);
+      if (bad !== undefined) throw new MalformedResponseError(bad);
+      const { name, value } = line;
       at = next + 1;
       switch (name) {
         case 'content-length':
@@ -339,58 +283,6 @@ export class ResponseParser {
     }
     return { status, headers: filtered, framing, length, keepAlive, keepAliveTimeoutMs: this.#keepAliveMs };
   }
-
-  // A size line wholly inside this chunk, with no extension, is read in place; anything else
-  // (split across reads, extensions, odd spacing) goes through the general line reader.
-  #readChunkSize(chunk: Buffer, at: number): number {
-    if (this.#line === '') {
-      let size = 0;
-      let k = at;
-      const limit = Math.min(chunk.length, at + 12);
-      for (; k < limit; k++) {
-        const d = HEX_VALUE[chunk[k]!]!;
-        if (d < 0) break;
-        size = size * 16 + d;
-      }
-      if (k > at && k < chunk.length) {
-        const c = chunk[k];
-        const after = c === 10 ? k + 1 : c === 13 && chunk[k + 1] === 10 ? k + 2 : -1;
-        if (after > 0) {
-          this.#remaining = size;
-          this.#state = size === 0 ? State.Trailers : State.ChunkData;
-          return after;
-        }
-      }
-    }
-    return this.#readLine(chunk, at);
-  }
-
-  // Reads one line of the chunked framing (a size line or a trailer line) a byte range at a time.
-  #readLine(chunk: Buffer, at: number): number {
-    const lf = chunk.indexOf(10, at);
-    const upto = lf < 0 ? chunk.length : lf;
-    this.#line += chunk.toString('latin1', at, upto);
-    if (this.#state === State.Trailers) this.#trailerBytes += upto - at;
-    if (this.#line.length > MAX_CHUNK_LINE && this.#state === State.ChunkSize) throw new MalformedResponseError('a chunk size line of its chunked body is too long');
-    if (this.#trailerBytes > MAX_HEAD_BYTES) throw new MalformedResponseError(`its trailers are larger than ${MAX_HEAD_BYTES / 1024} KiB`);
-    if (lf < 0) return chunk.length;
-    const line = stripCr(this.#line);
-    this.#line = '';
-    if (this.#state === State.Trailers) {
-      // Trailers are read and dropped: node:http would have to be asked for them up front.
-      if (line === '') this.#end();
-      return lf + 1;
-    }
-    const semi = line.indexOf(';');
-    let sizeEnd = semi < 0 ? line.length : semi;
-    // Only spaces and tabs may stand between the size and an extension (RFC 9112 §7.1.1).
-    while (sizeEnd > 0 && (line.charCodeAt(sizeEnd - 1) === 32 || line.charCodeAt(sizeEnd - 1) === 9)) sizeEnd--;
-    const size = line.slice(0, sizeEnd);
-    if (!HEX.test(size)) throw new MalformedResponseError(`a chunk size of its chunked body is not a hex number: ${JSON.stringify(line.slice(0, 40))}`);
-    this.#remaining = parseInt(size, 16);
-    this.#state = this.#remaining === 0 ? State.Trailers : State.ChunkData;
-    return lf + 1;
-  }
 }
 
 /** The status code of an `HTTP/1.x NNN reason` line ending at `end`, or -1 when it is not one. */
@@ -410,10 +302,6 @@ function statusCode(text: string, end: number): number {
     }
   }
   return a * 100 + b * 10 + c;
-}
-
-function stripCr(line: string): string {
-  return line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line;
 }
 
 /** `timeout=N` (seconds) out of a keep-alive header's parameters, in ms. */
