@@ -23,6 +23,7 @@ import {
   type ServerRequest,
   type ServerResponse,
 } from '../src/http1/index.js';
+import { withTimeout } from './instance-conformance.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers: bounded waits, cleanup.
@@ -36,26 +37,13 @@ after(async () => {
   const failures: string[] = [];
   for (const { what, run } of cleanups.reverse()) {
     try {
-      await within(Promise.resolve(run()), 5_000, what);
+      await withTimeout(Promise.resolve(run()), 5_000, what);
     } catch (err) {
       failures.push(String(err));
     }
   }
   assert.deepEqual(failures, [], 'cleanup steps that failed');
 });
-
-/** Rejects with a clear message if `promise` has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Polls `check` every few ms until it holds; fails after `ms`. */
 async function pollUntil(check: () => boolean, what: string, ms = 3_000): Promise<void> {
@@ -231,7 +219,7 @@ class RawClient {
   /** `allowHalfOpen`: the client keeps its side open after the server's FIN (it never sends its own). */
   static async connect(port: number, allowHalfOpen = false): Promise<RawClient> {
     const socket = net.connect({ port, host: '127.0.0.1', noDelay: true, allowHalfOpen });
-    await within(
+    await withTimeout(
       new Promise<void>((resolve, reject) => {
         socket.once('connect', resolve);
         socket.once('error', reject);
@@ -888,16 +876,6 @@ describe('refusals by the server', () => {
     });
   }
 
-  test('refusal — a head with bare LF line endings is never read as a request', async () => {
-    const before = main.app.seen.length;
-    const client = await RawClient.connect(main.port);
-    await client.write('GET /bare-lf HTTP/1.1\nHost: test.local\n\n');
-    // Either refused or left waiting; what must not happen is an answer from the handler.
-    await Promise.race([client.response().catch(() => undefined), delay(300)]);
-    assert.ok(!main.app.seen.slice(before).some((s) => s.includes('/bare-lf')), 'the handler was not given the request');
-    client.destroy();
-  });
-
   test('refusal — a head with bare LF line endings is refused at once with 400 (not left to the headers timeout)', async () => {
     const client = await RawClient.connect(main.port);
     await client.write('GET / HTTP/1.1\nHost: test.local\n\n');
@@ -1040,7 +1018,7 @@ describe('pipelining', () => {
     client.destroy();
   });
 
-  test('pipelining — 40 requests with 2 KiB bodies (more than the held-bytes limit) in one write are all answered in order', async () => {
+  test('pipelining — 40 requests with 2 KiB bodies (80 KiB) in one write are all answered in order', async () => {
     const client = await RawClient.connect(main.port);
     const bodies = Array.from({ length: 40 }, (_, i) => String.fromCharCode(97 + (i % 26)).repeat(2048));
     await client.write(bodies.map((b, i) => post(`/many/${i}${i % 7 === 0 ? '?delay=5' : ''}`, b)).join(''));
@@ -1081,7 +1059,7 @@ describe('pipelining', () => {
     socket.on('error', () => {});
     // Not read until told: the answers pile up in the kernel's buffers, then in the server's.
     socket.pause();
-    await within(new Promise((resolve) => socket.once('connect', resolve)), 3_000, 'connecting');
+    await withTimeout(new Promise((resolve) => socket.once('connect', resolve)), 3_000, 'connecting');
     // 4,000 requests (108 KB) written continuously, never waiting for a drain; answering them all
     // at once would queue 64 MiB.
     const batch = Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(REQUESTS / BATCHES), 'latin1');
@@ -1472,7 +1450,7 @@ describe('clients that go away', () => {
     assert.equal(response.status, 200);
     client.socket.end();
     await client.waitClosed();
-    assert.ok(client.ended, 'the server ended its side');
+    assert.ok(client.ended, 'the server closed its side: a FIN reached the client');
   });
 });
 
@@ -1693,7 +1671,7 @@ describe('close()', () => {
     const fresh = await RawClient.connect(port);
     await pollUntil(() => server.connectionCount === 2, 'both connections to be counted');
     const started = Date.now();
-    await within(server.close(), 2_000, 'close()');
+    await withTimeout(server.close(), 2_000, 'close()');
     await idle.client.waitClosed(1_000);
     await fresh.waitClosed(1_000);
     assert.ok(Date.now() - started < 2_000);
@@ -1718,7 +1696,7 @@ describe('close()', () => {
     assert.equal(response.get('connection'), 'close');
     assert.equal(response.json<Echo>().url, '/busy?delay=300');
     await client.waitClosed();
-    await within(closing, 2_000, 'close() after the answer');
+    await withTimeout(closing, 2_000, 'close() after the answer');
   });
 
   test('close — a connection that never answers is cut after closeGraceMs, and its response sees onClose(false)', async () => {
@@ -1727,7 +1705,7 @@ describe('close()', () => {
     await client.write(get('/hold/grace'));
     await pollUntil(() => app.held.has('grace'), 'the request to reach the handler');
     const started = Date.now();
-    await within(server.close(), 3_000, 'close() after the grace period');
+    await withTimeout(server.close(), 3_000, 'close() after the grace period');
     assert.ok(Date.now() - started >= 150, 'not cut before the grace period');
     await client.waitClosed();
     await pollUntil(() => app.held.get('grace')!.closedWith !== undefined, 'onClose of the cut response');
@@ -1739,7 +1717,7 @@ describe('close()', () => {
     const client = await RawClient.connect(port);
     await client.write(get('/hold/grace-order'));
     await pollUntil(() => app.held.has('grace-order'), 'the request to reach the handler');
-    await within(server.close(), 3_000, 'close()');
+    await withTimeout(server.close(), 3_000, 'close()');
     const counted = server.connectionCount;
     const closedWith = app.held.get('grace-order')!.closedWith;
     assert.equal(counted, 0, 'connectionCount right after close() resolved');
@@ -1759,7 +1737,7 @@ describe('close()', () => {
     assert.deepEqual(settled, [], 'no close() resolves while a connection is busy');
     const response = await client.response();
     assert.equal(response.get('connection'), 'close');
-    await within(Promise.all([first, second]), 3_000, 'both close() calls');
+    await withTimeout(Promise.all([first, second]), 3_000, 'both close() calls');
     assert.deepEqual(settled, ['first', 'second']);
     assert.equal(server.connectionCount, 0);
   });
@@ -1844,7 +1822,7 @@ interface NodeResponse {
 }
 
 function nodeRequest(port: number, agent: http.Agent, path: string, options: { method?: string; body?: Buffer; chunked?: boolean } = {}): Promise<NodeResponse> {
-  return within(
+  return withTimeout(
     new Promise<NodeResponse>((resolve, reject) => {
       const headers: Record<string, string> = {};
       let socket: net.Socket | undefined;

@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { repoRoot, startTestNode, wagiApp, type TestNode } from '../src/testing/index.js';
+import { withTimeout } from './instance-conformance.js';
 
 const ECHO = path.join(repoRoot, 'test', 'fixtures', 'process', 'echo-server.mjs');
 
@@ -104,6 +105,41 @@ describe('process functions behind the gateway', () => {
     while (!received.includes('ping over the tunnel') && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     assert.equal(received, 'ping over the tunnel');
     socket.destroy();
+  });
+
+  test('process gateway — a request the server cannot read gets the JSON error with a request id, and the connection closes', async () => {
+    const socket = net.connect(node.platform.port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (c: Buffer) => (received += c.toString()));
+    await new Promise((r) => socket.once('connect', r));
+    socket.write('POST /echo HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n');
+    await withTimeout(new Promise((r) => socket.once('close', r)), 5000, 'the connection closes after the refusal');
+    const [head = '', body = ''] = received.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1.1 400 Bad Request\r\n/);
+    assert.match(head, /\r\nconnection: close(\r\n|$)/);
+    const id = /\r\nx-request-id: ([0-9a-f-]{36})(\r\n|$)/.exec(head)?.[1];
+    assert.ok(id, head);
+    const error = (JSON.parse(body) as { error: { code: string; message: string; requestId: string } }).error;
+    assert.equal(error.code, 'LL_BAD_REQUEST');
+    assert.match(error.message, /both content-length and transfer-encoding/);
+    assert.equal(error.requestId, id);
+  });
+
+  test('process gateway — an upgrade the process refuses is relayed, ends the connection and is counted with its own status', async () => {
+    const counted = async (code: number): Promise<number> => {
+      const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
+      return Number(new RegExp(`^lamplighter_requests_total\\{function="echo",code="${code}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    };
+    const [before400, before101] = [await counted(400), await counted(101)];
+    const socket = net.connect(node.platform.port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (c: Buffer) => (received += c.toString()));
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(`GET /ws HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n`);
+    await withTimeout(new Promise((r) => socket.once('close', r)), 5000, 'the connection ends with the refusal');
+    assert.match(received, /^HTTP\/1.1 400 Bad Request\r\n/);
+    assert.equal(await counted(400), before400 + 1);
+    assert.equal(await counted(101), before101);
   });
 
   test('process gateway — a WAGI function refuses an upgrade with a clear error', async () => {

@@ -140,12 +140,16 @@ export class FunctionGroup {
     return this.serveOn(slot, request, coldStart);
   }
 
-  /** Hands an HTTP upgrade (WebSocket) to an instance; the connection holds its slot until it closes. */
-  async upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<boolean> {
+  /**
+   * Hands an HTTP upgrade (WebSocket) to an instance; the connection holds its slot until it
+   * closes. Resolves with whether it waited for a cold start and the status the instance answered.
+   */
+  async upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<{ coldStart: boolean; status: number }> {
     if (this.stopped) throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`);
     this.demand.begin(this.clock());
     let slot: Slot | undefined;
     let coldStart = false;
+    let status: number;
     try {
       slot = this.pick();
       if (!slot) {
@@ -156,19 +160,21 @@ export class FunctionGroup {
       if (!instance.upgrade) {
         throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Function '${this.spec.name}' (runtime ${this.spec.runtime}) does not take connection upgrades`);
       }
-      await instance.upgrade(request, socket, head);
-      if (socket.destroyed) throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client closed the connection during the upgrade');
+      status = await instance.upgrade(request, socket, head);
     } catch (err) {
       if (slot) this.release(slot);
       this.endDemand();
       throw err;
     }
     const held = slot;
-    socket.once('close', () => {
+    const done = (): void => {
       this.release(held);
       this.endDemand();
-    });
-    return coldStart;
+    };
+    // A refused upgrade, or a client already gone, may have closed the connection by now.
+    if (socket.destroyed) done();
+    else socket.once('close', done);
+    return { coldStart, status };
   }
 
   private placeholderResponse(): InvocationResponse {

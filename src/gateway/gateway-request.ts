@@ -2,6 +2,7 @@
 // made only if someone asks.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { ServerRequest } from '../http1/index.js';
 import type { InvocationRequest, MatchedRoute } from '../instance/index.js';
 
 /**
@@ -16,20 +17,30 @@ export class GatewayRequest implements InvocationRequest {
 
   constructor(
     readonly id: string,
-    readonly method: string,
+    /** The request as the server read it: method, headers, peer and body come from it. */
+    private readonly req: ServerRequest,
     readonly url: string,
-    readonly headers: IncomingHttpHeaders,
-    private readonly source: { readonly body: Readable },
-    readonly remoteAddress: string,
     readonly host: string,
     readonly serverPort: number,
     readonly route: MatchedRoute,
     readonly deadline: number | undefined,
   ) {}
 
+  get method(): string {
+    return this.req.method;
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return this.req.headers;
+  }
+
+  get remoteAddress(): string {
+    return this.req.remoteAddress;
+  }
+
   /** The request body; the server makes the stream on first use. */
   get body(): Readable {
-    return this.source.body;
+    return this.req.body;
   }
 
   /** Aborted when the client goes away or the deadline passes. */

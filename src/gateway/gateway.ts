@@ -1,10 +1,9 @@
 // The gateway: one HTTP/1.1 server (src/http1); routes each request, dispatches it, streams the answer back.
-import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
-import { Http1Server, type ServerRequest, type ServerResponse } from '../http1/index.js';
+import { Http1Server, responseHead, type ServerRequest, type ServerResponse } from '../http1/index.js';
 import { HOP_BY_HOP_HEADERS, type HeaderPairs, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
@@ -17,8 +16,8 @@ import { RouteTable } from './route-table.js';
 export interface GatewayTarget {
   readonly spec: FunctionSpec;
   dispatch(request: InvocationRequest): Promise<{ response: InvocationResponse; coldStart: boolean }>;
-  /** Hands over an upgraded connection; resolves with whether it waited for a cold start. */
-  upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<boolean>;
+  /** Hands over an upgrade; resolves with whether it waited for a cold start and the status the function answered. */
+  upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<{ coldStart: boolean; status: number }>;
 }
 
 /** Options for {@link Gateway}. */
@@ -46,13 +45,18 @@ export class Gateway {
     const server = new Http1Server({
       request: (req, res) => this.onRequest(req, res),
       upgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
+      // Requests the server cannot read get the same JSON error, with a request id, as the rest.
+      refusal: (_status, message) => errorParts(new LamplighterError(ErrorCodes.BAD_REQUEST, `Bad request: ${message}`), nextRequestId()),
     });
     this.server = server;
     this.port = await server.listen(port, host);
     return this.port;
   }
 
-  /** Stops accepting connections and closes idle ones. */
+  /**
+   * Stops accepting connections; idle ones close at once, busy ones after their answer, and what
+   * is left (upgraded connections too) is cut after a 2 s grace.
+   */
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
@@ -67,10 +71,10 @@ export class Gateway {
     const match = this.routes.match(host, path);
     socket.on('error', () => socket.destroy());
     const refuse = (err: unknown): void => {
-      const out = errorResponse(err, requestId);
+      const out = errorParts(err, requestId);
       if (match) this.finish(match.target.spec.name, out.status, start, false, requestId);
       if (!socket.writable) return void socket.destroy();
-      const head = [`HTTP/1.1 ${out.status} ${STATUS_CODES[out.status] ?? ''}`, ...out.headers.map(([k, v]) => `${k}: ${v}`), 'connection: close', '', ''].join('\r\n');
+      const head = `${responseHead(out.status, out.headers, new Date().toUTCString())}content-length: ${out.body.length}\r\nconnection: close\r\n\r\n`;
       socket.write(Buffer.concat([Buffer.from(head, 'latin1'), out.body]));
       // Ended and destroyed once written: a client that never closes its side is not waited for.
       socket.destroySoon();
@@ -91,7 +95,7 @@ export class Gateway {
       signal: controller.signal,
     };
     match.target.upgrade(invocation, socket, head).then(
-      (coldStart) => this.finish(match.target.spec.name, 101, start, coldStart, requestId),
+      ({ coldStart, status }) => this.finish(match.target.spec.name, status, start, coldStart, requestId),
       refuse,
     );
   }
@@ -108,7 +112,7 @@ export class Gateway {
     const target = match.target;
     const fn = target.spec.name;
     const deadline = start + target.spec.limits.timeoutMs;
-    const invocation = new GatewayRequest(requestId, req.method, url, req.headers, req, req.remoteAddress, host, this.port, match.route, deadline);
+    const invocation = new GatewayRequest(requestId, req, url, host, this.port, match.route, deadline);
     let answered = false;
     const timer = setTimeout(() => {
       invocation.abort();
@@ -190,12 +194,8 @@ export class Gateway {
       res.destroy();
       return;
     }
-    const out = errorResponse(err, requestId);
-    const coldStart = err instanceof LamplighterError && err.code === ErrorCodes.COLD_START_TIMEOUT;
-    const flat: string[] = [];
-    for (const [k, v] of out.headers) if (k !== 'content-length') flat.push(k, v);
-    flat.push('x-lamplighter-cold-start', coldStart ? 'true' : 'false');
-    res.send(out.status, flat, out.body);
+    const out = errorParts(err, requestId);
+    res.send(out.status, out.headers, out.body);
   }
 }
 
@@ -210,6 +210,16 @@ function splitTarget(req: ServerRequest): { url: string; path: string; host: str
   const colon = hostHeader.lastIndexOf(':');
   const host = colon > 0 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader;
   return { url, path, host };
+}
+
+/** An error as the gateway answers it: status, headers flat and without a length (the server writes it), JSON body. */
+function errorParts(err: unknown, requestId: string): { status: number; headers: string[]; body: Buffer } {
+  const out = errorResponse(err, requestId);
+  const coldStart = err instanceof LamplighterError && err.code === ErrorCodes.COLD_START_TIMEOUT;
+  const headers: string[] = [];
+  for (const [k, v] of out.headers) if (k !== 'content-length') headers.push(k, v);
+  headers.push('x-lamplighter-cold-start', coldStart ? 'true' : 'false');
+  return { status: out.status, headers, body: out.body };
 }
 
 function destroyBody(response: InvocationResponse): void {

@@ -6,7 +6,7 @@ const COUNTER_FIRST = 0x1000_0000_0000;
 const COUNTER_LAST = 0xffff_ffff_ffff;
 
 let prefix = randomUUID().slice(0, 24);
-let counter = COUNTER_FIRST + Math.floor(Math.random() * 0xffff_ffff);
+let counter = COUNTER_FIRST;
 
 /**
  * The next request id: the first 20 hex digits of a random v4 UUID (drawn once per process, and

@@ -5,7 +5,13 @@
 import type { Socket } from 'node:net';
 import { RequestError, RequestParser, type RequestHead } from './request-parser.js';
 import { RequestAbortedError, ServerRequest, type BodySource } from './server-request.js';
-import { ServerResponse, type ResponseSink } from './server-response.js';
+import { responseHead, ServerResponse, type ResponseSink } from './server-response.js';
+
+/** An answer to a request that cannot be read: headers flat (`[name, value…]`, no framing) and body. */
+export interface Refusal {
+  headers: readonly string[];
+  body: Buffer;
+}
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -15,27 +21,29 @@ export interface ConnectionHost {
   readonly now: number;
   /** True once the server is closing: each connection closes after the exchange it is in. */
   readonly closing: boolean;
+  /**
+   * Time for a request head to arrive, and for an unread body to be dropped after its answer;
+   * 0 for no limit.
+   */
+  readonly headersMs: number;
+  /** Time an idle connection is kept between requests; 0 for no limit. */
+  readonly keepAliveMs: number;
+  /** How far behind the real time the coarse clock may be: one sweep. */
+  readonly sweepMs: number;
   onRequest(req: ServerRequest, res: ServerResponse): void;
+  /** The headers (flat, no framing) and body of the answer to a request that cannot be read. */
+  refusal(status: number, message: string): Refusal;
   /** Takes over the socket of an upgrade request; undefined when upgrades are refused. */
   readonly onUpgrade: ((req: ServerRequest, socket: Socket, head: Buffer) => void) | undefined;
   /** The connection is closed, or handed over (then `upgraded` is its socket). */
   forget(connection: Connection, upgraded?: Socket): void;
 }
 
-/** The limits the server's sweep applies; 0 turns a limit off. */
-export interface SweepLimits {
-  /** Time for a request head to arrive, and for an unread body to be dropped after its answer. */
-  headersMs: number;
-  /** Time an idle connection is kept between requests. */
-  keepAliveMs: number;
-  /** Time a closed-by-us connection may linger for the client's FIN. */
-  lingerMs: number;
-}
 
-/** Pipelined bytes held while an answer is pending, past which the socket stops being read. */
-const HELD_LIMIT = 64 * 1024;
 /** Unread request body the connection reads and drops after the answer; past it, it closes. */
 const DISCARD_LIMIT = 1024 * 1024;
+/** Time a connection we ended may wait for the client's FIN before it is cut. */
+const LINGER_MS = 5000;
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
 export class Connection implements BodySource, ResponseSink {
@@ -52,12 +60,10 @@ export class Connection implements BodySource, ResponseSink {
   #closed = false;
   /** Bytes of an unread body dropped since its answer was sent; -1 when not dropping. */
   #discarded = -1;
-  /** True until the first request's head is read: a fresh connection is held to the headers timeout. */
-  #fresh = true;
-  // Times on the host's coarse clock; -1 when not in that phase.
-  readonly #connectedAt: number;
+  // Times on the host's coarse clock; -1 when not in that phase. A new connection waits for its
+  // first head from the moment it connects.
   #idleSince = -1;
-  #headSince = -1;
+  #headSince: number;
   #discardSince = -1;
   #lingerSince = -1;
 
@@ -65,7 +71,7 @@ export class Connection implements BodySource, ResponseSink {
     readonly socket: Socket,
     private readonly host: ConnectionHost,
   ) {
-    this.#connectedAt = host.now;
+    this.#headSince = host.now;
     this.#parser = new RequestParser({
       onHead: (head) => this.#onHead(head),
       onData: (chunk) => this.#onBody(chunk),
@@ -87,24 +93,23 @@ export class Connection implements BodySource, ResponseSink {
    * limit, one whose request head is not in within the headers limit (408), one still sending an
    * unread body that long after its answer, and one we ended whose client has not closed.
    */
-  sweep(now: number, limits: SweepLimits, slack: number): void {
-    const over = (since: number, limit: number): boolean => limit > 0 && since >= 0 && now - since > limit + slack;
+  sweep(now: number): void {
+    const { headersMs, keepAliveMs, sweepMs } = this.host;
+    const over = (since: number, limit: number): boolean => limit > 0 && since >= 0 && now - since > limit + sweepMs;
     if (this.#lingerSince >= 0) {
-      if (over(this.#lingerSince, limits.lingerMs)) this.socket.destroy();
+      if (over(this.#lingerSince, LINGER_MS)) this.socket.destroy();
       return;
     }
     if (this.#closed) return;
     if (this.#discarded >= 0) {
-      if (over(this.#discardSince, limits.headersMs)) this.socket.destroy();
+      if (over(this.#discardSince, headersMs)) this.socket.destroy();
       return;
     }
     if (this.#req) return;
-    if (this.#fresh) {
-      if (over(this.#connectedAt, limits.headersMs)) this.#timeOut(limits.headersMs);
-    } else if (this.#parser.idle) {
-      if (over(this.#idleSince, limits.keepAliveMs)) this.socket.destroy();
-    } else if (over(this.#headSince, limits.headersMs)) {
-      this.#timeOut(limits.headersMs);
+    if (this.#headSince >= 0) {
+      if (over(this.#headSince, headersMs)) this.#timeOut(headersMs);
+    } else if (over(this.#idleSince, keepAliveMs)) {
+      this.socket.destroy();
     }
   }
 
@@ -127,9 +132,10 @@ export class Connection implements BodySource, ResponseSink {
   }
 
   #onData(chunk: Buffer): void {
+    // The socket is paused while bytes are held; a read already under way may still land here.
     if (this.#held || this.#blocked) {
       this.#held = this.#held ? Buffer.concat([this.#held, chunk]) : chunk;
-      if (this.#held.length > HELD_LIMIT) this.socket.pause();
+      this.socket.pause();
       return;
     }
     this.#feed(chunk);
@@ -161,7 +167,6 @@ export class Connection implements BodySource, ResponseSink {
   }
 
   #onHead(head: RequestHead): boolean {
-    this.#fresh = false;
     this.#headSince = -1;
     const req = new ServerRequest(head, this.socket.remoteAddress ?? '', this);
     this.#req = req;
@@ -231,7 +236,7 @@ export class Connection implements BodySource, ResponseSink {
     if (held) this.#feed(held);
   }
 
-  /** Ends our side once the answer is out; the client has `lingerMs` to close its side. */
+  /** Ends our side once the answer is out; the client has LINGER_MS to close its side. */
   #end(): void {
     this.#closed = true;
     this.#lingerSince = this.host.now;
@@ -264,8 +269,8 @@ export class Connection implements BodySource, ResponseSink {
       return;
     }
     res?.abandon();
-    const body = Buffer.from(JSON.stringify({ error: { code: 'LL_BAD_REQUEST', message: `Bad request: ${err.message}` } }));
-    const head = `HTTP/1.1 ${err.status} ${statusText(err.status)}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\ndate: ${this.host.date}\r\nconnection: close\r\n\r\n`;
+    const { headers, body } = this.host.refusal(err.status, err.message);
+    const head = `${responseHead(err.status, headers, this.host.date)}content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
     this.socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]));
     this.#end();
   }
@@ -291,22 +296,5 @@ export class Connection implements BodySource, ResponseSink {
     this.#req?.failBody(new RequestAbortedError('the client closed the connection before the request body ended'));
     this.#res?.abandon();
     this.host.forget(this);
-  }
-}
-
-function statusText(status: number): string {
-  switch (status) {
-    case 408:
-      return 'Request Timeout';
-    case 417:
-      return 'Expectation Failed';
-    case 431:
-      return 'Request Header Fields Too Large';
-    case 501:
-      return 'Not Implemented';
-    case 505:
-      return 'HTTP Version Not Supported';
-    default:
-      return 'Bad Request';
   }
 }

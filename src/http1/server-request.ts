@@ -64,11 +64,6 @@ export class ServerRequest {
     return this.#body;
   }
 
-  /** Whether anyone has asked for the body. */
-  get bodyTaken(): boolean {
-    return this.#body !== undefined;
-  }
-
   /** Called by the connection with each chunk of body. */
   pushBody(chunk: Buffer): void {
     const body = this.#body;

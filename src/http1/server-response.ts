@@ -203,23 +203,32 @@ export class ServerResponse {
   }
 
   #head(status: number, headers: readonly string[]): string {
-    if (!Number.isInteger(status) || status < 200 || status > 999) throw new Error(`status ${status} cannot be sent as a final response`);
-    let head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Unknown'}\r\n`;
-    let dated = false;
-    for (let i = 0; i + 1 < headers.length; i += 2) {
-      const name = headers[i]!;
-      const value = headers[i + 1]!;
-      if (!isToken(name)) throw new Error(`header name ${JSON.stringify(name.slice(0, 60))} is not a token`);
-      if (BAD_VALUE.test(value)) throw new Error(`header '${name}' has a character that cannot be sent in its value`);
-      if (name.length === 4 && name.toLowerCase() === 'date') dated = true;
-      head += `${name}: ${value}\r\n`;
-    }
-    // A handler's own date is kept, as node:http keeps it.
-    return dated ? head : `${head}date: ${this.sink.date}\r\n`;
+    return responseHead(status, headers, this.sink.date);
   }
+
 
   #connectionLine(): string {
     if (!this.keepAlive) return 'connection: close\r\n\r\n';
     return this.minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n';
   }
+}
+
+/**
+ * A status line and header lines (no final empty line), with a `date` unless the headers carry
+ * one, as node:http does. Throws, naming the fault, for a status that is not a final one, a name
+ * that is not a token, or a value with CR, LF, NUL or another character that cannot be sent.
+ */
+export function responseHead(status: number, headers: readonly string[], date: string): string {
+  if (!Number.isInteger(status) || status < 200 || status > 999) throw new Error(`status ${status} cannot be sent as a final response`);
+  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Unknown'}\r\n`;
+  let dated = false;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    if (!isToken(name)) throw new Error(`header name ${JSON.stringify(name.slice(0, 60))} is not a token`);
+    if (BAD_VALUE.test(value)) throw new Error(`header '${name}' has a character that cannot be sent in its value`);
+    if (name.length === 4 && name.toLowerCase() === 'date') dated = true;
+    head += `${name}: ${value}\r\n`;
+  }
+  return dated ? head : `${head}date: ${date}\r\n`;
 }

@@ -1,7 +1,7 @@
 // The gateway's HTTP/1.1 server: a net.Server whose connections parse and answer requests
 // themselves (see connection.ts), with one sweep a second for the idle and slow-header timeouts.
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { Connection, type ConnectionHost, type SweepLimits } from './connection.js';
+import { Connection, type ConnectionHost, type Refusal } from './connection.js';
 import type { ServerRequest } from './server-request.js';
 import type { ServerResponse } from './server-response.js';
 
@@ -14,6 +14,11 @@ export interface Http1Handlers {
    * ordinary ones. @default undefined
    */
   upgrade?(req: ServerRequest, socket: Socket, head: Buffer): void;
+  /**
+   * Builds the answer to a request that cannot be read (400, 408, 417, 431, 501, 505): `message`
+   * says what was wrong. @default a JSON `{"error":{"code":"LL_BAD_REQUEST","message"}}` body
+   */
+  refusal?(status: number, message: string): Refusal;
 }
 
 /** Options for {@link Http1Server}. */
@@ -32,8 +37,6 @@ export interface Http1ServerOptions {
 export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
 const SWEEP_MS = 1000;
-/** Time a connection we ended may wait for the client's FIN before it is cut. */
-const LINGER_MS = 5000;
 
 /** An HTTP/1.1 server for the gateway's front door. */
 export class Http1Server implements ConnectionHost {
@@ -41,8 +44,9 @@ export class Http1Server implements ConnectionHost {
   readonly #connections = new Set<Connection>();
   /** Sockets handed to the upgrade handler: no longer ours to read, but cut when a close's grace ends. */
   readonly #upgraded = new Set<Socket>();
-  readonly #limits: SweepLimits;
-  readonly #sweepMs: number;
+  readonly headersMs: number;
+  readonly keepAliveMs: number;
+  readonly sweepMs: number;
   readonly #graceMs: number;
   #sweep: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
@@ -58,8 +62,9 @@ export class Http1Server implements ConnectionHost {
   ) {
     const headersMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
     const keepAliveMs = options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
-    this.#limits = { headersMs, keepAliveMs, lingerMs: LINGER_MS };
-    this.#sweepMs = Math.min(SWEEP_MS, ...[headersMs, keepAliveMs].filter((ms) => ms > 0));
+    this.headersMs = headersMs;
+    this.keepAliveMs = keepAliveMs;
+    this.sweepMs = Math.min(SWEEP_MS, ...[headersMs, keepAliveMs].filter((ms) => ms > 0));
     this.#graceMs = options.closeGraceMs ?? 2000;
     this.onUpgrade = handlers.upgrade?.bind(handlers);
     // allowHalfOpen: the connection, not net, decides what a client's FIN means (see connection.ts).
@@ -79,7 +84,7 @@ export class Http1Server implements ConnectionHost {
         resolve();
       });
     });
-    this.#sweep = setInterval(() => this.#tick(), this.#sweepMs);
+    this.#sweep = setInterval(() => this.#tick(), this.sweepMs);
     this.#sweep.unref();
     return (server.address() as AddressInfo).port;
   }
@@ -119,6 +124,11 @@ export class Http1Server implements ConnectionHost {
     this.handlers.request(req, res);
   }
 
+  refusal(status: number, message: string): Refusal {
+    if (this.handlers.refusal) return this.handlers.refusal(status, message);
+    return { headers: ['content-type', 'application/json'], body: Buffer.from(JSON.stringify({ error: { code: 'LL_BAD_REQUEST', message: `Bad request: ${message}` } })) };
+  }
+
   forget(connection: Connection, upgraded?: Socket): void {
     this.#connections.delete(connection);
     if (upgraded) {
@@ -132,6 +142,6 @@ export class Http1Server implements ConnectionHost {
     this.now = Date.now();
     this.date = new Date(this.now).toUTCString();
     // The connections' times come from the previous ticks, so they may be up to one tick behind.
-    for (const connection of this.#connections) connection.sweep(this.now, this.#limits, this.#sweepMs);
+    for (const connection of this.#connections) connection.sweep(this.now);
   }
 }

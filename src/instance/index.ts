@@ -21,7 +21,7 @@ export interface InvocationRequest {
   readonly method: string;
   /** Path and query exactly as the client sent them. */
   readonly url: string;
-  /** Lower-cased header names, as node:http gives them. */
+  /** Lower-cased header names, joined by node:http's rules (see src/http1's parser). */
   readonly headers: IncomingHttpHeaders;
   /** The request body; empty for requests without one. */
   readonly body: Readable;
@@ -93,10 +93,10 @@ export interface Instance {
   handle(request: InvocationRequest): Promise<InvocationResponse>;
   /**
    * Optional: takes over an HTTP upgrade (WebSocket) the gateway received — `request` is its
-   * head, `head` the bytes the client sent after it — piping the raw connection to the handler.
-   * Runtimes without it refuse upgrades.
+   * head, `head` the bytes the client sent after it — and resolves with the status the handler
+   * answered (101 when the raw connection is now piped to it). Runtimes without it refuse upgrades.
    */
-  upgrade?(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<void>;
+  upgrade?(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<number>;
   /** Takes no new requests; resolves when in-flight ones have finished (or the drain timeout). */
   drain(): Promise<void>;
   /** Releases everything the instance holds. Idempotent. */

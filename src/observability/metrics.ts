@@ -24,17 +24,7 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
-    const requests = this.#requests;
-    new Counter({
-      name: 'lamplighter_requests_total',
-      help: 'Requests answered, by function and status code',
-      labelNames: ['function', 'code'],
-      registers,
-      collect() {
-        requests.fillCounter(this);
-      },
-    });
-    requests.registerHistogram(this.registry, 'lamplighter_request_duration_seconds', 'Time from request to response headers, by function');
+    this.#requests.register(this.registry);
     this.coldStarts = new Counter({ name: 'lamplighter_cold_starts_total', help: 'Times a function was lit from zero instances', labelNames: ['function'], registers });
     this.coldStartWait = new Histogram({
       name: 'lamplighter_cold_start_wait_seconds',

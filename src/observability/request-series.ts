@@ -1,7 +1,7 @@
 // Request counts and durations per function, kept as plain numbers on the gateway's hot path and
 // turned into Prometheus series only when scraped. prom-client's labelled observe() validates and
 // hashes its labels on every call, which the gateway paid once per request.
-import type { Counter, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 
 /** Upper bounds (seconds) of the request-duration histogram's buckets. */
 export const DURATION_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -42,51 +42,54 @@ export class RequestSeriesSet {
     return series;
   }
 
-  /** Sets `counter` ({function, code}) to the totals; called from the counter's collect(). */
-  fillCounter(counter: Counter<'function' | 'code'>): void {
-    counter.reset();
-    for (const series of this.#series.values()) {
-      for (const [status, n] of series.statuses) counter.inc({ function: series.functionName, code: String(status) }, n);
-    }
-  }
-
-  /** Registers the duration histogram, read from the series at scrape time. */
-  registerHistogram(registry: Registry, name: string, help: string): void {
-    const values = (): HistogramValue[] => {
-      const out: HistogramValue[] = [];
+  /**
+   * Registers `lamplighter_requests_total` ({function, code}) and the duration histogram
+   * `lamplighter_request_duration_seconds` ({function}), both read from the series at scrape time
+   * and both cleared by the registry's resetMetrics().
+   */
+  register(registry: Registry): void {
+    const counter = 'lamplighter_requests_total';
+    const histogram = 'lamplighter_request_duration_seconds';
+    this.#registerMetric(registry, counter, 'Requests answered, by function and status code', 'counter', () => {
+      const out: MetricValue[] = [];
+      for (const series of this.#series.values()) {
+        for (const [status, n] of series.statuses) out.push({ labels: { function: series.functionName, code: String(status) }, value: n });
+      }
+      return out;
+    });
+    this.#registerMetric(registry, histogram, 'Time from request to response headers, by function', 'histogram', () => {
+      const out: MetricValue[] = [];
       for (const series of this.#series.values()) {
         const fn = series.functionName;
         let cumulative = 0;
         for (let i = 0; i < DURATION_BUCKETS.length; i++) {
           cumulative += series.buckets[i]!;
-          out.push({ metricName: `${name}_bucket`, labels: { le: DURATION_BUCKETS[i]!, function: fn }, value: cumulative });
+          out.push({ metricName: `${histogram}_bucket`, labels: { le: DURATION_BUCKETS[i]!, function: fn }, value: cumulative });
         }
-        out.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', function: fn }, value: series.count });
-        out.push({ metricName: `${name}_sum`, labels: { function: fn }, value: series.sum });
-        out.push({ metricName: `${name}_count`, labels: { function: fn }, value: series.count });
+        out.push({ metricName: `${histogram}_bucket`, labels: { le: '+Inf', function: fn }, value: series.count });
+        out.push({ metricName: `${histogram}_sum`, labels: { function: fn }, value: series.sum });
+        out.push({ metricName: `${histogram}_count`, labels: { function: fn }, value: series.count });
       }
       return out;
-    };
+    });
+  }
+
+  // prom-client reads any object with this shape; its own classes would validate and hash labels per update.
+  #registerMetric(registry: Registry, name: string, help: string, type: 'counter' | 'histogram', values: () => MetricValue[]): void {
     const metric = {
       name,
       help,
-      type: 'histogram',
+      type,
       aggregator: 'sum',
-      get: async () => ({ name, help, type: 'histogram', aggregator: 'sum', values: values() }),
-      reset: () => {
-        for (const series of this.#series.values()) {
-          series.buckets.fill(0);
-          series.sum = 0;
-          series.count = 0;
-        }
-      },
+      get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
+      reset: () => this.#series.clear(),
     };
     registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
   }
 }
 
-interface HistogramValue {
-  metricName: string;
+interface MetricValue {
+  metricName?: string;
   labels: Record<string, string | number>;
   value: number;
 }

@@ -8,13 +8,13 @@ import type { ExchangeControl, UpstreamPool } from './upstream-pool.js';
 const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect']);
 
 /** Set by the gateway from what it saw, replacing what the client sent (x-forwarded-for is appended to). */
-export const FORWARDED_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+const FORWARDED_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
 
 /**
  * The x-forwarded-* header lines a child gets: `priorFor` (the client's own x-forwarded-for, if
  * any) with `remote` appended, and the host and protocol the gateway saw. Each line ends in CRLF.
  */
-export function forwardedHeaderLines(priorFor: string | undefined, remote: string, host: string): string {
+function forwardedHeaderLines(priorFor: string | undefined, remote: string, host: string): string {
   const forwardedFor = priorFor ? (remote ? `${priorFor}, ${remote}` : priorFor) : remote;
   const forLine = forwardedFor ? `x-forwarded-for: ${forwardedFor}\r\n` : '';
   return `${forLine}x-forwarded-host: ${host}\r\nx-forwarded-proto: http\r\n`;
@@ -34,24 +34,28 @@ function connectionTokens(value: string | string[] | undefined): ReadonlySet<str
 const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'host']);
 
 /**
- * The request line and headers sent to the child: the client's headers minus hop-by-hop ones (and
- * any the client's `connection` header names), plus `x-forwarded-for` (appended to),
- * `x-forwarded-host` and `x-forwarded-proto` (set from what the gateway saw), plus the body's
- * framing, which is always written here from what `framing` says and never left to the client's
- * headers: a body sent without its length would be read by the child as a second request.
- * `host` is kept as the client sent it. node:http has already rejected names and values that
- * could not be written back as they came.
+ * The request line and headers sent to the child. For a request: the client's headers minus
+ * hop-by-hop ones (and any the client's `connection` header names), plus `x-forwarded-for`
+ * (appended to), `x-forwarded-host` and `x-forwarded-proto` (set from what the gateway saw), plus
+ * the body's framing, which is always written here from what `framing` says and never left to the
+ * client's headers: a body sent without its length would be read by the child as a second
+ * request. For an `upgrade`, the client's headers as they came (`connection` and `upgrade` are
+ * what it asks for) plus the x-forwarded-* ones. `host` is kept as the client sent it. The
+ * gateway's parser has already refused names and values that could not be written back as they came.
  */
-export function requestHead(request: InvocationRequest, framing: 'chunked' | 'raw' | 'none'): string {
+export function requestHead(request: InvocationRequest, framing: 'chunked' | 'raw' | 'none' | 'upgrade'): string {
   const headers = request.headers;
-  const named = connectionTokens(headers.connection);
+  const upgrade = framing === 'upgrade';
+  const named = upgrade ? NO_TOKENS : connectionTokens(headers.connection);
   let head = `${request.method} ${request.url} HTTP/1.1\r\n`;
-  // node:http gives lower-case names; a loop over them beats building entry arrays here.
+  // The gateway's parser gives lower-case names; a loop over them beats building entry arrays here.
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
-    if (HOP_BY_HOP_HEADERS.has(name) || DROPPED_REQUEST_HEADERS.has(name) || FORWARDED_HEADERS.has(name) || name === 'content-length') continue;
-    if (named.size > 0 && named.has(name) && !FRAMING_HEADERS.has(name)) continue;
+    if (value === undefined || FORWARDED_HEADERS.has(name)) continue;
+    if (!upgrade) {
+      if (HOP_BY_HOP_HEADERS.has(name) || DROPPED_REQUEST_HEADERS.has(name) || name === 'content-length') continue;
+      if (named.size > 0 && named.has(name) && !FRAMING_HEADERS.has(name)) continue;
+    }
     if (typeof value === 'string') head += `${name}: ${value}\r\n`;
     else for (const v of value) head += `${name}: ${v}\r\n`;
   }
@@ -60,7 +64,7 @@ export function requestHead(request: InvocationRequest, framing: 'chunked' | 'ra
   if (headers.host === undefined) head += `host: ${host}\r\n`;
   head += forwardedHeaderLines(Array.isArray(priorFor) ? priorFor.join(', ') : priorFor, request.remoteAddress, host);
   if (framing === 'chunked') head += 'transfer-encoding: chunked\r\n';
-  else if (headers['content-length'] !== undefined) head += `content-length: ${headers['content-length']}\r\n`;
+  else if (framing === 'raw') head += `content-length: ${headers['content-length']}\r\n`;
   return `${head}\r\n`;
 }
 

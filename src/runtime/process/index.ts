@@ -28,7 +28,8 @@
 //   UPSTREAM_UNAVAILABLE, except that an idempotent request (body up to 64 KiB) is sent once more
 //   on a new connection first — the child may have closed a kept-alive one as it went out.
 // - WebSocket and other upgrades: `instance.upgrade(request, socket, head)` from the gateway's
-//   upgrade handler pipes the raw connection to the child.
+//   upgrade handler sends the request on and, only if the child answers 101, pipes the raw
+//   connections both ways; any other answer is relayed and the connection ends.
 // - `installExitHook()` (call once from the CLI) kills every live child group when Lamplighter
 //   exits or receives SIGINT/SIGTERM, so no child outlives it.
 export { createProcessFactory, ProcessFactory, DEFAULT_INHERITED_ENV } from './process-factory.js';

@@ -12,7 +12,7 @@ import { forwardLines, type LineTail } from './line-splitter.js';
 import { releasePort, reservePort } from './port-allocator.js';
 import { ReadinessTimeoutError, waitUntilReady } from './readiness-probe.js';
 import type { FunctionFailure } from './restart-policy.js';
-import { pipeUpgrade } from './upgrade-proxy.js';
+import { pipeUpgrade, type UpgradeAnswer } from './upgrade-proxy.js';
 import { UpstreamPool } from './upstream-pool.js';
 
 const LOOPBACK = '127.0.0.1';
@@ -183,27 +183,36 @@ export class ProcessInstance implements Instance {
   }
 
   /**
-   * Passes an HTTP upgrade (e.g. a WebSocket handshake the gateway received) to the child: replays the request head and `head`, then pipes the raw
-   * connection both ways until either side closes. Rejects with a LamplighterError, leaving
-   * `socket` open for the caller to answer, when the instance is not serving or the child
-   * cannot be reached. Counts as in flight until closed; `stop()` cuts it after the drain.
+   * Passes an HTTP upgrade (e.g. a WebSocket handshake the gateway received) to the child and
+   * resolves with the status it answered: after a 101 the two connections are piped both ways
+   * until either side closes; any other answer is relayed and the connection ends. Rejects with a
+   * LamplighterError, leaving `socket` open for the caller to answer, when the instance is not
+   * serving or the child cannot be reached. Counts as in flight until closed; `stop()` cuts it
+   * after the drain.
    */
-  async upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<void> {
+  async upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<number> {
     if (this.#state === 'starting') await this.ready;
     if (this.#state !== 'ready' || this.#port === undefined) throw this.#notServing();
     this.#inFlight += 1;
-    let upstream: Duplex;
+    let answer: UpgradeAnswer;
     try {
-      upstream = await pipeUpgrade({ request, socket, head }, { port: this.#port, label: this.#label });
+      answer = await pipeUpgrade({ request, socket, head }, { port: this.#port, label: this.#label });
     } catch (err) {
       this.#release();
       throw err;
+    }
+    const upstream = answer.upstream;
+    // A refusal may have been relayed, and its connection closed, before this runs.
+    if (upstream.destroyed) {
+      this.#release();
+      return answer.status;
     }
     this.#tunnels.add(upstream);
     upstream.once('close', () => {
       this.#tunnels.delete(upstream);
       this.#release();
     });
+    return answer.status;
   }
 
   /** Takes no new requests; resolves when in-flight ones finish or `drainTimeoutMs` passes. */

@@ -59,6 +59,7 @@ export class ResponseParser {
   #events: ResponseEvents | undefined;
   #state: State = State.Done;
   #headRequest = false;
+  #upgrade = false;
   #pending: Buffer | undefined;
   #remaining = 0;
   readonly #chunked = new ChunkedDecoder({
@@ -71,11 +72,15 @@ export class ResponseParser {
   #keepAliveParams: string | undefined;
   #keepAliveMs: number | undefined;
 
-  /** Readies the parser for the response to a request with method `method`. */
-  expect(method: string, events: ResponseEvents): void {
+  /**
+   * Readies the parser for the response to a request with method `method`. For an `upgrade`
+   * request a `101` is a final answer: `onHead` fires and parsing stops after its head.
+   */
+  expect(method: string, events: ResponseEvents, upgrade = false): void {
     this.#events = events;
     this.#state = State.Head;
     this.#headRequest = method === 'HEAD';
+    this.#upgrade = upgrade;
     this.#pending = undefined;
     this.#remaining = 0;
   }
@@ -174,8 +179,11 @@ export class ResponseParser {
     const head = this.#parseHead(buf.toString('latin1', 0, end));
     if (head.status < 200) {
       // 100 Continue, 103 Early Hints and the like: informational, the real response follows.
-      // 101 is only ever sent to an upgrade request, which does not come this way.
-      if (head.status === 101) throw new MalformedResponseError('it answered 101 Switching Protocols to a request that asked for no upgrade');
+      // 101 is the final answer to an upgrade request, and the end of HTTP on this connection.
+      if (head.status !== 101) return at + used;
+      if (!this.#upgrade) throw new MalformedResponseError('it answered 101 Switching Protocols to a request that asked for no upgrade');
+      this.#events!.onHead(head);
+      this.#state = State.Done;
       return at + used;
     }
     this.#events!.onHead(head);

@@ -1,25 +1,11 @@
-// Pipes an upgraded client connection (WebSocket and the like) to a child's port, byte for byte.
+// Passes an upgrade request (WebSocket and the like) to a child; on its 101, pipes the two
+// connections byte for byte.
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import type { InvocationRequest } from '../../instance/index.js';
-import { FORWARDED_HEADERS, forwardedHeaderLines } from './http-proxy.js';
+import { requestHead } from './http-proxy.js';
 import { ResponseParser } from './response-parser.js';
-
-/** The request head sent to the child for an upgrade: the client's own headers plus x-forwarded-*. */
-export function upgradeRequestHead(request: InvocationRequest): string {
-  let head = `${request.method} ${request.url} HTTP/1.1\r\n`;
-  const headers = request.headers;
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || FORWARDED_HEADERS.has(name)) continue;
-    if (typeof value === 'string') head += `${name}: ${value}\r\n`;
-    else for (const v of value) head += `${name}: ${v}\r\n`;
-  }
-  const priorFor = headers['x-forwarded-for'];
-  const prior = Array.isArray(priorFor) ? priorFor.join(', ') : priorFor;
-  return `${head}${forwardedHeaderLines(prior, request.remoteAddress, headers.host ?? request.host)}\r\n`;
-}
 
 /** An upgrade as the gateway hands it over. */
 export interface UpgradeExchange {
@@ -43,101 +29,98 @@ export interface PipeUpgradeOptions {
   connectTimeoutMs?: number;
 }
 
-/** Largest response head the child may send to an upgrade request. */
-const MAX_ANSWER_HEAD = 64 * 1024;
+/** What the child answered an upgrade with. */
+export interface UpgradeAnswer {
+  /** The connection to the child: a tunnel after a 101, otherwise ending once the answer is relayed. */
+  upstream: net.Socket;
+  /** The status of the child's answer: 101, or the status it refused the upgrade with. */
+  status: number;
+}
 
 /**
- * Connects to the child and replays the upgrade request. Only if the child answers
- * `101 Switching Protocols` are `head` and the rest of the client's bytes sent on and the two
- * connections piped both ways until either closes; any other answer is passed back to the client
- * and both connections end with it, so that a refused upgrade can never become a raw tunnel to
- * the child around the gateway. Resolves with the upstream socket once connected; rejects with
- * UPSTREAM_UNAVAILABLE (leaving `socket` untouched for the caller to answer) when it cannot connect.
+ * Connects to the child, sends it the upgrade request and reads its answer. On `101 Switching
+ * Protocols` the answer goes back to the client, `head` and the rest of the client's bytes go on
+ * to the child, and the two connections are piped both ways until either closes. Any other answer
+ * is relayed to the client as it came, and both connections end with it, so that a refused
+ * upgrade can never become a raw tunnel to the child around the gateway. Resolves once the
+ * answer's head is read; rejects with UPSTREAM_UNAVAILABLE, leaving `socket` untouched for the
+ * caller to answer, when the child cannot be reached or fails before it answers.
  */
-export function pipeUpgrade(exchange: UpgradeExchange, options: PipeUpgradeOptions): Promise<net.Socket> {
+export function pipeUpgrade(exchange: UpgradeExchange, options: PipeUpgradeOptions): Promise<UpgradeAnswer> {
   const { request, socket, head } = exchange;
   const host = options.host ?? '127.0.0.1';
   const timeout = options.connectTimeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
     const upstream = net.connect({ host, port: options.port });
+    let answered = false;
     const fail = (message: string, cause?: unknown): void => {
       upstream.destroy();
-      reject(new LamplighterError(ErrorCodes.UPSTREAM_UNAVAILABLE, `${options.label}: ${message}`, { cause }));
+      if (!answered) reject(new LamplighterError(ErrorCodes.UPSTREAM_UNAVAILABLE, `${options.label}: ${message}`, { cause }));
+    };
+    const closeBoth = (): void => {
+      upstream.destroy();
+      socket.destroy();
     };
     upstream.setTimeout(timeout, () => fail(`connect to ${host}:${options.port} took over ${timeout} ms`));
-    upstream.once('error', (err: NodeJS.ErrnoException) => fail(`cannot connect to ${host}:${options.port} (${err.code ?? err.message})`, err));
+    upstream.on('error', (err: NodeJS.ErrnoException) => (answered ? closeBoth() : fail(`the connection to ${host}:${options.port} failed (${err.code ?? err.message})`, err)));
     upstream.once('connect', () => {
       upstream.setTimeout(0);
-      upstream.removeAllListeners('error');
-      upstream.removeAllListeners('timeout');
-      const closeBoth = (): void => {
-        upstream.destroy();
-        socket.destroy();
-      };
-      upstream.on('error', closeBoth);
-      socket.on('error', closeBoth);
-      upstream.on('close', closeBoth);
-      socket.on('close', closeBoth);
-      upstream.write(upgradeRequestHead(request));
-      relayAnswer(upstream, socket, head, request.method, closeBoth);
-      resolve(upstream);
+      upstream.write(requestHead(request, 'upgrade'));
+    });
+
+    const parser = new ResponseParser();
+    let status = 0;
+    parser.expect(request.method, { onHead: (h) => (status = h.status), onData: () => {}, onEnd: () => {} }, true);
+    const before: Buffer[] = []; // informational answers read before the final one
+    const finish = (): void => {
+      upstream.destroy();
+      socket.end();
+      (socket as net.Socket).destroySoon?.();
+    };
+    const onData = (chunk: Buffer): void => {
+      let used: number;
+      try {
+        used = parser.execute(chunk);
+      } catch (err) {
+        if (!answered) return fail(`answered the upgrade with a malformed response: ${(err as Error).message}`, err);
+        return closeBoth();
+      }
+      if (!answered) {
+        if (status === 0) return void before.push(chunk);
+        answered = true;
+        socket.on('error', closeBoth);
+        socket.on('close', closeBoth);
+        upstream.on('close', closeBoth);
+        resolve({ upstream, status });
+        // After a 101 the rest of the read is the new protocol's; after a refusal, only its answer is relayed.
+        const answer = status === 101 ? chunk : chunk.subarray(0, used);
+        socket.write(before.length === 0 ? answer : Buffer.concat([...before, answer]));
+        if (status === 101) {
+          upstream.off('data', onData);
+          if (head.length > 0) upstream.write(head);
+          socket.pipe(upstream);
+          upstream.pipe(socket);
+          return;
+        }
+        if (parser.done) finish();
+        return;
+      }
+      socket.write(used === chunk.length ? chunk : chunk.subarray(0, used));
+      if (parser.done) finish();
+    };
+    upstream.on('data', onData);
+    upstream.once('end', () => {
+      if (!answered) return fail('the child closed the connection before it answered the upgrade');
+      if (status === 101) return;
+      try {
+        parser.finish();
+        finish();
+      } catch {
+        closeBoth();
+      }
+    });
+    upstream.once('close', () => {
+      if (!answered) fail('the child closed the connection before it answered the upgrade');
     });
   });
-}
-
-/** Reads the child's answer to the upgrade request and either opens the tunnel or relays the refusal. */
-function relayAnswer(upstream: net.Socket, socket: Duplex, head: Buffer, method: string, closeBoth: () => void): void {
-  let got: Buffer = Buffer.alloc(0);
-  const onData = (chunk: Buffer): void => {
-    got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
-    const end = got.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (got.length > MAX_ANSWER_HEAD) closeBoth();
-      return;
-    }
-    upstream.off('data', onData);
-    upstream.pause();
-    if (/^HTTP\/1\.[01] 101[ \r]/.test(got.toString('latin1', 0, Math.min(end + 2, 32)))) {
-      socket.write(got);
-      if (head.length > 0) upstream.write(head);
-      socket.pipe(upstream);
-      upstream.pipe(socket);
-      return;
-    }
-    relayRefusal(upstream, socket, got, method, closeBoth);
-  };
-  upstream.on('data', onData);
-}
-
-/** Passes the child's non-101 answer back as it came, up to its end, then ends both connections. */
-function relayRefusal(upstream: net.Socket, socket: Duplex, first: Buffer, method: string, closeBoth: () => void): void {
-  const parser = new ResponseParser();
-  const finish = (): void => {
-    upstream.destroy();
-    socket.end();
-    (socket as net.Socket).destroySoon?.();
-  };
-  parser.expect(method, { onHead: () => {}, onData: () => {}, onEnd: () => {} });
-  const relay = (chunk: Buffer): void => {
-    let used: number;
-    try {
-      used = parser.execute(chunk);
-    } catch {
-      return closeBoth();
-    }
-    socket.write(used === chunk.length ? chunk : chunk.subarray(0, used));
-    if (parser.done) finish();
-  };
-  relay(first);
-  if (parser.done) return;
-  upstream.on('data', relay);
-  upstream.once('end', () => {
-    try {
-      parser.finish();
-      finish();
-    } catch {
-      closeBoth();
-    }
-  });
-  upstream.resume();
 }

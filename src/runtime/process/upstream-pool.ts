@@ -337,7 +337,7 @@ class Exchange implements ResponseEvents {
     this.#stopBody = () => {
       if (!listening) return;
       cleanup();
-      // The rest of the client's body is of no use now; let node:http read it off the connection.
+      // The rest of the client's body is of no use now; the gateway's connection reads and drops it.
       body.resume();
     };
     this.#onResend = () => {
