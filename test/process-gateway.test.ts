@@ -241,6 +241,11 @@ describe('process scaling', () => {
   });
   after(() => node.close());
 
+  test('process scaling — a node that hosts no WAGI function runs no sandbox threads', () => {
+    assert.equal(node.platform.pool.threads, 0);
+    assert.equal(node.platform.pool.watching, false);
+  });
+
   test('process scaling — concurrent load lights more instances, never over max, each within its concurrency', async () => {
     const group = node.platform.group('spread')!;
     let most = 0;

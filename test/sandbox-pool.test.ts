@@ -20,12 +20,26 @@ describe('sandbox pool', () => {
   const run = (m: CompiledWagiModule, args: string[], timeoutMs = 5000) =>
     pool.run({ key: m.key, module: m.module, memoryPages: [m.initialPages, m.maximumPages], input: input(args), maxStdout: 1 << 20, deadline: performance.now() + timeoutMs });
 
+  test('sandbox pool — an unused pool has no threads and no timer; its watchdog stops when runs are done', async () => {
+    const idle = new SandboxPool({ size: 2 });
+    assert.equal(idle.threads, 0, 'no worker thread before the pool is started');
+    assert.equal(idle.watching, false, 'no watchdog before the first run');
+    idle.start();
+    assert.equal(idle.threads, 2);
+    assert.equal(idle.watching, false, 'started threads alone arm nothing');
+    await idle.close();
+  });
+
   test('sandbox pool — runs a module and returns its output', async () => {
     counter = await compileWagiModule(await readFile(wagiFixture('counter')), 16 << 20);
     slow = await compileWagiModule(await readFile(wagiFixture('slow')), 16 << 20);
     const result = await run(counter, ['counter.wasm']);
     assert.equal(result.exitCode, 0);
     assert.match(Buffer.from(result.stdout).toString(), /counter=1/);
+    assert.equal(pool.threads, 2, 'the first run started the threads');
+    const until = performance.now() + 2000;
+    while (pool.watching && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(pool.watching, false, 'the watchdog stopped once no run was outstanding');
   });
 
   test('sandbox pool — runs not yet started are never lost when the gateway thread stalls (regression)', async () => {

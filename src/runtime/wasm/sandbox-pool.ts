@@ -87,9 +87,11 @@ export class SandboxPool {
   private queue: Pending[] = [];
   private nextJob = 1;
   private closed = false;
+  private readonly size: number;
   private readonly depth: number;
   private readonly stealAfterMs: number;
-  private readonly watchdog: NodeJS.Timeout;
+  /** Armed only while a run is queued or sent: an idle pool wakes nobody. */
+  private watchdog: NodeJS.Timeout | undefined;
   /** Workers replaced after a deadline or crash, for tests and metrics. */
   replacements = 0;
   /** Runs taken back from a busy worker and given to another. */
@@ -98,19 +100,38 @@ export class SandboxPool {
   private readonly users = new Map<string, number>();
 
   constructor(options: SandboxPoolOptions = {}) {
-    const size = options.size ?? Math.max(2, availableParallelism());
+    this.size = options.size ?? Math.max(2, availableParallelism());
     this.depth = Math.max(1, options.pipeline ?? 16);
     this.stealAfterMs = options.stealAfterMs ?? 20;
-    for (let i = 0; i < size; i++) this.workers.push(this.spawn());
-    // One interval for the whole pool enforces deadlines and takes runs back from busy workers:
-    // no timer per run on the gateway's hot path; deadlines hold to within its period.
-    this.watchdog = setInterval(() => this.tick(), Math.max(5, Math.min(10, this.stealAfterMs / 2)));
-    this.watchdog.unref();
   }
 
-  /** Worker threads in the pool. */
-  get size(): number {
+  /** Worker threads running (none until the pool is started). */
+  get threads(): number {
     return this.workers.length;
+  }
+
+  /** Whether the watchdog is armed (only while runs are outstanding). */
+  get watching(): boolean {
+    return this.watchdog !== undefined;
+  }
+
+  /**
+   * Starts the worker threads, if they are not running yet. Called when a WAGI function is
+   * deployed, so its first request does not wait for threads; a node that hosts none has none.
+   */
+  start(): void {
+    if (this.closed || this.workers.length > 0) return;
+    for (let i = 0; i < this.size; i++) this.workers.push(this.spawn());
+  }
+
+  /**
+   * One interval for the whole pool enforces deadlines and takes runs back from busy workers:
+   * no timer per run on the gateway's hot path; deadlines hold to within its period.
+   */
+  private armWatchdog(): void {
+    if (this.watchdog) return;
+    this.watchdog = setInterval(() => this.tick(), Math.max(5, Math.min(10, this.stealAfterMs / 2)));
+    this.watchdog.unref();
   }
 
   /** Number of workers holding the compiled module `key`. */
@@ -150,6 +171,8 @@ export class SandboxPool {
         reject,
         settled: false,
       };
+      this.start();
+      this.armWatchdog();
       const worker = this.leastLoaded();
       if (worker) this.send(worker, pending);
       else this.queue.push(pending);
@@ -267,6 +290,10 @@ export class SandboxPool {
       }
     }
     this.stealFromBusyWorkers();
+    if (this.queue.length === 0 && this.workers.every((w) => w.sent.length === 0)) {
+      clearInterval(this.watchdog);
+      this.watchdog = undefined;
+    }
   }
 
   /**

@@ -81,6 +81,7 @@ export interface WagiFactory extends InstanceFactory {
 export function createWagiFactory(compiled: CompiledWagiModule, spec: FunctionSpec, options: WagiFactoryOptions): WagiFactory {
   let live = 0;
   const argv0 = path.basename(spec.source ?? spec.name);
+  options.pool.start();
   const onInstanceClosed = (): void => {
     live--;
     // The last instance out drops the compiled module from every worker (unless another lit
