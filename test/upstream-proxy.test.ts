@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -55,6 +57,25 @@ function parseError(wire: string, method = 'GET'): string {
 }
 
 describe('response parser', () => {
+  test('a parser lets go of its exchange once the response has ended (an idle connection keeps no request alive)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const parser = new ResponseParser();
+    // Made in a function of its own, so no local of this one keeps the exchange alive.
+    const start = (): WeakRef<object> => {
+      const events = { onHead: () => {}, onData: () => {}, onEnd: () => {}, request: Buffer.alloc(1024) };
+      parser.expect('GET', events);
+      parser.execute(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'latin1'));
+      return new WeakRef(events);
+    };
+    const ref = start();
+    assert.ok(parser.done);
+    // A WeakRef's target is kept until the current job ends: collect in a later one.
+    await delay(0);
+    gc();
+    assert.equal(ref.deref(), undefined, 'the parser still holds the finished exchange');
+  });
+
   test('content-length and chunked bodies parse the same whole or one byte at a time', () => {
     const cases: Array<[string, string]> = [
       ['HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello', 'hello'],

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `lamplighter` command line.
+import './heap-tuning.js';
 import { Command, CommanderError } from 'commander';
 import { isLamplighterError } from '../errors/index.js';
 import { registerBenchCommand } from './bench-command.js';

@@ -98,8 +98,7 @@ export class ResponseParser {
   /** The connection ended: completes a close-delimited body, or throws for a truncated response. */
   finish(): void {
     if (this.#state === State.Close) {
-      this.#state = State.Done;
-      this.#events?.onEnd();
+      this.#end();
       return;
     }
     if (this.#state === State.Done) return;
@@ -136,9 +135,13 @@ export class ResponseParser {
     return at;
   }
 
+  // The exchange is let go of as the response ends: a keep-alive connection that then sits idle
+  // must not keep its last request, and all that it reaches, alive until it is used again.
   #end(): void {
+    const events = this.#events!;
+    this.#events = undefined;
     this.#state = State.Done;
-    this.#events!.onEnd();
+    events.onEnd();
   }
 
   #readHead(chunk: Buffer, at: number): number {
@@ -182,7 +185,9 @@ export class ResponseParser {
       // 101 is the final answer to an upgrade request, and the end of HTTP on this connection.
       if (head.status !== 101) return at + used;
       if (!this.#upgrade) throw new MalformedResponseError('it answered 101 Switching Protocols to a request that asked for no upgrade');
-      this.#events!.onHead(head);
+      const events = this.#events!;
+      this.#events = undefined;
+      events.onHead(head);
       this.#state = State.Done;
       return at + used;
     }
