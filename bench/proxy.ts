@@ -18,6 +18,8 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '3' },
     rate: { type: 'string', default: '1000' },
+    cycles: { type: 'string', default: '12' },
+    slice: { type: 'string', default: '1' },
     burst: { type: 'string', default: '1000' },
   },
 });
@@ -34,29 +36,50 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Sends GETs at a fixed rate for `seconds`; returns each request's latency in ms. */
-async function fixedRate(url: string, rate: number, seconds: number): Promise<number[]> {
-  const { origin, pathname } = new URL(url);
-  const pool = new Pool(origin, { connections: 16 });
-  const latencies: number[] = [];
+/** Sends GETs on `pool` at a fixed rate for `seconds`, whatever the answers do; adds each latency (ms) to `into`. */
+async function fixedRateSlice(pool: Pool, path: string, rate: number, seconds: number, into: number[]): Promise<void> {
   const total = rate * seconds;
   const start = performance.now();
   const inFlight: Array<Promise<void>> = [];
   for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    const wait = due - performance.now();
+    const wait = start + (i * 1000) / rate - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     const t = performance.now();
     inFlight.push(
-      pool.request({ path: pathname, method: 'GET' }).then(async (res) => {
+      pool.request({ path, method: 'GET' }).then(async (res) => {
         await res.body.text();
-        latencies.push(performance.now() - t);
+        into.push(performance.now() - t);
       }),
     );
   }
   await Promise.all(inFlight);
-  await pool.close();
-  return latencies;
+}
+
+/** Latencies (ms) of each target at a fixed rate, one list per cycle. */
+type CycleLatencies = Map<string, number[][]>;
+
+/**
+ * Fixed-rate latency of several targets, measured so that they can be compared: each target keeps
+ * one keep-alive client for the whole phase, and the targets take turns in short slices, in
+ * forward then backward order, so a slow spell of a shared machine falls on all of them alike.
+ */
+async function interleavedFixedRate(targets: ReadonlyArray<[string, string]>, rate: number, cycles: number, sliceSeconds: number): Promise<CycleLatencies> {
+  const clients = targets.map(([name, url]) => ({ name, path: new URL(url).pathname, pool: new Pool(new URL(url).origin, { connections: 16 }) }));
+  const out: CycleLatencies = new Map(targets.map(([name]) => [name, []]));
+  try {
+    for (const c of clients) await fixedRateSlice(c.pool, c.path, rate, 1, []);
+    for (let cycle = 0; cycle < cycles; cycle++) {
+      const order = cycle % 2 === 0 ? clients : [...clients].reverse();
+      for (const c of order) {
+        const latencies: number[] = [];
+        await fixedRateSlice(c.pool, c.path, rate, sliceSeconds, latencies);
+        out.get(c.name)!.push(latencies);
+      }
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.pool.close()));
+  }
+  return out;
 }
 
 /** Fires `count` concurrent GETs at a function at zero; samples its instance count meanwhile. */
@@ -162,18 +185,26 @@ async function main(): Promise<void> {
     const nginxRow = rows[1]!;
     const oursRow = rows[2]!;
 
-    // Fixed-rate latency: a p99 of 3,000 samples is the 30th worst, so one stall moves it; the
-    // three targets take turns for ROUNDS rounds and the medians of each round's figures are quoted.
+    // Fixed-rate latency: every target's samples from all cycles are pooled, so its p99 is the
+    // 1 % worst of cycles × slice × rate requests; the overhead is also worked out on each third
+    // of the cycles, to show how much it moves within the run.
     const rate = Number(flags.rate);
-    const rounds = { base: [] as number[][], us: [] as number[][], them: [] as number[][] };
-    for (let r = 0; r < ROUNDS; r++) {
-      rounds.base.push(await fixedRate(direct, rate, 3));
-      rounds.us.push(await fixedRate(viaLamplighter, rate, 3));
-      rounds.them.push(await fixedRate(viaNginx, rate, 3));
-    }
-    const p50 = (runs: number[][]): number => median(runs.map((l) => median(l)));
-    const p99 = (runs: number[][]): number => median(runs.map((l) => percentile(l, 99)));
-    const overheads = rounds.us.map((l, i) => percentile(l, 99) - percentile(rounds.base[i]!, 99));
+    const cycles = Number(flags.cycles);
+    const sliceSeconds = Number(flags.slice);
+    const fixed = await interleavedFixedRate(
+      [['direct', direct], ['nginx', viaNginx], ['lamplighter', viaLamplighter]],
+      rate,
+      cycles,
+      sliceSeconds,
+    );
+    const pooled = (name: string, from = 0, to = cycles): number[] => fixed.get(name)!.slice(from, to).flat();
+    const latencyOf = (name: string): string => {
+      const all = pooled(name);
+      return `p50 ${percentile(all, 50).toFixed(3)} ms, p99 ${percentile(all, 99).toFixed(3)} ms, p99.9 ${percentile(all, 99.9).toFixed(3)} ms`;
+    };
+    const p99Overhead = (name: string, from?: number, to?: number): number => percentile(pooled(name, from, to), 99) - percentile(pooled('direct', from, to), 99);
+    const third = Math.max(1, Math.floor(cycles / 3));
+    const parts = Array.from({ length: Math.floor(cycles / third) }, (_, i) => p99Overhead('lamplighter', i * third, (i + 1) * third));
 
     const burstCount = Number(flags.burst);
     const token = (await readFile(path.join(dataDir, 'token'), 'utf8')).trim();
@@ -189,10 +220,11 @@ async function main(): Promise<void> {
         '',
         `Lamplighter / nginx throughput: ${(oursRow.rps / nginxRow.rps).toFixed(2)}×   (goal ≥ 0.70×)`,
         '',
-        `At a fixed ${rate} req/s, 3 s per target, ${ROUNDS} alternating rounds, medians: direct p50 ${p50(rounds.base).toFixed(3)} ms p99 ${p99(rounds.base).toFixed(3)} ms; ` +
-          `via nginx p50 ${p50(rounds.them).toFixed(3)} ms p99 ${p99(rounds.them).toFixed(3)} ms; ` +
-          `via Lamplighter p50 ${p50(rounds.us).toFixed(3)} ms p99 ${p99(rounds.us).toFixed(3)} ms`,
-        `Lamplighter p99 overhead over direct: ${median(overheads).toFixed(3)} ms median of rounds [${overheads.map((o) => o.toFixed(2)).join(', ')}]   (goal < 1 ms)`,
+        `At a fixed ${rate} req/s, one keep-alive client per target, targets taking turns in ${sliceSeconds} s slices for ${cycles} cycles (${(rate * sliceSeconds * cycles).toLocaleString('en')} requests each), pooled:`,
+        `  direct ${latencyOf('direct')}`,
+        `  via nginx ${latencyOf('nginx')}`,
+        `  via Lamplighter ${latencyOf('lamplighter')}`,
+        `Lamplighter p99 overhead over direct: ${p99Overhead('lamplighter').toFixed(3)} ms [each third of the cycles: ${parts.map((o) => o.toFixed(2)).join(', ')}]; nginx's ${p99Overhead('nginx').toFixed(3)} ms   (goal < 1 ms)`,
         '',
         `Burst at zero: ${burstCount} concurrent requests to a process function at zero answered in ${burst.ms.toFixed(0)} ms (${burst.ok} × 200, instances peaked at ${burst.instances}, max 4)`,
       ].join('\n'),
