@@ -166,7 +166,7 @@ export class RequestParser {
       }
       // Up to three bytes of the empty line may be here already; they do not count against the limit.
       if (chunk.length - start > MAX_REQUEST_HEAD_BYTES + 3) throw tooLarge();
-      checkLineEnds(chunk, start, -1);
+      checkLineEnds(chunk, start, chunk.length, -1);
       if (start < chunk.length) {
         // Copied: a slice would keep the whole read buffer alive while the rest of the head comes.
         this.#pending = [Buffer.from(chunk.subarray(start))];
@@ -174,8 +174,6 @@ export class RequestParser {
       }
       return chunk.length;
     }
-    const last = pieces[pieces.length - 1]!;
-    checkLineEnds(chunk, at, last[last.length - 1]!);
     // An empty line that straddles the boundary, else one inside the new piece.
     const tail = tailBytes(pieces, 3);
     const bridge = Buffer.concat([tail, chunk.subarray(at, Math.min(chunk.length, at + 3))]);
@@ -186,6 +184,9 @@ export class RequestParser {
       const e = chunk.indexOf(CRLF2, at);
       after = e < 0 ? -1 : e + 4;
     }
+    // Only the head's own bytes must end their lines in CRLF; what follows it in this read is body.
+    const last = pieces[pieces.length - 1]!;
+    checkLineEnds(chunk, at, after < 0 ? chunk.length : after, last[last.length - 1]!);
     const total = this.#pendingBytes + (after < 0 ? chunk.length : after) - at;
     if (total > MAX_REQUEST_HEAD_BYTES + (after < 0 ? 3 : 4) + this.#pendingLead()) throw tooLarge();
     if (after < 0) {
@@ -391,10 +392,11 @@ function tooLarge(): RequestError {
 
 /**
  * Refuses a head whose lines end in a bare LF as soon as one arrives, rather than waiting for the
- * CRLF CRLF that will never come. `before` is the byte that preceded `from` (-1 for none).
+ * CRLF CRLF that will never come. Looks at the LFs in `buf` from `from` up to `to` (the end of
+ * the head, when it is in `buf`); `before` is the byte that preceded `from` (-1 for none).
  */
-function checkLineEnds(buf: Buffer, from: number, before: number): void {
-  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1)) {
+function checkLineEnds(buf: Buffer, from: number, to: number, before: number): void {
+  for (let i = buf.indexOf(10, from); i >= 0 && i < to; i = buf.indexOf(10, i + 1)) {
     const prev = i > from ? buf[i - 1] : before;
     if (prev !== 13) throw new RequestError(400, 'a line of the request head ends in a bare LF (CRLF is required)');
   }
