@@ -368,24 +368,35 @@ describe('upstream pool', () => {
     assert.equal(server.connections(), 1);
   });
 
-  test('a large body read slowly arrives byte for byte (backpressure, not buffering without bound)', async () => {
+  test('a large body read slowly arrives byte for byte (backpressure, not buffering without bound); the connection reads again for the next request', async () => {
     const size = 8 * 1024 * 1024;
     const payload = Buffer.alloc(size, 7);
     payload.write('end', size - 3);
-    const { pool } = await setup((socket) => {
+    const { pool, server } = await setup((socket, _request, index) => {
+      if (index > 0) return void socket.write(OK);
       socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`);
       socket.write(payload);
     });
     const response = await proxyRequest(pool, makeInvocationRequest({ url: '/big' }), OPTIONS);
     const stream = response.body as Readable;
     const parts: Buffer[] = [];
+    let mostBuffered = 0;
     for await (const chunk of stream) {
       parts.push(chunk as Buffer);
-      if (parts.length % 16 === 0) await delay(1);
+      if (parts.length % 16 === 0) {
+        await delay(1);
+        mostBuffered = Math.max(mostBuffered, stream.readableLength);
+      }
     }
     const got = Buffer.concat(parts);
     assert.equal(got.length, size);
     assert.ok(got.equals(payload));
+    // Without backpressure the socket runs ahead of this reader by most of the 8 MiB.
+    assert.ok(mostBuffered < 256 * 1024, `the body stream held ${mostBuffered} bytes ahead of its reader`);
+    // The connection was paused for the slow reader; the next exchange on it must read again.
+    const next = await withTimeout(proxyRequest(pool, makeInvocationRequest({ url: '/after' }), OPTIONS), 5000, 'the second request on the paused connection');
+    assert.equal((await readBody(next)).toString(), 'ok');
+    assert.equal(server.connections(), 1);
   });
 
   test('abandoning the request closes the upstream connection, before or after the headers', async () => {
