@@ -742,6 +742,7 @@ describe('request parser', () => {
 
     assert.equal(parseHead('PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n').expectContinue, true);
     assert.equal(parseHead('PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n').expectContinue, false, 'not for HTTP/1.0');
+    assert.equal(parseHead('GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n').expectContinue, false, 'not without a body');
 
     const cl = parseHead('PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n');
     assert.deepEqual([cl.framing, cl.length], ['length', 10]);

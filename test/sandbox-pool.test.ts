@@ -20,7 +20,7 @@ describe('sandbox pool', () => {
   const run = (m: CompiledWagiModule, args: string[], timeoutMs = 5000) =>
     pool.run({ key: m.key, module: m.module, memoryPages: [m.initialPages, m.maximumPages], input: input(args), maxStdout: 1 << 20, deadline: performance.now() + timeoutMs });
 
-  test('sandbox pool — an unused pool has no threads and no timer; its watchdog stops when runs are done', async () => {
+  test('sandbox pool — an unused pool has no threads and no timer; starting it arms nothing', async () => {
     const idle = new SandboxPool({ size: 2 });
     assert.equal(idle.threads, 0, 'no worker thread before the pool is started');
     assert.equal(idle.watching, false, 'no watchdog before the first run');

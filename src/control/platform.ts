@@ -98,7 +98,7 @@ export class Platform {
   private constructor(
     readonly store: ArtifactStore,
     readonly token: string,
-    private readonly options: PlatformOptions,
+    options: PlatformOptions,
   ) {
     this.logger = createLogger({ level: options.logLevel });
     this.metrics = new Metrics({ processMetrics: options.processMetrics });

@@ -3,8 +3,8 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
-import { Http1Server, responseHead, type ServerRequest, type ServerResponse } from '../http1/index.js';
-import { HOP_BY_HOP_HEADERS, type HeaderPairs, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
+import { closingResponse, Http1Server, type ServerRequest, type ServerResponse } from '../http1/index.js';
+import { HOP_BY_HOP_HEADERS, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { errorResponse } from './error-response.js';
@@ -74,8 +74,7 @@ export class Gateway {
       const out = errorParts(err, requestId);
       if (match) this.finish(match.target.spec.name, out.status, start, false, requestId);
       if (!socket.writable) return void socket.destroy();
-      const head = `${responseHead(out.status, out.headers, new Date().toUTCString())}content-length: ${out.body.length}\r\nconnection: close\r\n\r\n`;
-      socket.write(Buffer.concat([Buffer.from(head, 'latin1'), out.body]));
+      socket.write(closingResponse(out.status, out.headers, out.body, new Date().toUTCString()));
       // Ended and destroyed once written: a client that never closes its side is not waited for.
       socket.destroySoon();
     };

@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { RequestError, RequestParser, type RequestHead } from './request-parser.js';
 import { RequestAbortedError, ServerRequest, type BodySource } from './server-request.js';
-import { responseHead, ServerResponse, type ResponseSink } from './server-response.js';
+import { closingResponse, ServerResponse, type ResponseSink } from './server-response.js';
 
 /** An answer to a request that cannot be read: headers flat (`[name, value…]`, no framing) and body. */
 export interface Refusal {
@@ -176,7 +176,7 @@ export class Connection implements BodySource, ResponseSink {
     }
     const res = new ServerResponse(this, head.method, head.minor, head.keepAlive && !this.host.closing);
     this.#res = res;
-    if (head.expectContinue && head.framing !== 'none') this.socket.write(CONTINUE);
+    if (head.expectContinue) this.socket.write(CONTINUE);
     this.host.onRequest(req, res);
     return true;
   }
@@ -270,8 +270,7 @@ export class Connection implements BodySource, ResponseSink {
     }
     res?.abandon();
     const { headers, body } = this.host.refusal(err.status, err.message);
-    const head = `${responseHead(err.status, headers, this.host.date)}content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
-    this.socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+    this.socket.write(closingResponse(err.status, headers, body, this.host.date));
     this.#end();
   }
 

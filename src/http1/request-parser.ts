@@ -4,7 +4,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { ChunkedDecoder } from './chunked-decoder.js';
 import { readHeaderLine, type HeaderLine } from './header-line.js';
-import { isToken } from './token.js';
+import { isToken, listTokens } from './token.js';
 
 /** A request that cannot be read; `status` is what the client is told (400, 431, 501, 505…). */
 export class RequestError extends Error {
@@ -33,7 +33,7 @@ export interface RequestHead {
   readonly keepAlive: boolean;
   /** The client asks to switch protocols (`connection: upgrade` with an `upgrade` header). */
   readonly upgrade: boolean;
-  /** The client waits for `100 Continue` before it sends its body. */
+  /** The client waits for `100 Continue` before it sends its body (HTTP/1.1, with a body): send one. */
   readonly expectContinue: boolean;
   /** Whether a body follows: `length` bytes, or chunked. */
   readonly framing: 'none' | 'length' | 'chunked';
@@ -294,7 +294,7 @@ export function parseHead(text: string): RequestHead {
   }
   if (minor === 1 && !sawHost) throw new RequestError(400, 'an HTTP/1.1 request must have a host header');
 
-  const tokens = connection === undefined ? undefined : connectionTokens(connection);
+  const tokens = connection === undefined ? undefined : listTokens(connection);
   const keepAlive = minor === 1 ? !tokens?.includes('close') : tokens?.includes('keep-alive') === true;
   // An upgrade asked of HTTP/1.0 is ignored (RFC 9110 §7.8).
   const upgrade = minor === 1 && upgradeHeader && tokens?.includes('upgrade') === true;
@@ -305,7 +305,7 @@ export function parseHead(text: string): RequestHead {
     // One framing only: a length beside a transfer coding is how requests are smuggled.
     if (contentLength !== undefined) throw new RequestError(400, 'the request has both content-length and transfer-encoding');
     if (minor === 0) throw new RequestError(400, 'an HTTP/1.0 request may not use transfer-encoding');
-    const codings = transferEncoding.toLowerCase().split(',').map((t) => t.trim());
+    const codings = listTokens(transferEncoding);
     if (codings[codings.length - 1] !== 'chunked') throw new RequestError(400, `the request's transfer-encoding does not end with chunked: ${JSON.stringify(transferEncoding.slice(0, 60))}`);
     if (codings.length > 1) throw new RequestError(501, `transfer codings other than chunked are not supported: ${JSON.stringify(transferEncoding.slice(0, 60))}`);
     framing = 'chunked';
@@ -319,7 +319,8 @@ export function parseHead(text: string): RequestHead {
   let expectContinue = false;
   if (expect !== undefined) {
     if (expect.toLowerCase() !== '100-continue') throw new RequestError(417, `the request expects ${JSON.stringify(expect.slice(0, 40))}; only 100-continue is supported`);
-    expectContinue = minor === 1;
+    // Only an HTTP/1.1 client sending a body waits for the interim answer.
+    expectContinue = minor === 1 && framing !== 'none';
   }
   return { method, url, minor, headers: headers as IncomingHttpHeaders, keepAlive, upgrade, expectContinue, framing, length };
 }
@@ -367,11 +368,6 @@ function absoluteTarget(target: string, method: string): { authority: string; pa
   if (authority === '' || authority.includes('@')) throw new RequestError(400, `the request target's authority is empty or carries user info: ${JSON.stringify(target.slice(0, 60))}`);
   const rest = target.slice(end);
   return { authority, path: rest === '' ? '/' : rest.charCodeAt(0) === 63 /* '?' */ ? `/${rest}` : rest };
-}
-
-function connectionTokens(value: string): string[] {
-  const lower = value.toLowerCase();
-  return lower === 'keep-alive' || lower === 'close' ? [lower] : lower.split(',').map((t) => t.trim());
 }
 
 /** Adds one header line the way node:http's IncomingMessage does. */

@@ -59,7 +59,6 @@ export class ServerRequest {
       if (queued) for (const chunk of queued) body.push(chunk);
       if (this.#failure) body.destroy(this.#failure);
       else if (this.complete) body.push(null);
-      else if (this.#queuedBytes >= QUEUE_BYTES) this.source.resumeBody();
     }
     return this.#body;
   }

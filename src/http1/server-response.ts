@@ -214,6 +214,15 @@ export class ServerResponse {
 }
 
 /**
+ * A whole response that ends its connection: head, `content-length`, `connection: close`, body.
+ * For answers written straight to a socket (refusals), outside any ServerResponse.
+ */
+export function closingResponse(status: number, headers: readonly string[], body: Buffer, date: string): Buffer {
+  const head = `${responseHead(status, headers, date)}content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), body]);
+}
+
+/**
  * A status line and header lines (no final empty line), with a `date` unless the headers carry
  * one, as node:http does. Throws, naming the fault, for a status that is not a final one, a name
  * that is not a token, or a value with CR, LF, NUL or another character that cannot be sent.

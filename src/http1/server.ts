@@ -34,8 +34,8 @@ export interface Http1ServerOptions {
   closeGraceMs?: number;
 }
 
-export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000;
-export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+const DEFAULT_HEADERS_TIMEOUT_MS = 60_000;
+const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
 const SWEEP_MS = 1000;
 
 /** An HTTP/1.1 server for the gateway's front door. */

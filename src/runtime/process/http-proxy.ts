@@ -1,5 +1,6 @@
 // Forwards one invocation to a child's HTTP server over the instance's UpstreamPool, streaming both bodies.
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
+import { listTokens } from '../../http1/index.js';
 import { HOP_BY_HOP_HEADERS, type InvocationRequest, type InvocationResponse } from '../../instance/index.js';
 import { MalformedResponseError } from './response-parser.js';
 import type { ExchangeControl, UpstreamPool } from './upstream-pool.js';
@@ -22,12 +23,10 @@ function forwardedHeaderLines(priorFor: string | undefined, remote: string, host
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
 
-function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
-  if (value === undefined) return NO_TOKENS;
-  const text = Array.isArray(value) ? value.join(',') : value;
+function connectionTokens(value: string | undefined): ReadonlySet<string> {
   // The common values name nothing but hop-by-hop headers already dropped.
-  if (text === 'keep-alive' || text === 'close' || text === 'Keep-Alive') return NO_TOKENS;
-  return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+  if (value === undefined || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return NO_TOKENS;
+  return new Set(listTokens(value).filter((t) => t !== ''));
 }
 
 /** Headers a client's `connection` header may not take away: the message's framing and its host. */
@@ -94,7 +93,7 @@ export interface ProxyRequestOptions {
 }
 
 /** Turns a failed upstream exchange into the LamplighterError a user should see. */
-export function toProxyError(err: unknown, request: InvocationRequest, options: ProxyRequestOptions): LamplighterError {
+function toProxyError(err: unknown, options: ProxyRequestOptions): LamplighterError {
   if (err instanceof LamplighterError) return err;
   const { label, target } = options;
   if (err instanceof MalformedResponseError) {
@@ -204,6 +203,6 @@ class ProxiedExchange implements ExchangeControl {
   }
 
   mapError(err: Error): Error {
-    return toProxyError(err, this.request, this.options);
+    return toProxyError(err, this.options);
   }
 }

@@ -501,6 +501,6 @@ export class ProcessInstance implements Instance {
 
   /** Creates the connection pool once the child is ready. */
   #openPool(): UpstreamPool {
-    return new UpstreamPool({ host: LOOPBACK, port: this.#port!, idleTimeoutMs: 4_000, connectTimeoutMs: 5_000 });
+    return new UpstreamPool({ host: LOOPBACK, port: this.#port! });
   }
 }

@@ -1,7 +1,7 @@
 // An HTTP/1.1 response parser for the proxy's upstream connections: status line and headers,
 // then the body by its framing (content-length, chunked, or until close). Strict about what could
 // be read two ways (RFC 9112 §6.3); a child that sends something else gets a clear error.
-import { ChunkedDecoder, readHeaderLine, type HeaderLine } from '../../http1/index.js';
+import { ChunkedDecoder, listTokens, readHeaderLine, type HeaderLine } from '../../http1/index.js';
 import { HOP_BY_HOP_HEADERS, type HeaderPairs } from '../../instance/index.js';
 
 /** Raised for a response that does not parse; its message says what was wrong. */
@@ -185,9 +185,7 @@ export class ResponseParser {
       // 101 is the final answer to an upgrade request, and the end of HTTP on this connection.
       if (head.status !== 101) return at + used;
       if (!this.#upgrade) throw new MalformedResponseError('it answered 101 Switching Protocols to a request that asked for no upgrade');
-      const events = this.#events!;
-      this.#events = undefined;
-      events.onHead(head);
+      this.#events!.onHead(head);
       this.#state = State.Done;
       return at + used;
     }
@@ -256,8 +254,7 @@ export class ResponseParser {
     let filtered = headers;
     if (connection === undefined) keepAlive = minor === '1';
     else {
-      const lower = connection.toLowerCase();
-      const tokens = lower === 'keep-alive' || lower === 'close' ? [lower] : lower.split(',').map((t) => t.trim());
+      const tokens = listTokens(connection);
       keepAlive = minor === '1' ? !tokens.includes('close') : tokens.includes('keep-alive');
       // Headers the connection header names are hop-by-hop too (RFC 9110 §7.6.1).
       const named = tokens.filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'content-length');
@@ -271,7 +268,7 @@ export class ResponseParser {
     if (this.#headRequest || status < 200 || status === 204 || status === 304) {
       framing = 'none';
     } else if (transferEncoding !== undefined) {
-      const codings = transferEncoding === 'chunked' ? ['chunked'] : transferEncoding.toLowerCase().split(',').map((t) => t.trim());
+      const codings = listTokens(transferEncoding);
       // Chunked must come last to delimit the body; otherwise the body runs until close.
       framing = codings[codings.length - 1] === 'chunked' ? 'chunked' : 'close';
       // A length beside a transfer coding is ignored, but the connection is not trusted after it.

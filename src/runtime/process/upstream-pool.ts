@@ -256,6 +256,8 @@ class Exchange implements ResponseEvents {
   #writtenBytes = 0;
   /** Detaches this exchange from the client's body; a no-op when there is none. */
   #stopBody: () => void = NOTHING;
+  /** Lets the client's body flow again after a resend; a no-op when there is none. */
+  #onResend: () => void = NOTHING;
 
   constructor(pool: UpstreamPool, request: UpstreamRequest, control: ExchangeControl, resolve: (r: UpstreamResponse) => void, reject: (e: Error) => void) {
     this.#pool = pool;
@@ -353,8 +355,6 @@ class Exchange implements ResponseEvents {
     body.once('close', onClose);
     if (body.isPaused()) body.resume();
   }
-
-  #onResend: () => void = () => {};
 
   /** Bytes read from the connection. */
   fromSocket(chunk: Buffer): void {

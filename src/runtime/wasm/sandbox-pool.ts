@@ -1,6 +1,7 @@
-// A pool of pre-started sandbox worker threads shared by every WebAssembly function on the node.
+// A pool of sandbox worker threads shared by every WebAssembly function on the node.
 //
-// Workers start with the platform, so lighting a function costs a message, not a thread start.
+// Workers start when the first WAGI function is deployed, so lighting a function costs a message,
+// not a thread start; a node that hosts none runs none.
 // Each worker runs one request at a time; a request past its deadline is stopped by terminating
 // its worker (the only way to stop a wasm loop), which fails that request alone: queued requests
 // stay in the pool's queue and go to the replacement or another worker.
@@ -290,10 +291,12 @@ export class SandboxPool {
       }
     }
     this.stealFromBusyWorkers();
-    if (this.queue.length === 0 && this.workers.every((w) => w.sent.length === 0)) {
-      clearInterval(this.watchdog);
-      this.watchdog = undefined;
-    }
+    if (this.queue.length === 0 && this.workers.every((w) => w.sent.length === 0)) this.disarmWatchdog();
+  }
+
+  private disarmWatchdog(): void {
+    clearInterval(this.watchdog);
+    this.watchdog = undefined;
   }
 
   /**
@@ -381,7 +384,7 @@ export class SandboxPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.watchdog);
+    this.disarmWatchdog();
     const shuttingDown = (): LamplighterError => new LamplighterError(ErrorCodes.SHUTTING_DOWN, 'The node is shutting down');
     const workers = this.workers.splice(0);
     const pending = [...this.queue, ...workers.flatMap((w) => w.sent)];

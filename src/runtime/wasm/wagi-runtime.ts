@@ -2,7 +2,6 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, ModuleError } from '../../errors/index.js';
 import { readBodyLimited, type Instance, type InstanceExit, type InstanceFactory, type InstanceState, type InvocationRequest, type InvocationResponse, type LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
