@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { digestOf, FileStore, removeTempLeftovers, writeFileAtomic, type DamageReport } from '../src/store/index.js';
-import { FaultyFs, SimulatedCrash } from './store-faults.js';
+import { FaultyFs, SimulatedCrash } from './faulty-fs.js';
 
 /** Every temp file under `dir`, recursively. */
 async function tempFiles(dir: string): Promise<string[]> {

@@ -10,10 +10,11 @@ import { Gateway, RouteTable, type GatewayTarget, type RouteEntry } from '../gat
 import { loadManifest, parseManifest, type AppManifest, type FunctionSpec } from '../manifest/index.js';
 import { createLogger, FunctionLogs, Metrics, type Logger } from '../observability/index.js';
 import { SandboxPool } from '../runtime/wasm/index.js';
-import { FileStore, writeFileAtomic, type ArtifactStore, type Revision } from '../store/index.js';
+import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type Revision, type StoreFs, type WriteFailure } from '../store/index.js';
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
 import { decideScale } from '../scaler/index.js';
 import { startAdminApi } from './admin-api.js';
+import { restoreNote, restoreOrder, type RestoreNote } from './restore-plan.js';
 import { buildFactory } from './runtimes.js';
 
 /** Options for {@link Platform.start}. */
@@ -36,6 +37,10 @@ export interface PlatformOptions {
   logLevel?: string;
   /** Export Node process metrics. @default true */
   processMetrics?: boolean;
+  /** The node's JSON log. @default a pino logger to stderr at `logLevel` */
+  logger?: Logger;
+  /** The file system the store writes through; tests inject faults here. @default node:fs */
+  storeFs?: StoreFs;
 }
 
 /** What a deploy sends: the manifest text and the digests of the artifacts it names. */
@@ -45,6 +50,13 @@ export interface DeployRequest {
   artifacts: Record<string, string>;
   /** Directory the app was deployed from (process functions run there). */
   appDir?: string;
+}
+
+/** What a deploy did: committed a new revision, or found the same one already serving. */
+export interface DeployResult {
+  revision: Revision;
+  /** True when the same manifest and artifacts already serve: no revision was committed. */
+  unchanged: boolean;
 }
 
 /** A function as `ls` shows it. */
@@ -69,12 +81,16 @@ export interface AppStatus {
   revision: number;
   createdAt: string;
   functions: FunctionStatus[];
+  /** Set when the node serves another revision than the app's current one (damage found at start), or none. */
+  restored?: RestoreNote;
 }
 
 interface DeployedApp {
   manifest: AppManifest;
   revision: Revision;
   groups: Map<string, FunctionGroup>;
+  /** Set when this revision was restored in place of a damaged or failing current one. */
+  restored?: RestoreNote;
 }
 
 /** One node: serves deployed apps through its gateway and keeps them scaled. */
@@ -85,6 +101,8 @@ export class Platform {
   readonly gateway: Gateway;
   readonly pool: SandboxPool;
   private readonly apps = new Map<string, DeployedApp>();
+  /** Apps in the store of which no revision could be restored: listed, never silently absent. */
+  readonly #unserved = new Map<string, RestoreNote>();
   private scaleTimer: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Port the gateway listens on. */
@@ -100,7 +118,7 @@ export class Platform {
     readonly token: string,
     options: PlatformOptions,
   ) {
-    this.logger = createLogger({ level: options.logLevel });
+    this.logger = options.logger ?? createLogger({ level: options.logLevel });
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
     this.metrics.setSource({ functions: () => this.functionFigures() });
     this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger });
@@ -109,9 +127,17 @@ export class Platform {
 
   /** Opens the data directory, restores every app's current revision and starts serving. */
   static async start(options: PlatformOptions): Promise<Platform> {
-    const store = await FileStore.open(options.dataDir);
+    // The store reports what it finds to the node, which exists once the store is open.
+    let platform: Platform | undefined;
+    const store = await FileStore.open(options.dataDir, {
+      fs: options.storeFs,
+      events: {
+        damaged: (report) => platform?.storeDamaged(report),
+        writeFailed: (failure) => platform?.storeWriteFailed(failure),
+      },
+    });
     const token = await loadOrCreateToken(options.dataDir);
-    const platform = new Platform(store, token, options);
+    platform = new Platform(store, token, options);
     try {
       await platform.restore();
       const host = options.host ?? PlatformDefaults.host;
@@ -131,19 +157,64 @@ export class Platform {
     return platform;
   }
 
+  /** Logs and counts a damaged file the store found. */
+  private storeDamaged(report: DamageReport): void {
+    this.metrics.storeDamagedFiles.inc({ kind: report.kind });
+    this.logger.error({ kind: report.kind, file: report.file, reason: report.reason, movedTo: report.movedTo }, `damaged ${report.kind} in the store: ${report.file} ${report.reason}`);
+  }
+
+  /** Logs a write the store could not make (a full disk, an I/O error). */
+  private storeWriteFailed(failure: WriteFailure): void {
+    this.logger.error({ file: failure.file, code: failure.code, errorCode: failure.error.code }, failure.error.message);
+  }
+
+  /**
+   * Serves every app in the store at its current revision; when that revision is damaged or does
+   * not build, at the newest intact one that does, saying so in `ls` and the log.
+   */
   private async restore(): Promise<void> {
     for (const name of await this.store.apps()) {
-      const revision = await this.store.current(name);
-      if (!revision) continue;
-      try {
-        const app = await this.build(revision);
-        this.apps.set(name, app);
-        this.logger.info({ app: name, revision: revision.number }, 'restored app');
-      } catch (err) {
-        this.logger.error({ app: name, revision: revision.number, err: (err as Error).message }, 'could not restore app');
+      const record = await this.store.record(name);
+      if (!record) continue;
+      let problem = record.damage === undefined ? undefined : { damaged: true, reason: record.damage };
+      let restored = false;
+      for (const revision of restoreOrder(record)) {
+        try {
+          const app = await this.build(revision);
+          await this.admit(name, app);
+          if (problem) {
+            app.restored = restoreNote(record, revision.number, problem);
+            this.logger.error({ app: name, revision: revision.number, current: record.current }, `app '${name}' ${app.restored.message}`);
+          } else {
+            this.logger.info({ app: name, revision: revision.number }, 'restored app');
+          }
+          this.apps.set(name, app);
+          restored = true;
+          break;
+        } catch (err) {
+          const message = (err as Error).message;
+          this.logger.error({ app: name, revision: revision.number, err: message }, `could not restore revision ${revision.number} of app '${name}'`);
+          problem ??= { damaged: err instanceof LamplighterError && err.code === ErrorCodes.STORE_DAMAGED, reason: message };
+        }
+      }
+      if (!restored) {
+        const note = restoreNote(record, undefined, problem ?? { damaged: true, reason: 'it has no intact revision' });
+        this.#unserved.set(name, note);
+        this.logger.error({ app: name, current: record.current }, `app '${name}' ${note.message}`);
       }
     }
     this.swapRoutes();
+  }
+
+  /** Checks that a built app fits beside the others (function names, routes); stops it if not. */
+  private async admit(name: string, built: DeployedApp): Promise<void> {
+    try {
+      this.checkConflicts(built.manifest);
+    } catch (err) {
+      await stopGroups(built);
+      throw err;
+    }
+    await this.checkRoutes(name, built);
   }
 
   /** Runs deploy-type operations one at a time, so two deploys never interleave. */
@@ -197,6 +268,18 @@ export class Platform {
       if (!digest) throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' was not uploaded with the deploy`);
       return digest;
     };
+    // Every artifact is read and verified here, even one whose transpile is cached and not read again.
+    const blobs = new Map<string, Buffer>();
+    for (const [name, digest] of Object.entries(revision.artifacts)) {
+      try {
+        blobs.set(digest, await this.store.getBlob(digest));
+      } catch (err) {
+        if (err instanceof LamplighterError && err.code === ErrorCodes.NOT_FOUND) {
+          throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' (sha256 ${digest}) is missing from the store`, { cause: err });
+        }
+        throw err;
+      }
+    }
     try {
       for (const spec of manifest.functions) {
         const factory = await buildFactory(spec, {
@@ -204,17 +287,7 @@ export class Platform {
           store: this.store,
           appDir: revision.appDir,
           artifactDigest,
-          artifact: async (name) => {
-            const digest = artifactDigest(name);
-            try {
-              return await this.store.getBlob(digest);
-            } catch (err) {
-              if (err instanceof LamplighterError && err.code === ErrorCodes.NOT_FOUND) {
-                throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' (sha256 ${digest}) is missing from the store`, { cause: err });
-              }
-              throw err;
-            }
-          },
+          artifact: async (name) => blobs.get(artifactDigest(name)) ?? this.store.getBlob(artifactDigest(name)),
           log: (stream, text) => this.logs.write(spec.name, stream, text),
         });
         groups.set(
@@ -263,8 +336,11 @@ export class Platform {
     }
   }
 
-  /** Deploys a revision whose artifacts are already in the store; all or nothing. */
-  deploy(request: DeployRequest): Promise<Revision> {
+  /**
+   * Deploys a revision whose artifacts are already in the store; all or nothing. The same manifest
+   * and artifacts as the revision serving (and intact in the store) commit nothing: `unchanged`.
+   */
+  deploy(request: DeployRequest): Promise<DeployResult> {
     return this.serial(async () => {
       const manifest = parseManifest(request.manifest);
       this.checkConflicts(manifest);
@@ -272,6 +348,11 @@ export class Platform {
         if (fn.source && !request.artifacts[fn.source]) {
           throw new LamplighterError(ErrorCodes.MODULE_INVALID, `Cannot deploy function '${fn.name}': artifact '${fn.source}' was not uploaded with the deploy`);
         }
+      }
+      const serving = this.apps.get(manifest.name);
+      if (serving && !serving.restored && sameRevision(serving, request) && (await this.intact(request.artifacts))) {
+        this.logger.info({ app: manifest.name, revision: serving.revision.number }, 'deploy unchanged');
+        return { revision: serving.revision, unchanged: true };
       }
       const draft: Revision = { app: manifest.name, number: 0, createdAt: '', manifest: request.manifest, artifacts: request.artifacts, appDir: request.appDir };
       const built = await this.build(draft);
@@ -286,8 +367,14 @@ export class Platform {
       built.revision = revision;
       this.install(manifest.name, built);
       this.logger.info({ app: manifest.name, revision: revision.number }, 'deployed');
-      return revision;
+      return { revision, unchanged: false };
     });
+  }
+
+  /** Whether every artifact is in the store and intact (a damaged one is reported and moved aside). */
+  private async intact(artifacts: Record<string, string>): Promise<boolean> {
+    for (const digest of Object.values(artifacts)) if (!(await this.store.hasBlob(digest))) return false;
+    return true;
   }
 
   /** Checks a built app's routes against every other app's before anything is committed. */
@@ -305,6 +392,7 @@ export class Platform {
     // The table is built before anything changes, so a failure leaves the node as it was.
     const table = new RouteTable(this.routeEntries(name, app), describeTarget);
     this.apps.set(name, app);
+    this.#unserved.delete(name);
     this.gateway.setRoutes(table);
     // Requests already routed to the old revision finish there; then its instances go out.
     if (old) void stopGroups(old);
@@ -312,7 +400,7 @@ export class Platform {
   }
 
   /** Uploads an app directory's artifacts and deploys it (used by `lamplighter up`). */
-  async deployDir(dir: string): Promise<Revision> {
+  async deployDir(dir: string): Promise<DeployResult> {
     const { manifest, dir: appDir, text } = await loadManifest(dir);
     const artifacts: Record<string, string> = {};
     for (const fn of manifest.functions) {
@@ -331,25 +419,23 @@ export class Platform {
   /** Points an app back at an older revision (the one before the current by default). */
   rollback(name: string, to?: number): Promise<Revision> {
     return this.serial(async () => {
-      const current = this.apps.get(name);
-      if (!current) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app named '${name}'`);
-      const revisions = await this.store.revisions(name);
-      const target = to === undefined
-        ? revisions.filter((r) => r.number < current.revision.number).at(-1)
-        : revisions.find((r) => r.number === to);
-      if (!target) {
-        throw new LamplighterError(ErrorCodes.NOT_FOUND, to === undefined ? `App '${name}' has no revision before ${current.revision.number}` : `App '${name}' has no revision ${to}`);
+      const served = this.apps.get(name)?.revision.number ?? this.#unserved.get(name)?.current;
+      if (served === undefined && !this.#unserved.has(name)) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app named '${name}'`);
+      let target: Revision | undefined;
+      if (to !== undefined) target = await this.store.revision(name, to);
+      else {
+        target = (await this.store.revisions(name)).filter((r) => served === undefined || r.number < served).at(-1);
+        if (!target) throw new LamplighterError(ErrorCodes.NOT_FOUND, `App '${name}' has no intact revision before ${served ?? 'its current one'}`);
       }
       const built = await this.build(target);
       // The older revision must still fit beside the apps deployed since.
+      await this.admit(name, built);
       try {
-        this.checkConflicts(built.manifest);
+        await this.store.setCurrent(name, target.number);
       } catch (err) {
         await stopGroups(built);
         throw err;
       }
-      await this.checkRoutes(name, built);
-      await this.store.setCurrent(name, target.number);
       this.install(name, built);
       this.logger.info({ app: name, revision: target.number }, 'rolled back');
       return target;
@@ -360,8 +446,10 @@ export class Platform {
   remove(name: string): Promise<void> {
     return this.serial(async () => {
       const app = this.apps.get(name);
-      if (!app) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app named '${name}'`);
+      if (!app && !this.#unserved.has(name)) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app named '${name}'`);
       await this.store.removeApp(name);
+      this.#unserved.delete(name);
+      if (!app) return;
       this.apps.delete(name);
       this.swapRoutes();
       for (const fn of app.groups.keys()) this.logs.forget(fn);
@@ -389,12 +477,16 @@ export class Platform {
 
   /** Every app with its functions' state. */
   list(): AppStatus[] {
-    return [...this.apps.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, app]) => ({
+    const served: AppStatus[] = [...this.apps.entries()].map(([name, app]) => ({
       name,
       revision: app.revision.number,
       createdAt: app.revision.createdAt,
       functions: [...app.groups.values()].map((g) => this.status(app, g)),
+      ...(app.restored ? { restored: app.restored } : {}),
     }));
+    // An app none of whose revisions could be restored is listed too, with why, and no functions.
+    const unserved: AppStatus[] = [...this.#unserved.entries()].map(([name, note]) => ({ name, revision: note.current ?? 0, createdAt: '', functions: [], restored: note }));
+    return [...served, ...unserved].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** One function's state, or undefined. */
@@ -439,6 +531,17 @@ export class Platform {
     this.apps.clear();
     await this.pool.close();
   }
+}
+
+/** Whether a deploy request is the revision an app already serves: same manifest text, same artifacts. */
+function sameRevision(app: DeployedApp, request: DeployRequest): boolean {
+  const { revision } = app;
+  if (revision.manifest !== request.manifest) return false;
+  const names = Object.keys(request.artifacts);
+  if (names.length !== Object.keys(revision.artifacts).length || names.some((n) => revision.artifacts[n] !== request.artifacts[n])) return false;
+  // Process functions run from the app directory, so for them a deploy from elsewhere is a change.
+  const usesDir = app.manifest.functions.some((fn) => fn.runtime === 'process');
+  return !usesDir || path.resolve(revision.appDir ?? '') === path.resolve(request.appDir ?? '');
 }
 
 function describeTarget(target: GatewayTarget): string {

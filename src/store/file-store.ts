@@ -257,7 +257,7 @@ export class FileStore implements ArtifactStore {
     const revisions = await this.revisions(app);
     if (pointer.state === 'damaged') {
       this.#damaged('pointer', file, pointer.reason);
-      return { app, current: undefined, damage: `the current pointer ${file} ${pointer.reason}`, revisions };
+      return { app, current: undefined, damage: `${file} ${pointer.reason}`, revisions };
     }
     const current = pointer.value;
     if (revisions.some((r) => r.number === current)) return { app, current, damage: undefined, revisions };
@@ -266,7 +266,7 @@ export class FileStore implements ArtifactStore {
     if (read.state === 'missing') {
       const reason = `names revision ${current}, which does not exist`;
       this.#damaged('pointer', file, reason);
-      return { app, current, damage: `the current pointer ${file} ${reason}`, revisions };
+      return { app, current, damage: `${file} ${reason}`, revisions };
     }
     return { app, current, damage: `${this.#revisionPath(app, current)} ${read.reason}`, revisions };
   }
