@@ -168,13 +168,14 @@ describe('store restore', () => {
     assert.equal(node.platform.list()[0]?.restored, undefined);
   });
 
-  test('store restore — damage is detected at deploy: a damaged blob is reported and uploaded again, a damaged revision is reported', async () => {
+  test('store restore — damage is detected at deploy: a damaged blob is reported and uploaded again, a damaged revision or pointer is reported', async () => {
     const s = await seeded();
     const { node, lines } = await start(s.data);
     assert.equal((await get(`${node.url}/app`)).text, NEW_TEXT);
     const bytes = await readFile(s.blobFile(s.output));
     await writeFile(s.blobFile(s.output), bytes.subarray(0, 100));
     await writeFile(s.revisionFile(1), '');
+    await writeFile(s.pointer, '2x');
 
     // The CLI's upload step asks which blobs are missing: the damaged one is.
     const res = await fetch(`${node.adminUrl}/v1/blobs/missing`, {
@@ -192,6 +193,8 @@ describe('store restore', () => {
     assert.equal((await get(`${node.url}/app`)).text, NEW_TEXT);
     assert.equal(await damagedCount(node, 'revision'), 1, 'the deploy read every revision and found 1.json damaged');
     assert.ok(lines.some((l) => l.level >= ERROR && l.msg.includes(s.revisionFile(1))));
+    assert.equal(await damagedCount(node, 'pointer'), 1, 'and the pointer it replaced');
+    assert.ok(lines.some((l) => l.level >= ERROR && l.msg.includes(s.pointer)));
     assert.ok((await readdir(path.join(s.data, 'damaged'))).some((n) => n.startsWith(s.output)), 'the damaged blob is kept aside');
   });
 });

@@ -205,7 +205,8 @@ export class FileStore implements ArtifactStore {
     }
     // Numbered past every revision file, damaged ones included: a damaged file is kept, never overwritten.
     const numbers = await this.#revisionNumbers(app);
-    await this.revisions(app);
+    // Read what is there, so damage to the pointer or any revision is reported at deploy too.
+    await this.record(app);
     const number = (numbers.at(-1) ?? 0) + 1;
     const revision: Revision = { app, number, createdAt: new Date().toISOString(), manifest: input.manifest, artifacts: input.artifacts, ...(input.appDir ? { appDir: input.appDir } : {}) };
     // The revision first, then the pointer: `current` never names a revision that is not on disk.
