@@ -112,8 +112,8 @@ export class FileStore implements ArtifactStore {
     if (!code) return err;
     const cause = (err as Error).message;
     const error = code === 'ENOSPC' || code === 'EDQUOT'
-      ? new LamplighterError(ErrorCodes.STORAGE_FULL, `Cannot store ${what}: the disk holding the data directory ${this.dir} is full (${cause}); nothing was committed and the temporary file was removed. Free some space and try again`, { cause: err })
-      : new LamplighterError(ErrorCodes.INTERNAL, `Cannot store ${what}: writing ${file} failed (${cause}); nothing was committed and the temporary file was removed`, { cause: err });
+      ? new LamplighterError(ErrorCodes.STORAGE_FULL, `Cannot store ${what}: the disk holding the data directory ${this.dir} is full (${cause}); its temporary file was removed. Free some space and try again`, { cause: err })
+      : new LamplighterError(ErrorCodes.INTERNAL, `Cannot store ${what}: writing ${file} failed (${cause}); its temporary file was removed`, { cause: err });
     this.#events.writeFailed?.({ file, what, code, error });
     return error;
   }
