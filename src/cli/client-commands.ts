@@ -18,7 +18,7 @@ function withClientOptions(cmd: Command): Command {
 }
 
 /** Uploads what the node lacks of an app directory's artifacts and deploys it. */
-export async function deployDirectory(client: AdminClient, dir: string): Promise<{ app: string; revision: number }> {
+export async function deployDirectory(client: AdminClient, dir: string): Promise<{ app: string; revision: number; unchanged?: boolean }> {
   const { manifest, dir: appDir, text } = await loadManifest(dir);
   const artifacts: Record<string, string> = {};
   const bytesByDigest = new Map<string, Buffer>();
@@ -41,16 +41,18 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-/** Formats `ls` output. */
+/** Formats `ls` output: a row per function, then a line per app restored from another revision than its current one. */
 export function formatApps(apps: AppStatus[]): string {
   if (apps.length === 0) return 'No apps deployed.';
   const rows = [['APP', 'REV', 'FUNCTION', 'RUNTIME', 'INSTANCES', 'PENDING', 'STATUS', 'ROUTES']];
+  const notes: string[] = [];
   for (const app of apps) {
     for (const fn of app.functions) {
       rows.push([app.name, String(app.revision), fn.name, fn.runtime, String(fn.instances), String(fn.pending), fn.status === 'failing' ? `failing: ${fn.lastFailure ?? ''}` : fn.status, fn.routes.join(' ')]);
     }
+    if (app.restored) notes.push(`App '${app.name}' ${app.restored.message}`);
   }
-  return table(rows);
+  return [table(rows), ...(notes.length ? ['', ...notes] : [])].join('\n');
 }
 
 /** Registers deploy, ls, rm, rollback and logs on `program`. */
@@ -59,7 +61,7 @@ export function registerClientCommands(program: Command, io: CommandIo): void {
     .action(async (dir: string, opts: ClientOptions) => {
       const client = await AdminClient.from(opts);
       const result = await deployDirectory(client, dir);
-      io.out(`Deployed app '${result.app}' revision ${result.revision}`);
+      io.out(result.unchanged ? `Unchanged: app '${result.app}' revision ${result.revision} already serves this` : `Deployed app '${result.app}' revision ${result.revision}`);
     });
 
   withClientOptions(program.command('ls').description('list deployed apps and their functions'))

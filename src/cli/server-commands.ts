@@ -79,7 +79,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       const dataDir = flags.data ?? (await mkdtemp(path.join(tmpdir(), 'lamplighter-up-')));
       const platform = await startNode(flags, dataDir, process.env.LAMPLIGHTER_LOG ?? 'warn');
       try {
-        const revision = await platform.deployDir(dir);
+        const { revision } = await platform.deployDir(dir);
         io.out(`Serving app '${revision.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${flags.host}:${platform.adminPort})`);
         describeRoutes(platform, flags.host, io);
       } catch (err) {

@@ -120,8 +120,8 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
   if (resource === 'apps' && !name && method === 'GET') return sendJson(res, 200, { apps: platform.list() });
   if (resource === 'apps' && !name && method === 'POST') {
     const body = await readJson(req, deploySchema);
-    const revision = await platform.deploy(body);
-    return sendJson(res, 201, { app: revision.app, revision: revision.number, createdAt: revision.createdAt });
+    const { revision, unchanged } = await platform.deploy(body);
+    return sendJson(res, unchanged ? 200 : 201, { app: revision.app, revision: revision.number, createdAt: revision.createdAt, unchanged });
   }
   if (resource === 'apps' && name && !action && method === 'DELETE') {
     await platform.remove(name);

@@ -1,6 +1,9 @@
 // Control plane: the node (Platform) and its admin API.
 export { Platform } from './platform.js';
-export type { PlatformOptions, DeployRequest, AppStatus, FunctionStatus } from './platform.js';
+export type { PlatformOptions } from './platform.js';
+export type { DeployRequest, DeployResult } from './deployments.js';
+export type { AppStatus, FunctionStatus } from './app-status.js';
+export type { RestoreNote } from './restore-plan.js';
 export { startAdminApi, MAX_BLOB_BYTES } from './admin-api.js';
 export { buildFactory } from './runtimes.js';
 export type { RuntimeContext } from './runtimes.js';

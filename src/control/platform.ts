@@ -1,20 +1,19 @@
-// A Lamplighter node: store, sandbox pool, gateway, scaler loop, and the deploy/rollback/remove operations.
+// A Lamplighter node's lifecycle: store, sandbox pool, gateway, admin API and scaler loop, started and closed together.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PlatformDefaults } from '../config/index.js';
-import { FunctionGroup } from '../dispatch/index.js';
-import { ErrorCodes, LamplighterError } from '../errors/index.js';
-import { Gateway, RouteTable, type GatewayTarget, type RouteEntry } from '../gateway/index.js';
-import { loadManifest, parseManifest, type AppManifest, type FunctionSpec } from '../manifest/index.js';
+import type { FunctionGroup } from '../dispatch/index.js';
+import { Gateway } from '../gateway/index.js';
 import { createLogger, FunctionLogs, Metrics, type Logger } from '../observability/index.js';
 import { SandboxPool } from '../runtime/wasm/index.js';
-import { FileStore, writeFileAtomic, type ArtifactStore, type Revision } from '../store/index.js';
+import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type Revision, type StoreFs, type WriteFailure } from '../store/index.js';
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
 import { decideScale } from '../scaler/index.js';
 import { startAdminApi } from './admin-api.js';
-import { buildFactory } from './runtimes.js';
+import { appStatuses, functionStatus, type AppStatus, type FunctionStatus } from './app-status.js';
+import { Deployments, type DeployRequest, type DeployResult } from './deployments.js';
 
 /** Options for {@link Platform.start}. */
 export interface PlatformOptions {
@@ -36,45 +35,10 @@ export interface PlatformOptions {
   logLevel?: string;
   /** Export Node process metrics. @default true */
   processMetrics?: boolean;
-}
-
-/** What a deploy sends: the manifest text and the digests of the artifacts it names. */
-export interface DeployRequest {
-  manifest: string;
-  /** Artifact path as named in the manifest → sha256 digest (already uploaded). */
-  artifacts: Record<string, string>;
-  /** Directory the app was deployed from (process functions run there). */
-  appDir?: string;
-}
-
-/** A function as `ls` shows it. */
-export interface FunctionStatus {
-  name: string;
-  app: string;
-  runtime: string;
-  routes: string[];
-  instances: number;
-  ready: number;
-  pending: number;
-  inFlight: number;
-  status: 'lit' | 'idle' | 'failing';
-  lastFailure: string | undefined;
-  scale: FunctionSpec['scale'];
-  limits: FunctionSpec['limits'];
-}
-
-/** An app as `ls` shows it. */
-export interface AppStatus {
-  name: string;
-  revision: number;
-  createdAt: string;
-  functions: FunctionStatus[];
-}
-
-interface DeployedApp {
-  manifest: AppManifest;
-  revision: Revision;
-  groups: Map<string, FunctionGroup>;
+  /** The node's JSON log. @default a pino logger to stderr at `logLevel` */
+  logger?: Logger;
+  /** The file system the store writes through; tests inject faults here. @default node:fs */
+  storeFs?: StoreFs;
 }
 
 /** One node: serves deployed apps through its gateway and keeps them scaled. */
@@ -84,9 +48,8 @@ export class Platform {
   readonly logger: Logger;
   readonly gateway: Gateway;
   readonly pool: SandboxPool;
-  private readonly apps = new Map<string, DeployedApp>();
+  readonly #deployments: Deployments;
   private scaleTimer: NodeJS.Timeout | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
   /** Port the gateway listens on. */
   port = 0;
   /** Port the admin API listens on (0 when disabled). */
@@ -100,20 +63,29 @@ export class Platform {
     readonly token: string,
     options: PlatformOptions,
   ) {
-    this.logger = createLogger({ level: options.logLevel });
+    this.logger = options.logger ?? createLogger({ level: options.logLevel });
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
     this.metrics.setSource({ functions: () => this.functionFigures() });
     this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger });
     this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline });
+    this.#deployments = new Deployments({ store, pool: this.pool, gateway: this.gateway, logs: this.logs, logger: this.logger, metrics: this.metrics });
   }
 
   /** Opens the data directory, restores every app's current revision and starts serving. */
   static async start(options: PlatformOptions): Promise<Platform> {
-    const store = await FileStore.open(options.dataDir);
+    // The store reports what it finds to the node, which exists once the store is open.
+    let platform: Platform | undefined;
+    const store = await FileStore.open(options.dataDir, {
+      fs: options.storeFs,
+      events: {
+        damaged: (report) => platform?.storeDamaged(report),
+        writeFailed: (failure) => platform?.storeWriteFailed(failure),
+      },
+    });
     const token = await loadOrCreateToken(options.dataDir);
-    const platform = new Platform(store, token, options);
+    platform = new Platform(store, token, options);
     try {
-      await platform.restore();
+      await platform.#deployments.restore();
       const host = options.host ?? PlatformDefaults.host;
       platform.port = await platform.gateway.listen(options.port ?? PlatformDefaults.port, host);
       if (options.adminPort !== null) {
@@ -131,31 +103,20 @@ export class Platform {
     return platform;
   }
 
-  private async restore(): Promise<void> {
-    for (const name of await this.store.apps()) {
-      const revision = await this.store.current(name);
-      if (!revision) continue;
-      try {
-        const app = await this.build(revision);
-        this.apps.set(name, app);
-        this.logger.info({ app: name, revision: revision.number }, 'restored app');
-      } catch (err) {
-        this.logger.error({ app: name, revision: revision.number, err: (err as Error).message }, 'could not restore app');
-      }
-    }
-    this.swapRoutes();
+  /** Logs and counts a damaged file the store found. */
+  private storeDamaged(report: DamageReport): void {
+    this.metrics.storeDamagedFiles.inc({ kind: report.kind });
+    this.logger.error({ kind: report.kind, file: report.file, reason: report.reason, movedTo: report.movedTo }, `damaged ${report.kind} in the store: ${report.file} ${report.reason}`);
   }
 
-  /** Runs deploy-type operations one at a time, so two deploys never interleave. */
-  private serial<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(work, work);
-    this.queue = next.catch(() => undefined);
-    return next;
+  /** Logs a write the store could not make (a full disk, an I/O error). */
+  private storeWriteFailed(failure: WriteFailure): void {
+    this.logger.error({ file: failure.file, code: failure.code, errorCode: failure.error.code }, failure.error.message);
   }
 
   /** Scales every function once (the scaler loop calls this every interval). */
   reconcile(): void {
-    for (const app of this.apps.values()) {
+    for (const app of this.#deployments.apps.values()) {
       for (const group of app.groups.values()) {
         const { active } = group.reconcile();
         const name = group.spec.name;
@@ -188,243 +149,58 @@ export class Platform {
     return startKedaServer(this.demandSource(), { port, host });
   }
 
-  /** Builds the groups of one revision without touching what is being served. */
-  private async build(revision: Revision): Promise<DeployedApp> {
-    const manifest = parseManifest(revision.manifest, `app '${revision.app}' revision ${revision.number}`);
-    const groups = new Map<string, FunctionGroup>();
-    const artifactDigest = (name: string): string => {
-      const digest = revision.artifacts[name];
-      if (!digest) throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' was not uploaded with the deploy`);
-      return digest;
-    };
-    try {
-      for (const spec of manifest.functions) {
-        const factory = await buildFactory(spec, {
-          pool: this.pool,
-          store: this.store,
-          appDir: revision.appDir,
-          artifactDigest,
-          artifact: async (name) => {
-            const digest = artifactDigest(name);
-            try {
-              return await this.store.getBlob(digest);
-            } catch (err) {
-              if (err instanceof LamplighterError && err.code === ErrorCodes.NOT_FOUND) {
-                throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' (sha256 ${digest}) is missing from the store`, { cause: err });
-              }
-              throw err;
-            }
-          },
-          log: (stream, text) => this.logs.write(spec.name, stream, text),
-        });
-        groups.set(
-          spec.name,
-          new FunctionGroup(spec, factory, {
-            metrics: this.metrics,
-            log: (text) => {
-              this.logs.write(spec.name, 'platform', text);
-              this.logger.warn({ function: spec.name }, text);
-            },
-          }),
-        );
-      }
-    } catch (err) {
-      await Promise.all([...groups.values()].map((g) => g.stop()));
-      throw err;
-    }
-    return { manifest, revision, groups };
-  }
-
-  private routeEntries(except?: string, extra?: DeployedApp): Array<RouteEntry<GatewayTarget>> {
-    const entries: Array<RouteEntry<GatewayTarget>> = [];
-    const add = (app: DeployedApp): void => {
-      for (const group of app.groups.values()) {
-        for (const pattern of group.spec.routes) entries.push({ pattern, hosts: group.spec.hosts, target: group });
-      }
-    };
-    for (const [name, app] of this.apps) if (name !== except) add(app);
-    if (extra) add(extra);
-    return entries;
-  }
-
-  private swapRoutes(): void {
-    this.gateway.setRoutes(new RouteTable(this.routeEntries(), describeTarget));
-  }
-
-  /** Checks that a manifest can join the others: unique function names and routes. */
-  private checkConflicts(manifest: AppManifest): void {
-    for (const [name, app] of this.apps) {
-      if (name === manifest.name) continue;
-      for (const fn of manifest.functions) {
-        if (app.groups.has(fn.name)) {
-          throw new LamplighterError(ErrorCodes.DEPLOY_CONFLICT, `Cannot deploy app '${manifest.name}': function '${fn.name}' is already deployed by app '${name}'`);
-        }
-      }
-    }
-  }
-
-  /** Deploys a revision whose artifacts are already in the store; all or nothing. */
-  deploy(request: DeployRequest): Promise<Revision> {
-    return this.serial(async () => {
-      const manifest = parseManifest(request.manifest);
-      this.checkConflicts(manifest);
-      for (const fn of manifest.functions) {
-        if (fn.source && !request.artifacts[fn.source]) {
-          throw new LamplighterError(ErrorCodes.MODULE_INVALID, `Cannot deploy function '${fn.name}': artifact '${fn.source}' was not uploaded with the deploy`);
-        }
-      }
-      const draft: Revision = { app: manifest.name, number: 0, createdAt: '', manifest: request.manifest, artifacts: request.artifacts, appDir: request.appDir };
-      const built = await this.build(draft);
-      await this.checkRoutes(manifest.name, built);
-      let revision: Revision;
-      try {
-        revision = await this.store.commit(manifest.name, { manifest: request.manifest, artifacts: request.artifacts, appDir: request.appDir });
-      } catch (err) {
-        await stopGroups(built);
-        throw err;
-      }
-      built.revision = revision;
-      this.install(manifest.name, built);
-      this.logger.info({ app: manifest.name, revision: revision.number }, 'deployed');
-      return revision;
-    });
-  }
-
-  /** Checks a built app's routes against every other app's before anything is committed. */
-  private async checkRoutes(name: string, built: DeployedApp): Promise<void> {
-    try {
-      new RouteTable(this.routeEntries(name, built), describeTarget);
-    } catch (err) {
-      await stopGroups(built);
-      throw new LamplighterError(ErrorCodes.DEPLOY_CONFLICT, `Cannot deploy app '${name}': ${(err as Error).message}`);
-    }
-  }
-
-  private install(name: string, app: DeployedApp): void {
-    const old = this.apps.get(name);
-    // The table is built before anything changes, so a failure leaves the node as it was.
-    const table = new RouteTable(this.routeEntries(name, app), describeTarget);
-    this.apps.set(name, app);
-    this.gateway.setRoutes(table);
-    // Requests already routed to the old revision finish there; then its instances go out.
-    if (old) void stopGroups(old);
-    if (old) for (const fn of old.groups.keys()) if (!app.groups.has(fn)) this.logs.forget(fn);
+  /**
+   * Deploys a revision whose artifacts are already in the store; all or nothing. The same manifest
+   * and artifacts as the revision serving (and intact in the store) commit nothing: `unchanged`.
+   */
+  deploy(request: DeployRequest): Promise<DeployResult> {
+    return this.#deployments.deploy(request);
   }
 
   /** Uploads an app directory's artifacts and deploys it (used by `lamplighter up`). */
-  async deployDir(dir: string): Promise<Revision> {
-    const { manifest, dir: appDir, text } = await loadManifest(dir);
-    const artifacts: Record<string, string> = {};
-    for (const fn of manifest.functions) {
-      if (!fn.source || artifacts[fn.source]) continue;
-      let bytes: Buffer;
-      try {
-        bytes = await readFile(path.resolve(appDir, fn.source));
-      } catch (err) {
-        throw new LamplighterError(ErrorCodes.MODULE_INVALID, `Cannot deploy function '${fn.name}': cannot read ${fn.source}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-      }
-      artifacts[fn.source] = await this.store.putBlob(bytes);
-    }
-    return this.deploy({ manifest: text, artifacts, appDir });
+  deployDir(dir: string): Promise<DeployResult> {
+    return this.#deployments.deployDir(dir);
   }
 
   /** Points an app back at an older revision (the one before the current by default). */
   rollback(name: string, to?: number): Promise<Revision> {
-    return this.serial(async () => {
-      const current = this.apps.get(name);
-      if (!current) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app named '${name}'`);
-      const revisions = await this.store.revisions(name);
-      const target = to === undefined
-        ? revisions.filter((r) => r.number < current.revision.number).at(-1)
-        : revisions.find((r) => r.number === to);
-      if (!target) {
-        throw new LamplighterError(ErrorCodes.NOT_FOUND, to === undefined ? `App '${name}' has no revision before ${current.revision.number}` : `App '${name}' has no revision ${to}`);
-      }
-      const built = await this.build(target);
-      // The older revision must still fit beside the apps deployed since.
-      try {
-        this.checkConflicts(built.manifest);
-      } catch (err) {
-        await stopGroups(built);
-        throw err;
-      }
-      await this.checkRoutes(name, built);
-      await this.store.setCurrent(name, target.number);
-      this.install(name, built);
-      this.logger.info({ app: name, revision: target.number }, 'rolled back');
-      return target;
-    });
+    return this.#deployments.rollback(name, to);
   }
 
   /** Removes an app: its routes go at once, its instances after in-flight requests. */
   remove(name: string): Promise<void> {
-    return this.serial(async () => {
-      const app = this.apps.get(name);
-      if (!app) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app named '${name}'`);
-      await this.store.removeApp(name);
-      this.apps.delete(name);
-      this.swapRoutes();
-      for (const fn of app.groups.keys()) this.logs.forget(fn);
-      await stopGroups(app);
-    });
+    return this.#deployments.remove(name);
   }
 
-  private status(app: DeployedApp, group: FunctionGroup): FunctionStatus {
-    const instances = group.instanceCount;
-    return {
-      name: group.spec.name,
-      app: app.manifest.name,
-      runtime: group.spec.runtime,
-      routes: group.spec.routes,
-      instances,
-      ready: group.readyCount,
-      pending: group.pendingCount,
-      inFlight: group.inFlightCount,
-      status: group.lastFailure !== undefined && group.readyCount === 0 ? 'failing' : instances > 0 ? 'lit' : 'idle',
-      lastFailure: group.lastFailure,
-      scale: group.spec.scale,
-      limits: group.spec.limits,
-    };
-  }
-
-  /** Every app with its functions' state. */
+  /** Every app with its functions' state; apps restored from another revision, or not at all, say why. */
   list(): AppStatus[] {
-    return [...this.apps.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, app]) => ({
-      name,
-      revision: app.revision.number,
-      createdAt: app.revision.createdAt,
-      functions: [...app.groups.values()].map((g) => this.status(app, g)),
-    }));
+    return appStatuses(this.#deployments.apps, this.#deployments.unserved);
   }
 
   /** One function's state, or undefined. */
   functionStatus(name: string): FunctionStatus | undefined {
-    for (const app of this.apps.values()) {
+    for (const app of this.#deployments.apps.values()) {
       const group = app.groups.get(name);
-      if (group) return this.status(app, group);
+      if (group) return functionStatus(app, group);
     }
     return undefined;
   }
 
   /** The group serving a function, for tests and the KEDA server. */
   group(name: string): FunctionGroup | undefined {
-    for (const app of this.apps.values()) {
-      const group = app.groups.get(name);
-      if (group) return group;
-    }
-    return undefined;
+    return this.#deployments.group(name);
   }
 
   /** Function names of an app, or [name] when `name` is a function. */
   functionsOf(name: string): string[] | undefined {
-    const app = this.apps.get(name);
+    const app = this.#deployments.apps.get(name);
     if (app) return [...app.groups.keys()];
     return this.group(name) ? [name] : undefined;
   }
 
   private functionFigures(): Array<{ name: string; instances: number; pending: number; inFlight: number }> {
     const out = [];
-    for (const app of this.apps.values()) {
+    for (const app of this.#deployments.apps.values()) {
       for (const g of app.groups.values()) out.push({ name: g.spec.name, instances: g.instanceCount, pending: g.pendingCount, inFlight: g.inFlightCount });
     }
     return out;
@@ -435,18 +211,9 @@ export class Platform {
     if (this.scaleTimer) clearInterval(this.scaleTimer);
     await this.admin?.close();
     await this.gateway.close();
-    await Promise.all([...this.apps.values()].map(stopGroups));
-    this.apps.clear();
+    await this.#deployments.close();
     await this.pool.close();
   }
-}
-
-function describeTarget(target: GatewayTarget): string {
-  return `function '${target.spec.name}'`;
-}
-
-async function stopGroups(app: DeployedApp): Promise<void> {
-  await Promise.all([...app.groups.values()].map((g) => g.stop()));
 }
 
 /** Reads the admin token from the data directory, creating it on first start. */

@@ -1,39 +1,30 @@
-// Crash-safe file writes: temp file, fsync, rename, fsync the directory.
+// Crash-safe file writes: temp file, fsync, rename, fsync the directory; the temp file removed on failure.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { nodeStoreFs, type StoreFs } from './store-fs.js';
 
 /** Prefix of temp files; anything with it found at start is a crash leftover. */
 export const TEMP_PREFIX = '.tmp-';
 
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes `data` to `file` so that readers see the old contents or the new, never a part. */
-export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
+/**
+ * Writes `data` to `file` so that readers see the old contents or the new, never a part.
+ * When a step fails (a full disk, an I/O error) the temp file is removed before the error is
+ * rethrown, so a failed write leaves nothing behind; only a crash leaves a temp file, which
+ * {@link removeTempLeftovers} clears at the next start.
+ */
+export async function writeFileAtomic(file: string, data: Uint8Array | string, fs: StoreFs = nodeStoreFs): Promise<void> {
   const dir = path.dirname(file);
-  await mkdir(dir, { recursive: true });
+  await fs.mkdir(dir);
   const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
-  const handle = await open(temp, 'w', 0o600);
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, file);
+    await fs.writeFile(temp, data);
+    await fs.rename(temp, file);
   } catch (err) {
-    await rm(temp, { force: true });
+    await fs.remove(temp).catch(() => undefined);
     throw err;
   }
-  await fsyncDir(dir);
+  await fs.syncDir(dir);
 }
 
 /** Removes temp files a crash left behind under `dir` (recursively). */

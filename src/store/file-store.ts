@@ -3,48 +3,19 @@
 // Layout:  blobs/sha256/<2 hex>/<64 hex>         artifact bytes
 //          apps/<app>/revisions/<n>.json          one immutable revision each
 //          apps/<app>/current                     the revision number being served
+//          damaged/                               blobs found not to match their digest, moved aside
 // A deploy writes its blobs, then its revision file, then flips `current`; each step is an atomic
-// rename, so a crash at any point leaves the previous revision current and complete.
+// rename, so a crash at any point leaves the previous revision current and complete. Everything
+// read is verified (blob digests, the revision schema, the pointer); damage is reported, never skipped.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { removeTempLeftovers, TEMP_PREFIX, writeFileAtomic } from './atomic-file.js';
-
-/** One committed revision of an app. */
-export interface Revision {
-  app: string;
-  number: number;
-  /** ISO time of the commit. */
-  createdAt: string;
-  /** The manifest text as deployed. */
-  manifest: string;
-  /** Artifact path (as named in the manifest) → sha256 digest. */
-  artifacts: Record<string, string>;
-  /** Directory the app was deployed from; process functions run there. */
-  appDir?: string;
-}
-
-/** What a deploy commits; the store assigns the number and time. */
-export type RevisionInput = Pick<Revision, 'manifest' | 'artifacts' | 'appDir'>;
-
-/** Blobs and revisions, embedded or clustered. */
-export interface ArtifactStore {
-  hasBlob(digest: string): Promise<boolean>;
-  /** Stores bytes; when `digest` is given it must match. Resolves with the digest. */
-  putBlob(bytes: Uint8Array, digest?: string): Promise<string>;
-  getBlob(digest: string): Promise<Buffer>;
-  commit(app: string, input: RevisionInput): Promise<Revision>;
-  current(app: string): Promise<Revision | undefined>;
-  revisions(app: string): Promise<Revision[]>;
-  setCurrent(app: string, number: number): Promise<Revision>;
-  removeApp(app: string): Promise<void>;
-  apps(): Promise<string[]>;
-  /** Bytes cached under a derived key (e.g. a transpiled component), or undefined. */
-  cacheGet(key: string): Promise<Buffer | undefined>;
-  /** Caches bytes under a derived key: stored as a blob, the key pointing at its digest. */
-  cachePut(key: string, bytes: Uint8Array): Promise<void>;
-}
+import { readPointer, readRevisionFile, type FileRead } from './revision-file.js';
+import { nodeStoreFs, type StoreFs } from './store-fs.js';
+import type { AppRecord, ArtifactStore, DamageKind, DamageReport, Revision, RevisionInput, StoreEvents } from './artifact-store.js';
 
 /** sha256 hex digest of bytes. */
 export function digestOf(bytes: Uint8Array): string {
@@ -57,16 +28,46 @@ function notFound(message: string): LamplighterError {
   return new LamplighterError(ErrorCodes.NOT_FOUND, message);
 }
 
+function errnoOf(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+}
+
+/** A file's identity for the verified-blob memo: any write through the file system changes it. */
+function identityOf(s: BigIntStats): string {
+  return `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
+
+/** Options for {@link FileStore.open}. */
+export interface FileStoreOptions {
+  /** The file system the store writes through (tests inject faults here). @default nodeStoreFs */
+  fs?: StoreFs;
+  /** Who hears about damaged files and failed writes. @default {} (nobody) */
+  events?: StoreEvents;
+}
+
 /** {@link ArtifactStore} on the local file system. */
 export class FileStore implements ArtifactStore {
-  private constructor(readonly dir: string) {}
+  readonly dir: string;
+  readonly #fs: StoreFs;
+  readonly #events: StoreEvents;
+  /** Damaged files already reported, with the reason: each is reported once until it is rewritten. */
+  readonly #reported = new Map<string, string>();
+  /** Blobs hashed since the store opened, by digest → the file's identity then; unchanged ones are not hashed again. */
+  readonly #verified = new Map<string, string>();
+
+  private constructor(dir: string, options: FileStoreOptions) {
+    this.dir = dir;
+    this.#fs = options.fs ?? nodeStoreFs;
+    this.#events = options.events ?? {};
+  }
 
   /** Opens (creating) a store under `dir`, clearing crash leftovers. */
-  static async open(dir: string): Promise<FileStore> {
+  static async open(dir: string, options: FileStoreOptions = {}): Promise<FileStore> {
     await mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
     await mkdir(path.join(dir, 'apps'), { recursive: true });
     await removeTempLeftovers(dir);
-    return new FileStore(path.resolve(dir));
+    return new FileStore(path.resolve(dir), options);
   }
 
   private blobPath(digest: string): string {
@@ -79,12 +80,107 @@ export class FileStore implements ArtifactStore {
     return path.join(this.dir, 'apps', app);
   }
 
-  async hasBlob(digest: string): Promise<boolean> {
+  #revisionPath(app: string, number: number): string {
+    return path.join(this.appDir(app), 'revisions', `${number}.json`);
+  }
+
+  #pointerPath(app: string): string {
+    return path.join(this.appDir(app), 'current');
+  }
+
+  /** Reports a damaged file once (until it is rewritten). */
+  #damaged(kind: DamageKind, file: string, reason: string, movedTo?: string): void {
+    if (this.#reported.get(file) === reason) return;
+    this.#reported.set(file, reason);
+    const report: DamageReport = { kind, file, reason, ...(movedTo ? { movedTo } : {}) };
+    this.#events.damaged?.(report);
+  }
+
+  /** Writes one file atomically; a failure becomes a clear error, is reported, and leaves no temp file. */
+  async #write(file: string, data: Uint8Array | string, what: string): Promise<void> {
     try {
-      await stat(this.blobPath(digest));
-      return true;
+      await writeFileAtomic(file, data, this.#fs);
+    } catch (err) {
+      throw this.#writeError(err, file, what);
+    }
+    this.#reported.delete(file);
+  }
+
+  #writeError(err: unknown, file: string, what: string): unknown {
+    const code = errnoOf(err);
+    // Anything but a system error (a bug, or a test's simulated crash) goes up as it is.
+    if (!code) return err;
+    const cause = (err as Error).message;
+    const error = code === 'ENOSPC' || code === 'EDQUOT'
+      ? new LamplighterError(ErrorCodes.STORAGE_FULL, `Cannot store ${what}: the disk holding the data directory ${this.dir} is full (${cause}); its temporary file was removed. Free some space and try again`, { cause: err })
+      : new LamplighterError(ErrorCodes.INTERNAL, `Cannot store ${what}: writing ${file} failed (${cause}); its temporary file was removed`, { cause: err });
+    this.#events.writeFailed?.({ file, what, code, error });
+    return error;
+  }
+
+  /**
+   * Reads a blob and checks its digest. Missing: undefined. Damaged: moved aside under `damaged/`
+   * (so the next upload of the same digest replaces it), reported, and thrown as LL_STORE_DAMAGED.
+   */
+  async #readBlob(digest: string): Promise<Buffer | undefined> {
+    const file = this.blobPath(digest);
+    let bytes: Buffer;
+    let identity: string;
+    try {
+      // One open file for both, so the bytes hashed are the bytes of the file identified.
+      const handle = await open(file, 'r');
+      try {
+        identity = identityOf(await handle.stat({ bigint: true }));
+        bytes = await handle.readFile();
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return undefined;
+      return this.#blobDamaged(digest, file, `cannot be read (${(err as Error).message})`);
+    }
+    if (this.#verified.get(digest) === identity) return bytes;
+    const actual = digestOf(bytes);
+    if (actual === digest) {
+      this.#verified.set(digest, identity);
+      return bytes;
+    }
+    return this.#blobDamaged(digest, file, `holds ${bytes.length} bytes whose sha256 is ${actual}, not the ${digest} it is named after`);
+  }
+
+  async #identity(file: string): Promise<string> {
+    return identityOf(await stat(file, { bigint: true }));
+  }
+
+  async #blobDamaged(digest: string, file: string, reason: string): Promise<never> {
+    this.#verified.delete(digest);
+    const aside = path.join(this.dir, 'damaged', `${digest}.${Date.now()}`);
+    let movedTo: string | undefined;
+    try {
+      await this.#fs.mkdir(path.dirname(aside));
+      await this.#fs.rename(file, aside);
+      movedTo = aside;
     } catch {
-      return false;
+      // Left in place: still reported, and still refused on every read.
+    }
+    this.#damaged('blob', file, reason, movedTo);
+    throw new LamplighterError(
+      ErrorCodes.STORE_DAMAGED,
+      `The artifact with sha256 ${digest} is damaged in the store: ${file} ${reason}${movedTo ? `; it was moved to ${movedTo}` : ''}. Deploy the app again to upload it`,
+    );
+  }
+
+  /** Whether the blob is stored intact (a damaged one is reported, moved aside, and counts as absent). */
+  async hasBlob(digest: string): Promise<boolean> {
+    const file = this.blobPath(digest);
+    // Already hashed and untouched since: no need to read it again.
+    const known = this.#verified.get(digest);
+    if (known !== undefined && known === (await this.#identity(file).catch(() => undefined))) return true;
+    try {
+      return (await this.#readBlob(digest)) !== undefined;
+    } catch (err) {
+      if (err instanceof LamplighterError && err.code === ErrorCodes.STORE_DAMAGED) return false;
+      throw err;
     }
   }
 
@@ -93,69 +189,107 @@ export class FileStore implements ArtifactStore {
     if (digest !== undefined && digest !== actual) {
       throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Blob digest mismatch: expected ${digest}, got ${actual}`);
     }
-    if (!(await this.hasBlob(actual))) await writeFileAtomic(this.blobPath(actual), bytes);
+    if (!(await this.hasBlob(actual))) await this.#write(this.blobPath(actual), bytes, `artifact sha256 ${actual}`);
     return actual;
   }
 
   async getBlob(digest: string): Promise<Buffer> {
-    try {
-      return await readFile(this.blobPath(digest));
-    } catch {
-      throw notFound(`No artifact with digest ${digest}`);
-    }
+    const bytes = await this.#readBlob(digest);
+    if (!bytes) throw notFound(`No artifact with digest ${digest}`);
+    return bytes;
   }
 
   async commit(app: string, input: RevisionInput): Promise<Revision> {
     for (const [name, digest] of Object.entries(input.artifacts)) {
-      if (!(await this.hasBlob(digest))) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Artifact '${name}' (${digest}) has not been uploaded`);
+      if (!(await this.#exists(this.blobPath(digest)))) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Artifact '${name}' (${digest}) has not been uploaded`);
     }
-    const existing = await this.revisions(app);
-    const number = existing.reduce((max, r) => Math.max(max, r.number), 0) + 1;
+    // Numbered past every revision file, damaged ones included: a damaged file is kept, never overwritten.
+    const numbers = await this.#revisionNumbers(app);
+    // Read what is there, so damage to the pointer or any revision is reported at deploy too.
+    await this.record(app);
+    const number = (numbers.at(-1) ?? 0) + 1;
     const revision: Revision = { app, number, createdAt: new Date().toISOString(), manifest: input.manifest, artifacts: input.artifacts, ...(input.appDir ? { appDir: input.appDir } : {}) };
-    const dir = this.appDir(app);
-    await writeFileAtomic(path.join(dir, 'revisions', `${number}.json`), JSON.stringify(revision, null, 2));
-    await writeFileAtomic(path.join(dir, 'current'), String(number));
+    // The revision first, then the pointer: `current` never names a revision that is not on disk.
+    await this.#write(this.#revisionPath(app, number), JSON.stringify(revision, null, 2), `revision ${number} of app '${app}'`);
+    await this.#write(this.#pointerPath(app), String(number), `the current pointer of app '${app}'`);
     return revision;
   }
 
-  private async readRevision(app: string, number: number): Promise<Revision | undefined> {
+  async #exists(file: string): Promise<boolean> {
     try {
-      return JSON.parse(await readFile(path.join(this.appDir(app), 'revisions', `${number}.json`), 'utf8')) as Revision;
+      await stat(file);
+      return true;
     } catch {
-      return undefined;
+      return false;
     }
   }
 
-  async current(app: string): Promise<Revision | undefined> {
-    let text: string;
-    try {
-      text = await readFile(path.join(this.appDir(app), 'current'), 'utf8');
-    } catch {
-      return undefined;
-    }
-    return this.readRevision(app, Number(text.trim()));
-  }
-
-  async revisions(app: string): Promise<Revision[]> {
+  /** Numbers of every revision file of an app (intact or not), ascending. */
+  async #revisionNumbers(app: string): Promise<number[]> {
     let names: string[];
     try {
       names = await readdir(path.join(this.appDir(app), 'revisions'));
     } catch {
       return [];
     }
-    const numbers = names.filter((n) => /^\d+\.json$/.test(n)).map((n) => Number(n.slice(0, -5))).sort((a, b) => a - b);
+    return names.filter((n) => /^\d+\.json$/.test(n)).map((n) => Number(n.slice(0, -5))).sort((a, b) => a - b);
+  }
+
+  /** Reads one revision file; damage is reported. */
+  async #readRevision(app: string, number: number): Promise<FileRead<Revision>> {
+    const file = this.#revisionPath(app, number);
+    const read = await readRevisionFile(file, app, number);
+    if (read.state === 'damaged') this.#damaged('revision', file, read.reason);
+    return read;
+  }
+
+  async revision(app: string, number: number): Promise<Revision> {
+    const read = await this.#readRevision(app, number);
+    if (read.state === 'ok') return read.value;
+    if (read.state === 'missing') throw notFound(`App '${app}' has no revision ${number}`);
+    throw new LamplighterError(ErrorCodes.STORE_DAMAGED, `Revision ${number} of app '${app}' is damaged: ${this.#revisionPath(app, number)} ${read.reason}`);
+  }
+
+  async record(app: string): Promise<AppRecord | undefined> {
+    const file = this.#pointerPath(app);
+    const pointer = await readPointer(file);
+    // No pointer: nothing was ever committed (a first deploy stopped before its last step).
+    if (pointer.state === 'missing') return undefined;
+    const revisions = await this.revisions(app);
+    if (pointer.state === 'damaged') {
+      this.#damaged('pointer', file, pointer.reason);
+      return { app, current: undefined, damage: `${file} ${pointer.reason}`, revisions };
+    }
+    const current = pointer.value;
+    if (revisions.some((r) => r.number === current)) return { app, current, damage: undefined, revisions };
+    const read = await this.#readRevision(app, current);
+    if (read.state === 'ok') return { app, current, damage: undefined, revisions: [...revisions, read.value].sort((a, b) => a.number - b.number) };
+    if (read.state === 'missing') {
+      const reason = `names revision ${current}, which does not exist`;
+      this.#damaged('pointer', file, reason);
+      return { app, current, damage: `${file} ${reason}`, revisions };
+    }
+    return { app, current, damage: `${this.#revisionPath(app, current)} ${read.reason}`, revisions };
+  }
+
+  async current(app: string): Promise<Revision | undefined> {
+    const record = await this.record(app);
+    if (!record || record.damage !== undefined) return undefined;
+    return record.revisions.find((r) => r.number === record.current);
+  }
+
+  async revisions(app: string): Promise<Revision[]> {
     const out: Revision[] = [];
-    for (const n of numbers) {
-      const r = await this.readRevision(app, n);
-      if (r) out.push(r);
+    for (const n of await this.#revisionNumbers(app)) {
+      const read = await this.#readRevision(app, n);
+      if (read.state === 'ok') out.push(read.value);
     }
     return out;
   }
 
   async setCurrent(app: string, number: number): Promise<Revision> {
-    const revision = await this.readRevision(app, number);
-    if (!revision) throw notFound(`App '${app}' has no revision ${number}`);
-    await writeFileAtomic(path.join(this.appDir(app), 'current'), String(number));
+    const revision = await this.revision(app, number);
+    await this.#write(this.#pointerPath(app), String(number), `the current pointer of app '${app}'`);
     return revision;
   }
 
@@ -164,11 +298,11 @@ export class FileStore implements ArtifactStore {
     // Rename first, so a crash mid-removal leaves either the whole app or a temp leftover.
     const doomed = path.join(this.dir, 'apps', `${TEMP_PREFIX}removed-${app}-${Date.now()}`);
     try {
-      await rename(dir, doomed);
+      await this.#fs.rename(dir, doomed);
     } catch {
       throw notFound(`No app named '${app}'`);
     }
-    await rm(doomed, { recursive: true, force: true });
+    await this.#fs.remove(doomed);
   }
 
   private cachePath(key: string): string {
@@ -177,24 +311,37 @@ export class FileStore implements ArtifactStore {
   }
 
   async cacheGet(key: string): Promise<Buffer | undefined> {
+    const file = this.cachePath(key);
+    let digest: string;
     try {
-      const digest = (await readFile(this.cachePath(key), 'utf8')).trim();
-      return await this.getBlob(digest);
+      digest = (await readFile(file, 'utf8')).trim();
     } catch {
+      return undefined;
+    }
+    if (!DIGEST.test(digest)) {
+      this.#damaged('cache', file, `does not hold a sha256 digest (got ${JSON.stringify(digest.slice(0, 80))})`);
+      return undefined;
+    }
+    try {
+      const bytes = await this.#readBlob(digest);
+      if (!bytes) this.#damaged('cache', file, `names blob ${digest}, which does not exist`);
+      return bytes;
+    } catch {
+      // The damaged blob was reported and moved aside; the entry is rebuilt by the caller.
       return undefined;
     }
   }
 
   async cachePut(key: string, bytes: Uint8Array): Promise<void> {
     const digest = await this.putBlob(bytes);
-    await writeFileAtomic(this.cachePath(key), digest);
+    await this.#write(this.cachePath(key), digest, `cache entry ${key}`);
   }
 
   async apps(): Promise<string[]> {
     const names = await readdir(path.join(this.dir, 'apps'));
     const out: string[] = [];
     for (const name of names.filter((n) => !n.startsWith('.')).sort()) {
-      if (await this.current(name)) out.push(name);
+      if (/^[a-z][a-z0-9-]*$/.test(name) && (await this.#exists(this.#pointerPath(name)))) out.push(name);
     }
     return out;
   }

@@ -51,7 +51,7 @@ export async function startTestNode(options: Partial<PlatformOptions> = {}): Pro
     adminUrl: `http://127.0.0.1:${platform.adminPort}`,
     dataDir,
     writeApp,
-    deploy: async (manifest, files) => platform.deployDir(await writeApp(manifest, files)),
+    deploy: async (manifest, files) => (await platform.deployDir(await writeApp(manifest, files))).revision,
     close: async () => {
       await platform.close();
       await rm(root, { recursive: true, force: true });
