@@ -31,6 +31,17 @@ describe('manifest', () => {
     rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmemory = "9xb"'), /function\[f\]\.limits\.memory/, /'9xb'/);
   });
 
+  test('manifest — a duration without a unit is refused with the field and an example', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\ntimeout = 10'), /function\[f\]\.limits\.timeout/, /limits\.timeout must be a duration with a unit like '10s' or '500ms', got 10$/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.scale]\nidle = "30"'), /function\[f\]\.scale\.idle/, /like '10s'/, /got '30'/);
+    rejects(base('runtime = "process"\ncommand = ["x"]\nroutes = ["/f"]\nstartup_timeout = 5'), /function\[f\]\.startup_timeout/, /got 5/);
+  });
+
+  test('manifest — a size without a unit is refused with the field and an example', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmemory = 67108864'), /function\[f\]\.limits\.memory/, /a size with a unit like '64MiB'/, /got 67108864/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nbody_size = "1024"'), /limits\.body_size/, /got '1024'/);
+  });
+
   test('manifest — memory over 4GiB is refused', () => {
     rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmemory = "9GiB"'), /limits\.memory/, /at most 4GiB/);
   });
