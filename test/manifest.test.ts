@@ -50,6 +50,21 @@ describe('manifest', () => {
     rejects(base('source = "f.wasm"\nroutes = ["/f"]\nsorce = "x"'), /function\[f\]: unknown field 'sorce'/);
   });
 
+  test('manifest — an unknown field names the nearest known one', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\nrouts = ["/g"]'), /function\[f\]: unknown field 'routs' \(did you mean 'routes'\?\)/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmax-pending = 3\ntimout = "1s"'), /'max-pending' \(did you mean 'max_pending'\?\)/, /'timout' \(did you mean 'timeout'\?\)/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.scale]\nidel = "1s"'), /function\[f\]\.scale: unknown field 'idel' \(did you mean 'idle'\?\)/);
+  });
+
+  test('manifest — a field in the wrong table names the table it belongs in', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\nmemory = "64MiB"'), /'memory' \(it belongs in \[function\.limits\]\)/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]', 'route = "/x"'), /'route' \(did you mean 'routes' in \[\[function\]\]\?\)/);
+  });
+
+  test('manifest — an unknown field like no known one lists the known ones', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.scale]\nzzzzzz = 1'), /'zzzzzz' \(known here: min, max, idle, target, rate, window\)/);
+  });
+
   test('manifest — a wagi function needs a source and a process function a command', () => {
     rejects(base('routes = ["/f"]'), /function\[f\]\.source/);
     rejects(base('runtime = "process"\nroutes = ["/f"]'), /function\[f\]\.command/);
@@ -69,6 +84,11 @@ describe('manifest', () => {
 
   test('manifest — invalid TOML is reported as such', () => {
     rejects('name = "app\n', /not valid TOML/);
+  });
+
+  test('manifest — a TOML error gives its line and column', () => {
+    rejects('name = "app"\n[[function]]\nname = = "f"\n', /not valid TOML at line 3, column 8: invalid value$/);
+    assert.throws(() => parseManifest('name = "app"\n\nroutes = [\n'), (err: Error & { detail?: { line?: number } }) => err.detail?.line === 4);
   });
 
   test('manifest — duplicate function names are refused', () => {

@@ -128,3 +128,12 @@ export const manifestSchema = z
 
 /** The manifest as the schema leaves it. */
 export type RawManifest = z.output<typeof manifestSchema>;
+
+/** The fields each table of the manifest knows, for hints about unknown ones. */
+export const KNOWN_FIELDS = {
+  app: Object.keys(manifestSchema.shape),
+  function: Object.keys(functionSchema.shape),
+  limits: Object.keys(limitsSchema.shape),
+  scale: Object.keys(scaleSchema.shape),
+  placeholder: Object.keys(placeholderSchema.shape),
+} as const;
