@@ -9,6 +9,12 @@ import { readBodyLimited } from '../instance/index.js';
 import type { LogLine } from '../observability/index.js';
 import type { Platform } from './platform.js';
 
+/**
+ * Header on every admin API answer, naming it: a client that gets an answer without it is
+ * talking to something else (a gateway port, another web server) and can say so.
+ */
+export const ADMIN_API_HEADER = 'x-lamplighter-admin-api';
+
 /** Largest artifact the admin API accepts in one upload. */
 export const MAX_BLOB_BYTES = 512 * 1024 * 1024;
 
@@ -100,6 +106,7 @@ function formatLine(line: LogLine): string {
 /** Serves the admin API for `platform`; resolves with the bound address and a close function. */
 export async function startAdminApi(platform: Platform, port: number, host: string): Promise<{ port: number; address: AddressInfo; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
+    res.setHeader(ADMIN_API_HEADER, '1');
     handle(platform, req, res).catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();
@@ -188,12 +195,14 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     return sendJson(res, 200, status);
   }
   if (resource === 'logs' && name && method === 'GET') {
+    const tailText = url.searchParams.get('tail') ?? '100';
+    if (!/^\d+$/.test(tailText)) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `tail must be a number of lines, 0 or more, got '${tailText}'`);
+    const tail = Number(tailText);
     const functions = platform.functionsOf(name);
     if (!functions) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app or function named '${name}'`);
-    const tail = Number(url.searchParams.get('tail') ?? '100');
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     res.flushHeaders();
-    for (const line of platform.logs.recent(functions, Number.isFinite(tail) ? tail : 100)) res.write(formatLine(line));
+    for (const line of platform.logs.recent(functions, tail)) res.write(formatLine(line));
     if (url.searchParams.get('follow') !== '1') {
       res.end();
       return;

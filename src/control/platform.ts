@@ -8,7 +8,7 @@ import { PlatformDefaults } from '../config/index.js';
 import { FunctionGroup } from '../dispatch/index.js';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { Gateway, RouteTable, type GatewayTarget, type RouteEntry } from '../gateway/index.js';
-import { loadManifest, parseManifest, type AppManifest, type FunctionSpec } from '../manifest/index.js';
+import { loadManifest, parseManifest, readArtifact, type AppManifest, type FunctionSpec } from '../manifest/index.js';
 import { createLogger, FunctionLogs, Metrics, type Logger } from '../observability/index.js';
 import { SandboxPool } from '../runtime/wasm/index.js';
 import { FileStore, writeFileAtomic, type ArtifactStore, type Revision } from '../store/index.js';
@@ -326,12 +326,7 @@ export class Platform {
     const artifacts: Record<string, string> = {};
     for (const fn of manifest.functions) {
       if (!fn.source || artifacts[fn.source]) continue;
-      let bytes: Buffer;
-      try {
-        bytes = await readFile(path.resolve(appDir, fn.source));
-      } catch (err) {
-        throw new LamplighterError(ErrorCodes.MODULE_INVALID, `Cannot deploy function '${fn.name}': cannot read ${fn.source}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-      }
+      const bytes = await readArtifact(appDir, fn);
       artifacts[fn.source] = await this.store.putBlob(bytes);
     }
     return this.deploy({ manifest: text, artifacts, appDir });
