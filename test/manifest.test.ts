@@ -1,6 +1,7 @@
 // The manifest: defaults, units, and errors that name the field and the value.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { parseDuration, parseSize } from '../src/config/index.js';
 import { parseManifest } from '../src/manifest/index.js';
 
 const base = (fn: string, top = '') => `name = "app"\n${top}\n[[function]]\nname = "f"\n${fn}\n`;
@@ -97,5 +98,18 @@ describe('manifest', () => {
 
   test('manifest — a missing app name is reported', () => {
     rejects('[[function]]\nname = "f"\nsource = "x.wasm"\nroutes = ["/a"]\n', /name/);
+  });
+});
+
+describe('units', () => {
+  test('units — durations and sizes need a unit; bare numbers are undefined', () => {
+    assert.equal(parseDuration('1h30m'), 5_400_000);
+    assert.equal(parseDuration('500ms'), 500);
+    assert.equal(parseSize('64MiB'), 64 * 1024 * 1024);
+    assert.equal(parseSize('100B'), 100);
+    for (const bare of ['10', ' 10 ', '1.5', 10]) {
+      assert.equal(parseDuration(bare), undefined, `duration ${JSON.stringify(bare)}`);
+      assert.equal(parseSize(bare), undefined, `size ${JSON.stringify(bare)}`);
+    }
   });
 });

@@ -22,8 +22,8 @@ const DURATION_UNITS: Readonly<Record<string, number>> = {
   h: 3_600_000,
 };
 
-/** Parses "64MiB", "512KiB", "1GB" or "100B"; undefined when malformed or without a unit. */
-export function parseSize(input: string): number | undefined {
+/** Parses "64MiB", "512KiB", "1GB" or "100B"; undefined when malformed or without a unit (a bare number too). */
+export function parseSize(input: string | number): number | undefined {
   if (typeof input !== 'string') return undefined;
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$/.exec(input);
   if (!match) return undefined;
@@ -32,8 +32,8 @@ export function parseSize(input: string): number | undefined {
   return Math.floor(Number(match[1]) * factor);
 }
 
-/** Parses "10s", "500ms", "1m" or "1h30m"; undefined when malformed or without a unit. */
-export function parseDuration(input: string): number | undefined {
+/** Parses "10s", "500ms", "1m" or "1h30m"; undefined when malformed or without a unit (a bare number too). */
+export function parseDuration(input: string | number): number | undefined {
   if (typeof input !== 'string') return undefined;
   const text = input.trim();
   if (text === '') return undefined;
