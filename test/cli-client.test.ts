@@ -114,6 +114,11 @@ describe('client commands', () => {
     }
   });
 
+  test('client commands — a server that is not a URL is refused as such', async () => {
+    const r = await run(['ls', '--server', 'localhost:8081']);
+    assert.match(r.error?.message ?? '', /The admin API URL from --server must be an http:\/\/ or https:\/\/ URL like http:\/\/127\.0\.0\.1:8081, got 'localhost:8081'/);
+  });
+
   test('client commands — nothing listening gets the URL and the next step', async () => {
     const r = await run(['ls', '--server', closedUrl]);
     assert.match(r.error?.message ?? '', new RegExp(`Cannot reach the Lamplighter admin API at ${closedUrl} \\(from --server\\): connect ECONNREFUSED`));

@@ -58,7 +58,12 @@ export class AdminClient {
 
   /** Builds a client from CLI options. */
   static async from(options: ClientOptions): Promise<AdminClient> {
-    return new AdminClient(resolveServer(options.server), await resolveToken(options), serverSource(options.server));
+    const base = resolveServer(options.server);
+    const source = serverSource(options.server);
+    if (!URL.canParse(base) || !/^https?:$/.test(new URL(base).protocol)) {
+      throw new ClientError(`The admin API URL from ${source} must be an http:// or https:// URL like ${DEFAULT_SERVER}, got '${base}'`);
+    }
+    return new AdminClient(base, await resolveToken(options), source);
   }
 
   /** Refuses an answer that did not come from a Lamplighter admin API, saying what it was. */
