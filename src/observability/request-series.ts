@@ -57,9 +57,6 @@ export class RequestSeriesSet {
   register(registry: Registry): void {
     const counter = 'lamplighter_requests_total';
     const histogram = 'lamplighter_request_duration_seconds';
-    this.#registerMetric(registry, 'lamplighter_unrouted_requests_total', 'Requests answered before reaching a function (no route, or a request the gateway could not read), by status code', 'counter', () =>
-      [...this.#unrouted].map(([status, n]) => ({ labels: { code: String(status) }, value: n })),
-    );
     this.#registerMetric(registry, counter, 'Requests answered, by function and status code', 'counter', () => {
       const out: MetricValue[] = [];
       for (const series of this.#series.values()) {
@@ -82,6 +79,9 @@ export class RequestSeriesSet {
       }
       return out;
     });
+    this.#registerMetric(registry, 'lamplighter_unrouted_requests_total', 'Requests answered before reaching a function (no route, or a request the gateway could not read), by status code', 'counter', () =>
+      [...this.#unrouted].map(([status, n]) => ({ labels: { code: String(status) }, value: n })),
+    );
   }
 
   // prom-client reads any object with this shape; its own classes would validate and hash labels per update.
