@@ -77,6 +77,21 @@ test('cli — --help works on every command and exits 0', async () => {
   });
 });
 
+test('cli — serve --host 0.0.0.0 keeps the admin API on loopback; --admin-host moves it', async () => {
+  const serve = (extra: string[]) => new CliProcess(['serve', '--data', path.join(ROOT, `admin-host-${extra.length}`), '--port', '0', '--admin-port', '0', '--workers', '1', '--host', '0.0.0.0', ...extra]);
+  const lines = /Lamplighter serving on http:\/\/0\.0\.0\.0:\d+; admin API on (http:\/\/[\d.]+:\d+)/;
+  for (const [extra, want] of [[[], '127.0.0.1'], [['--admin-host', '127.0.0.2'], '127.0.0.2']] as const) {
+    const node = serve([...extra]);
+    try {
+      const admin = (await node.waitForOutput(lines))[1]!;
+      assert.equal(new URL(admin).hostname, want);
+      assert.equal((await httpGet(`${admin}/healthz`)).status, 200);
+    } finally {
+      await node.stop('SIGTERM').catch(() => node.stop('SIGKILL'));
+    }
+  }
+});
+
 test('cli — up serves examples/hello on the ports it prints; SIGTERM exits 0 at once and removes its temp data', async () => {
   const tmp = path.join(ROOT, 'up-tmp');
   await mkdir(tmp);

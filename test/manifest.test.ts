@@ -1,6 +1,7 @@
 // The manifest: defaults, units, and errors that name the field and the value.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { parseDuration, parseSize } from '../src/config/index.js';
 import { parseManifest } from '../src/manifest/index.js';
 
 const base = (fn: string, top = '') => `name = "app"\n${top}\n[[function]]\nname = "f"\n${fn}\n`;
@@ -31,12 +32,38 @@ describe('manifest', () => {
     rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmemory = "9xb"'), /function\[f\]\.limits\.memory/, /'9xb'/);
   });
 
+  test('manifest — a duration without a unit is refused with the field and an example', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\ntimeout = 10'), /function\[f\]\.limits\.timeout/, /limits\.timeout must be a duration with a unit like '10s' or '500ms', got 10$/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.scale]\nidle = "30"'), /function\[f\]\.scale\.idle/, /like '10s'/, /got '30'/);
+    rejects(base('runtime = "process"\ncommand = ["x"]\nroutes = ["/f"]\nstartup_timeout = 5'), /function\[f\]\.startup_timeout/, /got 5/);
+  });
+
+  test('manifest — a size without a unit is refused with the field and an example', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmemory = 67108864'), /function\[f\]\.limits\.memory/, /a size with a unit like '64MiB'/, /got 67108864/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nbody_size = "1024"'), /limits\.body_size/, /got '1024'/);
+  });
+
   test('manifest — memory over 4GiB is refused', () => {
     rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmemory = "9GiB"'), /limits\.memory/, /at most 4GiB/);
   });
 
   test('manifest — unknown fields are named', () => {
     rejects(base('source = "f.wasm"\nroutes = ["/f"]\nsorce = "x"'), /function\[f\]: unknown field 'sorce'/);
+  });
+
+  test('manifest — an unknown field names the nearest known one', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\nrouts = ["/g"]'), /function\[f\]: unknown field 'routs' \(did you mean 'routes'\?\)/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.limits]\nmax-pending = 3\ntimout = "1s"'), /'max-pending' \(did you mean 'max_pending'\?\)/, /'timout' \(did you mean 'timeout'\?\)/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.scale]\nidel = "1s"'), /function\[f\]\.scale: unknown field 'idel' \(did you mean 'idle'\?\)/);
+  });
+
+  test('manifest — a field in the wrong table names the table it belongs in', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\nmemory = "64MiB"'), /'memory' \(it belongs in \[function\.limits\]\)/);
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]', 'route = "/x"'), /'route' \(did you mean 'routes' in \[\[function\]\]\?\)/);
+  });
+
+  test('manifest — an unknown field like no known one lists the known ones', () => {
+    rejects(base('source = "f.wasm"\nroutes = ["/f"]\n[function.scale]\nzzzzzz = 1'), /'zzzzzz' \(known here: min, max, idle, target, rate, window\)/);
   });
 
   test('manifest — a wagi function needs a source and a process function a command', () => {
@@ -60,11 +87,29 @@ describe('manifest', () => {
     rejects('name = "app\n', /not valid TOML/);
   });
 
+  test('manifest — a TOML error gives its line and column', () => {
+    rejects('name = "app"\n[[function]]\nname = = "f"\n', /not valid TOML at line 3, column 8: invalid value$/);
+    assert.throws(() => parseManifest('name = "app"\n\nroutes = [\n'), (err: Error & { detail?: { line?: number } }) => err.detail?.line === 4);
+  });
+
   test('manifest — duplicate function names are refused', () => {
     rejects(`name = "a"\n[[function]]\nname = "f"\nsource = "x.wasm"\nroutes = ["/a"]\n[[function]]\nname = "f"\nsource = "x.wasm"\nroutes = ["/b"]\n`, /used twice/);
   });
 
   test('manifest — a missing app name is reported', () => {
     rejects('[[function]]\nname = "f"\nsource = "x.wasm"\nroutes = ["/a"]\n', /name/);
+  });
+});
+
+describe('units', () => {
+  test('units — durations and sizes need a unit; bare numbers are undefined', () => {
+    assert.equal(parseDuration('1h30m'), 5_400_000);
+    assert.equal(parseDuration('500ms'), 500);
+    assert.equal(parseSize('64MiB'), 64 * 1024 * 1024);
+    assert.equal(parseSize('100B'), 100);
+    for (const bare of ['10', ' 10 ', '1.5', 10]) {
+      assert.equal(parseDuration(bare), undefined, `duration ${JSON.stringify(bare)}`);
+      assert.equal(parseSize(bare), undefined, `size ${JSON.stringify(bare)}`);
+    }
   });
 });

@@ -69,6 +69,35 @@ describe('scale policy', () => {
     assert.equal(idle.active, false);
   });
 
+  test('scale policy — idle shorter than the window puts the function out once idle has passed', () => {
+    const scale = scaleOf('[function.scale]\nidle = "2s"\nwindow = "10s"');
+    const d = new DemandTracker(0, { windowMs: scale.windowMs });
+    // A busy second: the 10 s window remembers it long after `idle` has passed.
+    for (let i = 0; i < 4; i++) d.begin(0);
+    for (let i = 0; i < 4; i++) d.end(1000);
+    assert.equal(decideScale(scale, d, 2999).desired, 1);
+    assert.ok(d.concurrency(3001) > 0, 'the window still holds the burst');
+    const out = decideScale(scale, d, 3001);
+    assert.equal(out.active, false);
+    assert.equal(out.desired, 0, JSON.stringify(out));
+    // A request still in flight keeps it lit however long it runs.
+    d.begin(4000);
+    assert.equal(decideScale(scale, d, 60_000).desired, 1);
+    d.end(60_000);
+    assert.equal(decideScale(scale, d, 62_001).desired, 0);
+  });
+
+  test('scale policy — a function idle under rate scaling goes out too', () => {
+    const scale = scaleOf('[function.scale]\nrate = 1\nidle = "1s"\nwindow = "10s"');
+    const d = new DemandTracker(0, { windowMs: scale.windowMs });
+    for (let i = 0; i < 30; i++) {
+      d.begin(i * 10);
+      d.end(i * 10 + 5);
+    }
+    assert.ok(decideScale(scale, d, 1000).desired >= 1);
+    assert.equal(decideScale(scale, d, 1296).desired, 0);
+  });
+
   test('scale policy — min keeps instances lit while idle', () => {
     const scale = scaleOf('[function.scale]\nmin = 2\nidle = "1s"');
     assert.equal(decideScale(scale, new DemandTracker(0), 100_000).desired, 2);
@@ -129,6 +158,24 @@ describe('scale to zero on a node', () => {
     assert.equal(again.headers.get('x-lamplighter-cold-start'), 'true');
     assert.equal(await again.text(), 'Hello from Lamplighter!\n');
     assert.match(await (await fetch(`${node.adminUrl}/metrics`)).text(), /^lamplighter_cold_starts_total\{function="hello"\} 2$/m);
+  });
+
+  test('scale to zero — idle shorter than the window puts the function out within about a second of idle', async () => {
+    // The node's own scaler interval (1 s), as `serve` runs it.
+    const own = await startTestNode();
+    try {
+      await own.deploy(wagiApp('short', 'short', 'hello.wasm', ['/short'], '[function.scale]\nidle = "2s"\nwindow = "10s"'), { 'hello.wasm': wagiFixture('../../../examples/hello/hello') });
+      const group = own.platform.group('short')!;
+      for (let i = 0; i < 5; i++) await (await fetch(`${own.url}/short`)).text();
+      const last = Date.now();
+      assert.equal(group.instanceCount, 1);
+      await waitFor(() => group.instanceCount === 0, 8000);
+      const took = Date.now() - last;
+      // idle (2 s) + one scaler tick (1 s); the 10 s window would have kept it past 10 s.
+      assert.ok(took >= 1900 && took <= 3500, `out after ${took} ms`);
+    } finally {
+      await own.close();
+    }
   });
 
   test('scale to zero — a steady trickle keeps the function lit', async () => {

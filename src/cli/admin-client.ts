@@ -2,10 +2,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PlatformDefaults } from '../config/index.js';
+import { ADMIN_API_HEADER } from '../control/index.js';
 
 /** Connection options every client command takes. */
 export interface ClientOptions {
-  /** Admin API base URL. @default http://127.0.0.1:8081 */
+  /** Admin API base URL. @default $LAMPLIGHTER_SERVER, then http://127.0.0.1:8081 */
   server?: string;
   /** Bearer token. @default $LAMPLIGHTER_TOKEN, then <data>/token */
   token?: string;
@@ -18,6 +19,18 @@ export const DEFAULT_DATA_DIR = '.lamplighter';
 
 /** Default admin URL. */
 export const DEFAULT_SERVER = `http://${PlatformDefaults.host}:${PlatformDefaults.adminPort}`;
+
+/** The admin URL client commands use: `--server`, then `$LAMPLIGHTER_SERVER`, then {@link DEFAULT_SERVER}. */
+export function resolveServer(server: string | undefined): string {
+  return (server || process.env.LAMPLIGHTER_SERVER || DEFAULT_SERVER).replace(/\/+$/, '');
+}
+
+/** Where the admin URL came from, for messages that tell the user what to change. */
+function serverSource(server: string | undefined): string {
+  if (server) return '--server';
+  if (process.env.LAMPLIGHTER_SERVER) return '$LAMPLIGHTER_SERVER';
+  return 'the default (set --server or LAMPLIGHTER_SERVER)';
+}
 
 /** An admin API call that failed; the message is fit for a terminal. */
 export class ClientError extends Error {
@@ -39,11 +52,28 @@ export class AdminClient {
   private constructor(
     private readonly base: string,
     private readonly token: string | undefined,
+    /** Where `base` came from (a flag, the environment, the default). */
+    private readonly source: string,
   ) {}
 
   /** Builds a client from CLI options. */
   static async from(options: ClientOptions): Promise<AdminClient> {
-    return new AdminClient((options.server ?? DEFAULT_SERVER).replace(/\/$/, ''), await resolveToken(options));
+    const base = resolveServer(options.server);
+    const source = serverSource(options.server);
+    if (!URL.canParse(base) || !/^https?:$/.test(new URL(base).protocol)) {
+      throw new ClientError(`The admin API URL from ${source} must be an http:// or https:// URL like ${DEFAULT_SERVER}, got '${base}'`);
+    }
+    return new AdminClient(base, await resolveToken(options), source);
+  }
+
+  /** Refuses an answer that did not come from a Lamplighter admin API, saying what it was. */
+  private checkOrigin(res: Response): void {
+    if (res.headers.get(ADMIN_API_HEADER) !== null) return;
+    const type = res.headers.get('content-type')?.split(';')[0] || 'no content type';
+    const what = res.headers.get('x-lamplighter-cold-start') !== null
+      ? "a Lamplighter gateway, not its admin API (that is on the node's --admin-port, 8081 by default)"
+      : `something else (it answered ${res.status} with ${type})`;
+    throw new ClientError(`${this.base} (from ${this.source}) is not a Lamplighter admin API: it is ${what}. Point --server or LAMPLIGHTER_SERVER at a node's admin API, e.g. ${DEFAULT_SERVER}`);
   }
 
   /** Sends a request; resolves with the response, throws ClientError on a non-2xx answer. */
@@ -62,8 +92,13 @@ export class AdminClient {
     try {
       res = await fetch(`${this.base}${route}`, { method, headers, body: payload });
     } catch (err) {
-      throw new ClientError(`Cannot reach the Lamplighter admin API at ${this.base}: ${(err as Error).cause ? String((err as { cause: unknown }).cause) : (err as Error).message}`);
+      const cause = (err as Error).cause as { code?: string; message?: string } | undefined;
+      const reason = cause?.message || cause?.code || (err as Error).message;
+      throw new ClientError(
+        `Cannot reach the Lamplighter admin API at ${this.base} (from ${this.source}): ${reason}. Is a node running there (\`lamplighter serve\` or \`lamplighter up\`)? Point --server or LAMPLIGHTER_SERVER at its admin API.`,
+      );
     }
+    this.checkOrigin(res);
     if (!res.ok) {
       let message = `${res.status} ${res.statusText}`;
       try {
@@ -80,6 +115,11 @@ export class AdminClient {
   /** Sends a request and parses the JSON answer. */
   async json<T>(method: string, route: string, body?: unknown): Promise<T> {
     const res = await this.call(method, route, body);
-    return (await res.json()) as T;
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ClientError(`${this.base} answered ${method} ${route} with something that is not JSON: ${JSON.stringify(text.slice(0, 80))}`);
+    }
   }
 }

@@ -1,9 +1,7 @@
 // CLI commands that talk to a running node: deploy, ls, rm, rollback, logs.
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { AppStatus } from '../control/index.js';
-import { loadManifest } from '../manifest/index.js';
+import { loadManifest, readArtifact } from '../manifest/index.js';
 import { digestOf } from '../store/index.js';
 import { AdminClient, DEFAULT_DATA_DIR, DEFAULT_SERVER, type ClientOptions } from './admin-client.js';
 import type { CommandIo } from './command-io.js';
@@ -12,7 +10,7 @@ export type { CommandIo } from './command-io.js';
 
 function withClientOptions(cmd: Command): Command {
   return cmd
-    .option('--server <url>', 'admin API of the node', DEFAULT_SERVER)
+    .option('--server <url>', `admin API of the node (default: $LAMPLIGHTER_SERVER, then ${DEFAULT_SERVER})`)
     .option('--token <token>', 'admin token (default: $LAMPLIGHTER_TOKEN, then <data>/token)')
     .option('--data <dir>', 'data directory of a local node, to read its token', DEFAULT_DATA_DIR);
 }
@@ -24,9 +22,7 @@ export async function deployDirectory(client: AdminClient, dir: string): Promise
   const bytesByDigest = new Map<string, Buffer>();
   for (const fn of manifest.functions) {
     if (!fn.source || artifacts[fn.source]) continue;
-    const bytes = await readFile(path.resolve(appDir, fn.source)).catch((err: NodeJS.ErrnoException) => {
-      throw new Error(`Cannot deploy function '${fn.name}': cannot read ${fn.source}: ${err.code ?? err.message}`);
-    });
+    const bytes = await readArtifact(appDir, fn);
     const digest = digestOf(bytes);
     artifacts[fn.source] = digest;
     bytesByDigest.set(digest, bytes);
@@ -53,6 +49,15 @@ export function formatApps(apps: AppStatus[]): string {
     if (app.restored) notes.push(`App '${app.name}' ${app.restored.message}`);
   }
   return [table(rows), ...(notes.length ? ['', ...notes] : [])].join('\n');
+}
+
+/** Parses `logs -n`: a whole number of lines, 0 or more. */
+function lineCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError(`-n must be a number of lines, 0 or more (e.g. -n 50), got '${value}'`);
+  }
+  return n;
 }
 
 /** Registers deploy, ls, rm, rollback and logs on `program`. */
@@ -90,10 +95,10 @@ export function registerClientCommands(program: Command, io: CommandIo): void {
 
   withClientOptions(program.command('logs').argument('<name>', 'function or app name').description("print a function's (or app's) recent output"))
     .option('-f, --follow', 'keep printing new lines')
-    .option('-n, --tail <lines>', 'recent lines to print', '100')
-    .action(async (name: string, opts: ClientOptions & { follow?: boolean; tail: string }) => {
+    .option('-n, --tail <lines>', 'recent lines to print (0 with -f: only new ones)', lineCount, 100)
+    .action(async (name: string, opts: ClientOptions & { follow?: boolean; tail: number }) => {
       const client = await AdminClient.from(opts);
-      const res = await client.call('GET', `/v1/logs/${encodeURIComponent(name)}?tail=${encodeURIComponent(opts.tail)}${opts.follow ? '&follow=1' : ''}`);
+      const res = await client.call('GET', `/v1/logs/${encodeURIComponent(name)}?tail=${opts.tail}${opts.follow ? '&follow=1' : ''}`);
       const decoder = new TextDecoder();
       let buffered = '';
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {

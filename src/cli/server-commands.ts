@@ -13,6 +13,7 @@ interface NodeFlags {
   port: string;
   adminPort: string;
   host: string;
+  adminHost: string;
   data?: string;
   workers?: string;
   kedaPort?: string;
@@ -31,6 +32,7 @@ function startNode(flags: NodeFlags, dataDir: string, logLevel?: string): Promis
     port: port(flags.port, '--port'),
     adminPort: port(flags.adminPort, '--admin-port'),
     host: flags.host,
+    adminHost: flags.adminHost,
     sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
     logLevel,
   });
@@ -40,7 +42,8 @@ function withNodeOptions(cmd: Command): Command {
   return cmd
     .option('--port <port>', 'gateway port', String(PlatformDefaults.port))
     .option('--admin-port <port>', 'admin API and /metrics port', String(PlatformDefaults.adminPort))
-    .option('--host <addr>', 'bind address', PlatformDefaults.host)
+    .option('--host <addr>', 'gateway bind address', PlatformDefaults.host)
+    .option('--admin-host <addr>', 'admin API and /metrics bind address (loopback unless told otherwise, whatever --host is)', PlatformDefaults.adminHost)
     .option('--workers <n>', 'sandbox worker threads (default: max(2, cores))');
 }
 
@@ -61,8 +64,13 @@ async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => 
   await cleanup();
 }
 
+/** A bind address as it stands in a URL (IPv6 in brackets). */
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
 function describeRoutes(platform: Platform, host: string, io: CommandIo): void {
-  const authority = host.includes(':') ? `[${host}]` : host;
+  const authority = urlHost(host);
   for (const app of platform.list()) {
     for (const fn of app.functions) {
       for (const route of fn.routes) io.out(`  ${fn.name} (${fn.runtime}): http://${authority}:${platform.port}${route}`);
@@ -80,7 +88,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       const platform = await startNode(flags, dataDir, process.env.LAMPLIGHTER_LOG ?? 'warn');
       try {
         const { revision } = await platform.deployDir(dir);
-        io.out(`Serving app '${revision.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${flags.host}:${platform.adminPort})`);
+        io.out(`Serving app '${revision.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${urlHost(flags.adminHost)}:${platform.adminPort})`);
         describeRoutes(platform, flags.host, io);
       } catch (err) {
         await platform.close();
@@ -105,7 +113,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
         closeKeda = () => keda.close();
         io.out(`KEDA external scaler on ${flags.host}:${keda.port}`);
       }
-      io.out(`Lamplighter serving on http://${flags.host}:${platform.port}; admin API on http://${flags.host}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
+      io.out(`Lamplighter serving on http://${flags.host}:${platform.port}; admin API on http://${urlHost(flags.adminHost)}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
       describeRoutes(platform, flags.host, io);
       await runUntilSignal(platform, io, closeKeda);
     });

@@ -6,8 +6,10 @@ export const PlatformDefaults = {
   port: 8080,
   /** Admin API and /metrics port. */
   adminPort: 8081,
-  /** Bind address; loopback unless told otherwise. */
+  /** Gateway bind address; loopback unless told otherwise. */
   host: '127.0.0.1',
+  /** Admin API and /metrics bind address; loopback unless told otherwise, whatever `host` is. */
+  adminHost: '127.0.0.1',
   /** Memory a WebAssembly function may use. */
   memory: 64 * 1024 * 1024,
   /** Hard ceiling for `limits.memory`. */

@@ -1,4 +1,6 @@
 // Parsers for the human units used in manifests and flags: sizes ("64MiB") and durations ("10s").
+//
+// Both insist on a unit: a bare `timeout = 10` once meant 10 ms, which nobody who wrote it meant.
 
 const SIZE_UNITS: Readonly<Record<string, number>> = {
   b: 1,
@@ -20,23 +22,21 @@ const DURATION_UNITS: Readonly<Record<string, number>> = {
   h: 3_600_000,
 };
 
-/** Parses "64MiB", "512KiB", "1GB" or a plain byte count; undefined when malformed. */
+/** Parses "64MiB", "512KiB", "1GB" or "100B"; undefined when malformed or without a unit (a bare number too). */
 export function parseSize(input: string | number): number | undefined {
-  if (typeof input === 'number') return Number.isInteger(input) && input >= 0 ? input : undefined;
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
+  if (typeof input !== 'string') return undefined;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$/.exec(input);
   if (!match) return undefined;
-  const unit = (match[2] ?? '').toLowerCase() || 'b';
-  const factor = SIZE_UNITS[unit];
+  const factor = SIZE_UNITS[(match[2] as string).toLowerCase()];
   if (factor === undefined) return undefined;
   return Math.floor(Number(match[1]) * factor);
 }
 
-/** Parses "10s", "500ms", "1m", "1h30m" or a plain number of milliseconds; undefined when malformed. */
+/** Parses "10s", "500ms", "1m" or "1h30m"; undefined when malformed or without a unit (a bare number too). */
 export function parseDuration(input: string | number): number | undefined {
-  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input : undefined;
+  if (typeof input !== 'string') return undefined;
   const text = input.trim();
   if (text === '') return undefined;
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
   let total = 0;
   let rest = text;
   while (rest.length > 0) {
@@ -47,4 +47,3 @@ export function parseDuration(input: string | number): number | undefined {
   }
   return total;
 }
-

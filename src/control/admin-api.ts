@@ -9,6 +9,12 @@ import { readBodyLimited } from '../instance/index.js';
 import type { LogLine } from '../observability/index.js';
 import type { Platform } from './platform.js';
 
+/**
+ * Header on every admin API answer, naming it: a client that gets an answer without it is
+ * talking to something else (a gateway port, another web server) and can say so.
+ */
+export const ADMIN_API_HEADER = 'x-lamplighter-admin-api';
+
 /** Largest artifact the admin API accepts in one upload. */
 export const MAX_BLOB_BYTES = 512 * 1024 * 1024;
 
@@ -20,8 +26,52 @@ const deploySchema = z.object({
 const missingSchema = z.object({ digests: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(10_000) });
 const rollbackSchema = z.object({ revision: z.number().int().positive().optional() });
 
+/** Largest JSON body the admin API accepts. */
+const MAX_JSON_BYTES = 16 * 1024 * 1024;
+
+/** Bytes past a limit still read (and dropped) so the 413 reaches the client. */
+const DISCARD_BYTES = 64 * 1024 * 1024;
+
+/** Time past a limit spent reading (and dropping) the rest, likewise. */
+const DISCARD_MS = 5000;
+
+/**
+ * The whole request body, or BODY_TOO_LARGE. A declared length over the limit is refused before
+ * reading. A chunked body has none, so it is read until it passes the limit; the rest is then
+ * read and dropped (up to DISCARD_BYTES and DISCARD_MS) before the 413 is sent: a server that
+ * closes with unread bytes in its socket makes the kernel reset the connection, and the client
+ * loses the answer. Past those bounds the connection is cut as before.
+ */
+async function readAdminBody(req: IncomingMessage, limit: number, limitName: string): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined) return readBodyLimited(req, limit, declared, limitName);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let overSince = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    total += buf.length;
+    if (total <= limit) {
+      chunks.push(buf);
+      continue;
+    }
+    if (overSince === 0) {
+      overSince = Date.now();
+      chunks.length = 0;
+    }
+    if (total - limit > DISCARD_BYTES || Date.now() - overSince > DISCARD_MS) {
+      req.destroy();
+      break;
+    }
+  }
+  if (overSince !== 0) {
+    throw new LamplighterError(ErrorCodes.BODY_TOO_LARGE, `The request body is over the limit of ${limit} bytes (${limitName})`);
+  }
+  return Buffer.concat(chunks, total);
+}
+
 async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
-  const text = (await readBodyLimited(req, 16 * 1024 * 1024, req.headers['content-length'], 'the admin API takes JSON bodies up to 16 MiB')).toString('utf8');
+  const text = (await readAdminBody(req, MAX_JSON_BYTES, 'the admin API takes JSON bodies up to 16 MiB')).toString('utf8');
   let raw: unknown;
   try {
     raw = text === '' ? {} : JSON.parse(text);
@@ -53,9 +103,10 @@ function formatLine(line: LogLine): string {
   return `${JSON.stringify(line)}\n`;
 }
 
-/** Serves the admin API for `platform`; resolves with the bound port and a close function. */
-export async function startAdminApi(platform: Platform, port: number, host: string): Promise<{ port: number; close(): Promise<void> }> {
+/** Serves the admin API for `platform`; resolves with the bound address and a close function. */
+export async function startAdminApi(platform: Platform, port: number, host: string): Promise<{ port: number; address: AddressInfo; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
+    res.setHeader(ADMIN_API_HEADER, '1');
     handle(platform, req, res).catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();
@@ -73,8 +124,10 @@ export async function startAdminApi(platform: Platform, port: number, host: stri
       resolve();
     });
   });
+  const address = server.address() as AddressInfo;
   return {
-    port: (server.address() as AddressInfo).port,
+    port: address.port,
+    address,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -113,7 +166,7 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     return sendJson(res, 200, { missing });
   }
   if (resource === 'blobs' && name && method === 'PUT') {
-    const bytes = await readBodyLimited(req, MAX_BLOB_BYTES, req.headers['content-length'], 'the admin API\'s blob size limit');
+    const bytes = await readAdminBody(req, MAX_BLOB_BYTES, 'the admin API\'s blob size limit');
     const digest = await platform.store.putBlob(bytes, name);
     return sendJson(res, 201, { digest });
   }
@@ -142,12 +195,14 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     return sendJson(res, 200, status);
   }
   if (resource === 'logs' && name && method === 'GET') {
+    const tailText = url.searchParams.get('tail') ?? '100';
+    if (!/^\d+$/.test(tailText)) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `tail must be a number of lines, 0 or more, got '${tailText}'`);
+    const tail = Number(tailText);
     const functions = platform.functionsOf(name);
     if (!functions) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app or function named '${name}'`);
-    const tail = Number(url.searchParams.get('tail') ?? '100');
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     res.flushHeaders();
-    for (const line of platform.logs.recent(functions, Number.isFinite(tail) ? tail : 100)) res.write(formatLine(line));
+    for (const line of platform.logs.recent(functions, tail)) res.write(formatLine(line));
     if (url.searchParams.get('follow') !== '1') {
       res.end();
       return;

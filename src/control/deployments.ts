@@ -1,10 +1,9 @@
 // The apps a node serves and what changes them — restore, deploy, rollback, remove — one at a time.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FunctionGroup } from '../dispatch/index.js';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { RouteTable, type Gateway, type GatewayTarget, type RouteEntry } from '../gateway/index.js';
-import { loadManifest, parseManifest, type AppManifest } from '../manifest/index.js';
+import { loadManifest, parseManifest, readArtifact, type AppManifest } from '../manifest/index.js';
 import type { FunctionLogs, Logger, Metrics } from '../observability/index.js';
 import type { SandboxPool } from '../runtime/wasm/index.js';
 import type { ArtifactStore, Revision } from '../store/index.js';
@@ -261,12 +260,7 @@ export class Deployments {
     const artifacts: Record<string, string> = {};
     for (const fn of manifest.functions) {
       if (!fn.source || artifacts[fn.source]) continue;
-      let bytes: Buffer;
-      try {
-        bytes = await readFile(path.resolve(appDir, fn.source));
-      } catch (err) {
-        throw new LamplighterError(ErrorCodes.MODULE_INVALID, `Cannot deploy function '${fn.name}': cannot read ${fn.source}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-      }
+      const bytes = await readArtifact(appDir, fn);
       artifacts[fn.source] = await this.#node.store.putBlob(bytes);
     }
     return this.deploy({ manifest: text, artifacts, appDir });

@@ -1,6 +1,7 @@
 // A Lamplighter node's lifecycle: store, sandbox pool, gateway, admin API and scaler loop, started and closed together.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PlatformDefaults } from '../config/index.js';
@@ -23,8 +24,13 @@ export interface PlatformOptions {
   port?: number;
   /** Admin API port; 0 picks a free one, null disables it. @default PlatformDefaults.adminPort */
   adminPort?: number | null;
-  /** Bind address. @default PlatformDefaults.host */
+  /** Bind address of the gateway. @default PlatformDefaults.host */
   host?: string;
+  /**
+   * Bind address of the admin API and /metrics, apart from the gateway's so that serving on a
+   * public address does not expose them. @default PlatformDefaults.adminHost (loopback)
+   */
+  adminHost?: string;
   /** Sandbox worker threads. @default max(2, cores) */
   sandboxWorkers?: number;
   /** Runs sent to one sandbox worker ahead of its answers. @default SandboxPool's default */
@@ -54,6 +60,8 @@ export class Platform {
   port = 0;
   /** Port the admin API listens on (0 when disabled). */
   adminPort = 0;
+  /** Address the admin API is bound to; undefined when disabled. */
+  adminAddress: AddressInfo | undefined;
   private admin: { close(): Promise<void> } | undefined;
   private readonly activityListeners = new Set<(fn: string, active: boolean) => void>();
   private readonly lastActive = new Map<string, boolean>();
@@ -89,9 +97,10 @@ export class Platform {
       const host = options.host ?? PlatformDefaults.host;
       platform.port = await platform.gateway.listen(options.port ?? PlatformDefaults.port, host);
       if (options.adminPort !== null) {
-        const admin = await startAdminApi(platform, options.adminPort ?? PlatformDefaults.adminPort, host);
+        const admin = await startAdminApi(platform, options.adminPort ?? PlatformDefaults.adminPort, options.adminHost ?? PlatformDefaults.adminHost);
         platform.admin = admin;
         platform.adminPort = admin.port;
+        platform.adminAddress = admin.address;
       }
     } catch (err) {
       await platform.close();

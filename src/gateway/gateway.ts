@@ -46,7 +46,10 @@ export class Gateway {
       request: (req, res) => this.onRequest(req, res),
       upgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
       // Requests the server cannot read get the same JSON error, with a request id, as the rest.
-      refusal: (_status, message) => errorParts(new LamplighterError(ErrorCodes.BAD_REQUEST, `Bad request: ${message}`), nextRequestId()),
+      refusal: (status, message) => {
+        this.options.metrics.recordUnrouted(status);
+        return errorParts(new LamplighterError(ErrorCodes.BAD_REQUEST, `Bad request: ${message}`), nextRequestId());
+      },
     });
     this.server = server;
     this.port = await server.listen(port, host);
@@ -73,6 +76,7 @@ export class Gateway {
     const refuse = (err: unknown): void => {
       const out = errorParts(err, requestId);
       if (match) this.finish(match.target.spec.name, out.status, start, false, requestId);
+      else this.options.metrics.recordUnrouted(out.status);
       if (!socket.writable) return void socket.destroy();
       socket.write(closingResponse(out.status, out.headers, out.body, new Date().toUTCString()));
       // Ended and destroyed once written: a client that never closes its side is not waited for.
@@ -105,6 +109,7 @@ export class Gateway {
     const requestId = nextRequestId();
     const match = this.routes.match(host, path);
     if (!match) {
+      this.options.metrics.recordUnrouted(404);
       this.sendError(res, new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`), requestId);
       return;
     }

@@ -5,7 +5,8 @@ import { parse as parseToml } from 'smol-toml';
 import type { z } from 'zod';
 import { PlatformDefaults } from '../config/index.js';
 import { ManifestError } from '../errors/index.js';
-import { manifestSchema, type RawManifest } from './schema.js';
+import { nearestName } from './nearest-name.js';
+import { KNOWN_FIELDS, manifestSchema, type RawManifest } from './schema.js';
 
 /** File name of an app manifest inside its directory. */
 export const MANIFEST_FILE = 'lamplighter.toml';
@@ -147,9 +148,46 @@ function valueAt(pathParts: ReadonlyArray<PropertyKey>, raw: unknown): unknown {
   return node;
 }
 
+/** Tables of the manifest as a person writes them, for hints. */
+const TABLE_HEADERS: Readonly<Record<keyof typeof KNOWN_FIELDS, string>> = {
+  app: 'the top level',
+  function: '[[function]]',
+  limits: '[function.limits]',
+  scale: '[function.scale]',
+  placeholder: '[function.placeholder]',
+};
+
+/** Which table an issue's path points into. */
+function tableAt(pathParts: ReadonlyArray<PropertyKey>): keyof typeof KNOWN_FIELDS | undefined {
+  if (pathParts.length === 0) return 'app';
+  if (pathParts[0] !== 'function') return undefined;
+  if (pathParts.length === 2) return 'function';
+  const sub = pathParts[2];
+  return pathParts.length === 3 && (sub === 'limits' || sub === 'scale' || sub === 'placeholder') ? sub : undefined;
+}
+
+/** An unknown field with the nearest known one in its table, or the table it belongs in. */
+function describeUnknown(key: string, table: keyof typeof KNOWN_FIELDS | undefined): string {
+  if (table) {
+    const near = nearestName(key, KNOWN_FIELDS[table]);
+    if (near !== undefined) return `'${key}' (did you mean '${near}'?)`;
+    for (const [other, fields] of Object.entries(KNOWN_FIELDS) as Array<[keyof typeof KNOWN_FIELDS, readonly string[]]>) {
+      if (other === table) continue;
+      const elsewhere = nearestName(key, fields);
+      if (elsewhere === key) return `'${key}' (it belongs in ${TABLE_HEADERS[other]})`;
+      if (elsewhere !== undefined) return `'${key}' (did you mean '${elsewhere}' in ${TABLE_HEADERS[other]}?)`;
+    }
+    return `'${key}' (known here: ${KNOWN_FIELDS[table].join(', ')})`;
+  }
+  return `'${key}'`;
+}
+
 function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
   const where = formatPath(issue.path, raw) || '(top level)';
-  if (issue.code === 'unrecognized_keys') return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  if (issue.code === 'unrecognized_keys') {
+    const table = tableAt(issue.path);
+    return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => describeUnknown(k, table)).join(', ')}`;
+  }
   if (/, got /.test(issue.message)) return `${where}: ${issue.message}`;
   const value = valueAt(issue.path, raw);
   const got = value === undefined ? 'nothing' : `${JSON.stringify(value)}`;
@@ -175,8 +213,14 @@ export function parseManifest(text: string, origin = MANIFEST_FILE): AppManifest
   try {
     raw = parseToml(text);
   } catch (err) {
-    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new ManifestError(`Invalid manifest ${origin}: not valid TOML: ${reason}`, { cause: err });
+    // smol-toml says where, line and column from 1; the message stays on one line.
+    const reason = (err instanceof Error ? err.message.split('\n')[0]! : String(err)).replace(/^Invalid TOML document: /, '');
+    const { line, column } = err as { line?: number; column?: number };
+    const at = line !== undefined ? ` at line ${line}${column !== undefined ? `, column ${column}` : ''}` : '';
+    throw new ManifestError(`Invalid manifest ${origin}: not valid TOML${at}: ${reason}`, {
+      cause: err,
+      detail: line !== undefined ? { line, column } : undefined,
+    });
   }
   return validateManifest(raw, origin);
 }

@@ -4,21 +4,27 @@ import { parseDuration, parseSize, PlatformDefaults } from '../config/index.js';
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
+/** How a rejected value reads in a message: strings quoted, numbers and the rest as TOML writes them. */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
+}
+
+// Sizes and durations are strings with a unit; a bare number is refused rather than guessed at.
 const size = (field: string) =>
-  z.union([z.string(), z.number()]).transform((value, ctx) => {
-    const bytes = parseSize(value);
+  z.unknown().transform((value, ctx) => {
+    const bytes = typeof value === 'string' ? parseSize(value) : undefined;
     if (bytes === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${field} must be a size like '64MiB', got '${value}'` });
+      ctx.addIssue({ code: 'custom', message: `${field} must be a size with a unit like '64MiB' or '512KiB', got ${shown(value)}` });
       return z.NEVER;
     }
     return bytes;
   });
 
 const duration = (field: string) =>
-  z.union([z.string(), z.number()]).transform((value, ctx) => {
-    const ms = parseDuration(value);
+  z.unknown().transform((value, ctx) => {
+    const ms = typeof value === 'string' ? parseDuration(value) : undefined;
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${field} must be a duration like '10s' or '500ms', got '${value}'` });
+      ctx.addIssue({ code: 'custom', message: `${field} must be a duration with a unit like '10s' or '500ms', got ${shown(value)}` });
       return z.NEVER;
     }
     return ms;
@@ -122,3 +128,12 @@ export const manifestSchema = z
 
 /** The manifest as the schema leaves it. */
 export type RawManifest = z.output<typeof manifestSchema>;
+
+/** The fields each table of the manifest knows, for hints about unknown ones. */
+export const KNOWN_FIELDS = {
+  app: Object.keys(manifestSchema.shape),
+  function: Object.keys(functionSchema.shape),
+  limits: Object.keys(limitsSchema.shape),
+  scale: Object.keys(scaleSchema.shape),
+  placeholder: Object.keys(placeholderSchema.shape),
+} as const;

@@ -67,7 +67,21 @@ export class Metrics {
         for (const f of self.source.functions()) this.set({ function: f.name }, f.inFlight);
       },
     });
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'lamplighter_process_' });
+    if (options.processMetrics ?? true) {
+      // prom-client names its own series process_* and nodejs_*; the prefix only namespaces them.
+      collectDefaultMetrics({ register: this.registry, prefix: 'lamplighter_' });
+      // Its nodejs_active_{handles,requests,resources}_total are gauges (sums of the labelled
+      // series beside them), and a gauge named _total reads as a counter to Prometheus.
+      for (const metric of this.registry.getMetricsAsArray()) {
+        const { name, type } = metric as unknown as { name: string; type: string };
+        if (type === 'gauge' && name.endsWith('_total')) this.registry.removeSingleMetric(name);
+      }
+    }
+  }
+
+  /** Records a request the gateway answered before routing it to a function (404, 400…). */
+  recordUnrouted(status: number): void {
+    this.#requests.recordUnrouted(status);
   }
 
   /** Where the gateway records `functionName`'s answered requests (counts by status, durations). */

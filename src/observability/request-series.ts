@@ -31,6 +31,13 @@ export class RequestSeries {
 /** The series of every function, and their export as a counter and a histogram. */
 export class RequestSeriesSet {
   readonly #series = new Map<string, RequestSeries>();
+  /** Requests answered before reaching any function, per status code. */
+  readonly #unrouted = new Map<number, number>();
+
+  /** Records a request answered before routing: no route (404), or one the server could not read (400…). */
+  recordUnrouted(status: number): void {
+    this.#unrouted.set(status, (this.#unrouted.get(status) ?? 0) + 1);
+  }
 
   /** The series of `functionName`, made on first use. */
   of(functionName: string): RequestSeries {
@@ -43,9 +50,9 @@ export class RequestSeriesSet {
   }
 
   /**
-   * Registers `lamplighter_requests_total` ({function, code}) and the duration histogram
-   * `lamplighter_request_duration_seconds` ({function}), both read from the series at scrape time
-   * and both cleared by the registry's resetMetrics().
+   * Registers `lamplighter_requests_total` ({function, code}), the duration histogram
+   * `lamplighter_request_duration_seconds` ({function}) and `lamplighter_unrouted_requests_total`
+   * ({code}), read from the series at scrape time and cleared by the registry's resetMetrics().
    */
   register(registry: Registry): void {
     const counter = 'lamplighter_requests_total';
@@ -72,6 +79,9 @@ export class RequestSeriesSet {
       }
       return out;
     });
+    this.#registerMetric(registry, 'lamplighter_unrouted_requests_total', 'Requests answered before reaching a function (no route, or a request the gateway could not read), by status code', 'counter', () =>
+      [...this.#unrouted].map(([status, n]) => ({ labels: { code: String(status) }, value: n })),
+    );
   }
 
   // prom-client reads any object with this shape; its own classes would validate and hash labels per update.
@@ -82,7 +92,10 @@ export class RequestSeriesSet {
       type,
       aggregator: 'sum',
       get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
-      reset: () => this.#series.clear(),
+      reset: () => {
+        this.#series.clear();
+        this.#unrouted.clear();
+      },
     };
     registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
   }

@@ -11,7 +11,7 @@ export interface ScaleDecision {
   target: number;
   /** The figure now (time-weighted concurrency, or requests/s). */
   value: number;
-  /** True while the function has demand or has not been idle for `idle`. */
+  /** True while a request is in the system or one ended less than `idle` ago. */
   active: boolean;
 }
 
@@ -37,7 +37,9 @@ export function decideScale(scale: FunctionScale, demand: DemandTracker, now: nu
     needed = Math.ceil(Math.max(value, recent) / target - 1e-9);
   }
   // A function keeps one instance until it has been idle for `idle`: a trickle keeps it lit.
-  if (active) needed = Math.max(needed, 1);
+  // Once idle, it goes to `min` whatever the window still remembers: the window only sizes an
+  // active function, so an `idle` shorter than the window still puts the function out.
+  needed = active ? Math.max(needed, 1) : 0;
   const desired = Math.min(scale.max, Math.max(scale.min, needed));
   return { desired, metric, target, value, active };
 }

@@ -1,0 +1,155 @@
+// The client commands (deploy, ls, rm, rollback, logs) in-process against a real node: where they
+// find the admin API, what they say when it is something else, and how they check their flags.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { Command, CommanderError } from 'commander';
+import { registerClientCommands } from '../src/cli/client-commands.js';
+import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
+
+/** Runs one client command in-process; resolves with its output, or the error it failed with. */
+async function run(args: string[]): Promise<{ out: string; err: string; error: Error | undefined }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const program = new Command('lamplighter').exitOverride().configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => err.push(s) });
+  registerClientCommands(program, { out: (s) => out.push(s), err: (s) => err.push(s) });
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return { out: out.join('\n'), err: err.join('\n'), error: undefined };
+  } catch (error) {
+    return { out: out.join('\n'), err: err.join('\n'), error: error as Error };
+  }
+}
+
+const HELLO = wagiFixture('../../../examples/hello/hello');
+
+describe('client commands', () => {
+  let node: TestNode;
+  let helloDir: string;
+  let htmlServer: http.Server;
+  let htmlUrl: string;
+  let closedUrl: string;
+  before(async () => {
+    node = await startTestNode();
+    helloDir = await node.writeApp(wagiApp('hello', 'hello', 'hello.wasm', ['/hello']), { 'hello.wasm': HELLO });
+    htmlServer = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<!doctype html><title>not lamplighter</title>');
+    });
+    await new Promise<void>((resolve) => htmlServer.listen(0, '127.0.0.1', resolve));
+    htmlUrl = `http://127.0.0.1:${(htmlServer.address() as AddressInfo).port}`;
+    // A port nothing listens on: bound, noted, closed.
+    const probe = http.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    closedUrl = `http://127.0.0.1:${(probe.address() as AddressInfo).port}`;
+    await new Promise((resolve) => probe.close(resolve));
+    process.env.LAMPLIGHTER_TOKEN = node.platform.token;
+  });
+  after(async () => {
+    delete process.env.LAMPLIGHTER_SERVER;
+    delete process.env.LAMPLIGHTER_TOKEN;
+    htmlServer.closeAllConnections();
+    await new Promise((resolve) => htmlServer.close(resolve));
+    await node.close();
+  });
+
+  test('client commands — every one honours LAMPLIGHTER_SERVER', async () => {
+    process.env.LAMPLIGHTER_SERVER = node.adminUrl;
+    try {
+      const deploy1 = await run(['deploy', helloDir]);
+      assert.equal(deploy1.error, undefined, String(deploy1.error));
+      assert.match(deploy1.out, /Deployed app 'hello' revision 1/);
+      assert.equal((await run(['deploy', helloDir])).error, undefined);
+      assert.equal((await node.platform.store.current('hello'))?.number, 2);
+
+      const ls = await run(['ls']);
+      assert.equal(ls.error, undefined, String(ls.error));
+      assert.match(ls.out, /^hello\s+2\s+hello\s+wagi/m);
+
+      await (await fetch(`${node.url}/hello`)).text();
+      const logs = await run(['logs', 'hello', '-n', '5']);
+      assert.equal(logs.error, undefined, String(logs.error));
+
+      const rollback = await run(['rollback', 'hello']);
+      assert.equal(rollback.error, undefined, String(rollback.error));
+      assert.match(rollback.out, /now serves revision 1/);
+      assert.equal(node.platform.list()[0]?.revision, 1);
+
+      const rm = await run(['rm', 'hello']);
+      assert.equal(rm.error, undefined, String(rm.error));
+      assert.deepEqual(node.platform.list(), []);
+    } finally {
+      delete process.env.LAMPLIGHTER_SERVER;
+    }
+  });
+
+  test('client commands — --server wins over LAMPLIGHTER_SERVER', async () => {
+    process.env.LAMPLIGHTER_SERVER = closedUrl;
+    try {
+      const ls = await run(['ls', '--server', node.adminUrl]);
+      assert.equal(ls.error, undefined, String(ls.error));
+    } finally {
+      delete process.env.LAMPLIGHTER_SERVER;
+    }
+  });
+
+  test('client commands — a server that is not a Lamplighter admin API is named as such', async () => {
+    for (const args of [['ls'], ['deploy', helloDir], ['logs', 'hello'], ['rm', 'hello'], ['rollback', 'hello']]) {
+      const r = await run([...args, '--server', htmlUrl]);
+      assert.ok(r.error, `${args[0]} failed`);
+      assert.match(r.error.message, new RegExp(`${htmlUrl} \\(from --server\\) is not a Lamplighter admin API`), args[0]);
+      assert.match(r.error.message, /answered 200 with text\/html/);
+      assert.doesNotMatch(r.error.message, /JSON|Unexpected token/);
+    }
+  });
+
+  test("client commands — the node's gateway port is told apart from its admin API", async () => {
+    process.env.LAMPLIGHTER_SERVER = node.url;
+    try {
+      const r = await run(['ls']);
+      assert.match(r.error?.message ?? '', /\(from \$LAMPLIGHTER_SERVER\) is not a Lamplighter admin API: it is a Lamplighter gateway, not its admin API/);
+    } finally {
+      delete process.env.LAMPLIGHTER_SERVER;
+    }
+  });
+
+  test('client commands — a server that is not a URL is refused as such', async () => {
+    const r = await run(['ls', '--server', 'localhost:8081']);
+    assert.match(r.error?.message ?? '', /The admin API URL from --server must be an http:\/\/ or https:\/\/ URL like http:\/\/127\.0\.0\.1:8081, got 'localhost:8081'/);
+  });
+
+  test('client commands — nothing listening gets the URL and the next step', async () => {
+    const r = await run(['ls', '--server', closedUrl]);
+    assert.match(r.error?.message ?? '', new RegExp(`Cannot reach the Lamplighter admin API at ${closedUrl} \\(from --server\\): connect ECONNREFUSED`));
+    assert.match(r.error?.message ?? '', /lamplighter serve/);
+  });
+
+  test('client commands — a missing artifact is named with how to build it', async () => {
+    const component = (source: string) => `name = "app"\n[[function]]\nname = "f"\nruntime = "component"\nsource = "${source}"\nroutes = ["/f"]\n`;
+    const cases: Array<{ manifest: string; files: Record<string, Uint8Array>; hint: RegExp }> = [
+      { manifest: component('handler.wasm'), files: { 'handler.ts': Buffer.from('export default {}') }, hint: /handler\.wasm not found \(looked for .*handler\.wasm\); build it with `lamplighter build handler\.ts -o handler\.wasm`/ },
+      { manifest: component('out/app.wasm'), files: {}, hint: /out\/app\.wasm not found .*build it from a JS or TS fetch handler with `lamplighter build handler\.ts -o out\/app\.wasm`/ },
+      { manifest: wagiApp('app', 'f', 'hello.wasm', ['/f']), files: { 'hello.c': Buffer.from('int main(void){return 0;}') }, hint: /build it from hello\.c with `clang --target=wasm32-wasi -O2 -o hello\.wasm hello\.c`/ },
+      { manifest: wagiApp('app', 'f', 'hello.wasm', ['/f']), files: {}, hint: /hello\.wasm not found .*build a WASI command module there .*or fix `source` in lamplighter\.toml/ },
+    ];
+    for (const { manifest, files, hint } of cases) {
+      const dir = await node.writeApp(manifest, files);
+      const viaDeploy = await run(['deploy', dir, '--server', node.adminUrl]);
+      assert.match(viaDeploy.error?.message ?? '', hint, 'deploy');
+      assert.match(viaDeploy.error?.message ?? '', /^Cannot deploy function 'f': /);
+      // `up` deploys through the node itself.
+      await assert.rejects(node.platform.deployDir(dir), (err: Error & { code?: string }) => err.code === 'LL_MODULE_INVALID' && hint.test(err.message));
+    }
+  });
+
+  test('client commands — logs -n must be a number of lines', async () => {
+    for (const bad of ['abc', '-5', '1.5', '']) {
+      const r = await run(['logs', 'hello', '--server', node.adminUrl, '-n', bad]);
+      assert.ok(r.error instanceof CommanderError, `-n '${bad}' refused`);
+      assert.match(r.err, new RegExp(`-n must be a number of lines, 0 or more \\(e\\.g\\. -n 50\\), got '${bad.replace('.', '\\.')}'`), r.err);
+    }
+    const res = await fetch(`${node.adminUrl}/v1/logs/hello?tail=abc`, { headers: { authorization: `Bearer ${node.platform.token}` } });
+    assert.equal(res.status, 400);
+  });
+});
