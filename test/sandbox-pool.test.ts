@@ -98,4 +98,50 @@ describe('sandbox pool', () => {
     assert.equal(pool.replacements, replaced + 1);
     assert.match(Buffer.from((await run(counter, ['counter.wasm'])).stdout).toString(), /counter=1/);
   });
+
+  test('sandbox pool — a run that times out while queued inside a worker is withdrawn, never run (regression)', async () => {
+    // One worker, no taking back: the runaway waits inside the worker behind a slow run.
+    const single = new SandboxPool({ size: 1, maxWorkers: 1, stealAfterMs: 60_000 });
+    try {
+      const loop = await compileWagiModule(await readFile(wagiFixture('loop')), 16 << 20);
+      const job = (m: CompiledWagiModule, args: string[], timeoutMs: number) =>
+        single.run({ key: m.key, module: m.module, memoryPages: [m.initialPages, m.maximumPages], input: input(args), maxStdout: 1 << 20, deadline: performance.now() + timeoutMs });
+      const long = job(slow, ['slow.wasm', 'ms=400'], 5000);
+      const queued = job(loop, ['loop.wasm'], 100);
+      await assert.rejects(queued, /deadline/);
+      assert.match(Buffer.from((await long).stdout).toString(), /slept=400/);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(single.figures().busy, 0, 'the worker is not running the run nobody waits for');
+      assert.equal(single.figures().replacedForTimeout, 0, 'the slow run finished on its worker');
+      assert.match(Buffer.from((await job(counter, ['counter.wasm'], 2000)).stdout).toString(), /counter=1/);
+    } finally {
+      await single.close();
+    }
+  });
+
+  test('sandbox pool — while one function\'s long runs hold every worker, one more starts for the others; its own runs wait in the pool', async () => {
+    const fair = new SandboxPool({ size: 2, maxWorkers: 3, retireAfterMs: 200 });
+    try {
+      const loop = await compileWagiModule(await readFile(wagiFixture('loop')), 16 << 20);
+      const job = (m: CompiledWagiModule, owner: string, timeoutMs: number) =>
+        fair.run({ key: m.key, owner, module: m.module, memoryPages: [m.initialPages, m.maximumPages], input: input([`${owner}.wasm`]), maxStdout: 1 << 20, deadline: performance.now() + timeoutMs });
+      const runaways = Array.from({ length: 4 }, () => job(loop, 'hog', 1500).catch((err: Error) => err));
+      const until = performance.now() + 2000;
+      while (fair.figures().held === 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 100));
+      const started = performance.now();
+      assert.match(Buffer.from((await job(counter, 'other', 1000)).stdout).toString(), /counter=1/);
+      assert.ok(performance.now() - started < 800, 'another function found a free worker');
+      const figures = fair.figures();
+      assert.equal(figures.workers, 3, 'one worker started while every worker was held');
+      assert.equal(figures.held, 2, `the runaway burst holds both workers: ${JSON.stringify(figures)}`);
+      assert.equal(figures.queued, 2, `over its share, the runaway function's other runs wait in the pool: ${JSON.stringify(figures)}`);
+      for (const r of await Promise.all(runaways)) assert.match(String(r), /deadline/);
+      const idle = performance.now() + 3000;
+      while (fair.threads > 2 && performance.now() < idle) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(fair.threads, 2, 'the extra worker retired once idle');
+    } finally {
+      await fair.close();
+    }
+  });
 });

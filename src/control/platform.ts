@@ -102,9 +102,9 @@ export class Platform {
   ) {
     this.logger = createLogger({ level: options.logLevel });
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.metrics.setSource({ functions: () => this.functionFigures() });
     this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger });
     this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline });
+    this.metrics.setSource({ functions: () => this.functionFigures(), sandbox: () => this.pool.figures() });
   }
 
   /** Opens the data directory, restores every app's current revision and starts serving. */

@@ -4,6 +4,7 @@
 // grow is zeroed after the run and handed to the next instance, which writes its data segments
 // into it at instantiation — the same bytes a brand-new memory would hold, without the cost of
 // mapping and faulting in fresh pages.
+import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { unpackRunInput, type WorkerRequest, type WorkerResult, type WorkerRun } from './sandbox-protocol.js';
 import { MEMORY_IMPORT } from './wasm-binary.js';
@@ -22,8 +23,21 @@ interface LoadedModule {
 
 /** Modules lit on this worker, by key; dropped when their function is put out. */
 const modules = new Map<string, LoadedModule>();
-/** The highest run id decided on: claimed here before running, or raised by the pool to take runs back. */
+/**
+ * [0]: the highest run id decided on, claimed here before running or raised by the pool to take
+ * runs back; [1]: this thread's id, so the pool can lower its priority while a long run holds it.
+ */
 const shared = (workerData as { shared: Int32Array }).shared;
+Atomics.store(shared, 1, threadId());
+
+/** The OS thread id (Linux: /proc/thread-self links to <pid>/task/<tid>); 0 where unknown. */
+function threadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/')[2]) || 0;
+  } catch {
+    return 0;
+  }
+}
 
 /** Claims run `job` for this worker; false when the pool has taken it back. */
 function claim(job: number): boolean {
