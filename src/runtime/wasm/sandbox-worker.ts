@@ -19,6 +19,13 @@ interface LoadedModule {
   maximum: number;
   /** Zeroed memories of the initial size, ready for the next instance. */
   spare: WebAssembly.Memory[];
+  /** Whether the module can read a clock (only then is the thread's CPU time noted at each run). */
+  clocks: boolean;
+}
+
+function loadModule(module: WebAssembly.Module, pages: [number, number]): LoadedModule {
+  const clocks = WebAssembly.Module.imports(module).some((i) => i.module === 'wasi_snapshot_preview1' && i.name === 'clock_time_get');
+  return { module, initial: pages[0], maximum: pages[1], spare: [], clocks };
 }
 
 /** Modules lit on this worker, by key; dropped when their function is put out. */
@@ -70,7 +77,7 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
 function run(msg: WorkerRun): [WorkerResult, LoadedModule | undefined, WebAssembly.Memory | undefined] {
   let loaded = modules.get(msg.key);
   if (msg.module && msg.memoryPages) {
-    loaded = { module: msg.module, initial: msg.memoryPages[0], maximum: msg.memoryPages[1], spare: [] };
+    loaded = loadModule(msg.module, msg.memoryPages);
     modules.set(msg.key, loaded);
   }
   if (!loaded) {
@@ -85,7 +92,7 @@ function run(msg: WorkerRun): [WorkerResult, LoadedModule | undefined, WebAssemb
     memory = loaded.spare.pop() ?? new WebAssembly.Memory({ initial: loaded.initial, maximum: loaded.maximum });
     memoryImports[MEMORY_IMPORT.name] = memory;
     const instance = new WebAssembly.Instance(loaded.module, importObject);
-    host.begin(wasi, memory);
+    host.begin(wasi, memory, loaded.clocks);
     (instance.exports._start as () => void)();
   } catch (err) {
     if (err instanceof WasiExit) exitCode = err.code;
@@ -113,7 +120,7 @@ port.on('message', (msg: WorkerRequest) => {
         if (!claim(runMsg.job)) {
           // Taken back: keep a module sent with it, since the pool counts it as loaded here.
           if (runMsg.module && runMsg.memoryPages && !modules.has(runMsg.key)) {
-            modules.set(runMsg.key, { module: runMsg.module, initial: runMsg.memoryPages[0], maximum: runMsg.memoryPages[1], spare: [] });
+            modules.set(runMsg.key, loadModule(runMsg.module, runMsg.memoryPages));
           }
           continue;
         }
