@@ -20,8 +20,10 @@ const ms = (ns: bigint): number => Number(ns) / 1e6;
 describe('wagi wasi', () => {
   const pool = new SandboxPool({ size: 1 });
   let clocks: CompiledWagiModule;
+  let sockets: CompiledWagiModule;
   before(async () => {
     clocks = await compileWagiModule(await readFile(wagiFixture('clocks')), 16 << 20);
+    sockets = await compileWagiModule(await readFile(wagiFixture('sockets')), 16 << 20);
     pool.start();
   });
   after(() => pool.close());
@@ -50,6 +52,16 @@ describe('wagi wasi', () => {
       const sleepCpu = at('slept', clock) - at('spun', clock);
       assert.ok(spinCpu > 0 && spinCpu <= spinWall + 1, `${clock}: ${spinCpu} ms of CPU in ${spinWall} ms spinning`);
       assert.ok(sleepCpu < 20, `${clock}: ${sleepCpu} ms of CPU in ${sleepWall} ms asleep`);
+    }
+  });
+
+  test('wagi wasi — sock_* on stdio is ENOTSOCK, on a descriptor that is not open EBADF', async () => {
+    const out = await lines(pool, sockets, []);
+    const ENOTSOCK = '57';
+    const EBADF = '8';
+    for (const call of ['recv', 'send', 'shutdown', 'accept']) {
+      for (const fd of ['stdin', 'stdout', 'stderr']) assert.equal(out.get(`${call}_${fd}`), ENOTSOCK, `sock_${call} on ${fd}`);
+      assert.equal(out.get(`${call}_fd9`), EBADF, `sock_${call} on fd 9`);
     }
   });
 });

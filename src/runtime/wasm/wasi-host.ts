@@ -15,6 +15,7 @@ const Errno = {
   FAULT: 21,
   INVAL: 28,
   NOSYS: 52,
+  NOTSOCK: 57,
   SPIPE: 70,
   NOTCAPABLE: 76,
 } as const;
@@ -278,6 +279,9 @@ export class WasiHost {
     const badf = (): number => Errno.BADF;
     const notCapable = (): number => Errno.NOTCAPABLE;
     const stdioOnly = (fd: number): number => (fd <= 2 ? Errno.SPIPE : Errno.BADF);
+    // Only stdio is open, and it is no socket: ENOTSOCK for it, EBADF for a descriptor that is
+    // not open. (A socket would answer ENOTCAPABLE: the sandbox grants no network.)
+    const notSocket = (fd: number): number => (fd <= 2 ? Errno.NOTSOCK : Errno.BADF);
     return {
       args_get: (argv: number, buf: number) => this.copyStrings(this.current().args, argv, buf),
       args_sizes_get: (countPtr: number, sizePtr: number) => this.sizes(this.current().args, countPtr, sizePtr),
@@ -368,10 +372,10 @@ export class WasiHost {
         }
         return Errno.SUCCESS;
       },
-      sock_accept: notCapable,
-      sock_recv: notCapable,
-      sock_send: notCapable,
-      sock_shutdown: notCapable,
+      sock_accept: notSocket,
+      sock_recv: notSocket,
+      sock_send: notSocket,
+      sock_shutdown: notSocket,
     };
   }
 }
