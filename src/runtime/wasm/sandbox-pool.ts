@@ -81,6 +81,8 @@ export interface SandboxPoolFigures {
   held: number;
   /** Runs waiting in the pool for a worker. */
   queued: number;
+  /** Worker threads started and not yet running their code. */
+  starting: number;
   /** Workers stopped because a run passed its deadline. */
   replacedForTimeout: number;
   /** Workers that failed or exited on their own. */
@@ -122,6 +124,8 @@ interface PoolWorker {
   idleSince: number;
   /** Runs decided on in this turn of the event loop, posted together at its end. */
   outbox: WorkerRun[];
+  /** Its thread has started running its code. */
+  online: boolean;
   /** Its thread runs at the lowest CPU priority (a long run holds it). */
   lowered: boolean;
   /** Stopped and out of the pool; still delivers what it posted before it stopped. */
@@ -183,15 +187,18 @@ export class SandboxPool {
   figures(): SandboxPoolFigures {
     let busy = 0;
     let held = 0;
+    let starting = 0;
     for (const worker of this.#workers) {
       if (worker.sent.length > 0) busy++;
       if (worker.heldBy !== undefined) held++;
+      if (!worker.online) starting++;
     }
     return {
       workers: this.#workers.length,
       busy,
       held,
       queued: this.#queue.length,
+      starting,
       replacedForTimeout: this.#replacedForTimeout,
       replacedForCrash: this.replacements - this.#replacedForTimeout,
       extraStarted: this.#extraStarted,
@@ -238,10 +245,12 @@ export class SandboxPool {
       heldBy: undefined,
       idleSince: performance.now(),
       outbox: [],
+      online: false,
       lowered: false,
       retired: false,
     };
     worker.thread.unref();
+    worker.thread.once('online', () => (worker.online = true));
     worker.thread.on('message', (msg: WorkerResult) => this.#onResult(worker, msg));
     worker.thread.on('error', (err) => (worker.failure = `sandbox worker failed: ${err.message}`));
     worker.thread.on('exit', () => this.#onExit(worker));
