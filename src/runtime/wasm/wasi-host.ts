@@ -5,7 +5,6 @@
 // Clocks tell nothing of the host: monotonic and CPU time start at zero for each run, and CPU time
 // is the run's own (its thread's CPU time since the run began).
 import { webcrypto } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { threadCpuNs } from './thread-cpu-clock.js';
 
 /** WASI errno values used here. */
@@ -101,7 +100,10 @@ export class WasiHost {
   private run: WasiRun | undefined;
   /** When the current run began (process.hrtime), the zero of its monotonic clock. */
   private runStartNs = 0n;
-  /** The thread's CPU time when the run began; undefined until a CPU-time clock is first read. */
+  /**
+   * The thread's CPU time when the run began: noted at begin for modules that import
+   * clock_time_get, else at the first read (or undefined where the OS has no thread clock).
+   */
   private cpuStartNs: bigint | undefined;
   /** Time the run spent asleep in poll_oneoff (not CPU time, where no thread clock exists). */
   private sleptNs = 0n;
@@ -208,8 +210,8 @@ export class WasiHost {
 
   private now(clockId: number): bigint | undefined {
     switch (clockId) {
-      case 0: // realtime, to the microsecond: the time of day, the same for everyone
-        return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
+      case 0: // realtime: the time of day, the same for everyone (to the millisecond)
+        return BigInt(Date.now()) * 1_000_000n;
       case 1: // monotonic: time since this run began
         return process.hrtime.bigint() - this.runStartNs;
       case 2: // process cputime: a run is the whole process the module sees
@@ -290,7 +292,7 @@ export class WasiHost {
       clock_res_get: (clockId: number, resPtr: number) => {
         this.current();
         if (clockId > 3) return Errno.INVAL;
-        this.view.setBigUint64(resPtr, 1_000n, true);
+        this.view.setBigUint64(resPtr, clockId === 0 ? 1_000_000n : 1_000n, true);
         return Errno.SUCCESS;
       },
       clock_time_get: (clockId: number, _precision: bigint, timePtr: number) => {
