@@ -372,6 +372,8 @@ export class SandboxPool {
       pending.resolve({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, error: result.error });
     }
     if (worker.retired) return;
+    // An answer proves the thread runs, whichever of it and the 'online' event comes first.
+    worker.online = true;
     const now = performance.now();
     worker.headSince = now;
     if (worker.sent.length === 0) worker.idleSince = now;
