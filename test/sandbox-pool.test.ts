@@ -1,6 +1,9 @@
 // The sandbox pool on its own: runs on worker threads, deadlines, and taking runs back from a busy worker.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
 import { compileWagiModule, packRunInput, SandboxPool, type CompiledWagiModule } from '../src/runtime/wasm/index.js';
@@ -143,5 +146,55 @@ describe('sandbox pool', () => {
     } finally {
       await fair.close();
     }
+  });
+
+  test('sandbox pool — a long run\'s thread gets the lowest CPU priority, and the next run a normal one', async () => {
+    const lowering = new SandboxPool({ size: 1, maxWorkers: 1 });
+    try {
+      const job = (m: CompiledWagiModule, args: string[]) =>
+        lowering.run({ key: m.key, module: m.module, memoryPages: [m.initialPages, m.maximumPages], input: input(args), maxStdout: 1 << 20, deadline: performance.now() + 5000 });
+      const long = job(slow, ['slow.wasm', 'ms=600']);
+      const until = performance.now() + 500;
+      while (lowering.figures().lowered === 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(lowering.figures().lowered, 1, 'the thread of the run going past 100 ms was lowered');
+      assert.match(Buffer.from((await long).stdout).toString(), /slept=600/);
+      assert.equal(lowering.figures().lowered, 0, 'restored (or renewed) once the run ended');
+      assert.match(Buffer.from((await job(counter, ['counter.wasm'])).stdout).toString(), /counter=1/);
+    } finally {
+      await lowering.close();
+    }
+  });
+
+  test('sandbox pool — where a priority cannot be raised again, the thread of a long run is renewed after it', { skip: process.getuid?.() !== 0 && 'needs root to drop privileges with setpriv' }, async (t) => {
+    // As an unprivileged user (nobody), a thread's nice value can go up but never down again.
+    // (Without the test runner's context in its environment, the child runs as a plain script.)
+    const pool = new URL('../src/runtime/wasm/index.js', import.meta.url).href;
+    const script = `
+      import { readFile } from 'node:fs/promises';
+      import { performance } from 'node:perf_hooks';
+      import { compileWagiModule, packRunInput, SandboxPool } from ${JSON.stringify(pool)};
+      const load = async (name) => compileWagiModule(await readFile(${JSON.stringify(wagiFixture('x').replace(/x\.wasm$/, ''))} + name + '.wasm'), 16 << 20);
+      const [slow, counter] = [await load('slow'), await load('counter')];
+      const pool = new SandboxPool({ size: 1, maxWorkers: 1 });
+      const alive = setInterval(() => {}, 1000); // the pool's threads and timer do not hold the process open
+      const run = (m, args) => pool.run({ key: m.key, module: m.module, memoryPages: [m.initialPages, m.maximumPages], input: packRunInput(args.map((a) => a + '\\0').join(''), '', new Uint8Array(0)), maxStdout: 1 << 20, deadline: performance.now() + 10000 });
+      const out = async (p) => Buffer.from((await p).stdout).toString().trim().split('\\n').pop();
+      const lines = [await out(run(slow, ['slow.wasm', 'ms=300'])), 'lowered=' + pool.figures().lowered];
+      lines.push(await out(run(counter, ['counter.wasm'])), await out(run(slow, ['slow.wasm', 'ms=300'])));
+      console.log(lines.join(' '));
+      await pool.close();
+      clearInterval(alive);
+    `;
+    // A file, not -e: workers inherit -e and --input-type among the parent's options.
+    const dir = await mkdtemp(path.join(tmpdir(), 'lamplighter-renew-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await chmod(dir, 0o755);
+    await writeFile(path.join(dir, 'renew.mjs'), script, { mode: 0o644 });
+    const env = { ...process.env };
+    delete env.NODE_TEST_CONTEXT;
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.join(dir, 'renew.mjs')], { timeout: 20_000, env }, (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out))),
+    );
+    assert.equal(stdout.trim(), 'slept=300 lowered=0 counter=1 slept=300');
   });
 });

@@ -83,6 +83,8 @@ export interface SandboxPoolFigures {
   queued: number;
   /** Worker threads started and not yet running their code. */
   starting: number;
+  /** Workers whose thread runs at the lowest CPU priority (a long run holds it). */
+  lowered: number;
   /** Workers stopped because a run passed its deadline. */
   replacedForTimeout: number;
   /** Workers that failed or exited on their own. */
@@ -188,10 +190,12 @@ export class SandboxPool {
     let busy = 0;
     let held = 0;
     let starting = 0;
+    let lowered = 0;
     for (const worker of this.#workers) {
       if (worker.sent.length > 0) busy++;
       if (worker.heldBy !== undefined) held++;
       if (!worker.online) starting++;
+      if (worker.lowered) lowered++;
     }
     return {
       workers: this.#workers.length,
@@ -199,6 +203,7 @@ export class SandboxPool {
       held,
       queued: this.#queue.length,
       starting,
+      lowered,
       replacedForTimeout: this.#replacedForTimeout,
       replacedForCrash: this.replacements - this.#replacedForTimeout,
       extraStarted: this.#extraStarted,
