@@ -90,7 +90,9 @@ describe('wagi runaway', () => {
     assert.ok(await eventually(steady, 5000), `the runaways hold workers and a free one runs: ${JSON.stringify(node.platform.pool.figures())}`);
     const latencies: number[] = [];
     const failures: string[] = [];
-    for (let i = 0; i < 100; i++) {
+    // 200 sequential requests (under a second): p99 is the third slowest, so one stall of a
+    // loaded machine does not decide the figure alone.
+    for (let i = 0; i < 200; i++) {
       const started = performance.now();
       const res = await getKeptAlive(agent, `${node.url}/counter`);
       latencies.push(performance.now() - started);
@@ -99,9 +101,9 @@ describe('wagi runaway', () => {
     const figures = node.platform.pool.figures();
     const slow = latencies.map((l, i) => `#${i} ${l.toFixed(0)} ms`).filter((_, i) => (latencies[i] as number) >= 50);
     latencies.sort((a, b) => a - b);
-    const p99 = latencies[98] as number;
+    const p99 = latencies[Math.ceil(latencies.length * 0.99) - 1] as number;
     assert.deepEqual(failures, []);
-    assert.ok(p99 < 50, `p99 ${p99.toFixed(1)} ms (p50 ${latencies[49]!.toFixed(1)} ms; at or over 50 ms: ${slow.join(', ')})`);
+    assert.ok(p99 < 50, `p99 ${p99.toFixed(1)} ms (p50 ${latencies[latencies.length / 2]!.toFixed(1)} ms; at or over 50 ms: ${slow.join(', ')})`);
     assert.ok(figures.held <= 2, `one function holds at most the pool's size: ${JSON.stringify(figures)}`);
     for (const res of await Promise.all(hogs)) assert.equal(res.status, 504);
   });

@@ -81,7 +81,7 @@ export interface SandboxPoolFigures {
   held: number;
   /** Runs waiting in the pool for a worker. */
   queued: number;
-  /** Worker threads started and not yet running their code. */
+  /** Worker threads started and not yet ready for runs (still loading their code). */
   starting: number;
   /** Workers whose thread runs at the lowest CPU priority (a long run holds it). */
   lowered: number;
@@ -115,7 +115,8 @@ interface PoolWorker {
    * back by raising it past them. One variable changed only by compare-and-swap means a run is
    * either started or taken back, never both. Runs with ids up to it have started (and all but
    * the last have ended: a worker claims its next run only after answering the one before).
-   * Index 1 holds the worker's OS thread id, once it has started (0 where unknown).
+   * Index 1 holds the worker's OS thread id (0 where unknown), index 2 becomes 1 once the worker
+   * has loaded its code and listens for runs.
    */
   shared: Int32Array;
   /** When the current first run became first (it has been running since about then). */
@@ -126,8 +127,6 @@ interface PoolWorker {
   idleSince: number;
   /** Runs decided on in this turn of the event loop, posted together at its end. */
   outbox: WorkerRun[];
-  /** Its thread has started running its code. */
-  online: boolean;
   /** Its thread runs at the lowest CPU priority (a long run holds it). */
   lowered: boolean;
   /** Stopped and out of the pool; still delivers what it posted before it stopped. */
@@ -194,7 +193,7 @@ export class SandboxPool {
     for (const worker of this.#workers) {
       if (worker.sent.length > 0) busy++;
       if (worker.heldBy !== undefined) held++;
-      if (!worker.online) starting++;
+      if (Atomics.load(worker.shared, 2) === 0) starting++;
       if (worker.lowered) lowered++;
     }
     return {
@@ -240,7 +239,7 @@ export class SandboxPool {
   }
 
   #spawn(): PoolWorker {
-    const shared = new Int32Array(new SharedArrayBuffer(8));
+    const shared = new Int32Array(new SharedArrayBuffer(12));
     const worker: PoolWorker = {
       thread: new Worker(WORKER_URL, { workerData: { shared } }),
       loaded: new Set(),
@@ -250,12 +249,10 @@ export class SandboxPool {
       heldBy: undefined,
       idleSince: performance.now(),
       outbox: [],
-      online: false,
       lowered: false,
       retired: false,
     };
     worker.thread.unref();
-    worker.thread.once('online', () => (worker.online = true));
     worker.thread.on('message', (msg: WorkerResult) => this.#onResult(worker, msg));
     worker.thread.on('error', (err) => (worker.failure = `sandbox worker failed: ${err.message}`));
     worker.thread.on('exit', () => this.#onExit(worker));
@@ -377,8 +374,6 @@ export class SandboxPool {
       pending.resolve({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, error: result.error });
     }
     if (worker.retired) return;
-    // An answer proves the thread runs, whichever of it and the 'online' event comes first.
-    worker.online = true;
     const now = performance.now();
     worker.headSince = now;
     if (worker.sent.length === 0) worker.idleSince = now;

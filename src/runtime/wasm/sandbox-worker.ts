@@ -32,7 +32,8 @@ function loadModule(module: WebAssembly.Module, pages: [number, number]): Loaded
 const modules = new Map<string, LoadedModule>();
 /**
  * [0]: the highest run id decided on, claimed here before running or raised by the pool to take
- * runs back; [1]: this thread's id, so the pool can lower its priority while a long run holds it.
+ * runs back; [1]: this thread's id, so the pool can lower its priority while a long run holds it;
+ * [2]: 1 once this worker listens for runs.
  */
 const shared = (workerData as { shared: Int32Array }).shared;
 Atomics.store(shared, 1, threadId());
@@ -140,3 +141,4 @@ port.on('message', (msg: WorkerRequest) => {
       break;
   }
 });
+Atomics.store(shared, 2, 1);
