@@ -197,4 +197,15 @@ describe('sandbox pool', () => {
     );
     assert.equal(stdout.trim(), 'slept=300 lowered=0 counter=1 slept=300');
   });
+
+  test('sandbox pool — after a worker is replaced, runs go to a started worker, not wait for the new thread', async () => {
+    const loop = await compileWagiModule(await readFile(wagiFixture('loop')), 16 << 20);
+    const replaced = pool.replacements;
+    await assert.rejects(run(loop, ['loop.wasm'], 100), /deadline/);
+    const until = performance.now() + 2000;
+    while (pool.replacements === replaced && performance.now() < until) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(pool.figures().starting, 1, 'the replacement is starting');
+    assert.match(Buffer.from((await run(counter, ['counter.wasm'])).stdout).toString(), /counter=1/);
+    assert.equal(pool.figures().starting, 1, 'the run was answered by the started worker while the new one was still starting');
+  });
 });

@@ -104,7 +104,7 @@ describe('wagi runaway', () => {
     const p99 = latencies[Math.ceil(latencies.length * 0.99) - 1] as number;
     assert.deepEqual(failures, []);
     assert.ok(p99 < 50, `p99 ${p99.toFixed(1)} ms (p50 ${latencies[latencies.length / 2]!.toFixed(1)} ms; at or over 50 ms: ${slow.join(', ')})`);
-    assert.ok(figures.held <= 2, `one function holds at most the pool's size: ${JSON.stringify(figures)}`);
+    assert.ok(figures.workers > figures.held, `a worker stayed free of the runaways: ${JSON.stringify(figures)}`);
     for (const res of await Promise.all(hogs)) assert.equal(res.status, 504);
   });
 });

@@ -127,6 +127,8 @@ interface PoolWorker {
   idleSince: number;
   /** Runs decided on in this turn of the event loop, posted together at its end. */
   outbox: WorkerRun[];
+  /** Has loaded its code and listens for runs (index 2 of `shared`, cached once seen). */
+  ready: boolean;
   /** Its thread runs at the lowest CPU priority (a long run holds it). */
   lowered: boolean;
   /** Stopped and out of the pool; still delivers what it posted before it stopped. */
@@ -193,7 +195,7 @@ export class SandboxPool {
     for (const worker of this.#workers) {
       if (worker.sent.length > 0) busy++;
       if (worker.heldBy !== undefined) held++;
-      if (Atomics.load(worker.shared, 2) === 0) starting++;
+      if (!this.#ready(worker)) starting++;
       if (worker.lowered) lowered++;
     }
     return {
@@ -249,6 +251,7 @@ export class SandboxPool {
       heldBy: undefined,
       idleSince: performance.now(),
       outbox: [],
+      ready: false,
       lowered: false,
       retired: false,
     };
@@ -264,14 +267,29 @@ export class SandboxPool {
     return this.#held.size > 0 && (this.#held.get(owner) ?? 0) >= this.#maxHeld;
   }
 
-  /** The worker with the fewest runs sent, if it has room and `owner` is within its share. */
+  /** Whether the worker has loaded its code and listens for runs. */
+  #ready(worker: PoolWorker): boolean {
+    if (!worker.ready && Atomics.load(worker.shared, 2) === 1) worker.ready = true;
+    return worker.ready;
+  }
+
+  /**
+   * The worker with the fewest runs sent, if it has room and `owner` is within its share. One still
+   * starting (a replacement, an extra) counts as full, so a run waits for a thread start only
+   * when no started worker has room.
+   */
   #leastLoaded(owner: string): PoolWorker | undefined {
     if (this.#atShare(owner)) return undefined;
     let best: PoolWorker | undefined;
+    let bestLoad = 0;
     for (const worker of this.#workers) {
       if (worker.sent.length >= this.#depth || worker.heldBy !== undefined) continue;
-      if (!best || worker.sent.length < best.sent.length) best = worker;
-      if (best.sent.length === 0) break;
+      const load = this.#ready(worker) ? worker.sent.length : this.#depth + worker.sent.length;
+      if (!best || load < bestLoad) {
+        best = worker;
+        bestLoad = load;
+      }
+      if (bestLoad === 0) break;
     }
     return best;
   }
@@ -323,8 +341,13 @@ export class SandboxPool {
     }
   };
 
-  /** Sends queued jobs to a worker with room; drops those whose client has gone. */
+  /**
+   * Sends queued jobs to a worker with room; drops those whose client has gone. A worker still
+   * starting takes none (the watchdog's next tick fills it once it is ready), so queued runs go to
+   * whichever worker frees first rather than wait for a thread start.
+   */
   #fill(worker: PoolWorker): void {
+    if (!this.#ready(worker)) return;
     let i = 0;
     while (worker.sent.length < this.#depth && worker.heldBy === undefined && i < this.#queue.length) {
       const pending = this.#queue[i] as Pending;
