@@ -208,4 +208,13 @@ describe('sandbox pool', () => {
     assert.match(Buffer.from((await run(counter, ['counter.wasm'])).stdout).toString(), /counter=1/);
     assert.equal(pool.figures().starting, 1, 'the run was answered by the started worker while the new one was still starting');
   });
+
+  test('sandbox pool — a function alone keeps every base worker, even while one of its runs is long', async () => {
+    const started = performance.now();
+    const long = run(slow, ['slow.wasm', 'ms=1500']);
+    // Held past its share (one of two workers), the function still has the other worker for these.
+    const short = await Promise.all(Array.from({ length: 3 }, () => run(slow, ['slow.wasm', 'ms=100']).then(() => performance.now() - started)));
+    assert.ok(Math.max(...short) < 1000, `the short runs ended after ${short.map((t) => t.toFixed(0)).join(', ')} ms, not after the long one`);
+    assert.match(Buffer.from((await long).stdout).toString(), /slept=1500/);
+  });
 });

@@ -6,11 +6,12 @@
 // its worker (the only way to stop a wasm loop), which fails that request alone: runs that had
 // not started go back to the pool's queue and on to the replacement or another worker.
 //
-// Fairness: a worker whose run has been going for `stealAfterMs` is *held*. One function may hold
-// at most `maxHeldPerFunction` workers; its further runs wait in the pool's queue (never inside a
-// busy worker) until one of its long runs ends. While every worker is held, the pool starts one
-// more (up to `maxWorkers`), so other functions always find a free worker; extra workers are
-// stopped again once they have been idle for `retireAfterMs`. A run still going after
+// Fairness: a worker whose run has been going for `stealAfterMs` is *held*. While every worker is
+// held, the pool starts an extra one (up to `maxWorkers`), stopped again once it has been idle for
+// `retireAfterMs`. Any function may use the `size` base workers (a function alone keeps all of
+// them), but one holding `maxHeldPerFunction` workers with long runs gets no extra worker: its
+// further runs wait in the pool's queue (never inside a busy worker), and the extra workers stay
+// free for the other functions. A run still going after
 // `lowerPriorityAfterMs` has its thread's CPU priority lowered (nice 19, where the OS allows it),
 // so long runs use what CPU the others leave; the thread is restored, or renewed, when it ends.
 import { availableParallelism, setPriority } from 'node:os';
@@ -23,8 +24,8 @@ import type { WorkerRequest, WorkerResult, WorkerRun } from './sandbox-protocol.
 export interface SandboxJob {
   key: string;
   /**
-   * Whose run this is (the function): at most `maxHeldPerFunction` workers are held by one
-   * owner's long runs. @default key
+   * Whose run this is (the function): an owner holding `maxHeldPerFunction` workers with long
+   * runs gets no extra worker. @default key
    */
   owner?: string;
   module: WebAssembly.Module;
@@ -61,7 +62,7 @@ export interface SandboxPoolOptions {
    * @default 20
    */
   stealAfterMs?: number;
-  /** Workers one function's long runs may hold at once. @default size */
+  /** Held workers past which a function's runs get no extra worker. @default ceil(size / 2) */
   maxHeldPerFunction?: number;
   /** Worker threads at most, extra ones included (started while every worker is held). @default 2 * size + 1 */
   maxWorkers?: number;
@@ -127,6 +128,8 @@ interface PoolWorker {
   idleSince: number;
   /** Runs decided on in this turn of the event loop, posted together at its end. */
   outbox: WorkerRun[];
+  /** Started while every worker was held (or replaces one that was); stopped when idle. */
+  extra: boolean;
   /** Has loaded its code and listens for runs (index 2 of `shared`, cached once seen). */
   ready: boolean;
   /** Its thread runs at the lowest CPU priority (a long run holds it). */
@@ -240,7 +243,7 @@ export class SandboxPool {
     return this.#workers.filter((w) => w.loaded.has(key)).length;
   }
 
-  #spawn(): PoolWorker {
+  #spawn(extra = false): PoolWorker {
     const shared = new Int32Array(new SharedArrayBuffer(12));
     const worker: PoolWorker = {
       thread: new Worker(WORKER_URL, { workerData: { shared } }),
@@ -251,6 +254,7 @@ export class SandboxPool {
       heldBy: undefined,
       idleSince: performance.now(),
       outbox: [],
+      extra,
       ready: false,
       lowered: false,
       retired: false,
@@ -262,7 +266,7 @@ export class SandboxPool {
     return worker;
   }
 
-  /** Whether `owner` already holds its share of workers with long runs. */
+  /** Whether `owner` already holds its share of workers with long runs (and so gets no extra one). */
   #atShare(owner: string): boolean {
     return this.#held.size > 0 && (this.#held.get(owner) ?? 0) >= this.#maxHeld;
   }
@@ -274,16 +278,16 @@ export class SandboxPool {
   }
 
   /**
-   * The worker with the fewest runs sent, if it has room and `owner` is within its share. One still
-   * starting (a replacement, an extra) counts as full, so a run waits for a thread start only
-   * when no started worker has room.
+   * The worker with the fewest runs sent, if one has room (an extra one only while `owner` is
+   * within its share). One still starting (a replacement, an extra) counts as full, so a run
+   * waits for a thread start only when no started worker has room.
    */
   #leastLoaded(owner: string): PoolWorker | undefined {
-    if (this.#atShare(owner)) return undefined;
+    const baseOnly = this.#atShare(owner);
     let best: PoolWorker | undefined;
     let bestLoad = 0;
     for (const worker of this.#workers) {
-      if (worker.sent.length >= this.#depth || worker.heldBy !== undefined) continue;
+      if (worker.sent.length >= this.#depth || worker.heldBy !== undefined || (baseOnly && worker.extra)) continue;
       const load = this.#ready(worker) ? worker.sent.length : this.#depth + worker.sent.length;
       if (!best || load < bestLoad) {
         best = worker;
@@ -357,8 +361,8 @@ export class SandboxPool {
         pending.reject(new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the request ran'));
         continue;
       }
-      // A function at its share waits for one of its own long runs to end; others go past it.
-      if (this.#atShare(pending.owner)) {
+      // A function at its share waits for a base worker; others go past it to an extra one.
+      if (worker.extra && this.#atShare(pending.owner)) {
         i++;
         continue;
       }
@@ -533,16 +537,16 @@ export class SandboxPool {
   #grow(): void {
     if (this.#closed || this.#workers.length >= this.#maxWorkers || this.#workers.length === 0) return;
     if (this.#workers.some((w) => w.heldBy === undefined)) return;
-    this.#workers.push(this.#spawn());
+    this.#workers.push(this.#spawn(true));
     this.#extraStarted++;
   }
 
   /** Stops extra workers idle for retireAfterMs, keeping one free worker while others are held. */
   #retireIdle(now: number): void {
     if (this.#workers.length <= this.#size) return;
-    for (let i = this.#workers.length - 1; i >= 0 && this.#workers.length > this.#size; i--) {
+    for (let i = this.#workers.length - 1; i >= 0; i--) {
       const worker = this.#workers[i] as PoolWorker;
-      if (worker.sent.length > 0 || worker.outbox.length > 0 || now - worker.idleSince < this.#retireAfterMs) continue;
+      if (!worker.extra || worker.sent.length > 0 || worker.outbox.length > 0 || now - worker.idleSince < this.#retireAfterMs) continue;
       const othersFree = this.#workers.some((w) => w !== worker && w.heldBy === undefined);
       if (!othersFree) return;
       this.#workers.splice(i, 1);
@@ -570,7 +574,7 @@ export class SandboxPool {
       this.#workers.splice(index, 1);
       return;
     }
-    this.#workers[index] = this.#spawn();
+    this.#workers[index] = this.#spawn(worker.extra);
     this.#fillAll();
   }
 
