@@ -73,9 +73,9 @@ export class Platform {
   ) {
     this.logger = options.logger ?? createLogger({ level: options.logLevel });
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.metrics.setSource({ functions: () => this.functionFigures() });
     this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger });
     this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline });
+    this.metrics.setSource({ functions: () => this.functionFigures(), sandbox: () => this.pool.figures() });
     this.#deployments = new Deployments({ store, pool: this.pool, gateway: this.gateway, logs: this.logs, logger: this.logger, metrics: this.metrics });
   }
 

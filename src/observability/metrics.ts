@@ -6,7 +6,27 @@ import { RequestSeriesSet, type RequestSeries } from './request-series.js';
 export interface MetricsSource {
   /** Every deployed function with its lit instances and held requests. */
   functions(): Array<{ name: string; instances: number; pending: number; inFlight: number }>;
+  /** The sandbox pool's state, when the node runs one. */
+  sandbox?(): SandboxFigures;
 }
+
+/** What the sandbox pool reports: enough to see a wedged pool at a glance. */
+export interface SandboxFigures {
+  /** Worker threads running. */
+  workers: number;
+  /** Workers with a run sent to them. */
+  busy: number;
+  /** Workers held by a long run. */
+  held: number;
+  /** Runs waiting in the pool for a worker. */
+  queued: number;
+  /** Workers stopped because a run passed its deadline. */
+  replacedForTimeout: number;
+  /** Workers that failed or exited on their own. */
+  replacedForCrash: number;
+}
+
+const NO_SANDBOX: SandboxFigures = { workers: 0, busy: 0, held: 0, queued: 0, replacedForTimeout: 0, replacedForCrash: 0 };
 
 /** Options for {@link Metrics}. */
 export interface MetricsOptions {
@@ -65,6 +85,32 @@ export class Metrics {
       collect() {
         this.reset();
         for (const f of self.source.functions()) this.set({ function: f.name }, f.inFlight);
+      },
+    });
+    const sandboxGauge = (name: string, help: string, read: (f: SandboxFigures) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(self.source.sandbox?.() ?? NO_SANDBOX));
+        },
+      });
+    };
+    sandboxGauge('lamplighter_sandbox_workers', 'Sandbox worker threads running', (f) => f.workers);
+    sandboxGauge('lamplighter_sandbox_workers_busy', 'Sandbox workers with a run sent to them', (f) => f.busy);
+    sandboxGauge('lamplighter_sandbox_workers_held', 'Sandbox workers held by a long run', (f) => f.held);
+    sandboxGauge('lamplighter_sandbox_runs_queued', 'WAGI runs waiting in the pool for a sandbox worker', (f) => f.queued);
+    new Counter({
+      name: 'lamplighter_sandbox_workers_replaced_total',
+      help: 'Sandbox workers stopped and replaced, by reason (timeout: a run passed its deadline)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const f = self.source.sandbox?.() ?? NO_SANDBOX;
+        this.reset();
+        this.inc({ reason: 'timeout' }, f.replacedForTimeout);
+        this.inc({ reason: 'crash' }, f.replacedForCrash);
       },
     });
     if (options.processMetrics ?? true) {

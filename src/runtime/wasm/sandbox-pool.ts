@@ -3,9 +3,18 @@
 // Workers start when the first WAGI function is deployed, so lighting a function costs a message,
 // not a thread start; a node that hosts none runs none.
 // Each worker runs one request at a time; a request past its deadline is stopped by terminating
-// its worker (the only way to stop a wasm loop), which fails that request alone: queued requests
-// stay in the pool's queue and go to the replacement or another worker.
-import { availableParallelism } from 'node:os';
+// its worker (the only way to stop a wasm loop), which fails that request alone: runs that had
+// not started go back to the pool's queue and on to the replacement or another worker.
+//
+// Fairness: a worker whose run has been going for `stealAfterMs` is *held*. While every worker is
+// held, the pool starts an extra one (up to `maxWorkers`), stopped again once it has been idle for
+// `retireAfterMs`. Any function may use the `size` base workers (a function alone keeps all of
+// them), but one holding `maxHeldPerFunction` workers with long runs gets no extra worker: its
+// further runs wait in the pool's queue (never inside a busy worker), and the extra workers stay
+// free for the other functions. A run still going after
+// `lowerPriorityAfterMs` has its thread's CPU priority lowered (nice 19, where the OS allows it),
+// so long runs use what CPU the others leave; the thread is restored, or renewed, when it ends.
+import { availableParallelism, setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
@@ -14,6 +23,11 @@ import type { WorkerRequest, WorkerResult, WorkerRun } from './sandbox-protocol.
 /** One command run requested of the pool. */
 export interface SandboxJob {
   key: string;
+  /**
+   * Whose run this is (the function): an owner holding `maxHeldPerFunction` workers with long
+   * runs gets no extra worker. @default key
+   */
+  owner?: string;
   module: WebAssembly.Module;
   /** Initial and maximum pages of the memory the module imports. */
   memoryPages: [initial: number, maximum: number];
@@ -34,7 +48,7 @@ export type SandboxResult = Omit<WorkerResult, 'job'>;
 
 /** Options for {@link SandboxPool}. */
 export interface SandboxPoolOptions {
-  /** Worker threads in the pool. @default max(2, availableParallelism()) */
+  /** Worker threads the pool keeps. @default max(2, availableParallelism()) */
   size?: number;
   /**
    * Runs sent to one worker before earlier ones have answered. More than one hides the message
@@ -43,77 +57,161 @@ export interface SandboxPoolOptions {
    */
   pipeline?: number;
   /**
-   * A run that has held its worker this long has the runs queued behind it taken back and
-   * given to other workers, so a slow or runaway handler delays no other request. @default 20
+   * A run that has held its worker this long makes the worker *held*: the runs queued behind it
+   * are taken back and given to other workers, and it counts against its function's share.
+   * @default 20
    */
   stealAfterMs?: number;
+  /** Held workers past which a function's runs get no extra worker. @default ceil(size / 2) */
+  maxHeldPerFunction?: number;
+  /** Worker threads at most, extra ones included (started while every worker is held). @default 2 * size + 1 */
+  maxWorkers?: number;
+  /** An extra worker idle this long is stopped. @default 2000 */
+  retireAfterMs?: number;
+  /** A run going this long gets the lowest CPU priority for the rest of it. @default 100 */
+  lowerPriorityAfterMs?: number;
+}
+
+/** The pool's state at one moment, for metrics. */
+export interface SandboxPoolFigures {
+  /** Worker threads running. */
+  workers: number;
+  /** Workers with a run sent to them. */
+  busy: number;
+  /** Workers held by a run older than `stealAfterMs`. */
+  held: number;
+  /** Runs waiting in the pool for a worker. */
+  queued: number;
+  /** Worker threads started and not yet ready for runs (still loading their code). */
+  starting: number;
+  /** Workers whose thread runs at the lowest CPU priority (a long run holds it). */
+  lowered: number;
+  /** Workers stopped because a run passed its deadline. */
+  replacedForTimeout: number;
+  /** Workers that failed or exited on their own. */
+  replacedForCrash: number;
+  /** Extra workers started while every worker was held. */
+  extraStarted: number;
 }
 
 interface Pending {
   /** Id of the latest send to a worker (0 before the first). */
   id: number;
   job: SandboxJob;
+  owner: string;
   resolve: (result: SandboxResult) => void;
   reject: (err: LamplighterError) => void;
-  /** Answered already (deadline passed while it waited inside a worker); its result is dropped. */
+  /** Answered already (by a deadline, a crash or shutdown); a late result is dropped. */
   settled: boolean;
 }
 
 interface PoolWorker {
   thread: Worker;
   loaded: Set<string>;
-  /** Runs sent to this worker, oldest first; the first is the one running. */
+  /** Runs sent to this worker and not yet answered, oldest first. */
   sent: Pending[];
   /**
    * Shared with the worker: the highest run id decided on, by either side. The worker claims a
    * run by raising it to the run's id (compare-and-swap) before starting it; the pool takes runs
-   * back by raising it past them, but only while it still equals the run the worker is executing.
-   * One variable changed only by compare-and-swap means a run is either started or taken back,
-   * never both.
+   * back by raising it past them. One variable changed only by compare-and-swap means a run is
+   * either started or taken back, never both. Runs with ids up to it have started (and all but
+   * the last have ended: a worker claims its next run only after answering the one before).
+   * Index 1 holds the worker's OS thread id (0 where unknown), index 2 becomes 1 once the worker
+   * has loaded its code and listens for runs.
    */
   shared: Int32Array;
   /** When the current first run became first (it has been running since about then). */
   headSince: number;
-  /** Running one run for long: gets nothing more until it answers. */
-  stuck: boolean;
+  /** Owner of the long run holding this worker; a held worker gets nothing more until it answers. */
+  heldBy: string | undefined;
+  /** When the worker last had nothing sent (for retiring extra workers). */
+  idleSince: number;
   /** Runs decided on in this turn of the event loop, posted together at its end. */
   outbox: WorkerRun[];
+  /** Started while every worker was held (or replaces one that was); stopped when idle. */
+  extra: boolean;
+  /** Has loaded its code and listens for runs (index 2 of `shared`, cached once seen). */
+  ready: boolean;
+  /** Its thread runs at the lowest CPU priority (a long run holds it). */
+  lowered: boolean;
+  /** Stopped and out of the pool; still delivers what it posted before it stopped. */
+  retired: boolean;
+  /** Why it failed, if it did, for the exit that follows. */
+  failure?: string;
 }
 
 const WORKER_URL = new URL('./sandbox-worker.js', import.meta.url);
 
-/** Runs WAGI commands on a fixed set of worker threads, never on the caller's thread. */
+/** Runs WAGI commands on worker threads, never on the caller's thread. */
 export class SandboxPool {
-  private readonly workers: PoolWorker[] = [];
-  private queue: Pending[] = [];
-  private nextJob = 1;
-  private closed = false;
-  private readonly size: number;
-  private readonly depth: number;
-  private readonly stealAfterMs: number;
-  /** Armed only while a run is queued or sent: an idle pool wakes nobody. */
-  private watchdog: NodeJS.Timeout | undefined;
+  readonly #workers: PoolWorker[] = [];
+  #queue: Pending[] = [];
+  #nextJob = 1;
+  #closed = false;
+  readonly #size: number;
+  readonly #depth: number;
+  readonly #stealAfterMs: number;
+  readonly #maxHeld: number;
+  readonly #maxWorkers: number;
+  readonly #retireAfterMs: number;
+  readonly #lowerAfterMs: number;
+  /** Workers held by each owner's long runs (only owners holding one or more). */
+  readonly #held = new Map<string, number>();
+  /** Armed only while a run is queued or sent, or an extra worker runs: an idle pool wakes nobody. */
+  #watchdog: NodeJS.Timeout | undefined;
+  #flushScheduled = false;
   /** Workers replaced after a deadline or crash, for tests and metrics. */
   replacements = 0;
+  #replacedForTimeout = 0;
+  #extraStarted = 0;
   /** Runs taken back from a busy worker and given to another. */
   stolen = 0;
   /** Users (lit functions) of each compiled module. */
-  private readonly users = new Map<string, number>();
+  readonly #users = new Map<string, number>();
 
   constructor(options: SandboxPoolOptions = {}) {
-    this.size = options.size ?? Math.max(2, availableParallelism());
-    this.depth = Math.max(1, options.pipeline ?? 16);
-    this.stealAfterMs = options.stealAfterMs ?? 20;
+    this.#size = Math.max(1, options.size ?? Math.max(2, availableParallelism()));
+    this.#depth = Math.max(1, options.pipeline ?? 16);
+    this.#stealAfterMs = options.stealAfterMs ?? 20;
+    this.#maxHeld = Math.max(1, options.maxHeldPerFunction ?? Math.ceil(this.#size / 2));
+    this.#maxWorkers = Math.max(this.#size, options.maxWorkers ?? 2 * this.#size + 1);
+    this.#retireAfterMs = options.retireAfterMs ?? 2000;
+    this.#lowerAfterMs = options.lowerPriorityAfterMs ?? 100;
   }
 
   /** Worker threads running (none until the pool is started). */
   get threads(): number {
-    return this.workers.length;
+    return this.#workers.length;
   }
 
-  /** Whether the watchdog is armed (only while runs are outstanding). */
+  /** Whether the watchdog is armed (only while runs are outstanding or extra workers run). */
   get watching(): boolean {
-    return this.watchdog !== undefined;
+    return this.#watchdog !== undefined;
+  }
+
+  /** The pool's state now: workers, busy and held ones, queued runs, replacements. */
+  figures(): SandboxPoolFigures {
+    let busy = 0;
+    let held = 0;
+    let starting = 0;
+    let lowered = 0;
+    for (const worker of this.#workers) {
+      if (worker.sent.length > 0) busy++;
+      if (worker.heldBy !== undefined) held++;
+      if (!this.#ready(worker)) starting++;
+      if (worker.lowered) lowered++;
+    }
+    return {
+      workers: this.#workers.length,
+      busy,
+      held,
+      queued: this.#queue.length,
+      starting,
+      lowered,
+      replacedForTimeout: this.#replacedForTimeout,
+      replacedForCrash: this.replacements - this.#replacedForTimeout,
+      extraStarted: this.#extraStarted,
+    };
   }
 
   /**
@@ -121,69 +219,102 @@ export class SandboxPool {
    * deployed, so its first request does not wait for threads; a node that hosts none has none.
    */
   start(): void {
-    if (this.closed || this.workers.length > 0) return;
-    for (let i = 0; i < this.size; i++) this.workers.push(this.spawn());
+    if (this.#closed || this.#workers.length > 0) return;
+    for (let i = 0; i < this.#size; i++) this.#workers.push(this.#spawn());
   }
 
   /**
    * One interval for the whole pool enforces deadlines and takes runs back from busy workers:
    * no timer per run on the gateway's hot path; deadlines hold to within its period.
    */
-  private armWatchdog(): void {
-    if (this.watchdog) return;
-    this.watchdog = setInterval(() => this.tick(), Math.max(5, Math.min(10, this.stealAfterMs / 2)));
-    this.watchdog.unref();
+  #armWatchdog(): void {
+    if (this.#watchdog) return;
+    this.#watchdog = setInterval(() => this.#tick(), Math.max(5, Math.min(10, this.#stealAfterMs / 2)));
+    this.#watchdog.unref();
+  }
+
+  #disarmWatchdog(): void {
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
   }
 
   /** Number of workers holding the compiled module `key`. */
   holders(key: string): number {
-    return this.workers.filter((w) => w.loaded.has(key)).length;
+    return this.#workers.filter((w) => w.loaded.has(key)).length;
   }
 
-  private spawn(): PoolWorker {
-    const shared = new Int32Array(new SharedArrayBuffer(4));
-    const worker: PoolWorker = { thread: new Worker(WORKER_URL, { workerData: { shared } }), loaded: new Set(), sent: [], shared, headSince: 0, stuck: false, outbox: [] };
+  #spawn(extra = false): PoolWorker {
+    const shared = new Int32Array(new SharedArrayBuffer(12));
+    const worker: PoolWorker = {
+      thread: new Worker(WORKER_URL, { workerData: { shared } }),
+      loaded: new Set(),
+      sent: [],
+      shared,
+      headSince: 0,
+      heldBy: undefined,
+      idleSince: performance.now(),
+      outbox: [],
+      extra,
+      ready: false,
+      lowered: false,
+      retired: false,
+    };
     worker.thread.unref();
-    worker.thread.on('message', (msg: WorkerResult) => this.onResult(worker, msg));
-    worker.thread.on('error', (err) => this.onWorkerGone(worker, `sandbox worker failed: ${err.message}`));
-    worker.thread.on('exit', () => this.onWorkerGone(worker, 'sandbox worker exited'));
+    worker.thread.on('message', (msg: WorkerResult) => this.#onResult(worker, msg));
+    worker.thread.on('error', (err) => (worker.failure = `sandbox worker failed: ${err.message}`));
+    worker.thread.on('exit', () => this.#onExit(worker));
     return worker;
   }
 
-  /** The worker with the fewest runs sent, if it has room. */
-  private leastLoaded(): PoolWorker | undefined {
+  /** Whether `owner` already holds its share of workers with long runs (and so gets no extra one). */
+  #atShare(owner: string): boolean {
+    return this.#held.size > 0 && (this.#held.get(owner) ?? 0) >= this.#maxHeld;
+  }
+
+  /** Whether the worker has loaded its code and listens for runs. */
+  #ready(worker: PoolWorker): boolean {
+    if (!worker.ready && Atomics.load(worker.shared, 2) === 1) worker.ready = true;
+    return worker.ready;
+  }
+
+  /**
+   * The worker with the fewest runs sent, if one has room (an extra one only while `owner` is
+   * within its share). One still starting (a replacement, an extra) counts as full, so a run
+   * waits for a thread start only when no started worker has room.
+   */
+  #leastLoaded(owner: string): PoolWorker | undefined {
+    const baseOnly = this.#atShare(owner);
     let best: PoolWorker | undefined;
-    for (const worker of this.workers) {
-      if (worker.sent.length >= this.depth || worker.stuck) continue;
-      if (!best || worker.sent.length < best.sent.length) best = worker;
-      if (best.sent.length === 0) break;
+    let bestLoad = 0;
+    for (const worker of this.#workers) {
+      if (worker.sent.length >= this.#depth || worker.heldBy !== undefined || (baseOnly && worker.extra)) continue;
+      const load = this.#ready(worker) ? worker.sent.length : this.#depth + worker.sent.length;
+      if (!best || load < bestLoad) {
+        best = worker;
+        bestLoad = load;
+      }
+      if (bestLoad === 0) break;
     }
     return best;
   }
 
   /** Runs one command; resolves with its output, rejects with TIMEOUT past the deadline. */
   run(job: SandboxJob): Promise<SandboxResult> {
-    if (this.closed) return Promise.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, 'The sandbox pool is closed'));
+    if (this.#closed) return Promise.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, 'The sandbox pool is closed'));
     return new Promise<SandboxResult>((resolve, reject) => {
-      const pending: Pending = {
-        id: 0,
-        job,
-        resolve,
-        reject,
-        settled: false,
-      };
+      const pending: Pending = { id: 0, job, owner: job.owner ?? job.key, resolve, reject, settled: false };
       this.start();
-      this.armWatchdog();
-      const worker = this.leastLoaded();
-      if (worker) this.send(worker, pending);
-      else this.queue.push(pending);
+      this.#armWatchdog();
+      const worker = this.#leastLoaded(pending.owner);
+      if (worker) this.#send(worker, pending);
+      else this.#queue.push(pending);
     });
   }
 
-  private send(worker: PoolWorker, pending: Pending): void {
+  #send(worker: PoolWorker, pending: Pending): void {
     // A fresh id at every send: a run taken back from a busy worker is sent again under a new id,
     // above every id any worker has been told to skip.
-    pending.id = this.nextJob++;
+    pending.id = this.#nextJob++;
     if (worker.sent.length === 0) worker.headSince = performance.now();
     worker.sent.push(pending);
     const { job } = pending;
@@ -197,18 +328,16 @@ export class SandboxPool {
       input: job.input,
       maxStdout: job.maxStdout,
     });
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
     }
   }
 
-  private flushScheduled = false;
-
   /** Posts each worker's batch of runs; runs once per event-loop turn that sent any. */
-  private readonly flush = (): void => {
-    this.flushScheduled = false;
-    for (const worker of this.workers) {
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    for (const worker of this.#workers) {
       if (worker.outbox.length === 0) continue;
       const msg: WorkerRequest = { t: 'runs', runs: worker.outbox };
       worker.outbox = [];
@@ -216,149 +345,253 @@ export class SandboxPool {
     }
   };
 
-  private settle(pending: Pending): void {
-    pending.settled = true;
-  }
-
-  /** Sends queued jobs to a worker with room; drops those whose client has gone. */
-  private fill(worker: PoolWorker): void {
-    while (worker.sent.length < this.depth && !worker.stuck) {
-      const pending = this.queue.shift();
-      if (!pending) return;
+  /**
+   * Sends queued jobs to a worker with room; drops those whose client has gone. A worker still
+   * starting takes none (the watchdog's next tick fills it once it is ready), so queued runs go to
+   * whichever worker frees first rather than wait for a thread start.
+   */
+  #fill(worker: PoolWorker): void {
+    if (!this.#ready(worker)) return;
+    let i = 0;
+    while (worker.sent.length < this.#depth && worker.heldBy === undefined && i < this.#queue.length) {
+      const pending = this.#queue[i] as Pending;
       if (pending.job.signal?.aborted) {
-        this.settle(pending);
+        this.#queue.splice(i, 1);
+        pending.settled = true;
         pending.reject(new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the request ran'));
         continue;
       }
-      this.send(worker, pending);
-    }
-  }
-
-  private onResult(worker: PoolWorker, result: WorkerResult): void {
-    // A worker being replaced may still deliver what it posted before it was stopped.
-    if (!this.workers.includes(worker)) return;
-    const pending = worker.sent[0];
-    if (pending && pending.id === result.job) {
-      worker.sent.shift();
-      if (!pending.settled) {
-        this.settle(pending);
-        pending.resolve({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, error: result.error });
+      // A function at its share waits for a base worker; others go past it to an extra one.
+      if (worker.extra && this.#atShare(pending.owner)) {
+        i++;
+        continue;
       }
+      if (i === 0) this.#queue.shift();
+      else this.#queue.splice(i, 1);
+      this.#send(worker, pending);
     }
-    worker.headSince = performance.now();
-    worker.stuck = false;
-    this.fill(worker);
   }
 
-  /** True once the worker has claimed `pending` (it is running, or ran and its answer is on the way). */
-  private started(worker: PoolWorker, pending: Pending): boolean {
-    return Atomics.load(worker.shared, 0) >= pending.id;
+  #fillAll(): void {
+    if (this.#queue.length === 0) return;
+    for (const worker of this.#workers) this.#fill(worker);
   }
 
-  /**
-   * The watchdog's tick: deadlines first, then runs stuck behind a long one. Every overdue run is
-   * answered before any worker is replaced, so runs handed on by a replacement are never overdue.
-   */
-  private tick(): void {
-    const now = performance.now();
-    const timeout = (): LamplighterError => new LamplighterError(ErrorCodes.TIMEOUT, 'The handler did not finish before its deadline (limits.timeout)');
-    const overdueQueued = this.queue.filter((p) => now >= p.job.deadline);
-    if (overdueQueued.length > 0) {
-      this.queue = this.queue.filter((p) => now < p.job.deadline);
-      for (const p of overdueQueued) {
-        this.settle(p);
-        p.reject(timeout());
-      }
-    }
-    for (const worker of [...this.workers]) {
-      const overdue = worker.sent.filter((p) => !p.settled && now >= p.job.deadline);
-      if (overdue.length === 0) continue;
-      for (const p of overdue) {
-        this.settle(p);
-        p.reject(timeout());
-      }
-      const head = worker.sent[0];
-      if (!head || !overdue.includes(head)) continue;
-      // Not started yet: take it back so the worker skips it. Running: the only way to stop a
-      // wasm loop is to end its thread. (A run further back just has its late answer dropped.)
-      const decided = Atomics.load(worker.shared, 0);
-      if (decided < head.id && Atomics.compareExchange(worker.shared, 0, decided, head.id) === decided) {
-        worker.sent.shift();
-        worker.headSince = now;
-        this.fill(worker);
-      } else {
-        this.replace(worker);
-      }
-    }
-    this.stealFromBusyWorkers();
-    if (this.queue.length === 0 && this.workers.every((w) => w.sent.length === 0)) this.disarmWatchdog();
+  #hold(worker: PoolWorker, owner: string): void {
+    worker.heldBy = owner;
+    this.#held.set(owner, (this.#held.get(owner) ?? 0) + 1);
   }
 
-  private disarmWatchdog(): void {
-    clearInterval(this.watchdog);
-    this.watchdog = undefined;
+  #unhold(worker: PoolWorker): void {
+    const owner = worker.heldBy;
+    if (owner === undefined) return;
+    worker.heldBy = undefined;
+    const count = (this.#held.get(owner) ?? 1) - 1;
+    if (count > 0) this.#held.set(owner, count);
+    else this.#held.delete(owner);
   }
 
-  /**
-   * Takes back the runs queued behind one that has held its worker past `stealAfterMs` and
-   * gives them to the other workers; the busy worker will skip them when it gets to them.
-   */
-  private stealFromBusyWorkers(): void {
-    const now = performance.now();
-    let moved = false;
-    for (const worker of this.workers) {
-      if (worker.sent.length === 0 || now - worker.headSince < this.stealAfterMs) continue;
-      // Only a worker really executing its first run is held up by it; one that has not reached
-      // it yet (a busy machine, a message in transit) is merely slow, and skipping would lose it.
-      const head = worker.sent[0]!;
-      if (!this.started(worker, head)) continue;
-      worker.stuck = true;
-      if (worker.sent.length < 2) continue;
-      const last = worker.sent[worker.sent.length - 1]!;
-      // Fails if the worker has just claimed its next run: then it is no longer held up.
-      if (Atomics.compareExchange(worker.shared, 0, head.id, last.id) !== head.id) continue;
-      const taken = worker.sent.splice(1);
-      this.stolen += taken.length;
-      this.queue.unshift(...taken.filter((p) => !p.settled));
-      moved = true;
-    }
-    if (moved) for (const worker of this.workers) this.fill(worker);
-  }
-
-  private replace(worker: PoolWorker): void {
-    const index = this.workers.indexOf(worker);
+  #onResult(worker: PoolWorker, result: WorkerResult): void {
+    // Answers come in the order the runs were sent, but a run taken back never answers.
+    const index = worker.sent.findIndex((p) => p.id === result.job);
     if (index < 0) return;
-    worker.thread.removeAllListeners('message');
-    worker.thread.removeAllListeners('exit');
-    worker.thread.removeAllListeners('error');
-    worker.thread.on('error', () => {});
-    void worker.thread.terminate();
-    this.replacements++;
-    // Runs that were waiting behind the stopped one never started: they go first to the others.
-    const waiting = worker.sent.slice(1).filter((p) => !p.settled);
-    worker.sent = [];
-    this.queue.unshift(...waiting);
-    if (this.closed) {
-      this.workers.splice(index, 1);
+    const [pending] = worker.sent.splice(index, 1) as [Pending];
+    if (!pending.settled) {
+      pending.settled = true;
+      pending.resolve({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, error: result.error });
+    }
+    if (worker.retired) return;
+    const now = performance.now();
+    worker.headSince = now;
+    if (worker.sent.length === 0) worker.idleSince = now;
+    const wasHeld = worker.heldBy !== undefined;
+    this.#unhold(worker);
+    if (worker.lowered && !this.#restorePriority(worker)) {
+      // Without the right to raise a priority again, a fresh thread takes its place.
+      this.#replace(worker, 'renew');
       return;
     }
-    const fresh = this.spawn();
-    this.workers[index] = fresh;
-    for (const w of this.workers) this.fill(w);
+    // A long run's end may let its function's waiting runs go anywhere, not only here.
+    if (wasHeld) this.#fillAll();
+    else this.#fill(worker);
   }
 
-  private onWorkerGone(worker: PoolWorker, reason: string): void {
-    const running = worker.sent[0];
-    this.replace(worker);
-    if (running && !running.settled) {
-      this.settle(running);
-      running.reject(new LamplighterError(ErrorCodes.HANDLER_TRAP, `The handler's sandbox failed: ${reason}`));
+  /**
+   * Takes back every run sent to `worker` that it has not started, returning them to the front of
+   * the pool's queue (those already answered are dropped). Leaves `sent` holding only started runs.
+   */
+  #withdraw(worker: PoolWorker): void {
+    const last = worker.sent[worker.sent.length - 1];
+    if (!last) return;
+    let decided: number;
+    // The worker raises the shared id at most once per run sent, so this ends.
+    for (;;) {
+      decided = Atomics.load(worker.shared, 0);
+      if (decided >= last.id) return;
+      if (Atomics.compareExchange(worker.shared, 0, decided, last.id) === decided) break;
+    }
+    const first = worker.sent.findIndex((p) => p.id > decided);
+    const taken = worker.sent.splice(first);
+    this.stolen += taken.length;
+    this.#queue.unshift(...taken.filter((p) => !p.settled));
+    if (worker.sent.length === 0) worker.idleSince = performance.now();
+  }
+
+  /**
+   * The run `worker` is executing (or has just ended, its answer on the way), if any: the last
+   * started one. (The shared id may be past it, if runs behind it were taken back.)
+   */
+  #running(worker: PoolWorker): Pending | undefined {
+    const decided = Atomics.load(worker.shared, 0);
+    let running: Pending | undefined;
+    for (const p of worker.sent) {
+      if (p.id > decided) break;
+      running = p;
+    }
+    return running;
+  }
+
+  /**
+   * The watchdog's tick: deadlines, then runs stuck behind a long one, then the pool's size. A
+   * run past its deadline is answered at once; if it has not started it is taken back, and if it
+   * is running its worker is replaced, so no worker ever runs a run nobody waits for.
+   */
+  #tick(): void {
+    const now = performance.now();
+    const timeout = (): LamplighterError => new LamplighterError(ErrorCodes.TIMEOUT, 'The handler did not finish before its deadline (limits.timeout)');
+    if (this.#queue.some((p) => now >= p.job.deadline)) {
+      const overdue = this.#queue.filter((p) => now >= p.job.deadline);
+      this.#queue = this.#queue.filter((p) => now < p.job.deadline);
+      for (const p of overdue) {
+        p.settled = true;
+        p.reject(timeout());
+      }
+    }
+    for (const worker of [...this.#workers]) {
+      let overdue = false;
+      for (const p of worker.sent) {
+        if (now < p.job.deadline) continue;
+        overdue = true;
+        if (!p.settled) {
+          p.settled = true;
+          p.reject(timeout());
+        }
+      }
+      if (!overdue) continue;
+      this.#withdraw(worker);
+      const running = this.#running(worker);
+      // The only way to stop a wasm loop is to end its thread.
+      if (running && now >= running.job.deadline) this.#replace(worker, 'timeout');
+    }
+    this.#stealFromBusyWorkers(now);
+    this.#lowerLongRuns(now);
+    this.#grow();
+    this.#fillAll();
+    this.#retireIdle(now);
+    if (this.#queue.length === 0 && this.#workers.length <= this.#size && this.#workers.every((w) => w.sent.length === 0)) this.#disarmWatchdog();
+  }
+
+  /**
+   * Marks workers whose first run has gone on past `stealAfterMs` as held, and takes back the runs
+   * queued behind it for the other workers; the busy worker will skip them when it gets to them.
+   */
+  #stealFromBusyWorkers(now: number): void {
+    for (const worker of this.#workers) {
+      if (worker.heldBy !== undefined || worker.sent.length === 0 || now - worker.headSince < this.#stealAfterMs) continue;
+      // Only a worker really executing its first run is held up by it; one that has not reached
+      // it yet (a busy machine, a message in transit) is merely slow.
+      const head = worker.sent[0] as Pending;
+      if (Atomics.load(worker.shared, 0) < head.id) continue;
+      this.#hold(worker, head.owner);
+      this.#withdraw(worker);
+    }
+  }
+
+  /** Gives the threads of runs going for lowerPriorityAfterMs the lowest CPU priority. */
+  #lowerLongRuns(now: number): void {
+    for (const worker of this.#workers) {
+      if (worker.lowered || worker.heldBy === undefined || now - worker.headSince < this.#lowerAfterMs) continue;
+      const tid = Atomics.load(worker.shared, 1);
+      if (tid === 0) continue;
+      try {
+        setPriority(tid, 19);
+        worker.lowered = true;
+      } catch {
+        // Not on this OS (per-thread priorities are a Linux feature); the share and growth still hold.
+      }
+    }
+  }
+
+  /** Gives a lowered worker's thread its normal priority back; false if the OS refuses. */
+  #restorePriority(worker: PoolWorker): boolean {
+    try {
+      setPriority(Atomics.load(worker.shared, 1), 0);
+      worker.lowered = false;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** While every worker is held by a long run, starts one more (up to maxWorkers) for the others. */
+  #grow(): void {
+    if (this.#closed || this.#workers.length >= this.#maxWorkers || this.#workers.length === 0) return;
+    if (this.#workers.some((w) => w.heldBy === undefined)) return;
+    this.#workers.push(this.#spawn(true));
+    this.#extraStarted++;
+  }
+
+  /** Stops extra workers idle for retireAfterMs, keeping one free worker while others are held. */
+  #retireIdle(now: number): void {
+    if (this.#workers.length <= this.#size) return;
+    for (let i = this.#workers.length - 1; i >= 0; i--) {
+      const worker = this.#workers[i] as PoolWorker;
+      if (!worker.extra || worker.sent.length > 0 || worker.outbox.length > 0 || now - worker.idleSince < this.#retireAfterMs) continue;
+      const othersFree = this.#workers.some((w) => w !== worker && w.heldBy === undefined);
+      if (!othersFree) return;
+      this.#workers.splice(i, 1);
+      worker.retired = true;
+      worker.thread.removeAllListeners('exit');
+      void worker.thread.terminate();
+    }
+  }
+
+  /**
+   * Stops `worker` and puts a fresh one in its place. Runs it had not started go back to the
+   * queue; the old thread still delivers answers it posted before it stopped, and runs left
+   * unanswered when it exits are failed then.
+   */
+  #replace(worker: PoolWorker, reason: 'timeout' | 'crash' | 'renew'): void {
+    const index = this.#workers.indexOf(worker);
+    if (index < 0) return;
+    this.#withdraw(worker);
+    this.#unhold(worker);
+    worker.retired = true;
+    void worker.thread.terminate();
+    if (reason !== 'renew') this.replacements++;
+    if (reason === 'timeout') this.#replacedForTimeout++;
+    if (this.#closed) {
+      this.#workers.splice(index, 1);
+      return;
+    }
+    this.#workers[index] = this.#spawn(worker.extra);
+    this.#fillAll();
+  }
+
+  #onExit(worker: PoolWorker): void {
+    // Everything the thread posted has been delivered by now; what is left never ran to the end.
+    if (!worker.retired) this.#replace(worker, 'crash');
+    const reason = worker.failure ?? 'sandbox worker exited';
+    for (const p of worker.sent.splice(0)) {
+      if (p.settled) continue;
+      p.settled = true;
+      p.reject(new LamplighterError(ErrorCodes.HANDLER_TRAP, `The handler's sandbox failed: ${reason}`));
     }
   }
 
   /** Notes one more user of the compiled module `key` (modules are shared by identical bytes). */
   acquire(key: string): void {
-    this.users.set(key, (this.users.get(key) ?? 0) + 1);
+    this.#users.set(key, (this.#users.get(key) ?? 0) + 1);
   }
 
   /**
@@ -366,14 +599,14 @@ export class SandboxPool {
    * decided on go out first, so an unload never overtakes a run of the same module.
    */
   release(key: string): void {
-    const users = (this.users.get(key) ?? 1) - 1;
+    const users = (this.#users.get(key) ?? 1) - 1;
     if (users > 0) {
-      this.users.set(key, users);
+      this.#users.set(key, users);
       return;
     }
-    this.users.delete(key);
-    this.flush();
-    for (const worker of this.workers) {
+    this.#users.delete(key);
+    this.#flush();
+    for (const worker of this.#workers) {
       if (!worker.loaded.delete(key)) continue;
       const msg: WorkerRequest = { t: 'unload', key };
       worker.thread.postMessage(msg);
@@ -382,20 +615,21 @@ export class SandboxPool {
 
   /** Stops every worker; queued and running jobs are rejected. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.disarmWatchdog();
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#disarmWatchdog();
     const shuttingDown = (): LamplighterError => new LamplighterError(ErrorCodes.SHUTTING_DOWN, 'The node is shutting down');
-    const workers = this.workers.splice(0);
-    const pending = [...this.queue, ...workers.flatMap((w) => w.sent)];
-    this.queue = [];
+    const workers = this.#workers.splice(0);
+    const pending = [...this.#queue, ...workers.flatMap((w) => w.sent)];
+    this.#queue = [];
     for (const p of pending) {
       if (p.settled) continue;
-      this.settle(p);
+      p.settled = true;
       p.reject(shuttingDown());
     }
     await Promise.all(
       workers.map(async (worker) => {
+        worker.retired = true;
         worker.thread.removeAllListeners('exit');
         worker.sent = [];
         await worker.thread.terminate();

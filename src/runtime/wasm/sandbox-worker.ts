@@ -4,6 +4,7 @@
 // grow is zeroed after the run and handed to the next instance, which writes its data segments
 // into it at instantiation — the same bytes a brand-new memory would hold, without the cost of
 // mapping and faulting in fresh pages.
+import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { unpackRunInput, type WorkerRequest, type WorkerResult, type WorkerRun } from './sandbox-protocol.js';
 import { MEMORY_IMPORT } from './wasm-binary.js';
@@ -18,12 +19,33 @@ interface LoadedModule {
   maximum: number;
   /** Zeroed memories of the initial size, ready for the next instance. */
   spare: WebAssembly.Memory[];
+  /** Whether the module can read a clock (only then is the thread's CPU time noted at each run). */
+  clocks: boolean;
+}
+
+function loadModule(module: WebAssembly.Module, pages: [number, number]): LoadedModule {
+  const clocks = WebAssembly.Module.imports(module).some((i) => i.module === 'wasi_snapshot_preview1' && i.name === 'clock_time_get');
+  return { module, initial: pages[0], maximum: pages[1], spare: [], clocks };
 }
 
 /** Modules lit on this worker, by key; dropped when their function is put out. */
 const modules = new Map<string, LoadedModule>();
-/** The highest run id decided on: claimed here before running, or raised by the pool to take runs back. */
+/**
+ * [0]: the highest run id decided on, claimed here before running or raised by the pool to take
+ * runs back; [1]: this thread's id, so the pool can lower its priority while a long run holds it;
+ * [2]: 1 once this worker listens for runs.
+ */
 const shared = (workerData as { shared: Int32Array }).shared;
+Atomics.store(shared, 1, threadId());
+
+/** The OS thread id (Linux: /proc/thread-self links to <pid>/task/<tid>); 0 where unknown. */
+function threadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/')[2]) || 0;
+  } catch {
+    return 0;
+  }
+}
 
 /** Claims run `job` for this worker; false when the pool has taken it back. */
 function claim(job: number): boolean {
@@ -56,7 +78,7 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
 function run(msg: WorkerRun): [WorkerResult, LoadedModule | undefined, WebAssembly.Memory | undefined] {
   let loaded = modules.get(msg.key);
   if (msg.module && msg.memoryPages) {
-    loaded = { module: msg.module, initial: msg.memoryPages[0], maximum: msg.memoryPages[1], spare: [] };
+    loaded = loadModule(msg.module, msg.memoryPages);
     modules.set(msg.key, loaded);
   }
   if (!loaded) {
@@ -71,7 +93,7 @@ function run(msg: WorkerRun): [WorkerResult, LoadedModule | undefined, WebAssemb
     memory = loaded.spare.pop() ?? new WebAssembly.Memory({ initial: loaded.initial, maximum: loaded.maximum });
     memoryImports[MEMORY_IMPORT.name] = memory;
     const instance = new WebAssembly.Instance(loaded.module, importObject);
-    host.begin(wasi, memory);
+    host.begin(wasi, memory, loaded.clocks);
     (instance.exports._start as () => void)();
   } catch (err) {
     if (err instanceof WasiExit) exitCode = err.code;
@@ -99,7 +121,7 @@ port.on('message', (msg: WorkerRequest) => {
         if (!claim(runMsg.job)) {
           // Taken back: keep a module sent with it, since the pool counts it as loaded here.
           if (runMsg.module && runMsg.memoryPages && !modules.has(runMsg.key)) {
-            modules.set(runMsg.key, { module: runMsg.module, initial: runMsg.memoryPages[0], maximum: runMsg.memoryPages[1], spare: [] });
+            modules.set(runMsg.key, loadModule(runMsg.module, runMsg.memoryPages));
           }
           continue;
         }
@@ -119,3 +141,4 @@ port.on('message', (msg: WorkerRequest) => {
       break;
   }
 });
+Atomics.store(shared, 2, 1);

@@ -146,6 +146,8 @@ class WagiInstance implements Instance {
     const body = framed ? await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength, 'limits.body_size') : EMPTY_BODY;
     const result = await this.options.pool.run({
       key: this.compiled.key,
+      // Fairness is per function: two functions running the same bytes are two tenants.
+      owner: spec.name,
       module: this.compiled.module,
       memoryPages: [this.compiled.initialPages, this.compiled.maximumPages],
       input: packRunInput(`${wagiArgs(request, this.argv0, spec.argv).join('\0')}\0`, wagiEnv(request, body.length, this.envPrefix), body),

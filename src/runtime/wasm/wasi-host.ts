@@ -2,7 +2,10 @@
 //
 // No file system, sockets or host environment exist here: path calls fail with ENOTCAPABLE, there
 // are no preopened directories, and the environment is exactly what the request and manifest give.
+// Clocks tell nothing of the host: monotonic and CPU time start at zero for each run, and CPU time
+// is the run's own (its thread's CPU time since the run began).
 import { webcrypto } from 'node:crypto';
+import { threadCpuNs } from './thread-cpu-clock.js';
 
 /** WASI errno values used here. */
 const Errno = {
@@ -11,6 +14,7 @@ const Errno = {
   FAULT: 21,
   INVAL: 28,
   NOSYS: 52,
+  NOTSOCK: 57,
   SPIPE: 70,
   NOTCAPABLE: 76,
 } as const;
@@ -94,7 +98,15 @@ export class WasiHost {
   private view: DataView = new DataView(new ArrayBuffer(0));
   private bytes: Uint8Array = new Uint8Array(0);
   private run: WasiRun | undefined;
-  private readonly startNs = process.hrtime.bigint();
+  /** When the current run began (process.hrtime), the zero of its monotonic clock. */
+  private runStartNs = 0n;
+  /**
+   * The thread's CPU time when the run began: noted at begin for modules that import
+   * clock_time_get, else at the first read (or undefined where the OS has no thread clock).
+   */
+  private cpuStartNs: bigint | undefined;
+  /** Time the run spent asleep in poll_oneoff (not CPU time, where no thread clock exists). */
+  private sleptNs = 0n;
   /** The `wasi_snapshot_preview1` import object. */
   readonly imports: Record<string, (...args: never[]) => number | bigint | void>;
 
@@ -107,11 +119,17 @@ export class WasiHost {
     return Object.keys(new WasiHost().imports);
   }
 
-  /** Binds the next run to an instance's memory. */
-  begin(run: WasiRun, memory: WebAssembly.Memory): void {
+  /**
+   * Binds the next run to an instance's memory. `cpuClock`: the module can read a CPU-time clock
+   * (imports clock_time_get), so the thread's CPU time is noted now; other runs skip the read.
+   */
+  begin(run: WasiRun, memory: WebAssembly.Memory, cpuClock = true): void {
     this.run = run;
     this.memory = memory;
     this.refresh();
+    this.runStartNs = process.hrtime.bigint();
+    this.sleptNs = 0n;
+    this.cpuStartNs = cpuClock ? threadCpuNs() : undefined;
   }
 
   /** Unbinds the run so nothing of it outlives the request. */
@@ -192,15 +210,32 @@ export class WasiHost {
 
   private now(clockId: number): bigint | undefined {
     switch (clockId) {
-      case 0: // realtime
-        return BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
-      case 1: // monotonic
-      case 2: // process cputime
+      case 0: // realtime: the time of day, the same for everyone (to the millisecond)
+        return BigInt(Date.now()) * 1_000_000n;
+      case 1: // monotonic: time since this run began
+        return process.hrtime.bigint() - this.runStartNs;
+      case 2: // process cputime: a run is the whole process the module sees
       case 3: // thread cputime
-        return process.hrtime.bigint() - this.startNs;
+        return this.cpuTime();
       default:
         return undefined;
     }
+  }
+
+  /**
+   * CPU time the run has used: its thread's, counted from the run's start. Where the OS gives no
+   * thread clock, the run's elapsed time less its sleeps (a run never yields its thread otherwise).
+   */
+  private cpuTime(): bigint {
+    const thread = threadCpuNs();
+    if (thread !== undefined) {
+      // Not noted at begin (the module imports no clock_time_get, yet asks through poll_oneoff):
+      // count the run's time until now as CPU time, and the thread's own from here on.
+      this.cpuStartNs ??= thread - (process.hrtime.bigint() - this.runStartNs - this.sleptNs);
+      return thread > this.cpuStartNs ? thread - this.cpuStartNs : 0n;
+    }
+    const elapsed = process.hrtime.bigint() - this.runStartNs - this.sleptNs;
+    return elapsed > 0n ? elapsed : 0n;
   }
 
   private pollOneoff(inPtr: number, outPtr: number, nsubs: number, neventsPtr: number): number {
@@ -220,7 +255,11 @@ export class WasiHost {
     }
     // Only clocks can block here (stdin is always ready), so sleeping the shortest timeout is exact.
     const hasFd = Array.from({ length: nsubs }, (_, i) => this.view.getUint8(inPtr + i * 48 + 8)).some((tag) => tag !== 0);
-    if (!hasFd && timeoutNs !== undefined && timeoutNs > 0n) Atomics.wait(sleepCell, 0, 0, Number(timeoutNs / 1_000_000n));
+    if (!hasFd && timeoutNs !== undefined && timeoutNs > 0n) {
+      const before = process.hrtime.bigint();
+      Atomics.wait(sleepCell, 0, 0, Number(timeoutNs / 1_000_000n));
+      this.sleptNs += process.hrtime.bigint() - before;
+    }
     this.refresh();
     let events = 0;
     for (let i = 0; i < nsubs; i++) {
@@ -242,6 +281,9 @@ export class WasiHost {
     const badf = (): number => Errno.BADF;
     const notCapable = (): number => Errno.NOTCAPABLE;
     const stdioOnly = (fd: number): number => (fd <= 2 ? Errno.SPIPE : Errno.BADF);
+    // Only stdio is open, and it is no socket: ENOTSOCK for it, EBADF for a descriptor that is
+    // not open. (A socket would answer ENOTCAPABLE: the sandbox grants no network.)
+    const notSocket = (fd: number): number => (fd <= 2 ? Errno.NOTSOCK : Errno.BADF);
     return {
       args_get: (argv: number, buf: number) => this.copyStrings(this.current().args, argv, buf),
       args_sizes_get: (countPtr: number, sizePtr: number) => this.sizes(this.current().args, countPtr, sizePtr),
@@ -250,7 +292,7 @@ export class WasiHost {
       clock_res_get: (clockId: number, resPtr: number) => {
         this.current();
         if (clockId > 3) return Errno.INVAL;
-        this.view.setBigUint64(resPtr, 1_000n, true);
+        this.view.setBigUint64(resPtr, clockId === 0 ? 1_000_000n : 1_000n, true);
         return Errno.SUCCESS;
       },
       clock_time_get: (clockId: number, _precision: bigint, timePtr: number) => {
@@ -332,10 +374,10 @@ export class WasiHost {
         }
         return Errno.SUCCESS;
       },
-      sock_accept: notCapable,
-      sock_recv: notCapable,
-      sock_send: notCapable,
-      sock_shutdown: notCapable,
+      sock_accept: notSocket,
+      sock_recv: notSocket,
+      sock_send: notSocket,
+      sock_shutdown: notSocket,
     };
   }
 }
