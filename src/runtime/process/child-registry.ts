@@ -1,7 +1,10 @@
-// Process-wide record of live child process groups, and the exit hook that kills them all.
+// Process-wide record of live child process groups, the exit hook that kills them all, and the watchdog for SIGKILL.
 import os from 'node:os';
+import { GroupWatchdog } from './group-watchdog.js';
 
 const liveGroups = new Set<number>();
+// Exit hooks do not run when Lamplighter is killed with SIGKILL; the watchdog does the same job then.
+const watchdog = new GroupWatchdog(() => liveGroups);
 
 /** Sends `signal` to every process in group `pgid`; false when the group no longer exists. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
@@ -23,11 +26,17 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
 /** Records a process group a spawned child leads, so the exit hook can kill it. */
 export function registerChildGroup(pgid: number): void {
   liveGroups.add(pgid);
+  watchdog.watch(pgid);
 }
 
 /** Forgets a process group once it has been swept. */
 export function unregisterChildGroup(pgid: number): void {
-  liveGroups.delete(pgid);
+  if (liveGroups.delete(pgid)) watchdog.unwatch(pgid);
+}
+
+/** Process id of the watchdog that kills the live groups if Lamplighter is killed, while one runs. */
+export function watchdogPid(): number | undefined {
+  return watchdog.pid;
 }
 
 /** Process group ids of every child still recorded as live. */
@@ -38,7 +47,9 @@ export function liveChildGroups(): number[] {
 /** Sends `signal` (SIGKILL unless told) to every live child group at once; synchronous. */
 export function killAllChildGroups(signal: NodeJS.Signals = 'SIGKILL'): void {
   for (const pgid of liveGroups) signalGroup(pgid, signal);
-  if (signal === 'SIGKILL') liveGroups.clear();
+  if (signal !== 'SIGKILL') return;
+  for (const pgid of liveGroups) watchdog.unwatch(pgid);
+  liveGroups.clear();
 }
 
 /** Options for {@link installExitHook}. */
