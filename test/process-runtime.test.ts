@@ -17,7 +17,7 @@ import type { FunctionSpec } from '../src/manifest/index.js';
 import {
   createProcessFactory,
   liveChildGroups,
-  type Clock,
+  ManualClock,
   type ProcessFactory,
   type ProcessFactoryOptions,
   type ProcessInstance,
@@ -83,44 +83,6 @@ class LogCapture {
       await delay(20);
     }
     throw new Error(`no log line matched ${pattern} within ${options.timeoutMs ?? SLOW} ms; got:\n${this.lines.map((l) => `${l.stream}: ${l.text}`).join('\n')}`);
-  }
-}
-
-/** A clock that moves only when told; timers fire in order as it advances. */
-class ManualClock implements Clock {
-  #now = 1_000;
-  #next = 1;
-  readonly #timers = new Map<number, { at: number; callback: () => void }>();
-
-  now(): number {
-    return this.#now;
-  }
-
-  setTimeout(callback: () => void, ms: number): number {
-    const id = this.#next++;
-    this.#timers.set(id, { at: this.#now + ms, callback });
-    return id;
-  }
-
-  clearTimeout(timer: unknown): void {
-    this.#timers.delete(timer as number);
-  }
-
-  /** Timers waiting to fire. */
-  get pending(): number {
-    return this.#timers.size;
-  }
-
-  advance(ms: number): void {
-    const target = this.#now + ms;
-    for (let guard = 0; guard < 10_000; guard++) {
-      const due = [...this.#timers.entries()].filter(([, t]) => t.at <= target).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.#timers.delete(due[0]);
-      this.#now = due[1].at;
-      due[1].callback();
-    }
-    this.#now = target;
   }
 }
 

@@ -36,7 +36,7 @@ export { createProcessFactory, ProcessFactory, DEFAULT_INHERITED_ENV } from './p
 export type { ProcessFactoryOptions } from './process-factory.js';
 export type { ProcessInstance } from './process-instance.js';
 export type { FunctionFailure, RestartPolicyOptions } from './restart-policy.js';
-export { systemClock } from './clock.js';
+export { ManualClock, systemClock } from './clock.js';
 export type { Clock, ClockTimer } from './clock.js';
 export { installExitHook, killAllChildGroups, liveChildGroups } from './child-registry.js';
 export type { ExitHookOptions } from './child-registry.js';
