@@ -72,6 +72,13 @@ export class ManualClock implements Clock {
     return this.#timers.size;
   }
 
+  /** Clock time at which the next timer is due; undefined when none is waiting. */
+  get nextDue(): number | undefined {
+    let next: number | undefined;
+    for (const timer of this.#timers.values()) if (next === undefined || timer.at < next) next = timer.at;
+    return next;
+  }
+
   /** Moves time on by `ms`, firing every timer due by then (including ones those timers set). */
   advance(ms: number): void {
     const target = this.#now + ms;
