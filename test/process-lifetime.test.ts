@@ -1,6 +1,6 @@
 // Tests that process functions' children die with their node: a real `lamplighter up` killed with SIGKILL.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,27 @@ function isAlive(pid: number): boolean {
 function pgidOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+/** The cgroup v2 path of `pid` (the `0::` line of /proc/PID/cgroup). */
+function cgroupOf(pid: number): string {
+  return /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1] ?? '';
+}
+
+/** Whether this machine lets a process make cgroup v2 groups under its own (checked apart from Lamplighter's code). */
+function cgroupV2Writable(): boolean {
+  const mount = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((line) => / - cgroup2 /.test(line))?.split(' ')[4];
+  const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+  if (!mount || own === undefined) return false;
+  const probe = path.join(mount, own, `lamplighter-test-${process.pid}`);
+  try {
+    mkdirSync(probe);
+    const ok = existsSync(path.join(probe, 'cgroup.kill'));
+    rmdirSync(probe);
+    return ok;
+  } catch {
+    return false;
+  }
 }
 
 /** Reads the pid a child wrote to `file`, waiting for it (bounded). */
@@ -86,7 +107,7 @@ describe('process lifetime', { timeout: 120_000 }, () => {
     await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
-  test('process functions — kill -9 of the node takes every child and its group within 2 s', async () => {
+  test('process functions — kill -9 of the node takes every child and its group within 2 s, and its cgroup where there is one', async (t) => {
     const appDir = await mkdtemp(path.join(tmpdir(), 'lamplighter-lifetime-'));
     dirs.push(appDir);
     await writeFile(
@@ -108,6 +129,14 @@ describe('process lifetime', { timeout: 120_000 }, () => {
     }
     assert.notEqual(pgidOf(escaped), pids['leaves-leader'], 'the setsid sleep left the group');
     for (const [role, pid] of Object.entries(pids)) assert.ok(isAlive(pid), `${role} (pid ${pid}) runs before the kill`);
+    // Where the machine allows cgroups, each child has one, and the one that left the group goes too.
+    if (cgroupV2Writable()) {
+      assert.match(cgroupOf(pids['leaves-leader']!), /\/lamplighter-\d+\//, 'the child runs in a cgroup of its own');
+      assert.equal(cgroupOf(escaped), cgroupOf(pids['leaves-leader']!), "the setsid sleep is still in the child's cgroup");
+      pids['leaves-escaped'] = escaped;
+    } else {
+      t.diagnostic('no cgroup v2 here: the process that left its group is not required to go');
+    }
 
     node.child.kill('SIGKILL');
     await node.closed;

@@ -3,21 +3,38 @@ import { spawn, type ChildProcess } from 'node:child_process';
 
 /**
  * The watchdog's program (POSIX sh, so dash, bash and busybox all run it). It reads lines from
- * stdin: `+ PGID` records a process group, `- PGID` forgets one. When stdin reaches end of file —
- * Lamplighter exited, crashed or was killed with SIGKILL, and the kernel closed its end — every
- * group still recorded gets SIGKILL. Terminal and shutdown signals are ignored so it outlives
- * Lamplighter by the moment it needs; it reads nothing else and holds no other file open.
+ * stdin: `+ PGID` or `+ PGID:CGROUP_DIR` records a process group (and the child's cgroup),
+ * `- PGID` forgets one. When stdin reaches end of file — Lamplighter exited, crashed or was killed
+ * with SIGKILL, and the kernel closed its end — every group still recorded gets SIGKILL, every
+ * cgroup is killed (descendants that left the group included) and then removed, and so is
+ * Lamplighter's cgroup directory above them once empty. Terminal and shutdown signals are ignored so it outlives Lamplighter by the
+ * moment it needs; it reads nothing else and holds no other file open.
  */
 const WATCHDOG_SCRIPT = `trap '' INT TERM HUP QUIT
-groups=''
+entries=''; base=''
 while read -r op id; do
   case "$op" in
-    +) groups="$groups $id" ;;
-    -) kept=''; for g in $groups; do [ "$g" = "$id" ] || kept="$kept $g"; done; groups=$kept ;;
+    +) entries="$entries $id"; case "$id" in *:*) base=\${id#*:}; base=\${base%/*} ;; esac ;;
+    -) kept=''; for e in $entries; do [ "\${e%%:*}" = "$id" ] || kept="$kept $e"; done; entries=$kept ;;
   esac
 done
-for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+for e in $entries; do
+  kill -s KILL -- "-\${e%%:*}" 2>/dev/null
+  case "$e" in *:*) echo 1 > "\${e#*:}/cgroup.kill" 2>/dev/null ;; esac
+done
+for e in $entries; do
+  case "$e" in *:*)
+    d=\${e#*:}; n=0
+    while [ -d "$d" ] && ! rmdir "$d" 2>/dev/null && [ $n -lt 50 ]; do n=$((n + 1)); sleep 0.1; done ;;
+  esac
+done
+[ -z "$base" ] || rmdir "$base" 2>/dev/null
 `;
+
+/** The line recording a group; a cgroup path with blanks is left out (the script splits on them). */
+function _entry(pgid: number, cgroupDir: string | undefined): string {
+  return cgroupDir !== undefined && !/\s|:/.test(cgroupDir) ? `+ ${pgid}:${cgroupDir}\n` : `+ ${pgid}\n`;
+}
 
 /** Restarts allowed within {@link RESTART_WINDOW_MS} before the watchdog is given up. */
 const MAX_RESTARTS = 3;
@@ -29,13 +46,13 @@ const RESTART_WINDOW_MS = 10_000;
  * children then outlive a Lamplighter killed with SIGKILL, as they would without it.
  */
 export class GroupWatchdog {
-  readonly #groups: () => Iterable<number>;
+  readonly #groups: () => ReadonlyMap<number, string | undefined>;
   #child: ChildProcess | undefined;
   #restarts: number[] = [];
   #disabled = false;
 
-  /** `groups` lists the live groups, replayed to a restarted watchdog. */
-  constructor(groups: () => Iterable<number>) {
+  /** `groups` lists the live groups and their cgroups, replayed to a restarted watchdog. */
+  constructor(groups: () => ReadonlyMap<number, string | undefined>) {
     this.#groups = groups;
   }
 
@@ -44,10 +61,10 @@ export class GroupWatchdog {
     return this.#child?.pid;
   }
 
-  /** Records a group the watchdog must kill if Lamplighter dies; `groups` must list it already. */
-  watch(pgid: number): void {
+  /** Records a group (and cgroup) the watchdog must kill if Lamplighter dies; `groups` must list it already. */
+  watch(pgid: number, cgroupDir?: string): void {
     // A watchdog started now is sent every live group, this one included.
-    if (this.#child) this.#send(`+ ${pgid}\n`);
+    if (this.#child) this.#send(_entry(pgid, cgroupDir));
     else this.#start();
   }
 
@@ -79,14 +96,14 @@ export class GroupWatchdog {
     // It must never keep Lamplighter running.
     child.unref();
     (child.stdin as { unref?: () => void } | null)?.unref?.();
-    for (const pgid of this.#groups()) child.stdin?.write(`+ ${pgid}\n`);
+    for (const [pgid, cgroupDir] of this.#groups()) child.stdin?.write(_entry(pgid, cgroupDir));
     return child;
   }
 
   #onExit(child: ChildProcess): void {
     if (this.#child !== child) return;
     this.#child = undefined;
-    if (this.#disabled || [...this.#groups()].length === 0) return;
+    if (this.#disabled || this.#groups().size === 0) return;
     const now = performance.now();
     this.#restarts = this.#restarts.filter((at) => now - at < RESTART_WINDOW_MS);
     if (this.#restarts.length >= MAX_RESTARTS) {
