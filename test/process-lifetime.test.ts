@@ -1,6 +1,6 @@
 // Tests that process functions' children die with their node: a real `lamplighter up` killed with SIGKILL.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -50,6 +50,22 @@ function cgroupV2Writable(): boolean {
   } catch {
     return false;
   }
+}
+
+/** Pids of the watchdogs `parent` started (children whose command line names lamplighter-watchdog). */
+function watchdogsOf(parent: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('lamplighter-watchdog') && isAlive(Number(entry))) found.push(Number(entry));
+    } catch {
+      // exited while being read
+    }
+  }
+  return found;
 }
 
 /** Reads the pid a child wrote to `file`, waiting for it (bounded). */
@@ -137,6 +153,17 @@ describe('process lifetime', { timeout: 120_000 }, () => {
     } else {
       t.diagnostic('no cgroup v2 here: the process that left its group is not required to go');
     }
+
+    // A watchdog that dies is replaced, and the new one is given every live group.
+    const [watchdog] = watchdogsOf(node.child.pid!);
+    assert.ok(watchdog !== undefined, 'the node runs a watchdog');
+    process.kill(watchdog, 'SIGKILL');
+    let replacement: number | undefined;
+    for (let i = 0; i < 250 && replacement === undefined; i++) {
+      await delay(20);
+      replacement = watchdogsOf(node.child.pid!).find((pid) => pid !== watchdog);
+    }
+    assert.ok(replacement !== undefined, 'a new watchdog replaces the one killed');
 
     node.child.kill('SIGKILL');
     await node.closed;
