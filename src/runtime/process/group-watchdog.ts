@@ -86,9 +86,7 @@ export class GroupWatchdog {
     child.once('error', (err) => {
       if (this.#child === child) this.#child = undefined;
       this.#disabled = true;
-      process.emitWarning(`Lamplighter could not start its process-group watchdog (/bin/sh): ${err.message}; process functions' children will outlive a Lamplighter killed with SIGKILL`, {
-        code: 'LL_WATCHDOG_UNAVAILABLE',
-      });
+      process.emitWarning(`Lamplighter could not start its process-group watchdog (/bin/sh): ${err.message}; process functions' children will outlive a Lamplighter killed with SIGKILL`);
     });
     child.once('exit', () => this.#onExit(child));
     // Write errors (EPIPE once it is gone) are handled by the exit path.
@@ -108,9 +106,7 @@ export class GroupWatchdog {
     this.#restarts = this.#restarts.filter((at) => now - at < RESTART_WINDOW_MS);
     if (this.#restarts.length >= MAX_RESTARTS) {
       this.#disabled = true;
-      process.emitWarning(`Lamplighter's process-group watchdog keeps exiting; process functions' children will outlive a Lamplighter killed with SIGKILL`, {
-        code: 'LL_WATCHDOG_UNAVAILABLE',
-      });
+      process.emitWarning(`Lamplighter's process-group watchdog keeps exiting; process functions' children will outlive a Lamplighter killed with SIGKILL`);
       return;
     }
     this.#restarts.push(now);
