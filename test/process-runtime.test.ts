@@ -215,6 +215,20 @@ describe('process runtime — readiness', () => {
     assert.equal((await instance.closed).reason, 'failed');
   });
 
+  test('process instance — a command that is not executable, or a relative path that is missing, is named as such', async () => {
+    // Lamplighter looks the command up itself where it starts children through a cgroup wrapper.
+    const { factory } = makeFactory({ command: ['./echo-server.mjs'] });
+    await assert.rejects(
+      withTimeout(factory.create('eacces').ready, SLOW, 'ready'),
+      assertLamplighterError(ErrorCodes.FUNCTION_FAILED, /command '\.\/echo-server\.mjs' is not executable/),
+    );
+    const missing = makeFactory({ command: ['./no-such-server.mjs'] }).factory;
+    await assert.rejects(
+      withTimeout(missing.create('enoent-relative').ready, SLOW, 'ready'),
+      assertLamplighterError(ErrorCodes.FUNCTION_FAILED, /command '\.\/no-such-server\.mjs' not found \(looked relative to '.*fixtures\/process\/?'\)/),
+    );
+  });
+
   test('process instance — a missing working directory fails with its path', async () => {
     const { factory } = makeFactory({ cwd: 'no-such-dir' });
     const instance = factory.create('no-cwd');

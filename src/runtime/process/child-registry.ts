@@ -40,11 +40,6 @@ export function unregisterChildGroup(pgid: number): void {
   if (liveGroups.delete(pgid)) watchdog.unwatch(pgid);
 }
 
-/** Process id of the watchdog that kills the live groups if Lamplighter is killed, while one runs. */
-export function watchdogPid(): number | undefined {
-  return watchdog.pid;
-}
-
 /** Process group ids of every child still recorded as live. */
 export function liveChildGroups(): number[] {
   return [...liveGroups.keys()];

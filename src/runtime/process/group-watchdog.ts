@@ -56,11 +56,6 @@ export class GroupWatchdog {
     this.#groups = groups;
   }
 
-  /** Process id of the watchdog, while one runs. */
-  get pid(): number | undefined {
-    return this.#child?.pid;
-  }
-
   /** Records a group (and cgroup) the watchdog must kill if Lamplighter dies; `groups` must list it already. */
   watch(pgid: number, cgroupDir?: string): void {
     // A watchdog started now is sent every live group, this one included.

@@ -343,7 +343,7 @@ export class ProcessInstance implements Instance {
       // The wrapper execs a path, so the command is looked up here, and a missing one named as before.
       let resolved: string;
       try {
-        resolved = await resolveProgram(program, this.#options.cwd, env.PATH);
+        resolved = await resolveProgram(program, { cwd: this.#options.cwd, pathEnv: env.PATH });
       } catch (err) {
         throw this.#spawnError(program, err as NodeJS.ErrnoException);
       }

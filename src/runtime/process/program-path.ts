@@ -16,12 +16,21 @@ function _errno(code: 'ENOENT' | 'EACCES', program: string): NodeJS.ErrnoExcepti
   return err;
 }
 
+/** Where {@link resolveProgram} looks. */
+export interface ResolveProgramOptions {
+  /** Directory the program will run in; relative names and PATH entries are taken against it. */
+  cwd: string;
+  /** The PATH the program will get. @default '/usr/local/bin:/usr/bin:/bin' (execvp's own default) */
+  pathEnv?: string | undefined;
+}
+
 /**
  * The absolute path of the file `program` runs: a name with a slash is taken relative to `cwd`,
  * anything else is looked for in each directory of `pathEnv` in turn (an empty entry meaning
  * `cwd`). Rejects with an errno-style error, code ENOENT or EACCES, as spawning it would.
  */
-export async function resolveProgram(program: string, cwd: string, pathEnv: string | undefined): Promise<string> {
+export async function resolveProgram(program: string, options: ResolveProgramOptions): Promise<string> {
+  const { cwd, pathEnv } = options;
   if (program.includes('/')) {
     const file = path.resolve(cwd, program);
     const found = await _executableFile(file);
@@ -29,7 +38,6 @@ export async function resolveProgram(program: string, cwd: string, pathEnv: stri
     throw _errno(found, program);
   }
   let denied = false;
-  // Without PATH, execvp's own default.
   for (const dir of (pathEnv ?? '/usr/local/bin:/usr/bin:/bin').split(path.delimiter)) {
     const file = path.resolve(cwd, dir, program);
     const found = await _executableFile(file);
