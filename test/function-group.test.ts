@@ -299,6 +299,32 @@ describe('dispatcher', () => {
     assert.equal(group.pendingCount, 0);
   });
 
+  test('scale-down — no instance is put out while requests are held waiting for room (regression: lighting instances were retired mid-burst)', async () => {
+    const { clock, factory, group } = makeGroup({ concurrency: 1 }, { max: 3, target: 1 });
+    const controller = new AbortController();
+    const held = [track(group.dispatch(makeInvocationRequest({ signal: controller.signal }))), track(group.dispatch(makeInvocationRequest())), track(group.dispatch(makeInvocationRequest()))];
+    await settle();
+    assert.equal(factory.created.length, 3, 'three held requests light three instances');
+    // One client leaves: two requests still wait, and the demand reads two.
+    controller.abort();
+    await settle();
+    assert.equal(group.pendingCount, 2);
+    clock.advance(100);
+    group.reconcile();
+    assert.equal(group.instanceCount, 3);
+    assert.ok(factory.created.every((instance) => instance.state === 'starting'), 'no lighting instance was stopped');
+    for (const instance of factory.created) instance.light();
+    await settle();
+    for (const instance of factory.created) instance.open[0]?.answer();
+    await settle();
+    assert.equal(held[1]!.result?.response.status, 200);
+    assert.equal(held[2]!.result?.response.status, 200);
+    // With nothing held the scaler's decision applies again: an idle instance is put out.
+    clock.advance(100);
+    group.reconcile();
+    assert.ok(group.readyCount < 3, `still ${group.readyCount} ready after the burst`);
+  });
+
   test('lighting failure — held requests fail at once with the reason when the only instance never becomes ready', async () => {
     const { clock, factory, group, logs } = makeGroup({ concurrency: 1 });
     const held = [0, 1, 2].map(() => track(group.dispatch(makeInvocationRequest())));

@@ -340,14 +340,16 @@ export class FunctionGroup {
     if (i >= 0) this.slots.splice(i, 1);
   }
 
-  /** Applies the scaling policy at `now`: lights or puts out instances. */
+  /** Applies the scaling policy at `now`: lights or puts out instances (none while requests are held). */
   reconcile(now = this.clock()): ScaleDecision {
     const decision = decideScale(this.spec.scale, this.demand, now);
     if (this.stopped) return decision;
     const live = this.slots.filter((s) => !s.retiring);
     if (live.length < decision.desired) {
       for (let i = live.length; i < decision.desired; i++) this.light();
-    } else if (live.length > decision.desired) {
+    } else if (live.length > decision.desired && this.waiters.length === 0) {
+      // Never while requests wait for room: the demand they count is real, and putting out an
+      // instance (often one still lighting for them) only has another lit for them a moment later.
       // Put out the least busy first; lighting ones before ready ones.
       const order = [...live].sort((a, b) => Number(a.ready) - Number(b.ready) || a.inFlight - b.inFlight);
       for (const slot of order.slice(0, live.length - decision.desired)) this.retire(slot);
