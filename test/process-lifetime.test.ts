@@ -174,6 +174,7 @@ describe('process lifetime', { timeout: 120_000 }, () => {
       for (const [role, pid] of Object.entries(pids)) if (!(role in goneAfter) && !isAlive(pid)) goneAfter[role] = Date.now() - killedAt;
       await delay(20);
     }
+    t.diagnostic(`gone after the kill (ms): ${JSON.stringify(goneAfter)}`);
     for (const role of Object.keys(pids)) {
       assert.ok(role in goneAfter, `${role} (pid ${pids[role]}) still runs 10 s after the node was killed`);
       assert.ok(goneAfter[role]! <= 2_000, `${role} took ${goneAfter[role]} ms to go after the node was killed`);

@@ -2,9 +2,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
 /**
- * The watchdog's program (POSIX sh, so dash, bash and busybox all run it). It reads lines from
- * stdin: `+ PGID` or `+ PGID:CGROUP_DIR` records a process group (and the child's cgroup),
- * `- PGID` forgets one. When stdin reaches end of file — Lamplighter exited, crashed or was killed
+ * The watchdog's program (POSIX sh, so dash, bash and busybox all run it). It starts with the
+ * groups live at its start as arguments — in its command line from the moment it exists, so a
+ * Lamplighter killed just after starting it loses none — then reads lines from stdin:
+ * `+ PGID` or `+ PGID:CGROUP_DIR` records a process group (and the child's cgroup), `- PGID`
+ * forgets one. When stdin reaches end of file — Lamplighter exited, crashed or was killed
  * with SIGKILL, and the kernel closed its end — every group still recorded gets SIGKILL, every
  * cgroup is killed (descendants that left the group included) and then removed, and so is
  * Lamplighter's cgroup directory above them once empty. Terminal and shutdown signals are ignored so it outlives Lamplighter by the
@@ -12,9 +14,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
  */
 const WATCHDOG_SCRIPT = `trap '' INT TERM HUP QUIT
 entries=''; base=''
+add() { entries="$entries $1"; case "$1" in *:*) base=\${1#*:}; base=\${base%/*} ;; esac; }
+for e in "$@"; do add "$e"; done
 while read -r op id; do
   case "$op" in
-    +) entries="$entries $id"; case "$id" in *:*) base=\${id#*:}; base=\${base%/*} ;; esac ;;
+    +) add "$id" ;;
     -) kept=''; for e in $entries; do [ "\${e%%:*}" = "$id" ] || kept="$kept $e"; done; entries=$kept ;;
   esac
 done
@@ -31,9 +35,9 @@ done
 [ -z "$base" ] || rmdir "$base" 2>/dev/null
 `;
 
-/** The line recording a group; a cgroup path with blanks is left out (the script splits on them). */
+/** How the script records a group: `PGID` or `PGID:CGROUP_DIR` (a path with blanks or colons is left out: the script splits on them). */
 function _entry(pgid: number, cgroupDir: string | undefined): string {
-  return cgroupDir !== undefined && !/\s|:/.test(cgroupDir) ? `+ ${pgid}:${cgroupDir}\n` : `+ ${pgid}\n`;
+  return cgroupDir !== undefined && !/\s|:/.test(cgroupDir) ? `${pgid}:${cgroupDir}` : `${pgid}`;
 }
 
 /** Restarts allowed within {@link RESTART_WINDOW_MS} before the watchdog is given up. */
@@ -42,7 +46,7 @@ const RESTART_WINDOW_MS = 10_000;
 
 /**
  * Keeps one watchdog process per Lamplighter process, started with the first child group and
- * restarted (with every live group sent again) if it dies. Without `/bin/sh` it warns once and
+ * restarted (and given every live group) if it dies. Without `/bin/sh` it warns once and
  * children then outlive a Lamplighter killed with SIGKILL, as they would without it.
  */
 export class GroupWatchdog {
@@ -51,7 +55,7 @@ export class GroupWatchdog {
   #restarts: number[] = [];
   #disabled = false;
 
-  /** `groups` lists the live groups and their cgroups, replayed to a restarted watchdog. */
+  /** `groups` lists the live groups and their cgroups, given to each watchdog as it starts. */
   constructor(groups: () => ReadonlyMap<number, string | undefined>) {
     this.#groups = groups;
   }
@@ -59,7 +63,7 @@ export class GroupWatchdog {
   /** Records a group (and cgroup) the watchdog must kill if Lamplighter dies; `groups` must list it already. */
   watch(pgid: number, cgroupDir?: string): void {
     // A watchdog started now is sent every live group, this one included.
-    if (this.#child) this.#send(_entry(pgid, cgroupDir));
+    if (this.#child) this.#send(`+ ${_entry(pgid, cgroupDir)}\n`);
     else this.#start();
   }
 
@@ -76,7 +80,8 @@ export class GroupWatchdog {
   #start(): ChildProcess | undefined {
     if (this.#disabled) return undefined;
     // Its own session: a Ctrl-C or hangup meant for Lamplighter's terminal does not reach it.
-    const child = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, 'lamplighter-watchdog'], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    const live = [...this.#groups()].map(([pgid, cgroupDir]) => _entry(pgid, cgroupDir));
+    const child = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, 'lamplighter-watchdog', ...live], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
     this.#child = child;
     child.once('error', (err) => {
       if (this.#child === child) this.#child = undefined;
@@ -89,7 +94,6 @@ export class GroupWatchdog {
     // It must never keep Lamplighter running.
     child.unref();
     (child.stdin as { unref?: () => void } | null)?.unref?.();
-    for (const [pgid, cgroupDir] of this.#groups()) child.stdin?.write(_entry(pgid, cgroupDir));
     return child;
   }
 
