@@ -1,6 +1,7 @@
 // Loopback HTTP servers for the load generator tests: hello, failing, slow, k-at-a-time and admin API.
 import http from 'node:http';
 import net from 'node:net';
+import { systemClock, type Clock } from '../src/runtime/process/index.js';
 
 /** A started server and what it has seen. */
 export interface TestServer {
@@ -15,6 +16,14 @@ export interface TestServer {
   close: () => Promise<void>;
 }
 
+/** A server from {@link startServer}, which also tells how many requests it holds. */
+export interface LoadTestServer extends TestServer {
+  /** Requests received on connections accepted since the last {@link LoadTestServer.newGeneration} and not yet answered. */
+  open: () => number;
+  /** Stops counting, in {@link LoadTestServer.open}, requests of the connections accepted so far (a finished run's). */
+  newGeneration: () => void;
+}
+
 /** Options for {@link startServer}. */
 export interface StartServerOptions {
   /** Status of every answer. @default 200 */
@@ -25,12 +34,16 @@ export interface StartServerOptions {
   capacity?: number;
   /** Never answer (for timeouts). @default false */
   silent?: boolean;
+  /** Time source of the holds. @default systemClock */
+  clock?: Clock;
 }
 
 /** Starts a loopback server on a random port. */
-export async function startServer(options: StartServerOptions = {}): Promise<TestServer> {
-  const { status = 200, holdMs = 0, capacity = Number.POSITIVE_INFINITY, silent = false } = options;
+export async function startServer(options: StartServerOptions = {}): Promise<LoadTestServer> {
+  const { status = 200, holdMs = 0, capacity = Number.POSITIVE_INFINITY, silent = false, clock = systemClock } = options;
   let count = 0;
+  let generation = 0;
+  let open = 0;
   let last: ReturnType<TestServer['last']>;
   // Each slot serves one request at a time. A timer that fires late shortens the slot's next hold by
   // as much, so a slot stays busy `holdMs` per request on average even on a loaded machine and the
@@ -38,8 +51,18 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
   const free: Array<{ lateMs: number }> = [];
   for (let i = 0; i < Math.min(capacity, 10_000); i++) free.push({ lateMs: 0 });
   const waiting: Array<() => void> = [];
+  const connectionGeneration = new WeakMap<net.Socket, number>();
   const server = http.createServer((req, res) => {
     const n = count++;
+    const born = connectionGeneration.get(req.socket);
+    let counted = born === generation;
+    if (counted) open++;
+    const uncount = (): void => {
+      if (counted && born === generation) open--;
+      counted = false;
+    };
+    res.once('finish', uncount);
+    res.once('close', uncount);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -51,13 +74,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
         res.end('hello\n');
       };
       if (holdMs === 0 && capacity === Number.POSITIVE_INFINITY) return answer();
-      if (capacity === Number.POSITIVE_INFINITY) return void setTimeout(answer, holdMs);
+      if (capacity === Number.POSITIVE_INFINITY) return void clock.setTimeout(answer, holdMs);
       const run = () => {
         const slot = free.pop() as { lateMs: number };
         const hold = Math.max(0, holdMs - slot.lateMs);
-        const started = performance.now();
-        setTimeout(() => {
-          slot.lateMs = Math.min(holdMs, Math.max(0, performance.now() - started - hold));
+        const started = clock.now();
+        clock.setTimeout(() => {
+          slot.lateMs = Math.min(holdMs, Math.max(0, clock.now() - started - hold));
           answer();
           free.push(slot);
           waiting.shift()?.();
@@ -68,7 +91,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
     });
   });
   let connections = 0;
-  server.on('connection', () => connections++);
+  server.on('connection', (socket: net.Socket) => {
+    connections++;
+    connectionGeneration.set(socket, generation);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   return {
@@ -76,6 +102,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
     port,
     count: () => count,
     connections: () => connections,
+    open: () => open,
+    newGeneration: () => {
+      generation++;
+      open = 0;
+    },
     last: () => last,
     close: () =>
       new Promise<void>((resolve) => {

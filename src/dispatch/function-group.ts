@@ -1,10 +1,10 @@
 // The dispatcher of one function: its lit instances, the requests held for them, and lighting/putting out.
-import { performance } from 'node:perf_hooks';
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import type { Instance, InstanceFactory, InvocationRequest, InvocationResponse } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import { instanceStartChannel, instanceStopChannel, type Metrics } from '../observability/index.js';
+import { systemClock, type Clock, type ClockTimer } from '../runtime/process/index.js';
 import { decideScale, DemandTracker, type ScaleDecision } from '../scaler/index.js';
 
 /** A response and whether the request waited for an instance to light. */
@@ -19,8 +19,8 @@ export interface FunctionGroupOptions {
   metrics: Metrics;
   /** Platform log lines about this function (lighting, failures). */
   log: (text: string) => void;
-  /** Monotonic clock in ms. @default performance.now */
-  clock?: () => number;
+  /** Time source for demand, cold-start waits and the cold-start timeout. @default systemClock */
+  clock?: Clock;
 }
 
 interface Slot {
@@ -36,7 +36,7 @@ interface Waiter {
   since: number;
   resolve: (slot: Slot) => void;
   reject: (err: LamplighterError) => void;
-  timer: NodeJS.Timeout;
+  timer: ClockTimer;
   onAbort: () => void;
 }
 
@@ -46,6 +46,7 @@ export class FunctionGroup {
   private waiters: Waiter[] = [];
   private seq = 0;
   private stopped = false;
+  private readonly time: Clock;
   private readonly clock: () => number;
   /** Demand on this function, read by the scaler and KEDA. */
   readonly demand: DemandTracker;
@@ -58,7 +59,9 @@ export class FunctionGroup {
     readonly factory: InstanceFactory,
     private readonly options: FunctionGroupOptions,
   ) {
-    this.clock = options.clock ?? (() => performance.now());
+    const time = options.clock ?? systemClock;
+    this.time = time;
+    this.clock = () => time.now();
     this.demand = new DemandTracker(this.clock(), { windowMs: spec.scale.windowMs });
     for (let i = 0; i < spec.scale.min; i++) this.light();
   }
@@ -232,7 +235,7 @@ export class FunctionGroup {
           this.removeWaiter(waiter);
           reject(new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away while the request was held'));
         },
-        timer: setTimeout(() => {
+        timer: this.time.setTimeout(() => {
           this.removeWaiter(waiter);
           const waited = this.spec.limits.coldStartTimeoutMs;
           reject(
@@ -251,7 +254,7 @@ export class FunctionGroup {
   private removeWaiter(waiter: Waiter): void {
     const i = this.waiters.indexOf(waiter);
     if (i >= 0) this.waiters.splice(i, 1);
-    clearTimeout(waiter.timer);
+    this.time.clearTimeout(waiter.timer);
     waiter.request.signal.removeEventListener('abort', waiter.onAbort);
   }
 
@@ -326,7 +329,7 @@ export class FunctionGroup {
     // Nothing else is lighting: held requests fail now with the reason instead of hanging.
     const failure = err.code === ErrorCodes.INTERNAL ? new LamplighterError(ErrorCodes.FUNCTION_FAILED, `Function '${this.spec.name}' failed to start: ${err.message}`) : err;
     for (const waiter of this.waiters.splice(0)) {
-      clearTimeout(waiter.timer);
+      this.time.clearTimeout(waiter.timer);
       waiter.request.signal.removeEventListener('abort', waiter.onAbort);
       waiter.reject(failure);
     }
@@ -337,14 +340,16 @@ export class FunctionGroup {
     if (i >= 0) this.slots.splice(i, 1);
   }
 
-  /** Applies the scaling policy at `now`: lights or puts out instances. */
+  /** Applies the scaling policy at `now`: lights or puts out instances (none while requests are held). */
   reconcile(now = this.clock()): ScaleDecision {
     const decision = decideScale(this.spec.scale, this.demand, now);
     if (this.stopped) return decision;
     const live = this.slots.filter((s) => !s.retiring);
     if (live.length < decision.desired) {
       for (let i = live.length; i < decision.desired; i++) this.light();
-    } else if (live.length > decision.desired) {
+    } else if (live.length > decision.desired && this.waiters.length === 0) {
+      // Never while requests wait for room: the demand they count is real, and putting out an
+      // instance (often one still lighting for them) only has another lit for them a moment later.
       // Put out the least busy first; lighting ones before ready ones.
       const order = [...live].sort((a, b) => Number(a.ready) - Number(b.ready) || a.inFlight - b.inFlight);
       for (const slot of order.slice(0, live.length - decision.desired)) this.retire(slot);
@@ -361,7 +366,7 @@ export class FunctionGroup {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const waiter of this.waiters.splice(0)) {
-      clearTimeout(waiter.timer);
+      this.time.clearTimeout(waiter.timer);
       waiter.request.signal.removeEventListener('abort', waiter.onAbort);
       waiter.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`));
     }

@@ -1,7 +1,8 @@
 // Drives HTTP load at a fixed concurrency over undici clients and measures throughput, latency and errors.
-import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Client, type Dispatcher } from 'undici';
 import { LamplighterError, ErrorCodes } from '../errors/index.js';
+import { systemClock, type Clock, type ClockTimer } from '../runtime/process/index.js';
 import { LoadDefaults } from './load-defaults.js';
 import { mean, median } from './stats.js';
 
@@ -77,6 +78,8 @@ export interface LoadOptions {
   onSample?: (sample: LoadSample) => void;
   /** Ends the run early; what was measured so far is returned. @default undefined */
   signal?: AbortSignal;
+  /** Time source for the run's length, samples and latencies; tests inject one they move. @default systemClock */
+  clock?: Clock;
   /** Load sent before measuring, to warm the JIT on both sides (the measured run opens its connections afresh); not counted, and on top of `requests`. @default 0 */
   warmupMs?: number;
 }
@@ -137,7 +140,7 @@ class _Worker implements Dispatcher.DispatchHandler {
 
   /** Called as undici writes the request to its connection: latency is timed from here, as wrk does. */
   onRequestStart(): void {
-    this.startedAt = performance.now();
+    this.startedAt = this.run.clock.now();
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
@@ -164,6 +167,7 @@ class _Run {
   readonly intervalMs: number;
   readonly onSample: ((sample: LoadSample) => void) | undefined;
   readonly signal: AbortSignal | undefined;
+  readonly clock: Clock;
   readonly dispatchOptions: Dispatcher.DispatchOptions;
   readonly clients: Client[] = [];
   readonly workers: _Worker[] = [];
@@ -184,7 +188,7 @@ class _Run {
   sampleStart = 0;
   sampleAnswered = 0;
   sampleFailures = 0;
-  timer: NodeJS.Timeout | undefined;
+  timer: ClockTimer | undefined;
   timerAt = 0;
   fatal: Error | undefined;
   resolve!: (result: LoadResult) => void;
@@ -210,6 +214,7 @@ class _Run {
     this.intervalMs = options.sampleIntervalMs ?? LoadDefaults.sampleIntervalMs;
     this.onSample = options.onSample;
     this.signal = options.signal;
+    this.clock = options.clock ?? systemClock;
 
     const headers: string[] = [];
     for (const [name, value] of options.headers ?? []) headers.push(name, value);
@@ -242,12 +247,12 @@ class _Run {
       this.resolve = resolve;
       this.reject = reject;
       if (this.signal?.aborted) {
-        this.startedAt = this.sampleStart = performance.now();
+        this.startedAt = this.sampleStart = this.clock.now();
         this.finish();
         return;
       }
       this.signal?.addEventListener('abort', this.onAbort, { once: true });
-      this.startedAt = this.sampleStart = performance.now();
+      this.startedAt = this.sampleStart = this.clock.now();
       this.schedule();
       for (const worker of this.workers) this.issue(worker);
     });
@@ -259,17 +264,17 @@ class _Run {
   schedule(): void {
     const nextSample = this.startedAt + (this.samples.length + 1) * this.intervalMs;
     this.timerAt = Math.min(nextSample, this.startedAt + this.durationMs);
-    this.timer = setTimeout(this.tick, Math.max(0, this.timerAt - performance.now()));
+    this.timer = this.clock.setTimeout(this.tick, Math.max(0, this.timerAt - this.clock.now()));
   }
 
   readonly tick = (): void => {
     this.timer = undefined;
     if (this.stopped) return;
-    const now = performance.now();
+    const now = this.clock.now();
     // Node times timers from the event loop's cached clock, so one armed late in a long loop turn
     // can fire early by real time: wait out the rest rather than cut a sample short.
     if (now < this.timerAt - 0.5) {
-      this.timer = setTimeout(this.tick, this.timerAt - now);
+      this.timer = this.clock.setTimeout(this.tick, this.timerAt - now);
       return;
     }
     if (now >= this.startedAt + this.durationMs - 0.5) {
@@ -308,7 +313,7 @@ class _Run {
 
   answered(worker: _Worker): void {
     if (this.stopped) return;
-    const now = performance.now();
+    const now = this.clock.now();
     this.lastAnswerAt = now;
     const ns = Math.round((now - worker.startedAt) * 1e6);
     this.histogram.record(ns > 0 ? ns : 1);
@@ -336,9 +341,9 @@ class _Run {
   finish(): void {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.signal?.removeEventListener('abort', this.onAbort);
-    const now = performance.now();
+    const now = this.clock.now();
     this.endedAt = now;
     if (now - this.sampleStart >= this.intervalMs / 2 || this.samples.length === 0) this.takeSample(now);
     // Requests still in flight at the end of a timed run are dropped, not counted.

@@ -1,7 +1,13 @@
-// Process-wide record of live child process groups, and the exit hook that kills them all.
+// Process-wide record of live child process groups, the exit hook that kills them all, and the watchdog for SIGKILL.
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { GroupWatchdog } from './group-watchdog.js';
 
-const liveGroups = new Set<number>();
+/** Live groups, each with the cgroup directory its child was started in, if any. */
+const liveGroups = new Map<number, string | undefined>();
+// Exit hooks do not run when Lamplighter is killed with SIGKILL; the watchdog does the same job then.
+const watchdog = new GroupWatchdog(() => liveGroups);
 
 /** Sends `signal` to every process in group `pgid`; false when the group no longer exists. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
@@ -20,25 +26,43 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** Records a process group a spawned child leads, so the exit hook can kill it. */
-export function registerChildGroup(pgid: number): void {
-  liveGroups.add(pgid);
+/**
+ * Records a process group a spawned child leads, and the cgroup it was started in if any, so the
+ * exit hook — or the watchdog, if Lamplighter is killed — can kill them.
+ */
+export function registerChildGroup(pgid: number, cgroupDir?: string): void {
+  liveGroups.set(pgid, cgroupDir);
+  watchdog.watch(pgid, cgroupDir);
 }
 
 /** Forgets a process group once it has been swept. */
 export function unregisterChildGroup(pgid: number): void {
-  liveGroups.delete(pgid);
+  if (liveGroups.delete(pgid)) watchdog.unwatch(pgid);
 }
 
 /** Process group ids of every child still recorded as live. */
 export function liveChildGroups(): number[] {
-  return [...liveGroups];
+  return [...liveGroups.keys()];
 }
 
-/** Sends `signal` (SIGKILL unless told) to every live child group at once; synchronous. */
+/**
+ * Sends `signal` (SIGKILL unless told) to every live child group at once; synchronous. SIGKILL
+ * also kills each child's cgroup and forgets the groups here, but not in the watchdog: it removes
+ * the cgroups once Lamplighter has exited (this is the exit hook's call).
+ */
 export function killAllChildGroups(signal: NodeJS.Signals = 'SIGKILL'): void {
-  for (const pgid of liveGroups) signalGroup(pgid, signal);
-  if (signal === 'SIGKILL') liveGroups.clear();
+  for (const pgid of liveGroups.keys()) signalGroup(pgid, signal);
+  if (signal !== 'SIGKILL') return;
+  for (const cgroupDir of liveGroups.values()) {
+    // Descendants that left the group are still in the child's cgroup.
+    if (cgroupDir === undefined) continue;
+    try {
+      writeFileSync(path.join(cgroupDir, 'cgroup.kill'), '1');
+    } catch {
+      // already removed
+    }
+  }
+  liveGroups.clear();
 }
 
 /** Options for {@link installExitHook}. */

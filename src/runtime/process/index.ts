@@ -11,6 +11,11 @@
 // - Its own process group: on stop, in-flight requests get `drain_timeout` to finish, then the
 //   whole group gets SIGTERM and, after `killGraceMs`, SIGKILL; wrappers such as `sh -c` take
 //   their children with them. stdout and stderr go to the log sink line by line.
+// - Its own cgroup, where cgroup v2 is writable (see child-cgroup.ts): descendants that left the
+//   group get the same SIGTERM and grace, then the cgroup is killed. Elsewhere they are not
+//   stopped, and the factory logs why once.
+// - It dies with Lamplighter: a watchdog process (group-watchdog.ts) kills every live group and
+//   cgroup when Lamplighter's end of its pipe closes, even after `kill -9`.
 //
 // What the dispatcher sees:
 // - `factory.create(id)` returns at once. After a failure, the new instance's process starts
@@ -31,12 +36,12 @@
 //   upgrade handler sends the request on and, only if the child answers 101, pipes the raw
 //   connections both ways; any other answer is relayed and the connection ends.
 // - `installExitHook()` (call once from the CLI) kills every live child group when Lamplighter
-//   exits or receives SIGINT/SIGTERM, so no child outlives it.
+//   exits or receives SIGINT/SIGTERM, at once rather than when the watchdog notices.
 export { createProcessFactory, ProcessFactory, DEFAULT_INHERITED_ENV } from './process-factory.js';
 export type { ProcessFactoryOptions } from './process-factory.js';
 export type { ProcessInstance } from './process-instance.js';
 export type { FunctionFailure, RestartPolicyOptions } from './restart-policy.js';
-export { systemClock } from './clock.js';
+export { ManualClock, systemClock } from './clock.js';
 export type { Clock, ClockTimer } from './clock.js';
 export { installExitHook, killAllChildGroups, liveChildGroups } from './child-registry.js';
 export type { ExitHookOptions } from './child-registry.js';

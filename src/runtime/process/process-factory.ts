@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ErrorCodes, LamplighterError, ManifestError } from '../../errors/index.js';
 import type { InstanceFactory, LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
+import { cgroupSupport } from './child-cgroup.js';
 import type { Clock } from './clock.js';
 import { processCrashLoopChannel } from './diagnostics.js';
 import { ProcessInstance, type InstanceSupervisor } from './process-instance.js';
@@ -63,6 +64,10 @@ export class ProcessFactory implements InstanceFactory {
     }
     Object.assign(env, spec.env);
     this.#env = env;
+    const cgroups = cgroupSupport();
+    if (!cgroups.available) {
+      options.log('stderr', `[lamplighter] processes that leave a child's process group (setsid, daemons) are not stopped with it: ${cgroups.reason}`);
+    }
     this.#supervisor = {
       failure: () => this.#policy.failure,
       waitForTurn: (signal) => this.#policy.waitForTurn({ signal }),

@@ -5,17 +5,28 @@ import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import type { Instance, InstanceExit, InstanceState, InvocationRequest, InvocationResponse, LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
+import { cgroupSupport, ChildCgroup } from './child-cgroup.js';
 import { registerChildGroup, signalGroup, unregisterChildGroup } from './child-registry.js';
 import { processExitChannel, processReadyChannel, processSpawnChannel } from './diagnostics.js';
 import { proxyRequest, type ProxyRequestOptions } from './http-proxy.js';
 import { forwardLines, type LineTail } from './line-splitter.js';
 import { releasePort, reservePort } from './port-allocator.js';
+import { resolveProgram } from './program-path.js';
 import { ReadinessTimeoutError, waitUntilReady } from './readiness-probe.js';
 import type { FunctionFailure } from './restart-policy.js';
 import { pipeUpgrade, type UpgradeAnswer } from './upgrade-proxy.js';
 import { UpstreamPool } from './upstream-pool.js';
 
 const LOOPBACK = '127.0.0.1';
+
+/**
+ * Run by `sh -c` with the cgroup directory as $0 and the resolved command as "$@": moves itself
+ * into the cgroup, then becomes the command, so nothing the command starts is ever outside it.
+ */
+const JOIN_CGROUP = 'echo $$ > "$0/cgroup.procs" 2>/dev/null; exec "$@"';
+
+/** Makes each cgroup name unique in this process (instance ids repeat across redeploys). */
+let cgroupSeq = 0;
 
 /** What an instance asks of the factory that lit it: start slots, failure state and reports. */
 export interface InstanceSupervisor {
@@ -111,6 +122,7 @@ export class ProcessInstance implements Instance {
   #closedSettled = false;
   #child: ChildProcess | undefined;
   #pgid: number | undefined;
+  #cgroup: ChildCgroup | undefined;
   #port: number | undefined;
   #pool: UpstreamPool | undefined;
   /** Made once with the pool: the same for every request. */
@@ -323,14 +335,34 @@ export class ProcessInstance implements Instance {
   async #spawn(): Promise<void> {
     const [program, ...args] = this.#spec.command ?? [];
     if (program === undefined) throw new LamplighterError(ErrorCodes.FUNCTION_FAILED, `${this.#label} has no command`);
-    const env = { ...this.#options.env, PORT: String(this.#port) };
-    const child = spawn(program, args, { cwd: this.#options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const env: Record<string, string> = { ...this.#options.env, PORT: String(this.#port) };
+    let file = program;
+    let argv = args;
+    const cgroups = cgroupSupport();
+    if (cgroups.available) {
+      // The wrapper execs a path, so the command is looked up here, and a missing one named as before.
+      let resolved: string;
+      try {
+        resolved = await resolveProgram(program, { cwd: this.#options.cwd, pathEnv: env.PATH });
+      } catch (err) {
+        throw this.#spawnError(program, err as NodeJS.ErrnoException);
+      }
+      try {
+        this.#cgroup = new ChildCgroup(cgroups.base, `${this.id}-${++cgroupSeq}`);
+        file = '/bin/sh';
+        argv = ['-c', JOIN_CGROUP, this.#cgroup.dir, resolved, ...args];
+      } catch (err) {
+        this.#options.log('stderr', `[lamplighter] ${this.#label} starts without a cgroup: ${(err as Error).message}`);
+      }
+    }
+    // Its own process group (and session): stop() signals the group, and a terminal's signals stay out.
+    const child = spawn(file, argv, { cwd: this.#options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.#child = child;
     // Errors after the spawn (none are expected: signals go through process.kill) must not throw.
     child.on('error', () => {});
     if (child.pid !== undefined) {
       this.#pgid = child.pid;
-      registerChildGroup(child.pid);
+      registerChildGroup(child.pid, this.#cgroup?.dir);
     }
     const log = this.#options.log;
     const keep = Math.max(this.#options.stderrTailLines ?? 10, 1);
@@ -457,10 +489,11 @@ export class ProcessInstance implements Instance {
     this.#settleClosed({ reason: 'failed', message });
   }
 
-  /** Kills whatever is left of the child's process group and forgets it. */
+  /** Kills whatever is left of the child's process group, and of its cgroup, and forgets the group. */
   #sweepGroup(): void {
     if (this.#pgid === undefined) return;
     signalGroup(this.#pgid, 'SIGKILL');
+    this.#cgroup?.killNow();
     unregisterChildGroup(this.#pgid);
   }
 
@@ -468,12 +501,18 @@ export class ProcessInstance implements Instance {
     const child = this.#child;
     if (child === undefined || this.#pgid === undefined) return;
     if (!this.#exit) {
+      const graceMs = this.#options.killGraceMs ?? 5000;
+      const since = performance.now();
       signalGroup(this.#pgid, 'SIGTERM');
-      if (!(await within(this.#exited, this.#options.killGraceMs ?? 5000))) {
+      // Descendants that left the group get the same notice, through the cgroup.
+      await this.#cgroup?.signal('SIGTERM', { exceptGroup: this.#pgid });
+      if (!(await within(this.#exited, graceMs))) {
         this.#options.log('stderr', `[lamplighter] ${this.#label} ignored SIGTERM; sending SIGKILL`);
         signalGroup(this.#pgid, 'SIGKILL');
         await within(this.#exited, 5000);
       }
+      // ...and what is left of the grace period to finish before the cgroup is killed.
+      await this.#cgroup?.waitEmpty(Math.max(0, graceMs - (performance.now() - since)));
     }
     this.#sweepGroup();
     await within(this.#stdioClosed, 500);
@@ -487,6 +526,9 @@ export class ProcessInstance implements Instance {
     // The pool first: nothing may reach the port once another instance can be given it.
     pool?.destroy();
     if (this.#port !== undefined) releasePort(this.#port);
+    const cgroup = this.#cgroup;
+    this.#cgroup = undefined;
+    await cgroup?.destroy();
     // Wake drain() waiters: nothing more can finish.
     this.#inFlight = 0;
     this.#release();
