@@ -739,6 +739,9 @@ describe('request parser', () => {
     assert.equal(up.upgrade, true);
     assert.equal(parseHead('GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n').upgrade, false, 'no upgrade header');
     assert.equal(parseHead('GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n').upgrade, false, 'no connection: upgrade');
+    assert.equal(parseHead('POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 15\r\n').upgrade, false, 'a body');
+    assert.equal(parseHead('POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\n').upgrade, false, 'a chunked body');
+    assert.equal(parseHead('POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 0\r\n').upgrade, true, 'an empty body');
 
     assert.equal(parseHead('PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n').expectContinue, true);
     assert.equal(parseHead('PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n').expectContinue, false, 'not for HTTP/1.0');
@@ -1405,6 +1408,40 @@ describe('clients that go away', () => {
     assert.equal(held.res.finished, false);
   });
 
+  test('client gone — a body error raised after its reader let go (FIN mid-body, malformed chunk) is not an uncaught error', async () => {
+    // The process proxy's pattern: it listens for the body's errors while it sends the body, and
+    // lets go as soon as the exchange is abandoned, which is in the same turn the body fails.
+    const closed: string[] = [];
+    const { port } = await startServer({
+      request: (req, res) => {
+        const body = req.body;
+        const onError = (): void => {};
+        body.on('error', onError);
+        body.on('data', () => {});
+        body.on('close', () => closed.push(req.url));
+        res.onClose = () => body.off('error', onError);
+      },
+    });
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => void uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const fin = await RawClient.connect(port);
+      await fin.write(`POST /fin HTTP/1.1\r\n${HOST}Content-Length: 42\r\n\r\nabc`);
+      await delay(50);
+      fin.socket.end();
+      const chunked = await RawClient.connect(port);
+      await chunked.write(`POST /chunked HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n3\r\nfoo\r\n`);
+      await delay(50);
+      await chunked.write('\r\n');
+      await pollUntil(() => closed.length === 2, 'both bodies to close');
+      await delay(50);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    assert.deepEqual(uncaught, []);
+  });
+
   test('client gone — a reset after a whole request (no body) calls res.onClose(false)', async () => {
     const client = await RawClient.connect(main.port);
     await client.write(get('/hold/reset'));
@@ -1649,6 +1686,18 @@ describe('upgrades', () => {
     const { client, response } = await exchange(main.port, get('/no-upgrade-handler', 'Connection: upgrade\r\nUpgrade: x\r\n'));
     assert.equal(response.status, 200);
     assert.equal(response.json<Echo>().url, '/no-upgrade-handler');
+    client.destroy();
+  });
+
+  test('upgrade — an upgrade request with a body (POST, upgrade: h2c, content-length: 15) is an ordinary request, body and all', async () => {
+    const body = '0123456789abcde';
+    const { client, response } = await exchange(upgraded.port, post('/h2c-with-body', body, 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n'));
+    assert.equal(response.status, 200);
+    assert.equal(response.text(), 'plain /h2c-with-body');
+    assert.ok(!upgrades.some((u) => u.url === '/h2c-with-body'), 'the upgrade handler was called');
+    // The body was read as this request's: the connection goes on with the next one.
+    await client.write(get('/after-h2c'));
+    assert.equal((await client.response()).text(), 'plain /after-h2c');
     client.destroy();
   });
 

@@ -31,7 +31,7 @@ export interface RequestHead {
   readonly headers: IncomingHttpHeaders;
   /** Whether the client keeps the connection for another request. */
   readonly keepAlive: boolean;
-  /** The client asks to switch protocols (`connection: upgrade` with an `upgrade` header). */
+  /** The client asks to switch protocols (`connection: upgrade` with an `upgrade` header, HTTP/1.1, no body). */
   readonly upgrade: boolean;
   /** The client waits for `100 Continue` before it sends its body (HTTP/1.1, with a body): send one. */
   readonly expectContinue: boolean;
@@ -296,8 +296,6 @@ export function parseHead(text: string): RequestHead {
 
   const tokens = connection === undefined ? undefined : listTokens(connection);
   const keepAlive = minor === 1 ? !tokens?.includes('close') : tokens?.includes('keep-alive') === true;
-  // An upgrade asked of HTTP/1.0 is ignored (RFC 9110 §7.8).
-  const upgrade = minor === 1 && upgradeHeader && tokens?.includes('upgrade') === true;
 
   let framing: RequestHead['framing'] = 'none';
   let length = -1;
@@ -315,6 +313,12 @@ export function parseHead(text: string): RequestHead {
     framing = length > 0 ? 'length' : 'none';
     if (length === 0) length = -1;
   }
+
+  // An upgrade asked of HTTP/1.0 is ignored (RFC 9110 §7.8), and so is one whose request carries
+  // a body (§7.8 lets a server ignore any): the request is served as an ordinary one, so it is
+  // answered like any other, within its function's timeout, and no byte of its body can be taken
+  // for the new protocol's.
+  const upgrade = minor === 1 && upgradeHeader && framing === 'none' && tokens?.includes('upgrade') === true;
 
   let expectContinue = false;
   if (expect !== undefined) {

@@ -449,6 +449,9 @@ class Exchange implements ResponseEvents {
         callback(err);
       },
     });
+    // Its reader hears of a failure as it reads; one raised after the reader let go (the client
+    // left) must not end the process as an unhandled 'error' event.
+    stream.on('error', NOTHING);
     this.#stream = stream;
     for (const piece of pieces) stream.push(piece);
     resolve({ status: head.status, headers: head.headers, body: stream });
