@@ -54,6 +54,19 @@ async function pollUntil(check: () => boolean, what: string, ms = 3_000): Promis
   }
 }
 
+/** Runs `body` and returns the uncaught exceptions raised meanwhile (which would otherwise end the process). */
+async function uncaughtDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown): void => void uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  try {
+    await body();
+  } finally {
+    process.off('uncaughtException', onUncaught);
+  }
+  return uncaught;
+}
+
 /** Polls `read` until its value has not changed for `quietMs`, and returns it; fails after `ms`. */
 async function steady(read: () => number, quietMs: number, what: string, ms = 5_000): Promise<number> {
   const deadline = Date.now() + ms;
@@ -1347,6 +1360,27 @@ describe('responses', () => {
     assert.ok(text.length - (split + 4) <= 3, `body bytes after the head: ${JSON.stringify(text.slice(split + 4))}`);
   });
 
+  test('stream — a body that fails after the exchange is over raises nothing uncaught', async () => {
+    let body: Readable | undefined;
+    const { port } = await startServer({
+      request: (_req, res) => {
+        body = new Readable({ read() {}, autoDestroy: false });
+        res.stream(200, ['content-type', 'text/plain'], body, '3');
+        body.push('abc');
+        body.push(null);
+      },
+    });
+    const errors = await uncaughtDuring(async () => {
+      const { client, response } = await exchange(port, get('/late-error'));
+      assert.equal(response.text(), 'abc');
+      client.destroy();
+      await delay(20);
+      body!.destroy(new Error('a failure after the end'));
+      await delay(50);
+    });
+    assert.deepEqual(errors, []);
+  });
+
   test('stream — HEAD gets the head only and the connection goes on', async () => {
     const client = await RawClient.connect(main.port);
     await client.write(`HEAD /stream?mode=known HTTP/1.1\r\n${HOST}\r\n${get('/after-head-stream')}`);
@@ -1439,10 +1473,7 @@ describe('clients that go away', () => {
         res.onClose = () => body.off('error', onError);
       },
     });
-    const uncaught: unknown[] = [];
-    const onUncaught = (err: unknown): void => void uncaught.push(err);
-    process.on('uncaughtException', onUncaught);
-    try {
+    const uncaught = await uncaughtDuring(async () => {
       const fin = await RawClient.connect(port);
       await fin.write(`POST /fin HTTP/1.1\r\n${HOST}Content-Length: 42\r\n\r\nabc`);
       await delay(50);
@@ -1453,9 +1484,7 @@ describe('clients that go away', () => {
       await chunked.write('\r\n');
       await pollUntil(() => closed.length === 2, 'both bodies to close');
       await delay(50);
-    } finally {
-      process.off('uncaughtException', onUncaught);
-    }
+    });
     assert.deepEqual(uncaught, []);
   });
 
@@ -1704,6 +1733,32 @@ describe('upgrades', () => {
     assert.equal(response.status, 200);
     assert.equal(response.json<Echo>().url, '/no-upgrade-handler');
     client.destroy();
+  });
+
+  test('upgrade — a socket whose new owner sets no error handler is closed, not an uncaught error, when the client resets it', async () => {
+    const held: net.Socket[] = [];
+    const { port } = await startServer({
+      request: (_req, res) => res.send(200, [], Buffer.alloc(0)),
+      upgrade: (_req, socket) => {
+        held.push(socket);
+        socket.resume();
+      },
+    });
+    const errors = await uncaughtDuring(async () => {
+      const client = await RawClient.connect(port);
+      await client.write(get('/ws', 'Connection: upgrade\r\nUpgrade: x\r\n'));
+      await pollUntil(() => held.length === 1, 'the upgrade handler');
+      client.socket.resetAndDestroy();
+      // Writes after the reset fail too (EPIPE or ECONNRESET), whoever reads first.
+      const writer = setInterval(() => held[0]!.destroyed || held[0]!.write('x'), 5);
+      try {
+        await pollUntil(() => held[0]!.destroyed, 'the upgraded socket to close');
+      } finally {
+        clearInterval(writer);
+      }
+      await delay(50);
+    });
+    assert.deepEqual(errors, []);
   });
 
   test('upgrade — an upgrade request with a body (POST, upgrade: h2c, content-length: 15) is an ordinary request, body and all', async () => {

@@ -368,6 +368,28 @@ describe('upstream pool', () => {
     assert.equal(server.connections(), 1);
   });
 
+  test('a response body cut off by the child while nobody listens for its errors raises nothing uncaught', async () => {
+    const { pool } = await setup((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart');
+      setTimeout(() => socket.destroy(), 50);
+    });
+    const response = await proxyRequest(pool, makeInvocationRequest({ url: '/cut' }), OPTIONS);
+    const body = response.body as Readable;
+    assert.ok(body instanceof Readable);
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => void uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      // The reader has let go of its error listener (its client left), but not of the stream.
+      await new Promise<void>((resolve) => body.once('close', () => resolve()));
+      await delay(20);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    assert.deepEqual(uncaught, []);
+    assert.ok(body.errored, 'the body still reports its failure to a reader');
+  });
+
   test('a large body read slowly arrives byte for byte (backpressure, not buffering without bound); the connection reads again for the next request', async () => {
     const size = 8 * 1024 * 1024;
     const payload = Buffer.alloc(size, 7);
