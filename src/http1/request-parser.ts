@@ -399,9 +399,10 @@ function addHeader(headers: HeaderRecord, name: string, value: string): void {
 }
 
 /**
- * Refuses a tab after a framing header's value. It is whitespace to the RFC, but llhttp refuses it,
- * and a framing header one hop reads and the next refuses or reads otherwise is how requests are
- * smuggled. (`from` is where the line starts: a tab before the value is taken by both.)
+ * Refuses a tab after a framing header's value. It is whitespace to the RFC, but part of the value
+ * to llhttp (`chunked\t` is another coding to it), and a framing header one hop reads one way and
+ * the next another is how requests are smuggled. (`from` is where the line starts: a tab before
+ * the value is whitespace to both.)
  */
 function tablessFraming(text: string, from: number, to: number, name: string): void {
   for (let k = to - 1; k > from; k--) {
