@@ -331,6 +331,7 @@ const header = fc.oneof(
   { weight: 2, arbitrary: fc.tuple(fc.constantFrom('Transfer-Encoding', 'transfer-encoding', 'Transfer-Encoding '), transferEncoding) },
   { weight: 1, arbitrary: fc.tuple(fc.constant('Connection'), fc.constantFrom('close', 'keep-alive', 'Upgrade', 'keep-alive, upgrade', 'x-a', 'content-length')) },
   { weight: 1, arbitrary: fc.tuple(fc.constant('Upgrade'), fc.constantFrom('websocket', 'h2c')) },
+  { weight: 1, arbitrary: fc.tuple(fc.constantFrom('Transfer-Encoding', 'Content-Length', 'X-A'), fc.constantFrom('\r\n chunked', '\r\n\t3', 'chunked\r\n foo')) },
   { weight: 1, arbitrary: fc.tuple(fc.constant('Expect'), fc.constantFrom('100-continue', '100-Continue', 'x', '')) },
 );
 
@@ -338,7 +339,7 @@ const header = fc.oneof(
 const chunk = fc.record({
   data: chars('abcdefgh\r\n', 1, 12),
   sizeDelta: fc.oneof({ weight: 8, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -2, max: 2 }) }),
-  form: fc.oneof({ weight: 8, arbitrary: fc.constant('plain') }, { weight: 1, arbitrary: fc.constantFrom('upper', 'zeros', 'ext', 'ext-quoted', 'ext-bad', 'space', 'tab', 'lf', 'ext-space', 'ext-bws', 'ext-many') }),
+  form: fc.oneof({ weight: 8, arbitrary: fc.constant('plain') }, { weight: 1, arbitrary: fc.constantFrom('upper', 'zeros', 'ext', 'ext-quoted', 'ext-bad', 'space', 'tab', 'lf', 'ext-space', 'ext-bws', 'ext-many', 'hex-prefix', 'overflow', 'signed') }),
 });
 
 function sizeLine(size: number, form: string): string {
@@ -358,6 +359,12 @@ function sizeLine(size: number, form: string): string {
       return `${hex} ;a=b\r\n`;
     case 'ext-bws':
       return `${hex}; a = b\r\n`;
+    case 'hex-prefix':
+      return `0x${hex}\r\n`;
+    case 'overflow':
+      return `1000000000000000${hex}\r\n`;
+    case 'signed':
+      return `+${hex}\r\n`;
     case 'ext-many':
       return `${hex};a;b=c;d="e;f"\r\n`;
     case 'space':
