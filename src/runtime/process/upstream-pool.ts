@@ -348,6 +348,9 @@ class Exchange implements ResponseEvents {
       drainOn = undefined;
       if (listening && body.isPaused()) body.resume();
     };
+    // Whoever made the body may not listen for its errors: one it raises after this exchange let
+    // go of it (the child answered first, the client left later) must not end the process.
+    body.on('error', NOTHING);
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('error', onAborted);
