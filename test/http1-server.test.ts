@@ -54,6 +54,19 @@ async function pollUntil(check: () => boolean, what: string, ms = 3_000): Promis
   }
 }
 
+/** Runs `body` and returns the uncaught exceptions raised meanwhile (which would otherwise end the process). */
+async function uncaughtDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown): void => void uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  try {
+    await body();
+  } finally {
+    process.off('uncaughtException', onUncaught);
+  }
+  return uncaught;
+}
+
 /** Polls `read` until its value has not changed for `quietMs`, and returns it; fails after `ms`. */
 async function steady(read: () => number, quietMs: number, what: string, ms = 5_000): Promise<number> {
   const deadline = Date.now() + ms;
@@ -636,7 +649,7 @@ const RICH_REQUEST =
   'POST /up?x=1 HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\nX-Multi: one\r\nx-multi: two\r\n' +
   'Cookie: a=1\r\nCookie: b=2\r\nSet-Cookie: s=1\r\nSet-Cookie: s=2\r\nUser-Agent: first\r\nUser-Agent: second\r\n' +
   'X-Spaced: \t padded value \t\r\n\r\n' +
-  '5;ext=1;name="q"\r\nhello\r\n7 \t;x\r\n, world\r\nA\r\n01234\n6789\r\n0\r\nx-trailer: t\r\nx-other: u\r\n\r\n';
+  '5;ext=1;name="q"\r\nhello\r\n7;x\r\n, world\r\nA\r\n01234\n6789\r\n0\r\nx-trailer: t\r\nx-other: u\r\n\r\n';
 
 describe('request parser', () => {
   test('parser — a request fed byte by byte reads the same as fed whole (head, chunked body, trailers)', () => {
@@ -718,13 +731,14 @@ describe('request parser', () => {
     const abs = parseHead('GET http://Example.com:8080/p/q?x=1 HTTP/1.1\r\nHost: other\r\n');
     assert.equal(abs.url, '/p/q?x=1');
     assert.equal(abs.headers.host, 'Example.com:8080');
-    assert.equal(parseHead('GET https://example.com HTTP/1.1\r\n').url, '/');
+    assert.equal(parseHead('GET https://example.com HTTP/1.1\r\nHost: example.com\r\n').url, '/');
+    assert.throws(() => parseHead('GET https://example.com HTTP/1.1\r\n'), /must have a host header/, 'an HTTP/1.1 request needs a host header beside an absolute-form target');
     assert.equal(parseHead('OPTIONS * HTTP/1.1\r\nHost: a\r\n').url, '*');
   });
 
   test('parseHead — an absolute-form target with a query and no path keeps the query, and a slash in it is not the path', () => {
-    assert.equal(parseHead('GET http://example.com?x=1 HTTP/1.1\r\n').url, '/?x=1');
-    assert.equal(parseHead('GET http://example.com?next=/admin HTTP/1.1\r\n').url, '/?next=/admin');
+    assert.equal(parseHead('GET http://example.com?x=1 HTTP/1.1\r\nHost: example.com\r\n').url, '/?x=1');
+    assert.equal(parseHead('GET http://example.com?next=/admin HTTP/1.1\r\nHost: example.com\r\n').url, '/?next=/admin');
   });
 
   test('parseHead — connection flags, expect and framing', () => {
@@ -739,8 +753,14 @@ describe('request parser', () => {
     assert.equal(up.upgrade, true);
     assert.equal(parseHead('GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n').upgrade, false, 'no upgrade header');
     assert.equal(parseHead('GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n').upgrade, false, 'no connection: upgrade');
+    assert.equal(parseHead('POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 15\r\n').upgrade, false, 'a body');
+    assert.equal(parseHead('POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\n').upgrade, false, 'a chunked body');
+    assert.equal(parseHead('POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 0\r\n').upgrade, true, 'an empty body');
 
     assert.equal(parseHead('PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n').expectContinue, true);
+    assert.equal(parseHead('PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nExpect: \r\nContent-Length: 3\r\n').expectContinue, true, 'empty list items count for nothing');
+    assert.equal(parseHead('PUT / HTTP/1.0\r\nExpect: x\r\nContent-Length: 3\r\n').expectContinue, false, "an HTTP/1.0 client's expectations are ignored");
+    assert.equal(parseHead('PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 00000000000000003\r\n').length, 3, 'leading zeros in a length');
     assert.equal(parseHead('PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n').expectContinue, false, 'not for HTTP/1.0');
     assert.equal(parseHead('GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n').expectContinue, false, 'not without a body');
 
@@ -834,6 +854,19 @@ const REFUSALS: Refusal[] = [
   { name: 'a bare LF ending the chunked body', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\n`, status: 400, message: /bare LF/ },
   { name: 'a bare LF in a trailer', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n0\r\nx-t: 1\n\r\n`, status: 400, message: /bare LF/ },
   { name: 'a trailer line that is not a header', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n0\r\nnot a header\r\n\r\n`, status: 400, message: /trailer line/ },
+  { name: 'whitespace between a chunk size and its extension', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n5 ;a\r\nhello\r\n0\r\n\r\n`, status: 400, message: /chunk size .* not a hex number/ },
+  { name: 'whitespace after a chunk size', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n5\t\r\nhello\r\n0\r\n\r\n`, status: 400, message: /chunk size .* not a hex number/ },
+  { name: 'a chunk extension with whitespace after its semicolon', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n5; a=b\r\nhello\r\n0\r\n\r\n`, status: 400, message: /chunk extension .* is not ;name/ },
+  { name: 'a chunk extension with an empty value', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n5;a=\r\nhello\r\n0\r\n\r\n`, status: 400, message: /chunk extension .* is not ;name/ },
+  { name: 'a chunk extension value that is not a token or quoted', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n5;a=\xe9\r\nhello\r\n0\r\n\r\n`, status: 400, message: /chunk extension .* is not ;name/ },
+  { name: 'content-length as a trailer', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n0\r\ncontent-length: 3\r\n\r\n`, status: 400, message: /carry content-length, which only the head may/ },
+  { name: 'a trailer with a space before its colon', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n0\r\nx-t : 1\r\n\r\n`, status: 400, message: /trailer line/ },
+  { name: 'a tab after the value of content-length', wire: `POST / HTTP/1.1\r\n${HOST}Content-Length: 5\t\r\n\r\nhello`, status: 400, message: /content-length header has a tab after its value/ },
+  { name: 'a tab after the value of transfer-encoding', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n`, status: 400, message: /transfer-encoding header has a tab after its value/ },
+  { name: 'a byte that is not ASCII in the target', wire: `GET /caf\xe9 HTTP/1.1\r\n${HOST}\r\n`, status: 400, message: /not ASCII \(send it percent-encoded\)/ },
+  { name: 'a bare CR before the request line', wire: `\rGET / HTTP/1.1\r\n${HOST}\r\n`, status: 400, message: /bare CR/ },
+  { name: 'an empty expect header', wire: `GET / HTTP/1.1\r\n${HOST}Expect: \r\n\r\n`, status: 417, message: /only 100-continue is supported/ },
+  { name: 'an absolute-form target without a host header', wire: `GET http://example.com/ HTTP/1.1\r\n\r\n`, status: 400, message: /must have a host header/ },
   { name: 'a chunk extension with a control character', wire: `POST / HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n5;a=\x01\r\nhello\r\n0\r\n\r\n`, status: 400, message: /chunk extension .* control character/ },
   { name: 'HTTP/1.1 without host', wire: 'GET / HTTP/1.1\r\nX-A: b\r\n\r\n', status: 400, message: /must have a host header/ },
   { name: 'two host headers', wire: `GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n`, status: 400, message: /more than one host header/ },
@@ -1099,7 +1132,7 @@ describe('request bodies', () => {
   });
 
   test('body — a chunked body with extensions and trailers is read whole; trailers are not headers', async () => {
-    const wire = `POST /b/chunked HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n4;a=b\r\nWiki\r\n5 ;c\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nx-checksum: 1\r\n\r\n`;
+    const wire = `POST /b/chunked HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n4;a=b\r\nWiki\r\n5;c\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nx-checksum: 1\r\n\r\n`;
     const { client, response } = await exchange(main.port, wire);
     const echo = response.json<Echo>();
     assert.equal(echo.body, 'Wikipedia in\r\n\r\nchunks.');
@@ -1327,6 +1360,27 @@ describe('responses', () => {
     assert.ok(text.length - (split + 4) <= 3, `body bytes after the head: ${JSON.stringify(text.slice(split + 4))}`);
   });
 
+  test('stream — a body that fails after the exchange is over raises nothing uncaught', async () => {
+    let body: Readable | undefined;
+    const { port } = await startServer({
+      request: (_req, res) => {
+        body = new Readable({ read() {}, autoDestroy: false });
+        res.stream(200, ['content-type', 'text/plain'], body, '3');
+        body.push('abc');
+        body.push(null);
+      },
+    });
+    const errors = await uncaughtDuring(async () => {
+      const { client, response } = await exchange(port, get('/late-error'));
+      assert.equal(response.text(), 'abc');
+      client.destroy();
+      await delay(20);
+      body!.destroy(new Error('a failure after the end'));
+      await delay(50);
+    });
+    assert.deepEqual(errors, []);
+  });
+
   test('stream — HEAD gets the head only and the connection goes on', async () => {
     const client = await RawClient.connect(main.port);
     await client.write(`HEAD /stream?mode=known HTTP/1.1\r\n${HOST}\r\n${get('/after-head-stream')}`);
@@ -1403,6 +1457,35 @@ describe('clients that go away', () => {
     assert.equal(held.bodyError.code, 'ECONNRESET');
     assert.equal(held.bodyEnded, false);
     assert.equal(held.res.finished, false);
+  });
+
+  test('client gone — a body error raised after its reader let go (FIN mid-body, malformed chunk) is not an uncaught error', async () => {
+    // The process proxy's pattern: it listens for the body's errors while it sends the body, and
+    // lets go as soon as the exchange is abandoned, which is in the same turn the body fails.
+    const closed: string[] = [];
+    const { port } = await startServer({
+      request: (req, res) => {
+        const body = req.body;
+        const onError = (): void => {};
+        body.on('error', onError);
+        body.on('data', () => {});
+        body.on('close', () => closed.push(req.url));
+        res.onClose = () => body.off('error', onError);
+      },
+    });
+    const uncaught = await uncaughtDuring(async () => {
+      const fin = await RawClient.connect(port);
+      await fin.write(`POST /fin HTTP/1.1\r\n${HOST}Content-Length: 42\r\n\r\nabc`);
+      await delay(50);
+      fin.socket.end();
+      const chunked = await RawClient.connect(port);
+      await chunked.write(`POST /chunked HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n3\r\nfoo\r\n`);
+      await delay(50);
+      await chunked.write('\r\n');
+      await pollUntil(() => closed.length === 2, 'both bodies to close');
+      await delay(50);
+    });
+    assert.deepEqual(uncaught, []);
   });
 
   test('client gone — a reset after a whole request (no body) calls res.onClose(false)', async () => {
@@ -1649,6 +1732,44 @@ describe('upgrades', () => {
     const { client, response } = await exchange(main.port, get('/no-upgrade-handler', 'Connection: upgrade\r\nUpgrade: x\r\n'));
     assert.equal(response.status, 200);
     assert.equal(response.json<Echo>().url, '/no-upgrade-handler');
+    client.destroy();
+  });
+
+  test('upgrade — a socket whose new owner sets no error handler is closed, not an uncaught error, when the client resets it', async () => {
+    const held: net.Socket[] = [];
+    const { port } = await startServer({
+      request: (_req, res) => res.send(200, [], Buffer.alloc(0)),
+      upgrade: (_req, socket) => {
+        held.push(socket);
+        socket.resume();
+      },
+    });
+    const errors = await uncaughtDuring(async () => {
+      const client = await RawClient.connect(port);
+      await client.write(get('/ws', 'Connection: upgrade\r\nUpgrade: x\r\n'));
+      await pollUntil(() => held.length === 1, 'the upgrade handler');
+      client.socket.resetAndDestroy();
+      // Writes after the reset fail too (EPIPE or ECONNRESET), whoever reads first.
+      const writer = setInterval(() => held[0]!.destroyed || held[0]!.write('x'), 5);
+      try {
+        await pollUntil(() => held[0]!.destroyed, 'the upgraded socket to close');
+      } finally {
+        clearInterval(writer);
+      }
+      await delay(50);
+    });
+    assert.deepEqual(errors, []);
+  });
+
+  test('upgrade — an upgrade request with a body (POST, upgrade: h2c, content-length: 15) is an ordinary request, body and all', async () => {
+    const body = '0123456789abcde';
+    const { client, response } = await exchange(upgraded.port, post('/h2c-with-body', body, 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n'));
+    assert.equal(response.status, 200);
+    assert.equal(response.text(), 'plain /h2c-with-body');
+    assert.ok(!upgrades.some((u) => u.url === '/h2c-with-body'), 'the upgrade handler was called');
+    // The body was read as this request's: the connection goes on with the next one.
+    await client.write(get('/after-h2c'));
+    assert.equal((await client.response()).text(), 'plain /after-h2c');
     client.destroy();
   });
 

@@ -368,6 +368,56 @@ describe('upstream pool', () => {
     assert.equal(server.connections(), 1);
   });
 
+  test('a response body cut off by the child while nobody listens for its errors raises nothing uncaught', async () => {
+    const { pool } = await setup((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart');
+      setTimeout(() => socket.destroy(), 50);
+    });
+    const response = await proxyRequest(pool, makeInvocationRequest({ url: '/cut' }), OPTIONS);
+    const body = response.body as Readable;
+    assert.ok(body instanceof Readable);
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => void uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      // The reader has let go of its error listener (its client left), but not of the stream.
+      await new Promise<void>((resolve) => body.once('close', () => resolve()));
+      await delay(20);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    assert.deepEqual(uncaught, []);
+    assert.ok(body.errored, 'the body still reports its failure to a reader');
+  });
+
+  test('a request body that fails after the child has answered raises nothing uncaught', async () => {
+    // The child answers as soon as the head arrives; the client's body is still coming.
+    const early = net.createServer((socket) => {
+      socket.once('data', () => socket.write(OK));
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => early.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise<void>((resolve) => early.close(() => resolve())));
+    const pool = new UpstreamPool({ host: '127.0.0.1', port: (early.address() as net.AddressInfo).port });
+    closers.push(() => pool.destroy());
+    const body = new Readable({ read() {} });
+    const request = { ...makeInvocationRequest({ method: 'POST', url: '/early', headers: { 'content-length': '100' } }), body };
+    const errors: unknown[] = [];
+    const onUncaught = (err: unknown): void => void errors.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      body.push('part');
+      const response = await withTimeout(proxyRequest(pool, request, OPTIONS), 5_000, 'the early answer');
+      assert.equal((await readBody(response)).toString(), 'ok');
+      // The exchange has let go of the body; its source fails later (the client left).
+      body.destroy(new Error('the client went away'));
+      await delay(20);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    assert.deepEqual(errors, []);
+  });
+
   test('a large body read slowly arrives byte for byte (backpressure, not buffering without bound); the connection reads again for the next request', async () => {
     const size = 8 * 1024 * 1024;
     const payload = Buffer.alloc(size, 7);

@@ -73,7 +73,13 @@ export class Gateway {
     const requestId = nextRequestId();
     const match = this.routes.match(host, path);
     socket.on('error', () => socket.destroy());
+    // Settled once: the function's answer (a 101 or a refusal it relayed), or ours.
+    let answered = false;
+    let timer: NodeJS.Timeout | undefined;
     const refuse = (err: unknown): void => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
       const out = errorParts(err, requestId);
       if (match) this.finish(match.target.spec.name, out.status, start, false, requestId);
       else this.options.metrics.recordUnrouted(out.status);
@@ -85,6 +91,15 @@ export class Gateway {
     if (!match) return refuse(new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`));
     const controller = new AbortController();
     socket.once('close', () => controller.abort());
+    // A handshake gets its answer within the function's timeout like any request: a child that
+    // never answers (or waits for bytes that will not come) is given up on with a 504. The abort
+    // comes first, so that the instance lets go of the socket before the 504 is written.
+    const { name: fn, limits } = match.target.spec;
+    timer = setTimeout(() => {
+      const err = new LamplighterError(ErrorCodes.TIMEOUT, `Function '${fn}' did not answer the upgrade within ${limits.timeoutMs} ms (limits.timeout)`);
+      controller.abort(err);
+      refuse(err);
+    }, limits.timeoutMs);
     const invocation: InvocationRequest = {
       id: requestId,
       method: req.method,
@@ -97,10 +112,12 @@ export class Gateway {
       route: match.route,
       signal: controller.signal,
     };
-    match.target.upgrade(invocation, socket, head).then(
-      ({ coldStart, status }) => this.finish(match.target.spec.name, status, start, coldStart, requestId),
-      refuse,
-    );
+    match.target.upgrade(invocation, socket, head).then(({ coldStart, status }) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      this.finish(fn, status, start, coldStart, requestId);
+    }, refuse);
   }
 
   private onRequest(req: ServerRequest, res: ServerResponse): void {

@@ -1,6 +1,7 @@
 // The chunked transfer coding (RFC 9112 §7.1), decoded for both directions: request bodies at the
 // gateway's server and response bodies from the children behind it. Size lines, data, and
 // trailers (read and dropped: no hop after ours is promised them).
+import { readHeaderLine, type HeaderLine } from './header-line.js';
 
 /** Options for a {@link ChunkedDecoder}. */
 export interface ChunkedDecoderOptions {
@@ -22,6 +23,16 @@ export interface ChunkedDecoderOptions {
 const MAX_CHUNK_LINE = 4096;
 /** Hex digits a chunk size may have: 12 is 256 TiB, well inside a double's exact integers. */
 const MAX_SIZE_DIGITS = 12;
+
+/**
+ * Chunk extensions as RFC 9112 §7.1.1 gives them, `;name` or `;name=value` with the value a token
+ * or a quoted string, but without the optional whitespace (BWS) around `;` and `=`, which llhttp
+ * refuses: a line one hop reads and the next refuses or reads otherwise can hide a chunk.
+ */
+const CHUNK_EXTENSIONS = /^(?:;[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:=(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*$/;
+
+/** Fields that frame a message, and so may not come as trailers. */
+const FRAMING_TRAILERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
 
 const enum Part {
   Size,
@@ -45,6 +56,8 @@ export class ChunkedDecoder {
   #remaining = 0;
   #line = '';
   #trailerBytes = 0;
+  /** Where a trailer line is read into, to check it as a header line (and then dropped). */
+  readonly #trailer: HeaderLine = { name: '', value: '' };
 
   constructor(options: ChunkedDecoderOptions) {
     this.#options = options;
@@ -158,13 +171,20 @@ export class ChunkedDecoder {
     const line = cr ? raw.slice(0, -1) : raw;
     if (this.#part === Part.Trailers) {
       if (line === '') this.#part = Part.Done;
-      else if (strict && (line.indexOf('\r') >= 0 || line.indexOf(':') <= 0)) throw fail(400, `a trailer line of ${subject} is not a header field`);
+      else if (strict && (line.indexOf('\r') >= 0 || readHeaderLine(line, 0, line.length, this.#trailer) !== undefined)) {
+        throw fail(400, `a trailer line of ${subject} is not a header field: ${JSON.stringify(line.slice(0, 40))}`);
+      } else if (strict && FRAMING_TRAILERS.has(this.#trailer.name)) {
+        // Framing is the head's alone (RFC 9110 §6.5.1); a next hop that merged it would read the body again.
+        throw fail(400, `the trailers of ${subject} carry ${this.#trailer.name}, which only the head may`);
+      }
       return lf + 1;
     }
     const semi = line.indexOf(';');
     let sizeEnd = semi < 0 ? line.length : semi;
-    // Only spaces and tabs may stand between the size and an extension (RFC 9112 §7.1.1).
-    while (sizeEnd > 0 && (line.charCodeAt(sizeEnd - 1) === 32 || line.charCodeAt(sizeEnd - 1) === 9)) sizeEnd--;
+    // Only spaces and tabs may stand between the size and an extension (RFC 9112 §7.1.1), and
+    // only when not strict: llhttp refuses them, so a client's are refused, lest the next hop
+    // read the line another way.
+    if (!strict) while (sizeEnd > 0 && (line.charCodeAt(sizeEnd - 1) === 32 || line.charCodeAt(sizeEnd - 1) === 9)) sizeEnd--;
     let size = 0;
     let valid = sizeEnd > 0 && sizeEnd <= MAX_SIZE_DIGITS;
     for (let k = 0; valid && k < sizeEnd; k++) {
@@ -174,7 +194,11 @@ export class ChunkedDecoder {
       else size = size * 16 + d;
     }
     if (!valid) throw fail(400, `a chunk size of ${subject} is not a hex number of at most ${MAX_SIZE_DIGITS} digits: ${JSON.stringify(line.slice(0, 40))}`);
-    if (strict && semi >= 0 && /[\0-\x08\x0a-\x1f\x7f\r]/.test(line.slice(semi))) throw fail(400, `a chunk extension of ${subject} has a control character`);
+    if (strict && semi >= 0) {
+      const extensions = line.slice(semi);
+      if (/[\0-\x08\x0a-\x1f\x7f\r]/.test(extensions)) throw fail(400, `a chunk extension of ${subject} has a control character`);
+      if (!CHUNK_EXTENSIONS.test(extensions)) throw fail(400, `a chunk extension of ${subject} is not ;name or ;name=value with a token or quoted value: ${JSON.stringify(extensions.slice(0, 40))}`);
+    }
     this.#remaining = size;
     this.#part = size === 0 ? Part.Trailers : Part.Data;
     return lf + 1;

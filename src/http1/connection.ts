@@ -251,6 +251,9 @@ export class Connection implements BodySource, ResponseSink {
     socket.removeAllListeners('end');
     socket.removeAllListeners('error');
     socket.removeAllListeners('close');
+    // The new owner adds its own handlers; until then, and whatever it does, an error on the
+    // socket only closes it.
+    socket.on('error', () => socket.destroy());
     this.#closed = true;
     this.host.forget(this, socket);
     this.host.onUpgrade!(this.#req!, socket, rest);

@@ -31,7 +31,7 @@ export interface RequestHead {
   readonly headers: IncomingHttpHeaders;
   /** Whether the client keeps the connection for another request. */
   readonly keepAlive: boolean;
-  /** The client asks to switch protocols (`connection: upgrade` with an `upgrade` header). */
+  /** The client asks to switch protocols (`connection: upgrade` with an `upgrade` header, HTTP/1.1, no body). */
   readonly upgrade: boolean;
   /** The client waits for `100 Continue` before it sends its body (HTTP/1.1, with a body): send one. */
   readonly expectContinue: boolean;
@@ -255,6 +255,7 @@ export function parseHead(text: string): RequestHead {
     const bad = readHeaderLine(text, at, stop, line);
     if (bad !== undefined) throw new RequestError(400, bad);
     const { name, value } = line;
+    const lineStart = at;
     at = stop + 2;
     switch (name) {
       case 'host':
@@ -263,9 +264,11 @@ export function parseHead(text: string): RequestHead {
         break;
       case 'content-length':
         if (contentLength !== undefined) throw new RequestError(400, 'the request has more than one content-length header');
+        tablessFraming(text, lineStart, stop, name);
         contentLength = value;
         break;
       case 'transfer-encoding':
+        tablessFraming(text, lineStart, stop, name);
         transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
         break;
       case 'connection':
@@ -275,7 +278,7 @@ export function parseHead(text: string): RequestHead {
         upgradeHeader = true;
         break;
       case 'expect':
-        expect = value;
+        expect = expect === undefined ? value : `${expect}, ${value}`;
         break;
     }
     addHeader(headers, name, value);
@@ -289,15 +292,13 @@ export function parseHead(text: string): RequestHead {
       // The authority of an absolute-form target replaces any host header (RFC 9112 §3.2.2).
       url = absolute.path;
       headers.host = absolute.authority;
-      sawHost = true;
     }
   }
+  // Even beside an absolute-form target (RFC 9112 §3.2: the client sends both; a server answers 400 to one without).
   if (minor === 1 && !sawHost) throw new RequestError(400, 'an HTTP/1.1 request must have a host header');
 
   const tokens = connection === undefined ? undefined : listTokens(connection);
   const keepAlive = minor === 1 ? !tokens?.includes('close') : tokens?.includes('keep-alive') === true;
-  // An upgrade asked of HTTP/1.0 is ignored (RFC 9110 §7.8).
-  const upgrade = minor === 1 && upgradeHeader && tokens?.includes('upgrade') === true;
 
   let framing: RequestHead['framing'] = 'none';
   let length = -1;
@@ -310,15 +311,25 @@ export function parseHead(text: string): RequestHead {
     if (codings.length > 1) throw new RequestError(501, `transfer codings other than chunked are not supported: ${JSON.stringify(transferEncoding.slice(0, 60))}`);
     framing = 'chunked';
   } else if (contentLength !== undefined) {
-    if (!/^[0-9]{1,15}$/.test(contentLength)) throw new RequestError(400, `the request's content-length is not a number: ${JSON.stringify(contentLength.slice(0, 40))}`);
+    // Leading zeros are still a number; past 15 digits a length is not exact in a double.
+    if (!/^0*[0-9]{1,15}$/.test(contentLength)) throw new RequestError(400, `the request's content-length is not a number: ${JSON.stringify(contentLength.slice(0, 40))}`);
     length = Number(contentLength);
     framing = length > 0 ? 'length' : 'none';
     if (length === 0) length = -1;
   }
 
+  // An upgrade asked of HTTP/1.0 is ignored (RFC 9110 §7.8), and so is one whose request carries
+  // a body (§7.8 lets a server ignore any): the request is served as an ordinary one, so it is
+  // answered like any other, within its function's timeout, and no byte of its body can be taken
+  // for the new protocol's.
+  const upgrade = minor === 1 && upgradeHeader && framing === 'none' && tokens?.includes('upgrade') === true;
+
   let expectContinue = false;
-  if (expect !== undefined) {
-    if (expect.toLowerCase() !== '100-continue') throw new RequestError(417, `the request expects ${JSON.stringify(expect.slice(0, 40))}; only 100-continue is supported`);
+  // An HTTP/1.0 client's expectations are ignored (RFC 9110 §10.1.1), as node:http does. Empty
+  // list items count for nothing (§5.6.1), but an expect header with none at all is refused.
+  const expected = expect === undefined || minor === 0 ? undefined : listTokens(expect).filter((t) => t !== '');
+  if (expected !== undefined) {
+    if (expected.length === 0 || expected.some((t) => t !== '100-continue')) throw new RequestError(417, `the request expects ${JSON.stringify(expect!.slice(0, 40))}; only 100-continue is supported`);
     // Only an HTTP/1.1 client sending a body waits for the interim answer.
     expectContinue = minor === 1 && framing !== 'none';
   }
@@ -326,6 +337,9 @@ export function parseHead(text: string): RequestHead {
 }
 
 function requestLine(text: string, lineEnd: number): { method: string; target: string; minor: 0 | 1 } {
+  // Empty lines before a request line are skipped only as CRLF.
+  const first = text.charCodeAt(0);
+  if (first === 13 || first === 10) throw new RequestError(400, `an empty line before the request line ends in a bare ${first === 13 ? 'CR' : 'LF'} (CRLF is required)`);
   const sp1 = text.indexOf(' ');
   const sp2 = sp1 < 0 ? -1 : text.indexOf(' ', sp1 + 1);
   if (sp1 <= 0 || sp2 < 0 || sp2 > lineEnd || sp2 === sp1 + 1) {
@@ -335,7 +349,9 @@ function requestLine(text: string, lineEnd: number): { method: string; target: s
   if (!isToken(method)) throw new RequestError(400, `the request method is not a token: ${JSON.stringify(method.slice(0, 40))}`);
   for (let k = sp1 + 1; k < sp2; k++) {
     const c = text.charCodeAt(k);
-    if (c <= 32 || c === 127) throw new RequestError(400, 'the request target has a control character or a space in it');
+    if (c === 10) throw new RequestError(400, 'the request line ends in a bare LF (CRLF is required)');
+    // Only visible ASCII (RFC 3986): a raw byte past it is sent percent-encoded.
+    if (c <= 32 || c >= 127) throw new RequestError(400, 'the request target has a control character or a space in it, or a byte that is not ASCII (send it percent-encoded)');
   }
   const version = text.slice(sp2 + 1, lineEnd);
   let minor: 0 | 1;
@@ -380,6 +396,20 @@ function addHeader(headers: HeaderRecord, name: string, value: string): void {
   if (Array.isArray(prior)) prior.push(value);
   else if (SINGLE_VALUED.has(name)) return;
   else headers[name] = `${prior}${name === 'cookie' ? '; ' : ', '}${value}`;
+}
+
+/**
+ * Refuses a tab after a framing header's value. It is whitespace to the RFC, but part of the value
+ * to llhttp (`chunked\t` is another coding to it), and a framing header one hop reads one way and
+ * the next another is how requests are smuggled. (`from` is where the line starts: a tab before
+ * the value is whitespace to both.)
+ */
+function tablessFraming(text: string, from: number, to: number, name: string): void {
+  for (let k = to - 1; k > from; k--) {
+    const c = text.charCodeAt(k);
+    if (c === 9) throw new RequestError(400, `the request's ${name} header has a tab after its value`);
+    if (c !== 32) return;
+  }
 }
 
 function tooLarge(): RequestError {

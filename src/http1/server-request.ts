@@ -87,14 +87,23 @@ export class ServerRequest {
     this.#failure = err;
     this.#queued = undefined;
     const body = this.#body;
-    // As node:http does: the error is raised only for a reader that listens for it.
-    if (body && !body.destroyed) body.destroy(body.listenerCount('error') > 0 ? err : undefined);
+    if (body && !body.destroyed) body.destroy(err);
   }
 }
 
+/** Listens for a body's errors on behalf of no one. */
+const IGNORE = (): void => {};
+
+/**
+ * A request body's stream. It always has an 'error' listener of its own: its reader hears of a
+ * failure as it reads (its own listener, async iteration, pipeline), and one raised when nobody
+ * listens, or after the reader has let go (the client left mid-body while the handler was
+ * detaching), is dropped here instead of ending the process as an unhandled 'error' event.
+ */
 class RequestBody extends Readable {
   constructor(private readonly source: BodySource) {
     super();
+    this.on('error', IGNORE);
   }
 
   override _read(): void {

@@ -22,6 +22,8 @@ for (const [code, text] of Object.entries(STATUS_CODES)) REASONS[Number(code)] =
 const COPY_LIMIT = 16 * 1024;
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
+/** Listens for a response body's errors once nobody else does. */
+const IGNORE = (): void => {};
 
 /**
  * One response. Headers are given flat (`[name, value, name, value…]`) and must not carry the
@@ -90,6 +92,9 @@ export class ServerResponse {
    */
   stream(status: number, headers: readonly string[], body: Readable, length?: string): void {
     if (this.headersSent) throw new Error('the response has already been sent');
+    // The body is the server's now: an error it raises once the exchange is over (the client
+    // left, the listeners below are gone) is dropped rather than left to end the process.
+    body.on('error', IGNORE);
     if (this.closed) {
       body.destroy();
       return;

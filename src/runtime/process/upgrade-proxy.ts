@@ -122,5 +122,16 @@ export function pipeUpgrade(exchange: UpgradeExchange, options: PipeUpgradeOptio
     upstream.once('close', () => {
       if (!answered) fail('the child closed the connection before it answered the upgrade');
     });
+    // Given up on before the child answered (the client left, the deadline passed): the child's
+    // connection is closed, and the client's socket left to the caller.
+    const signal = request.signal;
+    const onAbort = (): void => {
+      if (!answered) fail(`the upgrade was abandoned before the child answered (${signal.reason instanceof Error ? signal.reason.message : 'the client went away'})`, signal.reason);
+    };
+    if (signal.aborted) onAbort();
+    else {
+      signal.addEventListener('abort', onAbort, { once: true });
+      upstream.once('close', () => signal.removeEventListener('abort', onAbort));
+    }
   });
 }

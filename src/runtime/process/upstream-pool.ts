@@ -348,6 +348,9 @@ class Exchange implements ResponseEvents {
       drainOn = undefined;
       if (listening && body.isPaused()) body.resume();
     };
+    // Whoever made the body may not listen for its errors: one it raises after this exchange let
+    // go of it (the child answered first, the client left later) must not end the process.
+    body.on('error', NOTHING);
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('error', onAborted);
@@ -449,6 +452,9 @@ class Exchange implements ResponseEvents {
         callback(err);
       },
     });
+    // Its reader hears of a failure as it reads; one raised after the reader let go (the client
+    // left) must not end the process as an unhandled 'error' event.
+    stream.on('error', NOTHING);
     this.#stream = stream;
     for (const piece of pieces) stream.push(piece);
     resolve({ status: head.status, headers: head.headers, body: stream });
