@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { Platform } from '../src/control/index.js';
 import { digestOf } from '../src/store/index.js';
 import { startTestNode, type TestNode } from '../src/testing/index.js';
+import { DEFAULT_MAX_WORKERS } from '../src/runtime/component/index.js';
 import { buildFixtureComponent } from './component-helpers.js';
 
 const manifest = (greeting: string) =>
@@ -51,5 +52,48 @@ describe('component on a node', () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+describe('component on a node — runaways', () => {
+  // As many runaways as one instance runs worker threads; its concurrency says it takes more.
+  const runaways = DEFAULT_MAX_WORKERS;
+  let node: TestNode;
+  before(async () => {
+    const wasm = await buildFixtureComponent('echo.ts');
+    node = await startTestNode();
+    await node.deploy(
+      `name = "spin"\n[[function]]\nname = "spin"\nruntime = "component"\nsource = "echo.wasm"\nroutes = ["/..."]\n` +
+        `[function.limits]\ntimeout = "10s"\nconcurrency = ${4 * runaways}\n[function.scale]\nmax = 3\n`,
+      { 'echo.wasm': wasm },
+    );
+  });
+  after(() => node.close());
+
+  test('component on a node — runaways count as demand: another instance is lit and healthy requests are answered', { timeout: 120_000 }, async () => {
+    const group = node.platform.group('spin');
+    assert.ok(group);
+    assert.equal((await fetch(`${node.url}/warm`)).status, 200);
+    const spinning = Array.from({ length: runaways }, () => fetch(`${node.url}/spin`).then((r) => r.status));
+    const started = Date.now();
+    while (group.inFlightCount < runaways) {
+      assert.ok(Date.now() - started < 20_000, `only ${group.inFlightCount} of ${runaways} runaways started`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    let most = group.instanceCount;
+    const watch = setInterval(() => (most = Math.max(most, group.instanceCount)), 20);
+    try {
+      const healthy = await Promise.all(
+        Array.from({ length: 4 }, async (_, i) => {
+          const res = await fetch(`${node.url}/echo?i=${i}`, { method: 'POST', body: `healthy ${i}` });
+          return `${res.status} ${await res.text()}`;
+        }),
+      );
+      assert.deepEqual(healthy, [0, 1, 2, 3].map((i) => `200 healthy ${i}`));
+    } finally {
+      clearInterval(watch);
+    }
+    assert.ok(most > 1, `the function stayed on ${most} instance(s)`);
+    assert.deepEqual(await Promise.all(spinning), Array(runaways).fill(504));
   });
 });

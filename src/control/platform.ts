@@ -173,7 +173,7 @@ export class Platform {
       demand: (name) => {
         const group = this.group(name);
         if (!group) return undefined;
-        const d = decideScale(group.spec.scale, group.demand, performance.now());
+        const d = decideScale(group.scale, group.demand, performance.now());
         return { active: d.active, metric: d.metric, target: d.target, value: d.value };
       },
       onActivityChange: (listener) => {
