@@ -36,6 +36,11 @@ export interface PlatformOptions {
   logLevel?: string;
   /** Export Node process metrics. @default true */
   processMetrics?: boolean;
+  /**
+   * Runs after the restore and before the gateway listens: `lamplighter up` deploys its app here,
+   * so no request finds the node without it. A rejection fails the start. @default undefined
+   */
+  beforeListen?: (platform: Platform) => Promise<void>;
 }
 
 /** What a deploy sends: the manifest text and the digests of the artifacts it names. */
@@ -114,6 +119,7 @@ export class Platform {
     const platform = new Platform(store, token, options);
     try {
       await platform.restore();
+      await options.beforeListen?.(platform);
       const host = options.host ?? PlatformDefaults.host;
       platform.port = await platform.gateway.listen(options.port ?? PlatformDefaults.port, host);
       if (options.adminPort !== null) {
@@ -201,7 +207,6 @@ export class Platform {
       for (const spec of manifest.functions) {
         const factory = await buildFactory(spec, {
           pool: this.pool,
-          store: this.store,
           appDir: revision.appDir,
           artifactDigest,
           artifact: async (name) => {

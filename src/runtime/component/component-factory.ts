@@ -25,6 +25,12 @@ export interface ComponentFactoryOptions {
   workerHeapMb?: number;
   /** Most worker threads per instance, whatever limits.concurrency says. @default DEFAULT_MAX_WORKERS */
   maxWorkers?: number;
+  /**
+   * Core modules already compiled and capped at this spec's limits.memory (by
+   * prepareComponentOffThread); without them the factory compiles the prepared files itself.
+   * @default undefined
+   */
+  modules?: Record<string, WebAssembly.Module>;
 }
 
 /** An InstanceFactory for component functions. */
@@ -49,7 +55,7 @@ async function compileModules(prepared: PreparedComponent, memoryLimit: number):
  */
 export function createComponentFactory(prepared: PreparedComponent, spec: FunctionSpec, options: ComponentFactoryOptions): ComponentFactory {
   validateComponentSpec(prepared, spec);
-  const modules = compileModules(prepared, spec.limits.memory);
+  const modules = options.modules ? Promise.resolve(options.modules) : compileModules(prepared, spec.limits.memory);
   modules.catch(() => undefined);
   const entry = prepared.files[prepared.entry];
   const runtime: ComponentRuntime = {
