@@ -1,6 +1,7 @@
 // `lamplighter new` and `lamplighter build`: scaffold apps, build real components from JS and TS, serve them.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,8 +10,10 @@ import { registerBuildCommand } from '../src/cli/build-command.js';
 import { registerNewCommand } from '../src/cli/new-command.js';
 import { ManifestError } from '../src/errors/index.js';
 import { loadManifest } from '../src/manifest/index.js';
-import { createComponentFactory, prepareComponent } from '../src/runtime/component/index.js';
-import { COMPONENT_FIXTURES } from './component-helpers.js';
+import { ComponentCache, createComponentFactory, prepareComponent } from '../src/runtime/component/index.js';
+import { digestOf } from '../src/store/index.js';
+import { CliProcess, killAllChildren } from './cli-helpers.js';
+import { buildFixtureComponent, COMPONENT_FIXTURES } from './component-helpers.js';
 import { headerOf, makeInvocationRequest, readBody, withTimeout } from './instance-conformance.js';
 
 /** Runs `lamplighter <args>` in-process with the build and new commands; returns what it printed. */
@@ -123,5 +126,79 @@ describe('lamplighter build', () => {
       assert.match(err.message, /Cannot build .*broken\.ts/);
       return true;
     });
+  });
+});
+
+/** A port free a moment ago on loopback. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Sends a request to `url` as soon as its port accepts connections (retrying refused connections
+ * every 10 ms, for at most `timeoutMs`); returns the status and body of the first answer.
+ */
+async function firstAnswer(url: string, proc: CliProcess, timeoutMs: number): Promise<{ status: number; body: string }> {
+  const started = Date.now();
+  for (;;) {
+    assert.ok(!proc.exited, `lamplighter up exited\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`);
+    assert.ok(Date.now() - started < timeoutMs, `nothing listened within ${timeoutMs} ms\nstderr: ${proc.stderr}`);
+    try {
+      const res = await fetch(url, { method: 'POST', body: 'first' });
+      return { status: res.status, body: await res.text() };
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+describe('lamplighter up — a component app', () => {
+  let work: string;
+  let app: string;
+  let cacheHome: string;
+  before(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'lamplighter-up-test-'));
+    app = path.join(work, 'app');
+    cacheHome = path.join(work, 'cache');
+    await mkdir(app, { recursive: true });
+    await writeFile(path.join(app, 'echo.wasm'), await buildFixtureComponent('echo.ts'));
+    await writeFile(path.join(app, 'lamplighter.toml'), 'name = "hello"\n[[function]]\nname = "hello"\nruntime = "component"\nsource = "echo.wasm"\nroutes = ["/..."]\n');
+  });
+  after(async () => {
+    killAllChildren();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  async function up(): Promise<{ answer: { status: number; body: string }; stderr: string; stdout: string }> {
+    const port = await freePort();
+    const proc = new CliProcess(['up', app, '--port', String(port), '--admin-port', '0'], { env: { XDG_CACHE_HOME: cacheHome } });
+    try {
+      const answer = await firstAnswer(`http://127.0.0.1:${port}/echo`, proc, 150_000);
+      await proc.waitForOutput(/Serving app 'hello'/, 10_000);
+      return { answer, stderr: proc.stderr, stdout: proc.stdout };
+    } finally {
+      await proc.stop('SIGINT', 20_000);
+    }
+  }
+
+  test('lamplighter up — the first request answered is served by the app, never a 404 while it is prepared; slow steps are shown', { timeout: 200_000 }, async () => {
+    const { answer, stderr } = await up();
+    assert.deepEqual(answer, { status: 200, body: 'first' });
+    assert.match(stderr, /^preparing component hello… \d+\.\d s \(transpiled\)$/m);
+  });
+
+  test('lamplighter up — a second up of the same component reads the per-user cache and does not transpile again', { timeout: 200_000 }, async () => {
+    const entry = new ComponentCache(path.join(cacheHome, 'lamplighter')).fileFor(digestOf(await readFile(path.join(app, 'echo.wasm'))));
+    const first = await stat(entry);
+    const { answer, stderr } = await up();
+    assert.deepEqual(answer, { status: 200, body: 'first' });
+    assert.doesNotMatch(stderr, /transpiled/);
+    const second = await stat(entry);
+    assert.equal(second.ino, first.ino, 'the cache entry was read, not written again');
+    assert.equal(second.mtimeMs, first.mtimeMs);
   });
 });
