@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { Command } from 'commander';
 import { registerBuildCommand } from '../src/cli/build-command.js';
 import { registerNewCommand } from '../src/cli/new-command.js';
-import { ManifestError } from '../src/errors/index.js';
+import { ManifestError, ModuleError } from '../src/errors/index.js';
 import { loadManifest } from '../src/manifest/index.js';
 import { ComponentCache, createComponentFactory, prepareComponent } from '../src/runtime/component/index.js';
 import { digestOf } from '../src/store/index.js';
@@ -117,6 +117,30 @@ describe('lamplighter build', () => {
     assert.equal(body, 'hello, lamp');
     assert.equal(headerOf({ status, headers, body: null }, 'x-style'), 'listener');
   });
+
+  const noHandler: Array<[string, string, string, RegExp]> = [
+    ['a text file', 'notes.txt', 'Remember to buy milk.\n', /not a JavaScript or TypeScript module \(\.txt\)/],
+    ['a module with neither', 'nothing.js', 'export const answer = 42;\n', /no default export and adds no 'fetch' event listener/],
+    ['a default export without fetch', 'nofetch.ts', 'export default { handle(request: Request) { return new Response(request.url); } };\n', /an object without a fetch method/],
+  ];
+  for (const [what, file, source, reason] of noHandler) {
+    test(`lamplighter build — ${what} is refused before componentize: it registers no fetch handler`, { timeout: 60_000 }, async () => {
+      const entry = path.join(work, file);
+      await writeFile(entry, source);
+      const started = Date.now();
+      await assert.rejects(cli('build', entry, '-o', path.join(work, `${file}.wasm`)), (err: unknown) => {
+        assert.ok(err instanceof ModuleError, String(err));
+        assert.match(err.message, new RegExp(`^Cannot build .*${file.replace('.', '\\.')}: `));
+        assert.match(err.message, reason);
+        assert.match(err.message, /export default \{ async fetch\(request, env\)/);
+        assert.match(err.message, /addEventListener\('fetch'/);
+        return true;
+      });
+      // Componentize alone takes 10-20 s; the check is a bundle and a probe.
+      assert.ok(Date.now() - started < 8_000, `refused after ${Date.now() - started} ms`);
+      assert.ok(!(await readdir(work)).includes(`${file}.wasm`));
+    });
+  }
 
   test('lamplighter build — a syntax error fails with the file and the bundler message', async () => {
     const broken = path.join(work, 'broken.ts');

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ModuleError } from '../../errors/index.js';
+import { checkHandlerSource } from './check-handler.js';
 
 /** The wasi:http version the bundled JS engine serves; the world's export must match it. */
 export const ENGINE_HTTP_VERSION = '0.2.10';
@@ -73,7 +74,7 @@ export interface BuiltComponent {
 }
 
 interface EsbuildApi {
-  build(options: Record<string, unknown>): Promise<{ outputFiles?: Array<{ text: string }>; errors: unknown[] }>;
+  build(options: Record<string, unknown>): Promise<{ outputFiles?: Array<{ text: string }>; metafile?: { outputs: Record<string, { exports?: string[] }> } }>;
 }
 
 interface ComponentizeApi {
@@ -90,6 +91,8 @@ export async function buildComponent(entryPath: string, options: BuildComponentO
   const workDir = await mkdtemp(path.join(tmpdir(), 'lamplighter-build-'));
   try {
     const esbuild = (await import('esbuild')) as unknown as EsbuildApi;
+    // Seconds here spare a minute of componentize for a source that could never answer.
+    await checkHandlerSource(absolute, entryPath, esbuild);
     let bundle: string;
     try {
       const result = await esbuild.build({
