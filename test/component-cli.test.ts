@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { Command } from 'commander';
 import { registerBuildCommand } from '../src/cli/build-command.js';
 import { registerNewCommand } from '../src/cli/new-command.js';
-import { ManifestError, ModuleError } from '../src/errors/index.js';
+import { LamplighterError, ManifestError, ModuleError } from '../src/errors/index.js';
 import { loadManifest } from '../src/manifest/index.js';
 import { ComponentCache, createComponentFactory, prepareComponent } from '../src/runtime/component/index.js';
 import { digestOf } from '../src/store/index.js';
@@ -116,6 +116,13 @@ describe('lamplighter build', () => {
     assert.equal(status, 200);
     assert.equal(body, 'hello, lamp');
     assert.equal(headerOf({ status, headers, body: null }, 'x-style'), 'listener');
+    // A listener that does not respond is the host's error, not the engine's plain-text 500.
+    await assert.rejects(serveOnce(dir, '/?silent'), (err: unknown) => {
+      assert.ok(err instanceof LamplighterError, String(err));
+      assert.equal(err.code, 'LL_BAD_HANDLER_RESPONSE');
+      assert.match(err.message, /returned no response: no fetch listener called respondWith\(\)/);
+      return true;
+    });
   });
 
   const noHandler: Array<[string, string, string, RegExp]> = [

@@ -13,7 +13,7 @@ import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testi
 import { buildFixtureComponent } from './component-helpers.js';
 
 const manifest = (greeting: string) =>
-  `name = "comp"\n[[function]]\nname = "comp"\nruntime = "component"\nsource = "echo.wasm"\nroutes = ["/comp/..."]\n[function.env]\nGREETING = "${greeting}"\n`;
+  `name = "comp"\n[[function]]\nname = "comp"\nruntime = "component"\nsource = "echo.wasm"\nroutes = ["/..."]\n[function.env]\nGREETING = "${greeting}"\n`;
 
 // Every deploy in this file uses a per-user cache of its own, under a temp dir.
 process.env.XDG_CACHE_HOME = await mkdtemp(path.join(tmpdir(), 'lamplighter-xdg-'));
@@ -97,6 +97,16 @@ describe('component on a node', () => {
       assert.equal(res.headers.get('x-echo-header'), 'hdr');
       assert.equal(await res.text(), `body ${i}`);
     }
+  });
+
+  test('component on a node — a handler that returns no response gets the JSON error body like every other error', async () => {
+    const res = await fetch(`${node.url}/no-response`);
+    assert.equal(res.status, 502);
+    assert.equal(res.headers.get('content-type'), 'application/json');
+    const { error } = (await res.json()) as { error: { code: string; message: string; requestId: string } };
+    assert.equal(error.code, 'LL_BAD_HANDLER_RESPONSE');
+    assert.match(error.message, /^Function 'comp' returned no response: fetch\(\) gave undefined, not a Response$/);
+    assert.equal(error.requestId, res.headers.get('x-request-id'));
   });
 
   test('component on a node — the transpile is cached per user by digest and jco version, and read, not redone, by the next node', { timeout: 180_000 }, async () => {
