@@ -128,6 +128,9 @@ describe('lamplighter build', () => {
   const noHandler: Array<[string, string, string, RegExp]> = [
     ['a text file', 'notes.txt', 'Remember to buy milk.\n', /not a JavaScript or TypeScript module \(\.txt\)/],
     ['a module with neither', 'nothing.js', 'export const answer = 42;\n', /no default export and adds no 'fetch' event listener/],
+    // Its top level runs in the probe: the rejection it leaves must not end the build's process.
+    ['a module whose top level leaves a rejected promise', 'rejects.js', 'Promise.reject(new Error("left at the top level"));\nexport const answer = 42;\n', /no default export and adds no 'fetch' event listener/],
+    ['a module with top-level await and neither', 'awaits.js', 'export const answer = await Promise.resolve(42);\n', /no default export and adds no 'fetch' event listener/],
     ['a default export without fetch', 'nofetch.ts', 'export default { handle(request: Request) { return new Response(request.url); } };\n', /an object without a fetch method/],
   ];
   for (const [what, file, source, reason] of noHandler) {

@@ -1,7 +1,8 @@
 // Refuses a handler source that registers no fetch handler, before the long componentize step.
 import path from 'node:path';
-import vm from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import { ModuleError } from '../../errors/index.js';
+import type { HandlerProbe } from './handler-probe-worker.js';
 
 /** Extensions of the modules `lamplighter build` takes. */
 const HANDLER_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.jsx', '.ts', '.mts', '.cts', '.tsx']);
@@ -14,35 +15,26 @@ interface EsbuildApi {
   build(options: Record<string, unknown>): Promise<{ outputFiles?: Array<{ text: string }>; metafile?: { outputs: Record<string, { exports?: string[] }> } }>;
 }
 
-/** What running the module's top level showed; undefined when it could not run outside the engine. */
-interface Probe {
-  defaultFetch: boolean;
-  defaultKind: string;
-  listener: boolean;
-}
+const PROBE_URL = new URL('./handler-probe-worker.js', import.meta.url);
 
 /**
- * Runs the bundled module's top level in an empty V8 context with stand-ins for
- * `addEventListener` and the `wasi:` imports, to see what it registers. A module whose top level
- * needs the engine's web APIs throws here: then only the static reading below decides.
+ * Runs the bundled module's top level on a worker thread, in an empty V8 context with stand-ins
+ * for `addEventListener` and the `wasi:` imports, to see what it registers. The thread keeps
+ * whatever the top level leaves behind (a rejected promise, a loop) away from the build. A top
+ * level that needs the engine's web APIs throws there: undefined, and the static reading decides.
  */
-function probe(code: string): Probe | undefined {
-  let listener = false;
-  const context = vm.createContext({
-    addEventListener: (type: unknown) => {
-      if (type === 'fetch') listener = true;
-    },
-    require: () => ({}),
-    console: { log() {}, error() {}, warn() {}, info() {}, debug() {} },
-  });
-  try {
-    const namespace = vm.runInContext(`${code}\n;__lamplighterHandler`, context, { timeout: 2000 }) as { default?: unknown } | undefined;
-    const value = namespace?.default;
-    const defaultFetch = typeof value === 'object' && value !== null && typeof (value as { fetch?: unknown }).fetch === 'function';
-    return { defaultFetch, defaultKind: value === undefined ? 'none' : value === null ? 'null' : typeof value, listener };
-  } catch {
-    return undefined;
-  }
+function probe(code: string): Promise<HandlerProbe | undefined> {
+  const worker = new Worker(PROBE_URL, { workerData: { code }, resourceLimits: { maxOldGenerationSizeMb: 256 } });
+  return new Promise<HandlerProbe | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), 10_000);
+    const done = (result: HandlerProbe | undefined): void => {
+      clearTimeout(timer);
+      resolve(result);
+    };
+    worker.once('message', (result: HandlerProbe | null) => done(result ?? undefined));
+    worker.once('error', () => done(undefined));
+    worker.once('exit', () => done(undefined));
+  }).finally(() => void worker.terminate());
 }
 
 /**
@@ -68,23 +60,26 @@ export async function checkHandlerSource(absolute: string, shown: string, esbuil
     outdir: 'out',
   };
   let exports: string[];
-  let code: string;
+  let esmCode: string;
   try {
     const esm = await esbuild.build({ ...common, format: 'esm', metafile: true });
     exports = Object.values(esm.metafile?.outputs ?? {}).flatMap((o) => o.exports ?? []);
-    const iife = await esbuild.build({ ...common, format: 'iife', globalName: '__lamplighterHandler' });
-    code = iife.outputFiles?.[0]?.text ?? '';
+    esmCode = esm.outputFiles?.[0]?.text ?? '';
   } catch {
+    // The real build reports the bundler's error.
     return;
   }
-  const found = probe(code);
+  // An IIFE exposes the module's exports to the probe (top-level await cannot be one).
+  const iife = await esbuild.build({ ...common, format: 'iife', globalName: '__lamplighterHandler' }).catch(() => undefined);
+  const code = iife?.outputFiles?.[0]?.text;
+  const found = code === undefined ? undefined : await probe(code);
   if (found) {
     if (found.defaultFetch || found.listener) return;
     const has = found.defaultKind === 'none' ? 'no default export' : `a default export that is ${found.defaultKind === 'object' ? 'an object without a fetch method' : `a ${found.defaultKind}`}`;
     throw new ModuleError(`Cannot build ${shown}: it registers no fetch handler (it has ${has} and adds no 'fetch' event listener); ${HOW_TO}`);
   }
   // Its top level needs the engine: judge by what can be read without running it.
-  const listens = /addEventListener\s*\(\s*(['"`])fetch\1/.test(code);
+  const listens = /addEventListener\s*\(\s*(['"`])fetch\1/.test(esmCode);
   if (exports.includes('default') || listens) return;
   throw new ModuleError(`Cannot build ${shown}: it registers no fetch handler (it has no default export and adds no 'fetch' event listener); ${HOW_TO}`);
 }
