@@ -1,7 +1,7 @@
 // Components deployed on a node and served through the gateway; the transpile is cached in the store.
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,14 @@ const manifest = (greeting: string) =>
   `name = "comp"\n[[function]]\nname = "comp"\nruntime = "component"\nsource = "echo.wasm"\nroutes = ["/..."]\n[function.env]\nGREETING = "${greeting}"\n`;
 
 // Every deploy in this file uses a per-user cache of its own, under a temp dir.
-process.env.XDG_CACHE_HOME = await mkdtemp(path.join(tmpdir(), 'lamplighter-xdg-'));
+const cacheHomes: string[] = [];
+async function freshCacheHome(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'lamplighter-xdg-'));
+  cacheHomes.push(dir);
+  return dir;
+}
+process.env.XDG_CACHE_HOME = await freshCacheHome();
+after(() => Promise.all(cacheHomes.map((dir) => rm(dir, { recursive: true, force: true }))));
 
 /** Deploy steps published while this file runs. */
 const steps: DeployStepEvent[] = [];
@@ -165,7 +172,7 @@ describe('component on a node — deploys off the event loop', () => {
   test('component on a node — while a component is transpiled and compiled, another function keeps a p99 under 50 ms', { timeout: 240_000 }, async (t) => {
     // A cache of its own: this deploy transpiles.
     const saved = process.env.XDG_CACHE_HOME;
-    process.env.XDG_CACHE_HOME = await mkdtemp(path.join(tmpdir(), 'lamplighter-xdg-'));
+    process.env.XDG_CACHE_HOME = await freshCacheHome();
     let measured: { latencies: number[]; errors: string[] };
     try {
       assert.equal((await fetch(`${node.url}/wagi/warm`)).status, 200);
