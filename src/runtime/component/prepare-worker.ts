@@ -73,7 +73,9 @@ async function run(): Promise<void> {
     if (!name.endsWith('.wasm')) continue;
     modules[name] = await WebAssembly.compile(capCoreMemory(bytes, data.spec.limits.memory) as Uint8Array<ArrayBuffer>);
   }
+  // Only views that own their whole buffer move; a slice of a shared one (Buffer's pool) is copied.
   const transfer = Object.values(prepared.files)
+    .filter((f) => f.byteOffset === 0 && f.byteLength === f.buffer.byteLength)
     .map((f) => f.buffer)
     .filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
   post({ t: 'done', prepared, modules, cached }, [...new Set(transfer)]);
