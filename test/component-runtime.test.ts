@@ -282,9 +282,12 @@ describe('component runtime — deadlines', () => {
 });
 
 describe('component runtime — memory', () => {
+  // 256 MiB: four times limits.memory below, a sixteenth of what a wasm32 memory may grow to.
+  const OOM = '/oom?mb=256';
+
   test('component instance — a handler that allocates past limits.memory fails alone', { timeout: 60_000 }, async () => {
     const { instance } = await light({ memory: '64MiB' });
-    const outcome = await instance.handle(makeInvocationRequest({ url: '/oom' })).then(
+    const outcome = await instance.handle(makeInvocationRequest({ url: OOM })).then(
       async (response) => {
         // The engine may start a 500 before it runs out of room to finish it.
         await readBody(response).catch(() => undefined);
@@ -294,5 +297,10 @@ describe('component runtime — memory', () => {
     );
     assert.ok(outcome >= 500, `expected a 5xx, got ${outcome}`);
     assert.deepEqual(await get(instance, '/echo'), { status: 200, text: '' });
+  });
+
+  test('component instance — the same allocation succeeds under a limit above it (the machine allows it)', { timeout: 60_000 }, async () => {
+    const { instance } = await light({ memory: '512MiB' });
+    assert.deepEqual(await get(instance, OOM), { status: 200, text: '256' });
   });
 });

@@ -5,7 +5,9 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { PlatformDefaults } from '../config/index.js';
 import { Platform } from '../control/index.js';
+import { deployStepChannel, type DeployStepEvent } from '../observability/index.js';
 import { installExitHook } from '../runtime/process/index.js';
+import type { Revision } from '../store/index.js';
 import { DEFAULT_DATA_DIR } from './admin-client.js';
 import type { CommandIo } from './client-commands.js';
 
@@ -26,7 +28,7 @@ function port(value: string, flag: string): number {
 }
 
 /** Starts a node with the flags both `up` and `serve` take. */
-function startNode(flags: NodeFlags, dataDir: string, logLevel?: string): Promise<Platform> {
+function startNode(flags: NodeFlags, dataDir: string, logLevel?: string, beforeListen?: (platform: Platform) => Promise<void>): Promise<Platform> {
   return Platform.start({
     dataDir,
     port: port(flags.port, '--port'),
@@ -35,7 +37,39 @@ function startNode(flags: NodeFlags, dataDir: string, logLevel?: string): Promis
     adminHost: flags.adminHost,
     sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
     logLevel,
+    beforeListen,
   });
+}
+
+/** Steps shorter than this print nothing. */
+const PROGRESS_AFTER_MS = 1000;
+
+/**
+ * Prints deploy steps that take over a second: `preparing component hello…` once one has run
+ * for a second, then `preparing component hello… 6.1 s` when it ends. Returns the unsubscribe.
+ */
+function reportProgress(io: CommandIo): () => void {
+  const running = new Map<string, NodeJS.Timeout>();
+  const onStep = (message: unknown): void => {
+    const event = message as DeployStepEvent;
+    const label = `${event.step} ${event.function}…`;
+    const key = `${event.step}\0${event.function}`;
+    if (event.phase === 'start') {
+      const timer = setTimeout(() => io.err(label), PROGRESS_AFTER_MS);
+      timer.unref();
+      running.set(key, timer);
+      return;
+    }
+    clearTimeout(running.get(key));
+    running.delete(key);
+    const ms = event.durationMs ?? 0;
+    if (ms >= PROGRESS_AFTER_MS) io.err(`${label} ${(ms / 1000).toFixed(1)} s${event.outcome && event.outcome !== 'ready' ? ` (${event.outcome})` : ''}`);
+  };
+  deployStepChannel.subscribe(onStep);
+  return () => {
+    deployStepChannel.unsubscribe(onStep);
+    for (const timer of running.values()) clearTimeout(timer);
+  };
 }
 
 function withNodeOptions(cmd: Command): Command {
@@ -85,16 +119,22 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
     .action(async (dir: string, flags: NodeFlags) => {
       installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
       const dataDir = flags.data ?? (await mkdtemp(path.join(tmpdir(), 'lamplighter-up-')));
-      const platform = await startNode(flags, dataDir, process.env.LAMPLIGHTER_LOG ?? 'warn');
+      // The app is deployed before the gateway listens: a request never finds the node without it.
+      const stopProgress = reportProgress(io);
+      let revision: Revision | undefined;
+      let platform: Platform;
       try {
-        const { revision } = await platform.deployDir(dir);
-        io.out(`Serving app '${revision.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${urlHost(flags.adminHost)}:${platform.adminPort})`);
-        describeRoutes(platform, flags.host, io);
+        platform = await startNode(flags, dataDir, process.env.LAMPLIGHTER_LOG ?? 'warn', async (p) => {
+          ({ revision } = await p.deployDir(dir));
+        });
       } catch (err) {
-        await platform.close();
         if (!flags.data) await rm(dataDir, { recursive: true, force: true });
         throw err;
+      } finally {
+        stopProgress();
       }
+      io.out(`Serving app '${revision!.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${urlHost(flags.adminHost)}:${platform.adminPort})`);
+      describeRoutes(platform, flags.host, io);
       await runUntilSignal(platform, io, async () => {
         if (!flags.data) await rm(dataDir, { recursive: true, force: true });
       });

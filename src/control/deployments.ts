@@ -139,7 +139,6 @@ export class Deployments {
       for (const spec of manifest.functions) {
         const factory = await buildFactory(spec, {
           pool: this.#node.pool,
-          store: this.#node.store,
           appDir: revision.appDir,
           artifactDigest,
           artifact: async (name) => blobs.get(artifactDigest(name)) ?? this.#node.store.getBlob(artifactDigest(name)),

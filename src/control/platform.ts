@@ -45,6 +45,11 @@ export interface PlatformOptions {
   logger?: Logger;
   /** The file system the store writes through; tests inject faults here. @default node:fs */
   storeFs?: StoreFs;
+  /**
+   * Runs after the restore and before the gateway listens: `lamplighter up` deploys its app here,
+   * so no request finds the node without it. A rejection fails the start. @default undefined
+   */
+  beforeListen?: (platform: Platform) => Promise<void>;
 }
 
 /** One node: serves deployed apps through its gateway and keeps them scaled. */
@@ -94,6 +99,7 @@ export class Platform {
     platform = new Platform(store, token, options);
     try {
       await platform.#deployments.restore();
+      await options.beforeListen?.(platform);
       const host = options.host ?? PlatformDefaults.host;
       platform.port = await platform.gateway.listen(options.port ?? PlatformDefaults.port, host);
       if (options.adminPort !== null) {
@@ -143,7 +149,7 @@ export class Platform {
       demand: (name) => {
         const group = this.group(name);
         if (!group) return undefined;
-        const d = decideScale(group.spec.scale, group.demand, performance.now());
+        const d = decideScale(group.scale, group.demand, performance.now());
         return { active: d.active, metric: d.metric, target: d.target, value: d.value };
       },
       onActivityChange: (listener) => {

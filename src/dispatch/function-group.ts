@@ -2,7 +2,7 @@
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import type { Instance, InstanceFactory, InvocationRequest, InvocationResponse } from '../instance/index.js';
-import type { FunctionSpec } from '../manifest/index.js';
+import type { FunctionScale, FunctionSpec } from '../manifest/index.js';
 import { instanceStartChannel, instanceStopChannel, type Metrics } from '../observability/index.js';
 import { systemClock, type Clock, type ClockTimer } from '../runtime/process/index.js';
 import { decideScale, DemandTracker, type ScaleDecision } from '../scaler/index.js';
@@ -52,6 +52,15 @@ export class FunctionGroup {
   readonly demand: DemandTracker;
   /** Why the last instance failed to light, until one lights. */
   lastFailure: string | undefined;
+  /**
+   * Requests one instance serves at once: limits.concurrency, or less when the runtime caps it.
+   * A request beyond it would wait inside the instance behind the ones running (a runaway among
+   * them holds its place until its timeout), so it is held here instead, where it counts as
+   * demand for another instance.
+   */
+  readonly perInstance: number;
+  /** The scaling settings in force: scale.target is at most {@link perInstance}. */
+  readonly scale: FunctionScale;
 
   constructor(
     readonly spec: FunctionSpec,
@@ -62,6 +71,9 @@ export class FunctionGroup {
     const time = options.clock ?? systemClock;
     this.time = time;
     this.clock = () => time.now();
+    this.perInstance = Math.max(1, Math.min(spec.limits.concurrency, factory.capacity ?? Infinity));
+    const target = spec.scale.target === undefined ? undefined : Math.min(spec.scale.target, this.perInstance);
+    this.scale = { ...spec.scale, target };
     this.demand = new DemandTracker(this.clock(), { windowMs: spec.scale.windowMs });
     for (let i = 0; i < spec.scale.min; i++) this.light();
   }
@@ -207,7 +219,7 @@ export class FunctionGroup {
 
   /** The ready instance with the fewest requests, if one has room. */
   private pick(): Slot | undefined {
-    const limit = this.spec.limits.concurrency;
+    const limit = this.perInstance;
     let best: Slot | undefined;
     for (const slot of this.slots) {
       if (!slot.ready || slot.retiring || slot.inFlight >= limit) continue;
@@ -260,7 +272,7 @@ export class FunctionGroup {
 
   /** Gives a slot with room to the oldest held requests. */
   private assign(slot: Slot): void {
-    const limit = this.spec.limits.concurrency;
+    const limit = this.perInstance;
     while (this.waiters.length > 0 && slot.ready && !slot.retiring && slot.inFlight < limit) {
       const waiter = this.waiters.shift()!;
       this.removeWaiter(waiter);
@@ -277,7 +289,7 @@ export class FunctionGroup {
 
   /** Lights instances at once when held requests need more than are lit or lighting. */
   private reactToDemand(): void {
-    const target = this.spec.scale.target ?? this.spec.limits.concurrency;
+    const target = this.scale.target ?? this.perInstance;
     const needed = Math.min(this.spec.scale.max, Math.max(1, Math.ceil(this.demand.active / target)));
     let lit = 0;
     for (const slot of this.slots) if (!slot.retiring) lit++;
@@ -342,7 +354,7 @@ export class FunctionGroup {
 
   /** Applies the scaling policy at `now`: lights or puts out instances (none while requests are held). */
   reconcile(now = this.clock()): ScaleDecision {
-    const decision = decideScale(this.spec.scale, this.demand, now);
+    const decision = decideScale(this.scale, this.demand, now);
     if (this.stopped) return decision;
     const live = this.slots.filter((s) => !s.retiring);
     if (live.length < decision.desired) {

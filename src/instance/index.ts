@@ -110,6 +110,12 @@ export type LogSink = (stream: 'stdout' | 'stderr', text: string) => void;
 export interface InstanceFactory {
   /** Starts a new instance; it is usable once its `ready` resolves. */
   create(id: string): Instance;
+  /**
+   * Optional: the most requests one instance serves at once, when the runtime caps it below
+   * `limits.concurrency` (a component instance runs at most so many worker threads). The
+   * dispatcher sends an instance no more than this, and the scaler counts instances by it.
+   */
+  readonly capacity?: number;
   /** Releases what the factory holds (compiled modules, pools). */
   close(): Promise<void>;
 }

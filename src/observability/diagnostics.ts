@@ -7,6 +7,8 @@ export const requestChannel = diagnostics.channel('lamplighter:gateway:request')
 export const instanceStartChannel = diagnostics.channel('lamplighter:instance:start');
 /** `lamplighter:instance:stop` — an instance was put out. */
 export const instanceStopChannel = diagnostics.channel('lamplighter:instance:stop');
+/** `lamplighter:deploy:step` — a deploy step for one function started or ended (e.g. preparing a component). */
+export const deployStepChannel = diagnostics.channel('lamplighter:deploy:step');
 
 /** Payload of {@link requestChannel}. */
 export interface RequestEvent {
@@ -22,4 +24,16 @@ export interface InstanceEvent {
   function: string;
   instance: string;
   reason?: string;
+}
+
+/** Payload of {@link deployStepChannel}. */
+export interface DeployStepEvent {
+  function: string;
+  /** What is being done, e.g. `preparing component`. */
+  step: string;
+  phase: 'start' | 'end';
+  /** How long the step took (on `end`). */
+  durationMs?: number;
+  /** How it went (on `end`), e.g. `from the cache` or `failed`. */
+  outcome?: string;
 }

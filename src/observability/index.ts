@@ -5,5 +5,5 @@ export { FunctionLogs } from './function-logs.js';
 export type { LogLine, FunctionLogsOptions } from './function-logs.js';
 export { createLogger } from './logger.js';
 export type { Logger, LoggerOptions } from './logger.js';
-export { requestChannel, instanceStartChannel, instanceStopChannel } from './diagnostics.js';
-export type { RequestEvent, InstanceEvent } from './diagnostics.js';
+export { requestChannel, instanceStartChannel, instanceStopChannel, deployStepChannel } from './diagnostics.js';
+export type { RequestEvent, InstanceEvent, DeployStepEvent } from './diagnostics.js';

@@ -3,6 +3,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ModuleError } from '../../errors/index.js';
+import { checkHandlerSource } from './check-handler.js';
+import { NO_RESPONSE_HEADER } from './component-protocol.js';
 
 /** The wasi:http version the bundled JS engine serves; the world's export must match it. */
 export const ENGINE_HTTP_VERSION = '0.2.10';
@@ -42,21 +44,63 @@ interface environment {
 `;
 
 /**
- * The entry the bundle starts from. A module with `export default { fetch(request, env) }` gets a
- * fetch listener that calls it with the manifest's environment; a module that registers its own
- * `addEventListener('fetch', ...)` is left as it is.
+ * A module imported before the handler: it keeps the handler's `fetch` listeners to itself, so
+ * that the entry's single listener decides what happens when none of them responds.
  */
-function wrapperSource(handlerPath: string): string {
-  return `import * as handlerModule from ${JSON.stringify(handlerPath)};
+const LISTENERS_SOURCE = `export const listeners = [];
+const engineAddEventListener = globalThis.addEventListener;
+globalThis.addEventListener = function addEventListener(type, listener, options) {
+  if (type === 'fetch') {
+    if (listener) listeners.push(listener);
+    return;
+  }
+  return engineAddEventListener.call(globalThis, type, listener, options);
+};
+export function listen(listener) {
+  engineAddEventListener.call(globalThis, 'fetch', listener);
+}
+`;
+
+/**
+ * The entry the bundle starts from. A module with `export default { fetch(request, env) }` is
+ * called with the manifest's environment; otherwise the fetch listeners the module registered
+ * are called in order until one responds. No response at all (nothing registered, no listener
+ * responding, or something other than a Response) becomes an empty 502 carrying
+ * {@link NO_RESPONSE_HEADER}, which the host turns into its JSON error.
+ */
+function wrapperSource(handlerPath: string, listenersPath: string): string {
+  return `import { listeners, listen } from ${JSON.stringify(listenersPath)};
+import * as handlerModule from ${JSON.stringify(handlerPath)};
 import { getEnvironment } from 'wasi:cli/environment@${ENGINE_CLI_VERSION}';
 const handler = handlerModule.default;
-if (handler && typeof handler.fetch === 'function') {
-  addEventListener('fetch', (event) => {
+const noResponse = (why) => new Response(null, { status: 502, headers: { ${JSON.stringify(NO_RESPONSE_HEADER)}: why } });
+const checked = (value, source) => value instanceof Response ? value : noResponse(source + ' gave ' + (value === null ? 'null' : typeof value) + ', not a Response');
+listen((event) => {
+  if (handler && typeof handler.fetch === 'function') {
     const env = Object.fromEntries(getEnvironment());
     const ctx = { waitUntil: (promise) => event.waitUntil(promise) };
-    event.respondWith(Promise.resolve().then(() => handler.fetch(event.request, env, ctx)));
+    event.respondWith(Promise.resolve().then(() => handler.fetch(event.request, env, ctx)).then((r) => checked(r, 'fetch()')));
+    return;
+  }
+  let responded = false;
+  const respondWith = (r) => {
+    responded = true;
+    event.respondWith(Promise.resolve(r).then((value) => checked(value, 'respondWith()')));
+  };
+  const proxy = new Proxy(event, {
+    get(target, key) {
+      if (key === 'respondWith') return respondWith;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
   });
-}
+  for (const listener of listeners) {
+    if (typeof listener === 'function') listener.call(globalThis, proxy);
+    else listener.handleEvent(proxy);
+    if (responded) return;
+  }
+  event.respondWith(noResponse(listeners.length === 0 ? 'no fetch handler is registered' : 'no fetch listener called respondWith()'));
+});
 `;
 }
 
@@ -73,7 +117,7 @@ export interface BuiltComponent {
 }
 
 interface EsbuildApi {
-  build(options: Record<string, unknown>): Promise<{ outputFiles?: Array<{ text: string }>; errors: unknown[] }>;
+  build(options: Record<string, unknown>): Promise<{ outputFiles?: Array<{ text: string }>; metafile?: { outputs: Record<string, { exports?: string[] }> } }>;
 }
 
 interface ComponentizeApi {
@@ -90,10 +134,14 @@ export async function buildComponent(entryPath: string, options: BuildComponentO
   const workDir = await mkdtemp(path.join(tmpdir(), 'lamplighter-build-'));
   try {
     const esbuild = (await import('esbuild')) as unknown as EsbuildApi;
+    // Seconds here spare a minute of componentize for a source that could never answer.
+    await checkHandlerSource(absolute, entryPath, esbuild);
+    const listenersPath = path.join(workDir, 'lamplighter-listeners.js');
+    await writeFile(listenersPath, LISTENERS_SOURCE);
     let bundle: string;
     try {
       const result = await esbuild.build({
-        stdin: { contents: wrapperSource(absolute), resolveDir: path.dirname(absolute), sourcefile: 'lamplighter-entry.js', loader: 'js' },
+        stdin: { contents: wrapperSource(absolute, listenersPath), resolveDir: path.dirname(absolute), sourcefile: 'lamplighter-entry.js', loader: 'js' },
         bundle: true,
         format: 'esm',
         platform: 'neutral',

@@ -10,7 +10,11 @@ import { handlerExportOf, validateComponentSpec, type PreparedComponent } from '
 /** Default JS heap limit of a component worker, in MiB (the bindings, not the guest's memory). */
 export const DEFAULT_WORKER_HEAP_MB = 128;
 
-/** Default most worker threads one instance runs: twice the cores (requests past it queue in the instance). */
+/**
+ * Default most worker threads one instance runs: twice the cores. The factory reports it as the
+ * instance's capacity, so the dispatcher holds requests past it and the scaler lights another
+ * instance for them rather than queueing them in this one.
+ */
 export const DEFAULT_MAX_WORKERS = 2 * availableParallelism();
 
 /** Options for {@link createComponentFactory}. */
@@ -21,6 +25,12 @@ export interface ComponentFactoryOptions {
   workerHeapMb?: number;
   /** Most worker threads per instance, whatever limits.concurrency says. @default DEFAULT_MAX_WORKERS */
   maxWorkers?: number;
+  /**
+   * Core modules already compiled and capped at this spec's limits.memory (by
+   * prepareComponentOffThread); without them the factory compiles the prepared files itself.
+   * @default undefined
+   */
+  modules?: Record<string, WebAssembly.Module>;
 }
 
 /** An InstanceFactory for component functions. */
@@ -45,7 +55,7 @@ async function compileModules(prepared: PreparedComponent, memoryLimit: number):
  */
 export function createComponentFactory(prepared: PreparedComponent, spec: FunctionSpec, options: ComponentFactoryOptions): ComponentFactory {
   validateComponentSpec(prepared, spec);
-  const modules = compileModules(prepared, spec.limits.memory);
+  const modules = options.modules ? Promise.resolve(options.modules) : compileModules(prepared, spec.limits.memory);
   modules.catch(() => undefined);
   const entry = prepared.files[prepared.entry];
   const runtime: ComponentRuntime = {
@@ -61,6 +71,7 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
   const live = new Set<ComponentInstance>();
   return {
     compiled: modules.then(() => undefined),
+    capacity: runtime.maxWorkers,
     create(id: string): Instance {
       const instance = new ComponentInstance(id, runtime, (i) => live.delete(i));
       live.add(instance);

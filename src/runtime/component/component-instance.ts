@@ -17,6 +17,7 @@ import type { FunctionSpec } from '../../manifest/index.js';
 import { OutboundClient } from './outbound-client.js';
 import type { OutboundRule } from './outbound-policy.js';
 import {
+  NO_RESPONSE_HEADER,
   STREAM_WINDOW,
   type ComponentWorkerData,
   type FromWorker,
@@ -375,6 +376,13 @@ export class ComponentInstance implements Instance {
 
   private onHead(job: Job, slot: WorkerSlot, status: number, headers: WireHeaders): void {
     if (job.settled) return;
+    const noResponse = headers.find(([name]) => name.toLowerCase() === NO_RESPONSE_HEADER);
+    if (noResponse) {
+      // A built handler that produced no response: answered like every other error (its body, if any, is dropped).
+      this.runtime.log('stderr', `no-response: ${noResponse[1]} (request ${job.request.id})\n`);
+      this.fail(job, new LamplighterError(ErrorCodes.BAD_HANDLER_RESPONSE, `Function '${this.functionName}' returned no response: ${noResponse[1]}`));
+      return;
+    }
     job.settled = true;
     job.body = new Readable({
       read: () => {

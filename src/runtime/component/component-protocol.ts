@@ -6,6 +6,13 @@ export interface HttpErrorCode {
   val?: unknown;
 }
 
+/**
+ * The response header by which a handler built with `lamplighter build` says it produced no
+ * response (the engine would answer a plain-text 500 of its own): the host answers
+ * Lamplighter's JSON error instead, 502 LL_BAD_HANDLER_RESPONSE.
+ */
+export const NO_RESPONSE_HEADER = 'x-lamplighter-no-response';
+
 /** Header list as `[name, value]` pairs; values carried as latin1 strings. */
 export type WireHeaders = Array<[string, string]>;
 

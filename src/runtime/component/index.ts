@@ -3,6 +3,9 @@ export { prepareComponent, validateComponentSpec, parseWorld, unsupportedImports
 export type { PreparedComponent, ComponentWorld } from './prepare-component.js';
 export { createComponentFactory, DEFAULT_WORKER_HEAP_MB, DEFAULT_MAX_WORKERS } from './component-factory.js';
 export type { ComponentFactory, ComponentFactoryOptions } from './component-factory.js';
+export { prepareComponentOffThread } from './prepare-off-thread.js';
+export type { PrepareOffThreadOptions, CompiledComponent } from './prepare-off-thread.js';
+export { ComponentCache, componentCacheDir, transpilerVersion } from './component-cache.js';
 export { ComponentInstance } from './component-instance.js';
 export { buildComponent, HANDLER_WORLD_WIT, ENGINE_HTTP_VERSION, ENGINE_CLI_VERSION } from './build-component.js';
 export type { BuildComponentOptions, BuiltComponent } from './build-component.js';
