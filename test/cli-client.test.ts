@@ -60,7 +60,12 @@ describe('client commands', () => {
       const deploy1 = await run(['deploy', helloDir]);
       assert.equal(deploy1.error, undefined, String(deploy1.error));
       assert.match(deploy1.out, /Deployed app 'hello' revision 1/);
-      assert.equal((await run(['deploy', helloDir])).error, undefined);
+      // The same app again commits nothing; a changed route makes revision 2.
+      const same = await run(['deploy', helloDir]);
+      assert.equal(same.error, undefined, String(same.error));
+      assert.match(same.out, /Unchanged/);
+      const changedDir = await node.writeApp(wagiApp('hello', 'hello', 'hello.wasm', ['/hello', '/hi']), { 'hello.wasm': HELLO });
+      assert.equal((await run(['deploy', changedDir])).error, undefined);
       assert.equal((await node.platform.store.current('hello'))?.number, 2);
 
       const ls = await run(['ls']);
