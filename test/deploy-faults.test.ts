@@ -1,34 +1,17 @@
 // Fault injection into a deploy's write sequence (blob, revision, `current`): fail or stop at each step, restart, the app is whole.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Platform } from '../src/control/index.js';
 import { FileStore, type StoreFs } from '../src/store/index.js';
-import { wagiApp, wagiFixture } from '../src/testing/index.js';
 import { FaultyFs, SimulatedCrash, type FaultMode } from './faulty-fs.js';
+import { capturingLogger, HELLO, NEW, NEW_TEXT, OLD, OLD_TEXT, OUTPUT, tempFiles } from './store-helpers.js';
 
-const HELLO = wagiFixture('../../../examples/hello/hello');
-const OUTPUT = wagiFixture('output');
-/** The revision serving before the deploy: the hello module, greeting "Old". */
-const OLD = wagiApp('app', 'app', 'app.wasm', ['/app'], '[function.env]\nGREETING = "Old"');
-const OLD_TEXT = 'Old from Lamplighter!\n';
-/** The deploy under test: a new module (a new blob), a new manifest. */
-const NEW = wagiApp('app', 'app', 'app.wasm', ['/app']);
-const NEW_TEXT = 'default\n';
 
-type LogEntry = { level: number; msg: string } & Record<string, unknown>;
 
-function capturingLogger(): { logger: Logger; lines: LogEntry[] } {
-  const lines: LogEntry[] = [];
-  return { logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogEntry) }), lines };
-}
-
-async function tempFiles(dir: string): Promise<string[]> {
-  return (await readdir(dir, { recursive: true })).filter((n) => path.basename(n).startsWith('.tmp-'));
-}
 
 async function body(platform: Platform, route: string): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${platform.port}${route}`, { signal: AbortSignal.timeout(15_000) });

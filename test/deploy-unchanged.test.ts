@@ -4,11 +4,9 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
+import { startTestNode, type TestNode } from '../src/testing/index.js';
 import { CliProcess, cliOk, killAllChildren, writeApp } from './cli-helpers.js';
-
-const HELLO = wagiFixture('../../../examples/hello/hello');
-const app = (greeting: string) => wagiApp('app', 'app', 'app.wasm', ['/app'], `[function.env]\nGREETING = "${greeting}"`);
+import { appWithGreeting as app, HELLO } from './store-helpers.js';
 
 describe('deploy unchanged', () => {
   const dirs: string[] = [];

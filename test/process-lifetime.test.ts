@@ -1,29 +1,16 @@
 // Tests that process functions' children die with their node: a real `lamplighter up` killed with SIGKILL.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CliProcess, REPO, killAllChildren } from './cli-helpers.js';
+import { cgroupV2Writable, isAlive } from './proc-helpers.js';
 
 const ECHO_SERVER = path.join(REPO, 'test', 'fixtures', 'process', 'echo-server.mjs');
 
-/** True while `pid` exists and is not a zombie left for a non-reaping init. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** Process group of `pid`, from /proc. */
 function pgidOf(pid: number): number {
@@ -36,21 +23,6 @@ function cgroupOf(pid: number): string {
   return /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1] ?? '';
 }
 
-/** Whether this machine lets a process make cgroup v2 groups under its own (checked apart from Lamplighter's code). */
-function cgroupV2Writable(): boolean {
-  const mount = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((line) => / - cgroup2 /.test(line))?.split(' ')[4];
-  const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-  if (!mount || own === undefined) return false;
-  const probe = path.join(mount, own, `lamplighter-test-${process.pid}`);
-  try {
-    mkdirSync(probe);
-    const ok = existsSync(path.join(probe, 'cgroup.kill'));
-    rmdirSync(probe);
-    return ok;
-  } catch {
-    return false;
-  }
-}
 
 /** Pids of the watchdogs `parent` started (children whose command line names lamplighter-watchdog). */
 function watchdogsOf(parent: number): number[] {

@@ -1,7 +1,7 @@
 // Tests of the process runtime: the shared Instance conformance suite plus supervision, proxying and teardown.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -23,6 +23,7 @@ import {
   type ProcessInstance,
 } from '../src/runtime/process/index.js';
 import { headerOf, makeInvocationRequest, readBody, runInstanceConformance, withTimeout } from './instance-conformance.js';
+import { cgroupV2Writable, isAlive } from './proc-helpers.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/process/', import.meta.url));
 const NO_SUCH_COMMAND = 'lamplighter-no-such-command-xyz';
@@ -86,36 +87,7 @@ class LogCapture {
   }
 }
 
-/** Whether this machine lets a process make cgroup v2 groups under its own (checked apart from Lamplighter's code). */
-function cgroupV2Writable(): boolean {
-  const mount = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((line) => / - cgroup2 /.test(line))?.split(' ')[4];
-  const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-  if (!mount || own === undefined) return false;
-  const probe = path.join(mount, own, `lamplighter-test-${process.pid}`);
-  try {
-    mkdirSync(probe);
-    const ok = existsSync(path.join(probe, 'cgroup.kill'));
-    rmdirSync(probe);
-    return ok;
-  } catch {
-    return false;
-  }
-}
 
-/** True while `pid` exists and is not a zombie left for a non-reaping init. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 async function waitForDeath(pid: number, timeoutMs = 5_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

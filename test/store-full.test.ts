@@ -2,22 +2,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { digestOf } from '../src/store/index.js';
-import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
-
-const HELLO = wagiFixture('../../../examples/hello/hello');
-const app = (greeting: string) => wagiApp('app', 'app', 'app.wasm', ['/app'], `[function.env]\nGREETING = "${greeting}"`);
-
-type LogEntry = { level: number; msg: string } & Record<string, unknown>;
-
-async function tempFiles(dir: string): Promise<string[]> {
-  return (await readdir(dir, { recursive: true })).filter((n) => path.basename(n).startsWith('.tmp-'));
-}
+import { startTestNode, type TestNode } from '../src/testing/index.js';
+import { appWithGreeting as app, HELLO, tempFiles, type LogEntry } from './store-helpers.js';
 
 async function freeBytes(dir: string): Promise<number> {
   const s = await statfs(dir);

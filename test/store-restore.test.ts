@@ -4,29 +4,13 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { pino, type Logger } from 'pino';
 import type { AppStatus } from '../src/control/index.js';
 import { FileStore } from '../src/store/index.js';
-import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
+import { startTestNode, type TestNode } from '../src/testing/index.js';
 import { killAllChildren, runCli } from './cli-helpers.js';
+import { capturingLogger, HELLO, NEW, NEW_TEXT, OLD, OLD_TEXT, OUTPUT } from './store-helpers.js';
 
-const HELLO = wagiFixture('../../../examples/hello/hello');
-const OUTPUT = wagiFixture('output');
-/** Revision 1: the hello module, greeting "Old". */
-const OLD = wagiApp('app', 'app', 'app.wasm', ['/app'], '[function.env]\nGREETING = "Old"');
-const OLD_TEXT = 'Old from Lamplighter!\n';
-/** Revision 2: the output module. */
-const NEW = wagiApp('app', 'app', 'app.wasm', ['/app']);
-const NEW_TEXT = 'default\n';
 
-type LogEntry = { level: number; msg: string } & Record<string, unknown>;
-
-/** A logger whose JSON lines are kept in `lines`. */
-function capturingLogger(): { logger: Logger; lines: LogEntry[] } {
-  const lines: LogEntry[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogEntry) });
-  return { logger, lines };
-}
 
 const ERROR = 50;
 
