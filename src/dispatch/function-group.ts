@@ -47,7 +47,6 @@ export class FunctionGroup {
   private seq = 0;
   private stopped = false;
   private readonly time: Clock;
-  private readonly clock: () => number;
   /** Demand on this function, read by the scaler and KEDA. */
   readonly demand: DemandTracker;
   /** Why the last instance failed to light, until one lights. */
@@ -68,13 +67,11 @@ export class FunctionGroup {
     readonly factory: InstanceFactory,
     private readonly options: FunctionGroupOptions,
   ) {
-    const time = options.clock ?? systemClock;
-    this.time = time;
-    this.clock = () => time.now();
+    this.time = options.clock ?? systemClock;
     this.perInstance = Math.max(1, Math.min(spec.limits.concurrency, factory.capacity ?? Infinity));
     const target = spec.scale.target === undefined ? undefined : Math.min(spec.scale.target, this.perInstance);
     this.scale = { ...spec.scale, target };
-    this.demand = new DemandTracker(this.clock(), { windowMs: spec.scale.windowMs });
+    this.demand = new DemandTracker(this.time.now(), { windowMs: spec.scale.windowMs });
     for (let i = 0; i < spec.scale.min; i++) this.light();
   }
 
@@ -105,7 +102,7 @@ export class FunctionGroup {
   /** Serves one request: on a free instance now, or held until one is ready. */
   dispatch(request: InvocationRequest): Promise<DispatchResult> {
     if (this.stopped) return Promise.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`));
-    this.demand.begin(this.clock());
+    this.demand.begin(this.time.now());
     const slot = this.pick();
     // The common case, an instance with room, without the async machinery of the held path.
     return slot ? this.serveOn(slot, request, false) : this.dispatchHeld(request);
@@ -134,7 +131,7 @@ export class FunctionGroup {
 
   /** Ends one request's share of the demand; bound once, not made per request. */
   private readonly endDemand = (): void => {
-    this.demand.end(this.clock());
+    this.demand.end(this.time.now());
   };
 
   /** No instance has room: the request is held until one has (lighting one if needed), or answered by the placeholder. */
@@ -161,7 +158,7 @@ export class FunctionGroup {
    */
   async upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<{ coldStart: boolean; status: number }> {
     if (this.stopped) throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`);
-    this.demand.begin(this.clock());
+    this.demand.begin(this.time.now());
     let slot: Slot | undefined;
     let coldStart = false;
     let status: number;
@@ -240,7 +237,7 @@ export class FunctionGroup {
       const waiter: Waiter = {
         request,
         cold,
-        since: this.clock(),
+        since: this.time.now(),
         resolve,
         reject,
         onAbort: () => {
@@ -277,7 +274,7 @@ export class FunctionGroup {
       const waiter = this.waiters.shift()!;
       this.removeWaiter(waiter);
       slot.inFlight++;
-      if (waiter.cold) this.options.metrics.coldStartWait.observe({ function: this.spec.name }, (this.clock() - waiter.since) / 1000);
+      if (waiter.cold) this.options.metrics.coldStartWait.observe({ function: this.spec.name }, (this.time.now() - waiter.since) / 1000);
       waiter.resolve(slot);
     }
   }
@@ -353,7 +350,7 @@ export class FunctionGroup {
   }
 
   /** Applies the scaling policy at `now`: lights or puts out instances (none while requests are held). */
-  reconcile(now = this.clock()): ScaleDecision {
+  reconcile(now = this.time.now()): ScaleDecision {
     const decision = decideScale(this.scale, this.demand, now);
     if (this.stopped) return decision;
     const live = this.slots.filter((s) => !s.retiring);

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ModuleError } from '../../errors/index.js';
-import { checkHandlerSource } from './check-handler.js';
+import { checkHandlerSource, type EsbuildApi } from './check-handler.js';
 import { NO_RESPONSE_HEADER } from './component-protocol.js';
 
 /** The wasi:http version the bundled JS engine serves; the world's export must match it. */
@@ -114,10 +114,6 @@ export interface BuildComponentOptions {
 export interface BuiltComponent {
   /** The component binary. */
   component: Uint8Array;
-}
-
-interface EsbuildApi {
-  build(options: Record<string, unknown>): Promise<{ outputFiles?: Array<{ text: string }>; metafile?: { outputs: Record<string, { exports?: string[] }> } }>;
 }
 
 interface ComponentizeApi {

@@ -11,7 +11,8 @@ const HANDLER_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.jsx', '.ts', '.mts'
 const HOW_TO =
   "add `export default { async fetch(request, env) { return new Response('hello') } }`, or register a listener with `addEventListener('fetch', (event) => event.respondWith(new Response('hello')))`";
 
-interface EsbuildApi {
+/** The part of esbuild's API the build uses (loaded lazily: it is a large module). */
+export interface EsbuildApi {
   build(options: Record<string, unknown>): Promise<{ outputFiles?: Array<{ text: string }>; metafile?: { outputs: Record<string, { exports?: string[] }> } }>;
 }
 

@@ -5,7 +5,7 @@ export { createComponentFactory, DEFAULT_WORKER_HEAP_MB, DEFAULT_MAX_WORKERS } f
 export type { ComponentFactory, ComponentFactoryOptions } from './component-factory.js';
 export { prepareComponentOffThread } from './prepare-off-thread.js';
 export type { PrepareOffThreadOptions, CompiledComponent } from './prepare-off-thread.js';
-export { ComponentCache, componentCacheDir, transpilerVersion } from './component-cache.js';
+export { ComponentCache, componentCacheDir } from './component-cache.js';
 export { ComponentInstance } from './component-instance.js';
 export { buildComponent, HANDLER_WORLD_WIT, ENGINE_HTTP_VERSION, ENGINE_CLI_VERSION } from './build-component.js';
 export type { BuildComponentOptions, BuiltComponent } from './build-component.js';

@@ -2,6 +2,7 @@
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, LamplighterError, ManifestError, ModuleError } from '../../errors/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
+import { transpilerVersion } from './component-cache.js';
 import type { PreparedComponent } from './prepare-component.js';
 import type { FromPrepareWorker, PrepareWorkerData, ToPrepareWorker } from './prepare-protocol.js';
 
@@ -15,8 +16,6 @@ export interface PrepareOffThreadOptions {
   read: () => Promise<Uint8Array>;
   /** Per-user cache directory (see componentCacheDir), or null to transpile every time. */
   cacheDir: string | null;
-  /** Told when a step starts (`transpile` only on a cache miss; `compile` always). @default none */
-  onStep?: (step: 'transpile' | 'compile') => void;
   /** Told about a damaged or unwritable cache entry (the deploy goes on). @default none */
   onNote?: (text: string) => void;
 }
@@ -45,7 +44,8 @@ function errorFrom(message: Extract<FromPrepareWorker, { t: 'failed' }>): Lampli
  * ModuleError or ManifestError as prepareComponent does.
  */
 export function prepareComponentOffThread(spec: FunctionSpec, options: PrepareOffThreadOptions): Promise<CompiledComponent> {
-  const workerData: PrepareWorkerData = { spec, digest: options.digest, cacheDir: options.cacheDir };
+  // The transpiler's version is looked up here, once per process: each prepare worker is new.
+  const workerData: PrepareWorkerData = { spec, digest: options.digest, cacheDir: options.cacheDir, jco: transpilerVersion() };
   const worker = new Worker(WORKER_URL, { workerData });
   return new Promise<CompiledComponent>((resolve, reject) => {
     let settled = false;
@@ -65,9 +65,6 @@ export function prepareComponentOffThread(spec: FunctionSpec, options: PrepareOf
             },
             (err: unknown) => settle(() => reject(err)),
           );
-          break;
-        case 'step':
-          options.onStep?.(message.step);
           break;
         case 'note':
           options.onNote?.(message.text);

@@ -10,6 +10,8 @@ export interface PrepareWorkerData {
   digest: string;
   /** The per-user cache directory, or null for none. */
   cacheDir: string | null;
+  /** The transpiler's version: part of the cache key. */
+  jco: string;
 }
 
 /** The one message the caller sends: the component's bytes, when the worker asks for them. */
@@ -20,7 +22,6 @@ export interface ToPrepareWorker {
 /** What the prepare worker reports. */
 export type FromPrepareWorker =
   | { t: 'need-bytes' }
-  | { t: 'step'; step: 'transpile' | 'compile' }
   | { t: 'note'; text: string }
   | { t: 'done'; prepared: PreparedComponent; modules: Record<string, WebAssembly.Module>; cached: boolean }
   | { t: 'failed'; code: ErrorCode | undefined; message: string; detail: Record<string, unknown> | undefined };

@@ -44,7 +44,7 @@ function requestBytes(): Promise<Uint8Array> {
 }
 
 async function run(): Promise<void> {
-  const cache = data.cacheDir === null ? undefined : new ComponentCache(data.cacheDir);
+  const cache = data.cacheDir === null ? undefined : new ComponentCache(data.cacheDir, data.jco);
   let prepared: PreparedComponent | undefined;
   let cached = false;
   if (cache) {
@@ -57,7 +57,6 @@ async function run(): Promise<void> {
     }
   }
   if (!prepared) {
-    post({ t: 'step', step: 'transpile' });
     prepared = await prepareComponent(await requestBytes(), data.spec);
     if (cache) {
       try {
@@ -67,7 +66,6 @@ async function run(): Promise<void> {
       }
     }
   }
-  post({ t: 'step', step: 'compile' });
   const modules: Record<string, WebAssembly.Module> = {};
   for (const [name, bytes] of Object.entries(prepared.files)) {
     if (!name.endsWith('.wasm')) continue;
