@@ -141,7 +141,7 @@ export class Deployments {
           pool: this.#node.pool,
           appDir: revision.appDir,
           artifactDigest,
-          artifact: async (name) => blobs.get(artifactDigest(name)) ?? this.#node.store.getBlob(artifactDigest(name)),
+          artifact: async (name) => blobs.get(artifactDigest(name))!,
           log: (stream, text) => this.#node.logs.write(spec.name, stream, text),
         });
         groups.set(

@@ -40,7 +40,7 @@ export class Metrics {
   readonly #requests = new RequestSeriesSet();
   readonly coldStarts: Counter<'function'>;
   readonly coldStartWait: Histogram<'function'>;
-  /** Damaged files found in the store (revision, pointer, blob, cache), each counted once. */
+  /** Damaged files found in the store (revision, pointer, blob), each counted once. */
   readonly storeDamagedFiles: Counter<'kind'>;
   private source: MetricsSource = { functions: () => [] };
 
@@ -55,7 +55,7 @@ export class Metrics {
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
       registers,
     });
-    this.storeDamagedFiles = new Counter({ name: 'lamplighter_store_damaged_files_total', help: 'Damaged files found in the store, by kind (revision, pointer, blob, cache)', labelNames: ['kind'], registers });
+    this.storeDamagedFiles = new Counter({ name: 'lamplighter_store_damaged_files_total', help: 'Damaged files found in the store, by kind (revision, pointer, blob)', labelNames: ['kind'], registers });
     const self = this;
     new Gauge({
       name: 'lamplighter_instances',

@@ -18,8 +18,8 @@ export interface Revision {
 /** What a deploy commits; the store assigns the number and time. */
 export type RevisionInput = Pick<Revision, 'manifest' | 'artifacts' | 'appDir'>;
 
-/** What kind of file was found damaged: a revision, an app's `current` pointer, a blob, a cache entry. */
-export type DamageKind = 'revision' | 'pointer' | 'blob' | 'cache';
+/** What kind of file was found damaged: a revision, an app's `current` pointer, a blob. */
+export type DamageKind = 'revision' | 'pointer' | 'blob';
 
 /** A damaged file found while reading the store. */
 export interface DamageReport {
@@ -85,8 +85,4 @@ export interface ArtifactStore {
   removeApp(app: string): Promise<void>;
   /** Every app with a `current` pointer, damaged or not. */
   apps(): Promise<string[]>;
-  /** Bytes cached under a derived key (e.g. a transpiled component), or undefined. */
-  cacheGet(key: string): Promise<Buffer | undefined>;
-  /** Caches bytes under a derived key: stored as a blob, the key pointing at its digest. */
-  cachePut(key: string, bytes: Uint8Array): Promise<void>;
 }

@@ -9,7 +9,7 @@
 // read is verified (blob digests, the revision schema, the pointer); damage is reported, never skipped.
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { removeTempLeftovers, TEMP_PREFIX, writeFileAtomic } from './atomic-file.js';
@@ -303,38 +303,6 @@ export class FileStore implements ArtifactStore {
       throw notFound(`No app named '${app}'`);
     }
     await this.#fs.remove(doomed);
-  }
-
-  private cachePath(key: string): string {
-    if (!/^[a-z0-9][a-z0-9.@_-]{0,200}$/.test(key)) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `'${key}' is not a cache key`);
-    return path.join(this.dir, 'cache', key);
-  }
-
-  async cacheGet(key: string): Promise<Buffer | undefined> {
-    const file = this.cachePath(key);
-    let digest: string;
-    try {
-      digest = (await readFile(file, 'utf8')).trim();
-    } catch {
-      return undefined;
-    }
-    if (!DIGEST.test(digest)) {
-      this.#damaged('cache', file, `does not hold a sha256 digest (got ${JSON.stringify(digest.slice(0, 80))})`);
-      return undefined;
-    }
-    try {
-      const bytes = await this.#readBlob(digest);
-      if (!bytes) this.#damaged('cache', file, `names blob ${digest}, which does not exist`);
-      return bytes;
-    } catch {
-      // The damaged blob was reported and moved aside; the entry is rebuilt by the caller.
-      return undefined;
-    }
-  }
-
-  async cachePut(key: string, bytes: Uint8Array): Promise<void> {
-    const digest = await this.putBlob(bytes);
-    await this.#write(this.cachePath(key), digest, `cache entry ${key}`);
   }
 
   async apps(): Promise<string[]> {
