@@ -349,9 +349,10 @@ function requestLine(text: string, lineEnd: number): { method: string; target: s
   if (!isToken(method)) throw new RequestError(400, `the request method is not a token: ${JSON.stringify(method.slice(0, 40))}`);
   for (let k = sp1 + 1; k < sp2; k++) {
     const c = text.charCodeAt(k);
-    if (c === 10) throw new RequestError(400, 'the request line ends in a bare LF (CRLF is required)');
     // Only visible ASCII (RFC 3986): a raw byte past it is sent percent-encoded.
-    if (c <= 32 || c >= 127) throw new RequestError(400, 'the request target has a control character or a space in it, or a byte that is not ASCII (send it percent-encoded)');
+    if (c <= 32 || c >= 127) {
+      throw new RequestError(400, c === 10 ? 'the request line ends in a bare LF (CRLF is required)' : 'the request target has a control character or a space in it, or a byte that is not ASCII (send it percent-encoded)');
+    }
   }
   const version = text.slice(sp2 + 1, lineEnd);
   let minor: 0 | 1;

@@ -124,21 +124,22 @@ export class ChildCgroup {
 
   /** SIGKILLs every process left (forks racing the kill included), waits for them, and removes the cgroup. */
   async destroy(): Promise<void> {
-    try {
-      writeFileSync(path.join(this.dir, 'cgroup.kill'), '1');
-    } catch {
-      // already removed
-    }
+    this.killNow();
     await this.waitEmpty(5_000);
     await rmdir(this.dir).catch(() => undefined);
   }
 
   /** For the exit hook: SIGKILLs everything in the cgroup now, without waiting. */
   killNow(): void {
-    try {
-      writeFileSync(path.join(this.dir, 'cgroup.kill'), '1');
-    } catch {
-      // already removed
-    }
+    killCgroup(this.dir);
+  }
+}
+
+/** SIGKILLs every process in the cgroup at `dir` (through cgroup.kill); nothing if it is gone. */
+export function killCgroup(dir: string): void {
+  try {
+    writeFileSync(path.join(dir, 'cgroup.kill'), '1');
+  } catch {
+    // already removed
   }
 }

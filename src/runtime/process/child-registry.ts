@@ -1,7 +1,6 @@
 // Process-wide record of live child process groups, the exit hook that kills them all, and the watchdog for SIGKILL.
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
+import { killCgroup } from './child-cgroup.js';
 import { GroupWatchdog } from './group-watchdog.js';
 
 /** Live groups, each with the cgroup directory its child was started in, if any. */
@@ -55,12 +54,7 @@ export function killAllChildGroups(signal: NodeJS.Signals = 'SIGKILL'): void {
   if (signal !== 'SIGKILL') return;
   for (const cgroupDir of liveGroups.values()) {
     // Descendants that left the group are still in the child's cgroup.
-    if (cgroupDir === undefined) continue;
-    try {
-      writeFileSync(path.join(cgroupDir, 'cgroup.kill'), '1');
-    } catch {
-      // already removed
-    }
+    if (cgroupDir !== undefined) killCgroup(cgroupDir);
   }
   liveGroups.clear();
 }
