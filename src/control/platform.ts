@@ -35,6 +35,8 @@ export interface PlatformOptions {
   sandboxWorkers?: number;
   /** Runs sent to one sandbox worker ahead of its answers. @default SandboxPool's default */
   sandboxPipeline?: number;
+  /** Sandbox workers at most, the extra ones started while every worker is held included. @default 2 * sandboxWorkers + 1 */
+  sandboxMaxWorkers?: number;
   /** How often the scaler reconciles every function, in ms. @default 1000 */
   scaleIntervalMs?: number;
   /** Log level of the node's JSON log. @default 'info' */
@@ -79,7 +81,7 @@ export class Platform {
     this.logger = options.logger ?? createLogger({ level: options.logLevel });
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
     this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger });
-    this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline });
+    this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline, maxWorkers: options.sandboxMaxWorkers });
     this.metrics.setSource({ functions: () => this.functionFigures(), sandbox: () => this.pool.figures() });
     this.#deployments = new Deployments({ store, pool: this.pool, gateway: this.gateway, logs: this.logs, logger: this.logger, metrics: this.metrics });
   }
