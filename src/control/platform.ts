@@ -2,9 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PlatformDefaults } from '../config/index.js';
+import type { ClusterView } from '../cluster/index.js';
 import type { FunctionGroup } from '../dispatch/index.js';
 import { Gateway } from '../gateway/index.js';
 import { createLogger, FunctionLogs, Metrics, type Logger } from '../observability/index.js';
@@ -31,6 +33,8 @@ export interface PlatformOptions {
    * public address does not expose them. @default PlatformDefaults.adminHost (loopback)
    */
   adminHost?: string;
+  /** The node's name in a cluster. @default the host name */
+  nodeName?: string;
   /** Sandbox worker threads. @default max(2, cores) */
   sandboxWorkers?: number;
   /** Runs sent to one sandbox worker ahead of its answers. @default SandboxPool's default */
@@ -65,6 +69,9 @@ export class Platform {
   private scaleTimer: NodeJS.Timeout | undefined;
   /** Port the gateway listens on. */
   port = 0;
+  /** This node's name in the cluster and in `x-lamplighter-node`. */
+  readonly nodeName: string;
+  private readonly gatewayHost: string;
   /** Port the admin API listens on (0 when disabled). */
   adminPort = 0;
   /** Address the admin API is bound to; undefined when disabled. */
@@ -79,6 +86,8 @@ export class Platform {
     options: PlatformOptions,
   ) {
     this.logger = options.logger ?? createLogger({ level: options.logLevel });
+    this.nodeName = options.nodeName ?? hostname();
+    this.gatewayHost = options.host ?? PlatformDefaults.host;
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
     this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger });
     this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline, maxWorkers: options.sandboxMaxWorkers });
@@ -213,6 +222,23 @@ export class Platform {
     const app = this.#deployments.apps.get(name);
     if (app) return [...app.groups.keys()];
     return this.group(name) ? [name] : undefined;
+  }
+
+  /** The cluster as this node sees it; an embedded node is a cluster of one. */
+  clusterView(): ClusterView {
+    const now = new Date().toISOString();
+    const functions = [];
+    for (const app of this.#deployments.apps.values()) {
+      for (const g of app.groups.values()) {
+        functions.push({ name: g.spec.name, max: g.spec.scale.max, instances: g.instanceFigures().map((i) => ({ node: this.nodeName, id: i.id, free: i.free })) });
+      }
+    }
+    return {
+      mode: 'embedded',
+      node: this.nodeName,
+      nodes: [{ name: this.nodeName, address: `${this.gatewayHost}:${this.port}`, healthy: true, lastHeartbeat: now, self: true, draining: false }],
+      functions,
+    };
   }
 
   private functionFigures(): Array<{ name: string; instances: number; pending: number; inFlight: number }> {

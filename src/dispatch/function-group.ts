@@ -99,6 +99,11 @@ export class FunctionGroup {
     return n;
   }
 
+  /** Each instance lit or lighting, with the requests it can take now (0 while lighting or retiring). */
+  instanceFigures(): Array<{ id: string; free: number; ready: boolean }> {
+    return this.slots.map((s) => ({ id: s.instance.id, free: s.ready && !s.retiring ? Math.max(0, this.perInstance - s.inFlight) : 0, ready: s.ready && !s.retiring }));
+  }
+
   /** Serves one request: on a free instance now, or held until one is ready. */
   dispatch(request: InvocationRequest): Promise<DispatchResult> {
     if (this.stopped) return Promise.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`));

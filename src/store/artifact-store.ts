@@ -62,6 +62,23 @@ export interface AppRecord {
   revisions: Revision[];
 }
 
+/** What a commit expects to replace, so that two deploys racing for one app cannot both win. */
+export interface CommitOptions {
+  /**
+   * The revision number the caller saw as current (null: none). When the pointer names another
+   * by the time of the commit, nothing is committed and the commit fails with LL_DEPLOY_CONFLICT.
+   * @default undefined (no check)
+   */
+  expectCurrent?: number | null;
+}
+
+/** An app's pointer as changed by a commit, a rollback or a remove, on this node or another. */
+export interface PointerChange {
+  app: string;
+  /** The revision now current; undefined when the app was removed. */
+  current: number | undefined;
+}
+
 /** Blobs and revisions, embedded or clustered. Everything read is verified; damage is reported. */
 export interface ArtifactStore {
   /** Whether the blob is stored intact; a damaged one is reported and counts as absent. */
@@ -70,8 +87,8 @@ export interface ArtifactStore {
   putBlob(bytes: Uint8Array, digest?: string): Promise<string>;
   /** The blob's bytes, verified against the digest (LL_NOT_FOUND, or LL_STORE_DAMAGED). */
   getBlob(digest: string): Promise<Buffer>;
-  /** Commits a new revision and makes it current. */
-  commit(app: string, input: RevisionInput): Promise<Revision>;
+  /** Commits a new revision and makes it current: one compare-and-set of the pointer. */
+  commit(app: string, input: RevisionInput, options?: CommitOptions): Promise<Revision>;
   /** The current revision, or undefined when there is none or it is damaged (see {@link record}). */
   current(app: string): Promise<Revision | undefined>;
   /** The pointer, its damage if any, and every intact revision of an app; undefined if nothing was committed. */
@@ -80,9 +97,16 @@ export interface ArtifactStore {
   revisions(app: string): Promise<Revision[]>;
   /** One revision (LL_NOT_FOUND, or LL_STORE_DAMAGED). */
   revision(app: string, number: number): Promise<Revision>;
-  /** Points `current` at an existing intact revision. */
-  setCurrent(app: string, number: number): Promise<Revision>;
+  /** Points `current` at an existing intact revision (with the same check as {@link commit}). */
+  setCurrent(app: string, number: number, options?: CommitOptions): Promise<Revision>;
   removeApp(app: string): Promise<void>;
   /** Every app with a `current` pointer, damaged or not. */
   apps(): Promise<string[]>;
+  /**
+   * Optional (shared stores): calls `listener` for every pointer change made by any node, this
+   * one included, after the ones already seen; returns a function that stops it.
+   */
+  watch?(listener: (change: PointerChange) => void): () => void;
+  /** Optional: releases what the store holds open. */
+  close?(): Promise<void>;
 }
