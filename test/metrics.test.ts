@@ -1,13 +1,25 @@
-// /metrics: names Prometheus reads as meant (promtool check metrics), and requests refused before routing counted.
+// /metrics: names Prometheus reads as meant (promtool check metrics), requests refused before routing counted, and the cluster's series.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Metrics } from '../src/observability/index.js';
 import { repoRoot, startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
 
 const ECHO = path.join(repoRoot, 'test', 'fixtures', 'process', 'echo-server.mjs');
 const PROMTOOL = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).error === undefined;
+const NO_PROMTOOL = PROMTOOL ? false : 'promtool is not installed (Debian package prometheus); install it to run this check';
+
+/** Asserts that `promtool check metrics` reads `text` without a warning. */
+function assertPromtoolClean(text: string): void {
+  const out = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(out.error, undefined);
+  assert.equal(`${out.stdout}${out.stderr}`.trim(), '', 'promtool printed warnings');
+  assert.equal(out.status, 0);
+}
+
+const DISCOVERY_KINDS = ['join', 'leave', 'update', 'node_up', 'node_down', 'sync', 'malformed'];
 
 /** Writes `raw` on a fresh connection and resolves with everything read until the server closes. */
 function rawRequest(port: number, raw: string): Promise<string> {
@@ -39,11 +51,8 @@ describe('metrics', () => {
   });
   after(() => node.close());
 
-  test('metrics — promtool check metrics passes with no warning', { skip: PROMTOOL ? false : 'promtool is not installed (Debian package prometheus); install it to run this check' }, () => {
-    const out = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
-    assert.equal(out.error, undefined);
-    assert.equal(`${out.stdout}${out.stderr}`.trim(), '', 'promtool printed warnings');
-    assert.equal(out.status, 0);
+  test('metrics — promtool check metrics passes with no warning', { skip: NO_PROMTOOL }, () => {
+    assertPromtoolClean(text);
   });
 
   test('metrics — gauges carry no _total, counters do, and no prefix is doubled', () => {
@@ -65,5 +74,49 @@ describe('metrics', () => {
     assert.match(text, /^lamplighter_requests_total\{function="echo",code="200"\} 1$/m);
     assert.match(text, /^lamplighter_unrouted_requests_total\{code="404"\} 2$/m);
     assert.match(text, /^lamplighter_unrouted_requests_total\{code="400"\} 1$/m);
+  });
+
+  test('metrics — an embedded node counts itself as the one cluster node and has forwarded nothing', () => {
+    assert.match(text, /^# TYPE lamplighter_cluster_nodes gauge$/m);
+    assert.match(text, /^lamplighter_cluster_nodes 1$/m);
+    assert.match(text, /^# TYPE lamplighter_forwarded_requests_total counter$/m);
+    assert.doesNotMatch(text, /^lamplighter_forwarded_requests_total\{/m);
+    for (const kind of DISCOVERY_KINDS) assert.match(text, new RegExp(`^lamplighter_discovery_events_total\\{kind="${kind}"\\} 0$`, 'm'), kind);
+  });
+});
+
+describe('cluster metrics', () => {
+  test('cluster metrics — nodes from the source, forwarded requests by function and outcome, discovery events by kind', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    let healthy = 3;
+    metrics.setSource({ functions: () => [], clusterNodes: () => healthy });
+    metrics.forwarded('hello', 'served');
+    metrics.forwarded('hello', 'served');
+    metrics.forwarded('hello', 'unreachable');
+    metrics.forwarded('echo', 'failed');
+    metrics.forwarded('echo', 'refused');
+    metrics.discoveryEvent('join');
+    metrics.discoveryEvent('join');
+    metrics.discoveryEvent('node_down');
+    metrics.discoveryEvent('malformed');
+    const text = await metrics.render();
+    assert.match(text, /^lamplighter_cluster_nodes 3$/m);
+    assert.match(text, /^lamplighter_forwarded_requests_total\{function="hello",outcome="served"\} 2$/m);
+    assert.match(text, /^lamplighter_forwarded_requests_total\{function="hello",outcome="unreachable"\} 1$/m);
+    assert.match(text, /^lamplighter_forwarded_requests_total\{function="echo",outcome="failed"\} 1$/m);
+    assert.match(text, /^lamplighter_forwarded_requests_total\{function="echo",outcome="refused"\} 1$/m);
+    assert.match(text, /^lamplighter_discovery_events_total\{kind="join"\} 2$/m);
+    assert.match(text, /^lamplighter_discovery_events_total\{kind="node_down"\} 1$/m);
+    assert.match(text, /^lamplighter_discovery_events_total\{kind="malformed"\} 1$/m);
+    assert.match(text, /^lamplighter_discovery_events_total\{kind="sync"\} 0$/m);
+    // Help texts say what is counted, naming every outcome and kind.
+    const help = (name: string): string => text.match(new RegExp(`^# HELP ${name} (.+)$`, 'm'))?.[1] ?? '';
+    assert.match(help('lamplighter_cluster_nodes'), /healthy/);
+    for (const outcome of ['served', 'unreachable', 'failed', 'refused']) assert.match(help('lamplighter_forwarded_requests_total'), new RegExp(outcome));
+    for (const kind of DISCOVERY_KINDS) assert.match(help('lamplighter_discovery_events_total'), new RegExp(kind));
+    // Read at scrape time: a node dropped shows on the next scrape.
+    healthy = 2;
+    assert.match(await metrics.render(), /^lamplighter_cluster_nodes 2$/m);
+    if (PROMTOOL) assertPromtoolClean(text);
   });
 });

@@ -8,7 +8,26 @@ export interface MetricsSource {
   functions(): Array<{ name: string; instances: number; pending: number; inFlight: number }>;
   /** The sandbox pool's state, when the node runs one. */
   sandbox?(): SandboxFigures;
+  /** Nodes of the cluster seen as healthy, this one included; without it the node is alone (1). */
+  clusterNodes?(): number;
 }
+
+/**
+ * How a request forwarded to another node ended: `served` (the peer answered, whatever the
+ * status), `unreachable` (no connection to the peer), `failed` (the exchange broke off after
+ * it was sent), `refused` (the peer would not take it: draining, no capacity, a loop).
+ */
+export type ForwardOutcome = 'served' | 'unreachable' | 'failed' | 'refused';
+
+/**
+ * What discovery handled: a member's `join`, `leave` or `update` (its free capacity changed),
+ * a node seen (`node_up`) or dropped (`node_down`), a node's whole member list (`sync`), or a
+ * message it could not read (`malformed`).
+ */
+export type DiscoveryEventKind = 'join' | 'leave' | 'update' | 'node_up' | 'node_down' | 'sync' | 'malformed';
+
+/** Every {@link DiscoveryEventKind}; each series is exported from the start, at 0. */
+const DISCOVERY_EVENT_KINDS: readonly DiscoveryEventKind[] = ['join', 'leave', 'update', 'node_up', 'node_down', 'sync', 'malformed'];
 
 /** What the sandbox pool reports: enough to see a wedged pool at a glance. */
 export interface SandboxFigures {
@@ -42,6 +61,8 @@ export class Metrics {
   readonly coldStartWait: Histogram<'function'>;
   /** Damaged files found in the store (revision, pointer, blob), each counted once. */
   readonly storeDamagedFiles: Counter<'kind'>;
+  readonly #forwarded: Counter<'function' | 'outcome'>;
+  readonly #discoveryEvents: Counter<'kind'>;
   private source: MetricsSource = { functions: () => [] };
 
   constructor(options: MetricsOptions = {}) {
@@ -56,7 +77,29 @@ export class Metrics {
       registers,
     });
     this.storeDamagedFiles = new Counter({ name: 'lamplighter_store_damaged_files_total', help: 'Damaged files found in the store, by kind (revision, pointer, blob)', labelNames: ['kind'], registers });
+    this.#forwarded = new Counter({
+      name: 'lamplighter_forwarded_requests_total',
+      help: 'Requests this node forwarded to another node, by function and outcome (served: the peer answered; unreachable: no connection to it; failed: the exchange broke off; refused: the peer would not take it)',
+      labelNames: ['function', 'outcome'],
+      registers,
+    });
+    this.#discoveryEvents = new Counter({
+      name: 'lamplighter_discovery_events_total',
+      help: 'Discovery events this node handled, by kind (join, leave, update: a member changed; node_up, node_down: a node seen or dropped; sync: a node\'s whole member list; malformed: a message it could not read)',
+      labelNames: ['kind'],
+      registers,
+    });
+    // Every kind is known up front, so each series exists from the start and rate() sees its first event.
+    for (const kind of DISCOVERY_EVENT_KINDS) this.#discoveryEvents.inc({ kind }, 0);
     const self = this;
+    new Gauge({
+      name: 'lamplighter_cluster_nodes',
+      help: 'Nodes of the cluster this node sees as healthy, itself included (1 on an embedded node)',
+      registers,
+      collect() {
+        this.set(self.source.clusterNodes?.() ?? 1);
+      },
+    });
     new Gauge({
       name: 'lamplighter_instances',
       help: 'Instances lit now, by function (0 when the function is at zero)',
@@ -133,6 +176,16 @@ export class Metrics {
   /** Where the gateway records `functionName`'s answered requests (counts by status, durations). */
   requestSeries(functionName: string): RequestSeries {
     return this.#requests.of(functionName);
+  }
+
+  /** Counts a request forwarded to another node for `functionName`, by how it ended. */
+  forwarded(functionName: string, outcome: ForwardOutcome): void {
+    this.#forwarded.inc({ function: functionName, outcome });
+  }
+
+  /** Counts one event discovery handled. */
+  discoveryEvent(kind: DiscoveryEventKind): void {
+    this.#discoveryEvents.inc({ kind });
   }
 
   /** Sets where the live gauges read from. */
