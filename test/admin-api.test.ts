@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { startTestNode, type TestNode } from '../src/testing/index.js';
+import type { ClusterView } from '../src/cluster/index.js';
+import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
 
 /** What came back on a raw connection: the bytes read, and the socket error if there was one. */
 interface RawExchange {
@@ -71,6 +72,54 @@ describe('admin API', () => {
     } as RequestInit);
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { missing: ['0'.repeat(64)] });
+  });
+});
+
+describe('admin API cluster view', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode({ nodeName: 'solo' });
+  });
+  after(() => node.close());
+
+  test('admin API — GET /v1/cluster needs the bearer token like every /v1 endpoint', async () => {
+    // No header, a wrong token, and the right token without its Bearer scheme.
+    for (const authorization of [undefined, 'Bearer not-the-token', node.platform.token]) {
+      const res = await fetch(`${node.adminUrl}/v1/cluster`, authorization ? { headers: { authorization } } : {});
+      assert.equal(res.status, 401, String(authorization));
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'LL_UNAUTHORIZED');
+    }
+  });
+
+  test('admin API — GET /v1/cluster on an embedded node: one healthy node, itself, and where its instances run', async () => {
+    const get = async (): Promise<ClusterView> => {
+      const res = await fetch(`${node.adminUrl}/v1/cluster`, { headers: { authorization: `Bearer ${node.platform.token}` } });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+      return (await res.json()) as ClusterView;
+    };
+    const before = Date.now();
+    const empty = await get();
+    assert.equal(empty.mode, 'embedded');
+    assert.equal(empty.node, 'solo');
+    assert.equal(empty.nodes.length, 1);
+    const [self] = empty.nodes;
+    assert.deepEqual({ ...self, lastHeartbeat: undefined }, { name: 'solo', address: `127.0.0.1:${node.platform.port}`, healthy: true, self: true, draining: false, lastHeartbeat: undefined });
+    const heartbeat = Date.parse(self!.lastHeartbeat);
+    assert.ok(heartbeat >= before - 1000 && heartbeat <= Date.now() + 1000, `lastHeartbeat ${self!.lastHeartbeat} is now`);
+    assert.deepEqual(empty.functions, []);
+
+    await node.deploy(wagiApp('hello', 'hello', 'hello.wasm', ['/hello'], '[function.scale]\nmax = 7\n'), { 'hello.wasm': wagiFixture('../../../examples/hello/hello') });
+    const idle = await get();
+    assert.deepEqual(idle.functions, [{ name: 'hello', max: 7, instances: [] }]);
+    assert.equal((await fetch(`${node.url}/hello`)).status, 200);
+    const lit = await get();
+    assert.equal(lit.functions.length, 1);
+    assert.equal(lit.functions[0]!.instances.length, 1);
+    const [instance] = lit.functions[0]!.instances;
+    assert.equal(instance!.node, 'solo');
+    assert.equal(typeof instance!.id, 'string');
+    assert.ok(instance!.free >= 0);
   });
 });
 

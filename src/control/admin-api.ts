@@ -170,6 +170,7 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     const digest = await platform.store.putBlob(bytes, name);
     return sendJson(res, 201, { digest });
   }
+  if (resource === 'cluster' && !name && method === 'GET') return sendJson(res, 200, platform.clusterView());
   if (resource === 'apps' && !name && method === 'GET') return sendJson(res, 200, { apps: platform.list() });
   if (resource === 'apps' && !name && method === 'POST') {
     const body = await readJson(req, deploySchema);
