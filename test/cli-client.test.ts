@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { registerClientCommands } from '../src/cli/client-commands.js';
+import type { ClusterView } from '../src/cluster/index.js';
+import { ADMIN_API_HEADER } from '../src/control/index.js';
 import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
 
 /** Runs one client command in-process; resolves with its output, or the error it failed with. */
@@ -86,6 +88,55 @@ describe('client commands', () => {
       assert.deepEqual(node.platform.list(), []);
     } finally {
       delete process.env.LAMPLIGHTER_SERVER;
+    }
+  });
+
+  test('client commands — ls on an embedded node prints the apps alone; ls --json adds the cluster view', async () => {
+    const dir = await node.writeApp(wagiApp('lone', 'lone', 'hello.wasm', ['/lone']), { 'hello.wasm': HELLO });
+    assert.equal((await run(['deploy', dir, '--server', node.adminUrl])).error, undefined);
+    try {
+      await (await fetch(`${node.url}/lone`)).text();
+      const ls = await run(['ls', '--server', node.adminUrl]);
+      assert.equal(ls.error, undefined, String(ls.error));
+      assert.match(ls.out, /^APP\s+REV\s+FUNCTION\s+RUNTIME\s+INSTANCES\s+PENDING\s+STATUS\s+ROUTES\nlone\s+1\s+lone\s+wagi\s+1\s+0\s+lit\s+\/lone$/);
+
+      const json = await run(['ls', '--json', '--server', node.adminUrl]);
+      assert.equal(json.error, undefined, String(json.error));
+      const listing = JSON.parse(json.out) as { apps: Array<{ name: string }>; cluster: ClusterView };
+      assert.deepEqual(listing.apps.map((a) => a.name), ['lone']);
+      assert.equal(listing.cluster.mode, 'embedded');
+      assert.equal(listing.cluster.node, node.platform.nodeName);
+      assert.deepEqual(listing.cluster.nodes.map((n) => [n.name, n.self, n.healthy]), [[node.platform.nodeName, true, true]]);
+      assert.deepEqual(listing.cluster.functions.map((f) => [f.name, f.instances.map((i) => i.node)]), [['lone', [node.platform.nodeName]]]);
+    } finally {
+      assert.equal((await run(['rm', 'lone', '--server', node.adminUrl])).error, undefined);
+    }
+  });
+
+  test('client commands — ls against a node from before GET /v1/cluster lists its apps without a cluster', async () => {
+    // An admin API that knows /v1/apps only, as nodes did before the cluster.
+    const older = http.createServer((req, res) => {
+      res.setHeader(ADMIN_API_HEADER, '1');
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/v1/apps') {
+        res.end(JSON.stringify({ apps: [] }));
+        return;
+      }
+      res.statusCode = 404;
+      res.end(JSON.stringify({ error: { code: 'LL_NOT_FOUND', message: `No admin endpoint ${req.method} ${req.url}` } }));
+    });
+    await new Promise<void>((resolve) => older.listen(0, '127.0.0.1', resolve));
+    try {
+      const server = `http://127.0.0.1:${(older.address() as AddressInfo).port}`;
+      const ls = await run(['ls', '--server', server]);
+      assert.equal(ls.error, undefined, String(ls.error));
+      assert.equal(ls.out, 'No apps deployed.');
+      const json = await run(['ls', '--json', '--server', server]);
+      assert.equal(json.error, undefined, String(json.error));
+      assert.deepEqual(JSON.parse(json.out), { apps: [] });
+    } finally {
+      older.closeAllConnections();
+      await new Promise((resolve) => older.close(resolve));
     }
   });
 

@@ -5,6 +5,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { ClusterView } from '../src/cluster/index.js';
 import {
   CliProcess,
   cliOk,
@@ -60,8 +61,14 @@ interface ListedApp {
   functions: Array<{ name: string; runtime: string; routes: string[] }>;
 }
 
+/** What `ls --json` prints: the apps, and the node's view of its cluster. */
+interface Listing {
+  apps: ListedApp[];
+  cluster: ClusterView;
+}
+
 async function listApps(flags: string[]): Promise<ListedApp[]> {
-  return JSON.parse(await cliOk(['ls', '--json', ...flags])) as ListedApp[];
+  return (JSON.parse(await cliOk(['ls', '--json', ...flags])) as Listing).apps;
 }
 
 test('cli — --help works on every command and exits 0', async () => {
@@ -186,6 +193,16 @@ COLOR = "teal"
     assert.match(table, /^hello\s+1\s+hello\s+wagi\b.*\/hello\/\.\.\./m);
     assert.match(table, /^duo\s+1\s+echo\s+wagi\b.*\/echo\/\.\.\./m);
     assert.match(table, /^duo\s+1\s+show-env\s+wagi\b.*\/env\/\.\.\./m);
+
+    // A lone node lists its apps alone: no table of nodes.
+    assert.match(table, /^APP\s+REV\s+FUNCTION/);
+    assert.doesNotMatch(table, /NODE|this node/);
+
+    const listing = JSON.parse(await cliOk(['ls', '--json', ...flags])) as Listing;
+    assert.equal(listing.cluster.mode, 'embedded');
+    assert.deepEqual(listing.cluster.nodes.map((n) => [n.name === listing.cluster.node, n.address, n.healthy, n.self, n.draining]), [[true, node.gateway.replace('http://', ''), true, true, false]]);
+    assert.deepEqual(listing.cluster.functions.map((f) => f.name).sort(), ['echo', 'hello', 'show-env']);
+    assert.ok(listing.cluster.functions.find((f) => f.name === 'hello')!.instances.length >= 1, 'hello served a request, so an instance is listed');
 
     const apps = await listApps(flags);
     assert.deepEqual(apps.map((a) => [a.name, a.revision]), [['duo', 1], ['hello', 1]]);

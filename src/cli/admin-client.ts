@@ -35,6 +35,14 @@ function serverSource(server: string | undefined): string {
 /** An admin API call that failed; the message is fit for a terminal. */
 export class ClientError extends Error {
   override name = 'ClientError';
+
+  constructor(
+    message: string,
+    /** The HTTP status the admin API answered with; undefined when it gave no usable answer. */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
 }
 
 async function resolveToken(options: ClientOptions): Promise<string | undefined> {
@@ -107,7 +115,7 @@ export class AdminClient {
       } catch {
         // Not JSON: keep the status line.
       }
-      throw new ClientError(message);
+      throw new ClientError(message, res.status);
     }
     return res;
   }

@@ -1,10 +1,12 @@
 // CLI commands that talk to a running node: deploy, ls, rm, rollback, logs.
 import { InvalidArgumentError, type Command } from 'commander';
+import type { ClusterView } from '../cluster/index.js';
 import type { AppStatus } from '../control/index.js';
 import { loadManifest, readArtifact } from '../manifest/index.js';
 import { digestOf } from '../store/index.js';
-import { AdminClient, DEFAULT_DATA_DIR, DEFAULT_SERVER, type ClientOptions } from './admin-client.js';
+import { AdminClient, ClientError, DEFAULT_DATA_DIR, DEFAULT_SERVER, type ClientOptions } from './admin-client.js';
 import type { CommandIo } from './command-io.js';
+import { formatListing } from './ls-format.js';
 
 export type { CommandIo } from './command-io.js';
 
@@ -32,23 +34,14 @@ export async function deployDirectory(client: AdminClient, dir: string): Promise
   return client.json('POST', '/v1/apps', { manifest: text, artifacts, appDir });
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
-
-/** Formats `ls` output: a row per function, then a line per app restored from another revision than its current one. */
-export function formatApps(apps: AppStatus[]): string {
-  if (apps.length === 0) return 'No apps deployed.';
-  const rows = [['APP', 'REV', 'FUNCTION', 'RUNTIME', 'INSTANCES', 'PENDING', 'STATUS', 'ROUTES']];
-  const notes: string[] = [];
-  for (const app of apps) {
-    for (const fn of app.functions) {
-      rows.push([app.name, String(app.revision), fn.name, fn.runtime, String(fn.instances), String(fn.pending), fn.status === 'failing' ? `failing: ${fn.lastFailure ?? ''}` : fn.status, fn.routes.join(' ')]);
-    }
-    if (app.restored) notes.push(`App '${app.name}' ${app.restored.message}`);
+/** The node's view of its cluster; undefined from a node older than `GET /v1/cluster`, which answers 404. */
+async function clusterViewOf(client: AdminClient): Promise<ClusterView | undefined> {
+  try {
+    return await client.json<ClusterView>('GET', '/v1/cluster');
+  } catch (err) {
+    if (err instanceof ClientError && err.status === 404) return undefined;
+    throw err;
   }
-  return [table(rows), ...(notes.length ? ['', ...notes] : [])].join('\n');
 }
 
 /** Parses `logs -n`: a whole number of lines, 0 or more. */
@@ -69,12 +62,12 @@ export function registerClientCommands(program: Command, io: CommandIo): void {
       io.out(result.unchanged ? `Unchanged: app '${result.app}' revision ${result.revision} already serves this` : `Deployed app '${result.app}' revision ${result.revision}`);
     });
 
-  withClientOptions(program.command('ls').description('list deployed apps and their functions'))
-    .option('--json', 'print JSON')
+  withClientOptions(program.command('ls').description('list deployed apps and their functions; in a cluster, its nodes and where instances run'))
+    .option('--json', 'print JSON: { apps, cluster }')
     .action(async (opts: ClientOptions & { json?: boolean }) => {
       const client = await AdminClient.from(opts);
-      const { apps } = await client.json<{ apps: AppStatus[] }>('GET', '/v1/apps');
-      io.out(opts.json ? JSON.stringify(apps, null, 2) : formatApps(apps));
+      const [{ apps }, cluster] = await Promise.all([client.json<{ apps: AppStatus[] }>('GET', '/v1/apps'), clusterViewOf(client)]);
+      io.out(opts.json ? JSON.stringify({ apps, cluster }, null, 2) : formatListing(apps, cluster, Date.now()));
     });
 
   withClientOptions(program.command('rm').argument('<name>', 'app name').description('remove an app'))
