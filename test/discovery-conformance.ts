@@ -240,6 +240,20 @@ export function runDiscoveryConformance(target: DiscoveryTarget): void {
       );
     });
 
+    test(`${target.name} discovery — what a node did alone reaches a node that comes later`, async () => {
+      const f = await fresh();
+      const a = await f.node('a', TEST_TIMING);
+      a.join('g', 'kept', { free: 1 });
+      a.join('g', 'gone');
+      a.update('g', 'kept', { free: 3 });
+      a.leave('g', 'gone');
+      const b = await f.node('b', TEST_TIMING);
+      await waitFor(() => wholeView(b) === wholeView(a), () => `b sees ${wholeView(b)}, a holds ${wholeView(a)}`);
+      assert.deepEqual(memberKeys(b.members('g')), ['a/kept={"free":3}']);
+      a.update('g', 'kept', { free: 2 });
+      await waitFor(() => b.members('g')[0]?.data.free === 2, () => `b sees ${wholeView(b)}`);
+    });
+
     test(`${target.name} discovery — a killed node is dropped with its members within the drop time`, async () => {
       const f = await fresh();
       const a = await f.node('a', TEST_TIMING);

@@ -58,6 +58,7 @@ export class MemoryNetwork {
         const target = members.get(to);
         if (target && target !== scope && !this.#cut.has(node)) deliver(target, message);
       },
+      hasPeers: () => members.size > 1,
     });
     if (members.size > 1) for (const each of members.values()) each.startTimers();
     return scope;

@@ -27,6 +27,11 @@ export interface ScopeTransport {
   broadcast(message: WireMessage): void;
   /** To one node. */
   send(node: string, message: WireMessage): void;
+  /**
+   * False while no other node can hear this one: changes then need no delta, since a node that
+   * appears later gets everything in the sync that answers its announcement. @default always true
+   */
+  hasPeers?(): boolean;
 }
 
 /** Options for {@link ScopeNode}. */
@@ -171,6 +176,7 @@ export class ScopeNode implements DiscoveryScope {
     // An update racing the member's leave has nothing left to describe.
     if (!entry || sameData(entry.data, data)) return;
     this.#view.apply(this.node, [{ group, id, count: entry.count, data: Object.freeze({ ...data }) }]);
+    if (!this.#heard()) return;
     this.#pendingUpdates.add(updateKey(group, id));
     this.#updateTimer ??= setTimeout(() => this.#flushUpdates(), UPDATE_COALESCE_MS).unref();
   }
@@ -264,11 +270,16 @@ export class ScopeNode implements DiscoveryScope {
   }
 
   #queue(op: WireOp): void {
+    if (!this.#heard()) return;
     this.#ops.push(op);
     if (this.#flushQueued) return;
     this.#flushQueued = true;
     // Joins made in one turn of the event loop go out as one message.
     queueMicrotask(() => this.#flush());
+  }
+
+  #heard(): boolean {
+    return this.#transport?.hasPeers?.() ?? true;
   }
 
   #flush(): void {
