@@ -1,8 +1,8 @@
 // Process groups inside one process: the embedded node (a network of one), and whole clusters in a test.
+import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { DEFAULT_SCOPE, type DiscoveryEventKind, type DiscoveryScope, type DiscoveryTiming } from './discovery.js';
 import { ScopeNode } from './scope-node.js';
 import type { WireMessage } from './wire.js';
-import { ErrorCodes, LamplighterError } from '../errors/index.js';
 
 /** Options for {@link MemoryNetwork.scope}. */
 export interface MemoryScopeOptions {
