@@ -80,3 +80,15 @@ export interface DiscoveryScope {
   /** Leaves every local member (telling the others) and stops. */
   close(): Promise<void>;
 }
+
+/** Kinds of discovery events, one per {@link GroupEvent} or node change; counted in a metric. */
+export type DiscoveryEventKind = 'join' | 'leave' | 'update' | 'node_up' | 'node_down' | 'sync' | 'malformed';
+
+/** Default {@link DiscoveryTiming.heartbeatMs}. */
+export const DEFAULT_HEARTBEAT_MS = 1000;
+/** Default {@link DiscoveryTiming.downAfterMs}. */
+export const DEFAULT_DOWN_AFTER_MS = 3000;
+/** Default scope name. */
+export const DEFAULT_SCOPE = 'default';
+/** Updates of one member are sent at most this often, in ms: capacity figures change per request. */
+export const UPDATE_COALESCE_MS = 50;
