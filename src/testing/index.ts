@@ -3,3 +3,8 @@ export { startTestNode, wagiApp, wagiFixture, repoRoot } from './harness.js';
 export type { TestNode } from './harness.js';
 export { freePort, startNatsServer, waitForPort } from './nats-server.js';
 export type { NatsServer, NatsServerOptions } from './nats-server.js';
+export type { NatsServerTlsOptions } from './nats-server.js';
+export { startNatsCluster } from './nats-cluster.js';
+export type { NatsCluster, NatsClusterOptions } from './nats-cluster.js';
+export { makeTestCertificates } from './certs.js';
+export type { TestCertificates } from './certs.js';
