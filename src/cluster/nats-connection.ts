@@ -322,7 +322,7 @@ function _forwardStatus(nc: NatsConnection, onStatus: (event: ClusterConnectionS
       if (status.type === 'ping') continue;
       const data = _statusData(status);
       try {
-        onStatus(data === undefined ? { type: status.type } : { type: status.type, data });
+        onStatus(data === undefined || data === '' ? { type: status.type } : { type: status.type, data });
       } catch {
         // A failing listener must not stop later events from being told.
       }
