@@ -13,11 +13,13 @@ import { isLamplighterError, type LamplighterError } from '../src/errors/index.j
 import {
   freePort,
   makeTestCertificates,
+  makeTestOperator,
   startNatsCluster,
   startNatsServer,
   type NatsCluster,
   type NatsServer,
   type TestCertificates,
+  type TestOperator,
 } from '../src/testing/index.js';
 
 /** Asserts that `attempt` rejects with a LamplighterError of `code` whose message matches each pattern. */
@@ -87,6 +89,8 @@ describe('nats connection — TLS, tokens and files', () => {
   let foreign: NatsServer;
   let plain: NatsServer;
   let guarded: NatsServer;
+  let operator: TestOperator;
+  let decentralized: NatsServer;
   let silent: Server;
   const silentSockets: Socket[] = [];
   const open: NatsConnection[] = [];
@@ -98,12 +102,13 @@ describe('nats connection — TLS, tokens and files', () => {
 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'lamplighter-nats-tls-'));
-    certs = await makeTestCertificates(dir);
-    [mtls, foreign, plain, guarded] = await Promise.all([
+    [certs, operator] = await Promise.all([makeTestCertificates(dir), makeTestOperator(dir)]);
+    [mtls, foreign, plain, guarded, decentralized] = await Promise.all([
       startNatsServer({ tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, verify: true } }),
       startNatsServer({ tls: { cert: certs.otherServerCert, key: certs.otherServerKey } }),
       startNatsServer(),
       startNatsServer({ token: 'right-token' }),
+      startNatsServer({ extraConfig: operator.config }),
     ]);
     // Accepts connections and never says a word, as a wedged server or a black hole would.
     silent = createServer((socket) => silentSockets.push(socket));
@@ -114,7 +119,7 @@ describe('nats connection — TLS, tokens and files', () => {
     await Promise.all(open.map((nc) => nc.close()));
     for (const s of silentSockets) s.destroy();
     await new Promise((resolve) => silent?.close(resolve));
-    await Promise.all([mtls, foreign, plain, guarded].map((s) => s?.close()));
+    await Promise.all([mtls, foreign, plain, guarded, decentralized].map((s) => s?.close()));
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -173,6 +178,15 @@ describe('nats connection — TLS, tokens and files', () => {
         /NATS refused the credentials: check --nats-token\/--nats-creds/,
       );
     }
+  });
+
+  test("nats connection — a user's .creds file is accepted and a stranger's refused", async () => {
+    await roundTrip(await connected({ servers: [decentralized.url], name: 'node-a', creds: operator.creds }));
+    await rejectsWith(
+      connectCluster({ servers: [decentralized.url], name: 'node-a', creds: operator.strangerCreds }),
+      'LL_UNAUTHORIZED',
+      /NATS refused the credentials: check --nats-token\/--nats-creds/,
+    );
   });
 
   test('nats connection — unreadable or malformed files are named by their flag', async () => {

@@ -8,3 +8,5 @@ export { startNatsCluster } from './nats-cluster.js';
 export type { NatsCluster, NatsClusterOptions } from './nats-cluster.js';
 export { makeTestCertificates } from './certs.js';
 export type { TestCertificates } from './certs.js';
+export { makeTestOperator } from './nats-jwt.js';
+export type { TestOperator } from './nats-jwt.js';
