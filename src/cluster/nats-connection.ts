@@ -82,12 +82,15 @@ export async function connectCluster(options: ClusterConnectOptions): Promise<Na
   const remaining = Math.max(deadline - Date.now(), 1);
   let nc: NatsConnection;
   try {
-    nc = await _withDeadline(connect({ ...base, servers: options.servers, timeout: remaining }), remaining);
+    // The dial timeout in `base` stays whole: the client uses it for every reconnect too.
+    nc = await _withDeadline(connect({ ...base, servers: options.servers }), remaining);
   } catch (err) {
-    // A server lost between the probe and this dial: rare, and the probe's words still apply.
-    throw _failure(
-      options.servers.map((url) => ({ url, ..._reason(err, url, options.cert !== undefined) })),
-      err,
+    // Rare: a server lost between the probe and this dial, or several servers configured unlike each other.
+    const why = _reason(err, options.servers[0]!, options.cert !== undefined).reason;
+    throw new LamplighterError(
+      ErrorCodes.UPSTREAM_UNAVAILABLE,
+      `Cannot join the cluster: a NATS server of ${options.servers.join(', ')} accepted a first dial, but the connection then failed (${why})`,
+      { cause: err },
     );
   }
   if (options.onStatus) _forwardStatus(nc, options.onStatus);
