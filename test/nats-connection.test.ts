@@ -140,7 +140,7 @@ describe('nats connection — TLS, tokens and files', () => {
     await roundTrip(nc);
   });
 
-  test('nats connection — without a client certificate the server refuses, and the error says so', async () => {
+  test('nats connection — without a client certificate, or with an untrusted one, the server refuses, and the error says so', async () => {
     const started = Date.now();
     await rejectsWith(
       connectCluster({ servers: [`tls://127.0.0.1:${mtls.port}`], name: 'node-a', ca: certs.ca, connectTimeoutMs: 5000 }),
@@ -150,6 +150,11 @@ describe('nats connection — TLS, tokens and files', () => {
     );
     // Said at once, not after the timeout.
     assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    await rejectsWith(
+      connectCluster({ servers: [mtls.url], name: 'node-a', ca: certs.ca, cert: certs.otherServerCert, key: certs.otherServerKey }),
+      'LL_UPSTREAM_UNAVAILABLE',
+      /refused this node's client certificate; is --nats-cert signed by a CA the server trusts\?/,
+    );
   });
 
   test('nats connection — a server certificate from another CA is refused', async () => {

@@ -78,7 +78,7 @@ export async function connectCluster(options: ClusterConnectOptions): Promise<Na
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const base = await _connectionOptions(options, timeoutMs);
   const deadline = Date.now() + timeoutMs;
-  await _probe(options.servers, base, timeoutMs, options.cert !== undefined);
+  await _probe(options.servers, base, timeoutMs, _tlsUse(base, options));
   const remaining = Math.max(deadline - Date.now(), 1);
   let nc: NatsConnection;
   try {
@@ -86,7 +86,7 @@ export async function connectCluster(options: ClusterConnectOptions): Promise<Na
     nc = await _withDeadline(connect({ ...base, servers: options.servers }), remaining);
   } catch (err) {
     // Rare: a server lost between the probe and this dial, or several servers configured unlike each other.
-    const why = _reason(err, options.servers[0]!, options.cert !== undefined).reason;
+    const why = _reason(err, options.servers[0]!, _tlsUse(base, options)).reason;
     throw new LamplighterError(
       ErrorCodes.UPSTREAM_UNAVAILABLE,
       `Cannot join the cluster: a NATS server of ${options.servers.join(', ')} accepted a first dial, but the connection then failed (${why})`,
@@ -102,7 +102,7 @@ export async function connectCluster(options: ClusterConnectOptions): Promise<Na
  * reconnects reports only the last server's failure, and keeps a TLS refusal to itself until its
  * timeout; a lone dial that does not reconnect says at once why each server failed.
  */
-async function _probe(servers: string[], base: NodeConnectionOptions, timeoutMs: number, gaveCert: boolean): Promise<void> {
+async function _probe(servers: string[], base: NodeConnectionOptions, timeoutMs: number, tls: _TlsUse): Promise<void> {
   const failures: _Failure[] = [];
   await new Promise<void>((resolve, reject) => {
     for (const url of servers) {
@@ -112,12 +112,22 @@ async function _probe(servers: string[], base: NodeConnectionOptions, timeoutMs:
           resolve();
         },
         (err: unknown) => {
-          failures.push({ url, ..._reason(err, url, gaveCert) });
+          failures.push({ url, ..._reason(err, url, tls) });
           if (failures.length === servers.length) reject(_failure(_inOrder(failures, servers), err));
         },
       );
     }
   });
+}
+
+/** What a failed dial's reason depends on: whether TLS was asked for, and with a client certificate. */
+interface _TlsUse {
+  required: boolean;
+  gaveCert: boolean;
+}
+
+function _tlsUse(base: NodeConnectionOptions, options: ClusterConnectOptions): _TlsUse {
+  return { required: base.tls !== undefined, gaveCert: options.cert !== undefined };
 }
 
 interface _Failure {
@@ -283,7 +293,7 @@ function _failure(failures: _Failure[], cause: unknown): LamplighterError {
 const _refused = 'NATS refused the credentials: check --nats-token/--nats-creds';
 
 /** Why one dial failed, in words that point at the flag to fix. */
-function _reason(err: unknown, url: string, gaveCert: boolean): { reason: string; refusedCredentials: boolean } {
+function _reason(err: unknown, url: string, tls: _TlsUse): { reason: string; refusedCredentials: boolean } {
   const chain: Error[] = [];
   for (let e: unknown = err; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e);
   const codes = chain.map((e) => (e as NodeJS.ErrnoException).code ?? '');
@@ -295,7 +305,7 @@ function _reason(err: unknown, url: string, gaveCert: boolean): { reason: string
   // Servers answer a missing and an untrusted client certificate with the same alert; what was sent tells them apart.
   if (has('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR')) {
     return reason(
-      gaveCert
+      tls.gaveCert
         ? "TLS handshake failed: the server refused this node's client certificate; is --nats-cert signed by a CA the server trusts?"
         : 'TLS handshake failed: the server requires a client certificate; give --nats-cert and --nats-key',
     );
@@ -310,6 +320,10 @@ function _reason(err: unknown, url: string, gaveCert: boolean): { reason: string
     return reason(`TLS handshake failed: the server's certificate does not name ${new URL(url).hostname}`);
   }
   if (/does not support 'tls'|tls.*not available/i.test(text)) return reason('TLS was asked for (tls:// or --nats-ca/--nats-cert) but the server does not offer it');
+  // A server that rejects a client certificate after TLS 1.3's handshake may just drop the connection.
+  if (tls.required && tls.gaveCert && has('ECONNRESET', 'EPIPE')) {
+    return reason("the connection was dropped right after the TLS handshake: the server probably refused this node's client certificate; is --nats-cert signed by a CA the server trusts?");
+  }
   if (has('ECONNREFUSED', 'connection refused')) return reason('connection refused: is nats-server running and listening there?');
   if (has('ENOTFOUND', 'EAI_AGAIN')) return reason('host not found');
   if (has('EHOSTUNREACH', 'ENETUNREACH')) return reason('host unreachable');
