@@ -204,13 +204,26 @@ describe('nats connection — TLS, tokens and files', () => {
     await rejectsWith(connectCluster({ ...base, cert: certs.clientCert, key: missing }), 'LL_BAD_REQUEST', /--nats-key file/);
     await rejectsWith(connectCluster({ ...base, creds: missing }), 'LL_BAD_REQUEST', /--nats-creds file '.*absent\.pem' \(ENOENT\)/);
     await rejectsWith(connectCluster({ ...base, ca: garbage }), 'LL_BAD_REQUEST', /--nats-ca file .* is not a PEM certificate/);
-    await rejectsWith(connectCluster({ ...base, cert: certs.clientCert, key: garbage }), 'LL_BAD_REQUEST', /--nats-key file .* is not a PEM private key/);
+    await rejectsWith(
+      connectCluster({ ...base, cert: certs.clientCert, key: garbage }),
+      'LL_BAD_REQUEST',
+      /--nats-key file .* is not a PEM private key/,
+    );
     await rejectsWith(connectCluster({ ...base, cert: certs.clientCert }), 'LL_BAD_REQUEST', /--nats-cert and --nats-key go together/);
     await rejectsWith(connectCluster({ ...base, creds: garbage }), 'LL_BAD_REQUEST', /--nats-creds file .* is not a NATS credentials file/);
     const badSeed = path.join(dir, 'bad-seed.creds');
     await writeFile(
       badSeed,
-      ['-----BEGIN NATS USER JWT-----', 'aaa.bbb.ccc', '------END NATS USER JWT------', '', '-----BEGIN USER NKEY SEED-----', 'SUNOTASEED', '------END USER NKEY SEED------', ''].join('\n'),
+      [
+        '-----BEGIN NATS USER JWT-----',
+        'aaa.bbb.ccc',
+        '------END NATS USER JWT------',
+        '',
+        '-----BEGIN USER NKEY SEED-----',
+        'SUNOTASEED',
+        '------END USER NKEY SEED------',
+        '',
+      ].join('\n'),
     );
     await rejectsWith(connectCluster({ ...base, creds: badSeed }), 'LL_BAD_REQUEST', /not an nkey seed/);
   });
@@ -296,7 +309,9 @@ describe('nats connection — a 3-server cluster', () => {
     const another = cluster.servers.findIndex((s, i) => i !== mine && s.name !== nc.info?.server_name);
     await cluster.kill(another);
     const onReturned = await eventually(15_000, () => works('quorum with the returned server'));
-    t.diagnostic(`serving again ${afterKill} ms after the kill, ${afterRestart} ms after the restart, ${onReturned} ms on the returned server`);
+    t.diagnostic(
+      `serving again ${afterKill} ms after the kill, ${afterRestart} ms after the restart, ${onReturned} ms on the returned server`,
+    );
     await cluster.restart(another);
   });
 });

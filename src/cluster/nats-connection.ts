@@ -89,7 +89,8 @@ export async function connectCluster(options: ClusterConnectOptions): Promise<Na
     const why = _reason(err, options.servers[0]!, _tlsUse(base, options)).reason;
     throw new LamplighterError(
       ErrorCodes.UPSTREAM_UNAVAILABLE,
-      `Cannot join the cluster: a NATS server of ${options.servers.join(', ')} accepted a first dial, but the connection then failed (${why})`,
+      `Cannot join the cluster: a NATS server of ${options.servers.join(', ')} accepted a first dial, ` +
+        `but the connection then failed (${why})`,
       { cause: err },
     );
   }
@@ -284,13 +285,28 @@ function _failure(failures: _Failure[], cause: unknown): LamplighterError {
   if (failures.every((f) => f.refusedCredentials)) {
     return new LamplighterError(ErrorCodes.UNAUTHORIZED, `Cannot join the cluster: ${_refused}; tried ${tried}`, { cause, detail });
   }
-  return new LamplighterError(ErrorCodes.UPSTREAM_UNAVAILABLE, `Cannot join the cluster: no NATS server accepted the connection; tried ${tried}`, {
-    cause,
-    detail,
-  });
+  const message = `Cannot join the cluster: no NATS server accepted the connection; tried ${tried}`;
+  return new LamplighterError(ErrorCodes.UPSTREAM_UNAVAILABLE, message, { cause, detail });
 }
 
 const _refused = 'NATS refused the credentials: check --nats-token/--nats-creds';
+
+// Alerts a server sends when a client certificate is missing or not to its liking.
+const _clientCertAlerts = [
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR',
+];
+
+// Node's codes for a server certificate that does not chain to a trusted CA.
+const _untrustedServerCodes = [
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+];
 
 /** Why one dial failed, in words that point at the flag to fix. */
 function _reason(err: unknown, url: string, tls: _TlsUse): { reason: string; refusedCredentials: boolean } {
@@ -303,26 +319,33 @@ function _reason(err: unknown, url: string, tls: _TlsUse): { reason: string; ref
   if (err instanceof _Late) return reason(err.message);
   if (/authorization violation|AuthorizationError/i.test(text)) return reason(_refused, true);
   // Servers answer a missing and an untrusted client certificate with the same alert; what was sent tells them apart.
-  if (has('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR')) {
+  if (has(..._clientCertAlerts)) {
     return reason(
       tls.gaveCert
         ? "TLS handshake failed: the server refused this node's client certificate; is --nats-cert signed by a CA the server trusts?"
         : 'TLS handshake failed: the server requires a client certificate; give --nats-cert and --nats-key',
     );
   }
-  if (
-    has('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT')
-  ) {
-    return reason("TLS handshake failed: the server's certificate is not signed by a CA this node trusts; give the servers' CA with --nats-ca");
+  if (has(..._untrustedServerCodes)) {
+    return reason(
+      "TLS handshake failed: the server's certificate is not signed by a CA this node trusts; give the servers' CA with --nats-ca",
+    );
   }
-  if (has('CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID')) return reason("TLS handshake failed: the server's certificate is out of its validity dates");
+  if (has('CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID')) {
+    return reason("TLS handshake failed: the server's certificate is out of its validity dates");
+  }
   if (has('ERR_TLS_CERT_ALTNAME_INVALID')) {
     return reason(`TLS handshake failed: the server's certificate does not name ${new URL(url).hostname}`);
   }
-  if (/does not support 'tls'|tls.*not available/i.test(text)) return reason('TLS was asked for (tls:// or --nats-ca/--nats-cert) but the server does not offer it');
+  if (/does not support 'tls'|tls.*not available/i.test(text)) {
+    return reason('TLS was asked for (tls:// or --nats-ca/--nats-cert) but the server does not offer it');
+  }
   // A server that rejects a client certificate after TLS 1.3's handshake may just drop the connection.
   if (tls.required && tls.gaveCert && has('ECONNRESET', 'EPIPE')) {
-    return reason("the connection was dropped right after the TLS handshake: the server probably refused this node's client certificate; is --nats-cert signed by a CA the server trusts?");
+    return reason(
+      'the connection was dropped right after the TLS handshake: the server probably refused ' +
+        "this node's client certificate; is --nats-cert signed by a CA the server trusts?",
+    );
   }
   if (has('ECONNREFUSED', 'connection refused')) return reason('connection refused: is nats-server running and listening there?');
   if (has('ENOTFOUND', 'EAI_AGAIN')) return reason('host not found');
