@@ -17,6 +17,20 @@ export interface NatsServerOptions {
   port?: number;
   /** How long to wait for the server to accept connections, in ms. @default 10000 */
   startTimeoutMs?: number;
+  /** Serve clients over TLS only. @default undefined (plain TCP) */
+  tls?: NatsServerTlsOptions;
+  /** Require this token from clients. @default undefined (no authentication) */
+  token?: string;
+}
+
+/** TLS for a test server's client port; every field but `verify` is a PEM file path. */
+export interface NatsServerTlsOptions {
+  cert: string;
+  key: string;
+  /** CA that client certificates must chain to; needed when `verify` is set. @default undefined */
+  ca?: string;
+  /** Require a client certificate signed by `ca`. @default false */
+  verify?: boolean;
 }
 
 /** A running nats-server. */
@@ -82,6 +96,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       `server_name: "${name}"`,
       `listen: "127.0.0.1:${port}"`,
       `jetstream { store_dir: "${path.join(dir, 'js')}", max_mem: 64MB, max_file: 1GB }`,
+      _tlsBlock(options.tls),
+      options.token === undefined ? '' : `authorization { token: ${JSON.stringify(options.token)} }`,
       options.extraConfig ?? '',
     ].join('\n'),
   );
@@ -128,4 +144,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       if (ownDir) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+function _tlsBlock(tls: NatsServerTlsOptions | undefined): string {
+  if (tls === undefined) return '';
+  const lines = [`cert_file: ${JSON.stringify(tls.cert)}`, `key_file: ${JSON.stringify(tls.key)}`];
+  if (tls.ca !== undefined) lines.push(`ca_file: ${JSON.stringify(tls.ca)}`);
+  if (tls.verify === true) lines.push('verify: true');
+  // A generous handshake timeout: two busy cores can stall a handshake past the default half second.
+  lines.push('timeout: 5');
+  return `tls {\n  ${lines.join('\n  ')}\n}`;
 }
