@@ -119,6 +119,20 @@ describe('jetstream store conformance', () => {
     assert.deepEqual(seen, expected);
   });
 
+  test('jetstream store — close() stops the watchers; the connection stays usable', async () => {
+    const watcher = await fixture.open();
+    const writer = await fixture.openSecond!();
+    const seen: PointerChange[] = [];
+    watcher.watch!((c) => seen.push(c));
+    await writer.commit('app', { manifest: 'one', artifacts: {} });
+    await until(() => seen.length === 1, 5000);
+    await watcher.close!();
+    await writer.commit('app', { manifest: 'two', artifacts: {} });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(seen.length, 1);
+    assert.equal((await watcher.current('app'))?.manifest, 'two', 'reads still work: the connection is the caller\'s');
+  });
+
   test('jetstream store — a 5 MiB blob round-trips, verified', async () => {
     const store = await fixture.open();
     const other = await fixture.openSecond!();

@@ -334,10 +334,11 @@ async function requireJetStream(nc: NatsConnection): Promise<void> {
     await jetstreamManager(nc);
   } catch (err) {
     const cause = (err as Error).message;
-    throw new LamplighterError(
-      ErrorCodes.INTERNAL,
-      `Cannot open the artifact store on NATS at ${server}: JetStream is not enabled there (${cause}). Start nats-server with -js (or a jetstream {} block in its configuration)`,
-      { cause: err },
-    );
+    // The client names this error class but does not export it.
+    const disabled = (err as Error).name === 'JetStreamNotEnabled' || (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.JetStreamNotEnabledForAccount);
+    const message = disabled
+      ? `Cannot open the artifact store on NATS at ${server}: JetStream is not enabled there (${cause}). Start nats-server with -js (or a jetstream {} block in its configuration)`
+      : `Cannot open the artifact store on NATS at ${server}: JetStream did not answer (${cause}). Check that nats-server runs with -js and that this user may use JetStream`;
+    throw new LamplighterError(ErrorCodes.INTERNAL, message, { cause: err });
   }
 }

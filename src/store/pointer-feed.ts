@@ -78,6 +78,8 @@ export class PointerFeed {
       }
       watch = undefined;
       this.#watch = undefined;
+      // The connection is the caller's: once it is closed for good there is nothing to follow.
+      if (this.#nc.isClosed()) break;
       if (failures > 0 && !this.#closed) await this.#pause(Math.min(MAX_RETRY_MS, 100 * 2 ** failures));
     }
   }
