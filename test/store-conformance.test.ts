@@ -13,6 +13,9 @@ import { digestOf, FileStore, JetStreamStore, type ArtifactStore, type PointerCh
 import { freePort, startNatsServer, waitForPort, type NatsServer } from '../src/testing/index.js';
 import { storeConformance, until, type StoreFixture } from './store-conformance.js';
 
+/** A revision cut off mid-write. */
+const NOT_JSON = '{"app": "app", "numb';
+
 describe('file store conformance', () => {
   const dirs: string[] = [];
   let dir = '';
@@ -22,8 +25,8 @@ describe('file store conformance', () => {
       dirs.push(dir);
       return FileStore.open(dir, options);
     },
-    damageRevision: (app, n) => writeFile(fixture.names.revision(app, n), '{"app": "app", "numb'),
-    damagePointer: (app) => writeFile(fixture.names.pointer(app), 'two\n'),
+    damageRevision: (app, n, text = NOT_JSON) => writeFile(fixture.names.revision(app, n), text),
+    damagePointer: (app, text = 'two\n') => writeFile(fixture.names.pointer(app), text),
     damageBlob: (digest) => writeFile(fixture.names.blob(digest), 'tampered'),
     names: {
       revision: (app, n) => path.join(dir, 'apps', app, 'revisions', `${n}.json`),
@@ -77,11 +80,11 @@ describe('jetstream store conformance', () => {
       return openOn(options.events);
     },
     openSecond: (options = {}) => openOn(options.events),
-    async damageRevision(app, n) {
-      await (await new Kvm(admin).open(`${prefix}-revisions`)).put(`${app}.${n}`, '{"app": "app", "numb');
+    async damageRevision(app, n, text = NOT_JSON) {
+      await (await new Kvm(admin).open(`${prefix}-revisions`)).put(`${app}.${n}`, text);
     },
-    async damagePointer(app) {
-      await (await new Kvm(admin).open(`${prefix}-pointers`)).put(app, 'two');
+    async damagePointer(app, text = 'two') {
+      await (await new Kvm(admin).open(`${prefix}-pointers`)).put(app, text);
     },
     async damageBlob(digest) {
       await (await new Objm(admin).open(`${prefix}-blobs`)).putBlob({ name: digest }, Buffer.from('tampered'));
@@ -171,6 +174,35 @@ describe('jetstream store conformance', () => {
     await until(() => seen.length >= 2, 10_000);
     assert.deepEqual(seen, [{ app: 'app', current: 1 }, { app: 'app', current: 2 }]);
     assert.deepEqual((await watcher.revisions('app')).map((r) => r.manifest), ['before', 'after']);
+  });
+});
+
+describe('jetstream store without its server', () => {
+  test('jetstream store — with NATS gone, an operation fails as LL_UPSTREAM_UNAVAILABLE naming what it could not do', async () => {
+    const server = await startNatsServer();
+    const nc = await connectTo(server);
+    const store = await JetStreamStore.open(nc, { timeoutMs: 300 });
+    try {
+      await store.commit('app', { manifest: 'one', artifacts: {} });
+      await server.kill();
+      await assert.rejects(store.current('app'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'LL_UPSTREAM_UNAVAILABLE');
+        assert.match(err.message, /^Cannot read app 'app': the artifact store on NATS .* failed: .*Check that the NATS servers are up/);
+        return true;
+      });
+      await server.restart();
+      const deadline = Date.now() + 10_000;
+      let current: number | undefined;
+      while (current === undefined && Date.now() < deadline) {
+        current = (await store.current('app').catch(() => undefined))?.number;
+        if (current === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(current, 1, 'served again once NATS is back');
+    } finally {
+      await store.close();
+      await nc.close();
+      await server.close();
+    }
   });
 });
 

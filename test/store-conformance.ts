@@ -9,10 +9,10 @@ export interface StoreFixture {
   open(options?: { events?: StoreEvents }): Promise<ArtifactStore>;
   /** Another handle on the state of the last {@link open} (another connection), for races; absent when a store is one handle. */
   openSecond?(options?: { events?: StoreEvents }): Promise<ArtifactStore>;
-  /** Overwrites revision `n` of `app` with text that is not a revision, behind the store's back. */
-  damageRevision(app: string, n: number): Promise<void>;
-  /** Overwrites the pointer of `app` with something that is not a number. */
-  damagePointer(app: string): Promise<void>;
+  /** Overwrites revision `n` of `app` behind the store's back with `text`. @default text that is not JSON */
+  damageRevision(app: string, n: number, text?: string): Promise<void>;
+  /** Overwrites the pointer of `app` behind the store's back with `text`. @default text that is not a number */
+  damagePointer(app: string, text?: string): Promise<void>;
   /** Replaces the blob's bytes with others under the same digest. */
   damageBlob(digest: string): Promise<void>;
   /** What the store calls each entry in damage reports. */
@@ -187,24 +187,47 @@ export function storeConformance(name: string, fixture: StoreFixture): void {
     assert.equal((await store.current('alpha'))?.number, again.number);
   });
 
-  t('a damaged current revision is reported once, left out, surfaced in record(), and keeps its number', async () => {
+  const damagedRevisions: Array<[string, string | undefined, RegExp]> = [
+    ['not JSON', undefined, /is not valid JSON/],
+    ['empty', '', /is empty/],
+    ['not a revision', JSON.stringify({ app: 'app', number: 2, manifest: 'two' }), /is not a revision \(createdAt/],
+    ['another revision', JSON.stringify({ app: 'app', number: 1, createdAt: '', manifest: 'one', artifacts: {} }), /holds revision 1 of app 'app', not revision 2/],
+  ];
+  for (const [kind, text, reason] of damagedRevisions) {
+    t(`a current revision that is ${kind} is reported once, left out, surfaced in record(), and keeps its number`, async () => {
+      const { store, reports } = await twoRevisions(fixture);
+      await fixture.damageRevision('app', 2, text);
+      const name = fixture.names.revision('app', 2);
+      const record = await store.record('app');
+      assert.ok(record);
+      assert.equal(record.current, 2);
+      assert.ok(record.damage?.startsWith(name), record.damage);
+      assert.match(record.damage ?? '', reason);
+      assert.deepEqual(record.revisions.map((r) => r.manifest), ['one']);
+      assert.equal(await store.current('app'), undefined);
+      assert.deepEqual((await store.revisions('app')).map((r) => r.number), [1]);
+      assert.deepEqual(await store.apps(), ['app'], 'the app is still listed');
+      await assert.rejects(store.revision('app', 2), (err: Coded) => err.code === 'LL_STORE_DAMAGED' && err.message.includes(name));
+      assert.deepEqual(reports.map((r) => [r.kind, r.file]), [['revision', name]], 'reported once, however often it is read');
+      assert.match(reports[0]!.reason, reason);
+      const next = await store.commit('app', { manifest: 'three', artifacts: {} });
+      assert.equal(next.number, 3, 'the damaged revision keeps its number');
+      assert.equal((await store.current('app'))?.manifest, 'three');
+    });
+  }
+
+  t('a pointer naming a revision that does not exist is reported as the pointer\'s damage', async () => {
     const { store, reports } = await twoRevisions(fixture);
-    await fixture.damageRevision('app', 2);
-    const name = fixture.names.revision('app', 2);
+    await fixture.damagePointer('app', '9');
+    const name = fixture.names.pointer('app');
     const record = await store.record('app');
     assert.ok(record);
-    assert.equal(record.current, 2);
-    assert.ok(record.damage?.startsWith(name), record.damage);
-    assert.match(record.damage ?? '', /is not valid JSON/);
-    assert.deepEqual(record.revisions.map((r) => r.manifest), ['one']);
+    assert.equal(record.current, 9);
+    assert.ok(record.damage?.includes(name), record.damage);
+    assert.match(record.damage ?? '', /names revision 9, which does not exist/);
+    assert.deepEqual(record.revisions.map((r) => r.number), [1, 2]);
     assert.equal(await store.current('app'), undefined);
-    assert.deepEqual((await store.revisions('app')).map((r) => r.number), [1]);
-    assert.deepEqual(await store.apps(), ['app'], 'the app is still listed');
-    await assert.rejects(store.revision('app', 2), (err: Coded) => err.code === 'LL_STORE_DAMAGED' && err.message.includes(name));
-    assert.deepEqual(reports.map((r) => [r.kind, r.file]), [['revision', name]], 'reported once, however often it is read');
-    const next = await store.commit('app', { manifest: 'three', artifacts: {} });
-    assert.equal(next.number, 3, 'the damaged revision keeps its number');
-    assert.equal((await store.current('app'))?.manifest, 'three');
+    assert.deepEqual(reports.map((r) => [r.kind, r.file]), [['pointer', name]]);
   });
 
   t('a pointer holding no number is reported once and surfaced in record(); every revision stays listed', async () => {

@@ -8,7 +8,7 @@
 // A deploy writes its blobs, then its revision, then moves the pointer with one compare-and-set
 // against the pointer entry it read: of two racing deploys one wins, the other removes its
 // revision and fails with LL_DEPLOY_CONFLICT. The pointer never names a revision not yet written.
-import { jetstreamManager, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -28,7 +28,12 @@ export interface JetStreamStoreOptions {
   events?: StoreEvents;
   /** Copies JetStream keeps of each bucket (1, 3 or 5; at most the servers in the cluster). Applies when a bucket is created. @default 1 */
   replicas?: number;
+  /** How long one JetStream request may take before the operation fails, in ms. @default DEFAULT_STORE_TIMEOUT_MS */
+  timeoutMs?: number;
 }
+
+/** How long one JetStream request may take unless told otherwise, in ms. */
+export const DEFAULT_STORE_TIMEOUT_MS = 5000;
 
 /** The bucket prefix a store uses unless told otherwise. */
 export const DEFAULT_STORE_PREFIX = 'lamplighter';
@@ -56,17 +61,19 @@ export class JetStreamStore implements ArtifactStore {
   /** The three bucket names. */
   readonly buckets: { blobs: string; revisions: string; pointers: string };
   readonly #blobs: JetStreamBlobs;
-  readonly #revisions: KV;
-  readonly #pointers: KV;
+  readonly #nc: NatsConnection;
+  readonly #revisionKv: KV;
+  readonly #pointerKv: KV;
   readonly #damage: DamageLog;
   /** Set by {@link open} before the store is handed out. */
   #feed: PointerFeed | undefined;
 
-  private constructor(buckets: JetStreamStore['buckets'], blobs: JetStreamBlobs, revisions: KV, pointers: KV, damage: DamageLog) {
+  private constructor(nc: NatsConnection, buckets: JetStreamStore['buckets'], blobs: JetStreamBlobs, revisions: KV, pointers: KV, damage: DamageLog) {
+    this.#nc = nc;
     this.buckets = buckets;
     this.#blobs = blobs;
-    this.#revisions = revisions;
-    this.#pointers = pointers;
+    this.#revisionKv = revisions;
+    this.#pointerKv = pointers;
     this.#damage = damage;
   }
 
@@ -79,14 +86,15 @@ export class JetStreamStore implements ArtifactStore {
     if (!/^[A-Za-z0-9_-]+$/.test(prefix)) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `'${prefix}' cannot start a JetStream bucket name: use letters, digits, '-' and '_'`);
     const replicas = options.replicas ?? 1;
     const buckets = { blobs: `${prefix}-blobs`, revisions: `${prefix}-revisions`, pointers: `${prefix}-pointers` };
-    await requireJetStream(nc);
+    await requireJetStream(nc, options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS);
     const damage = new DamageLog(options.events ?? {});
     // Reads go to the stream leader (no direct get), so a node reads what another just wrote.
-    const kvm = new Kvm(nc);
+    const js = jetstream(nc, { timeout: options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS });
+    const kvm = new Kvm(js);
     const revisions = await kvm.create(buckets.revisions, { replicas, history: 1, allow_direct: false, description: 'Lamplighter app revisions' });
     const pointers = await kvm.create(buckets.pointers, { replicas, history: 5, allow_direct: false, description: 'Lamplighter current revision of each app' });
-    const os = await new Objm(nc).create(buckets.blobs, { replicas, description: 'Lamplighter artifacts by sha256' });
-    const store = new JetStreamStore(buckets, new JetStreamBlobs(os, buckets.blobs, damage), revisions, pointers, damage);
+    const os = await new Objm(js).create(buckets.blobs, { replicas, description: 'Lamplighter artifacts by sha256' });
+    const store = new JetStreamStore(nc, buckets, new JetStreamBlobs(os, buckets.blobs, damage), revisions, pointers, damage);
     store.#feed = await PointerFeed.start(pointers, nc, (entry) => store.#changeOf(entry));
     return store;
   }
@@ -103,16 +111,62 @@ export class JetStreamStore implements ArtifactStore {
     return `kv:${this.buckets.revisions}/${app}.${number}`;
   }
 
+  /** Runs one operation; a failure of NATS itself becomes LL_UPSTREAM_UNAVAILABLE saying what could not be done. */
+  async #guard<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (err) {
+      if (err instanceof LamplighterError) throw err;
+      throw new LamplighterError(
+        ErrorCodes.UPSTREAM_UNAVAILABLE,
+        `Cannot ${what}: the artifact store on NATS (${this.#nc.getServer()}) failed: ${(err as Error).message}. Check that the NATS servers are up and run JetStream, then try again`,
+        { cause: err, retryAfter: 1 },
+      );
+    }
+  }
+
   hasBlob(digest: string): Promise<boolean> {
-    return this.#blobs.has(digest);
+    return this.#guard(`check the artifact ${digest}`, () => this.#blobs.has(digest));
   }
 
   putBlob(bytes: Uint8Array, digest?: string): Promise<string> {
-    return this.#blobs.put(bytes, digest);
+    return this.#guard('store an artifact', () => this.#blobs.put(bytes, digest));
   }
 
   getBlob(digest: string): Promise<Buffer> {
-    return this.#blobs.get(digest);
+    return this.#guard(`read the artifact ${digest}`, () => this.#blobs.get(digest));
+  }
+
+  commit(app: string, input: RevisionInput, options: CommitOptions = {}): Promise<Revision> {
+    return this.#guard(`deploy app '${app}'`, () => this.#commit(app, input, options));
+  }
+
+  current(app: string): Promise<Revision | undefined> {
+    return this.#guard(`read app '${app}'`, () => this.#current(app));
+  }
+
+  record(app: string): Promise<AppRecord | undefined> {
+    return this.#guard(`read app '${app}'`, () => this.#record(app));
+  }
+
+  revisions(app: string): Promise<Revision[]> {
+    return this.#guard(`read the revisions of app '${app}'`, () => this.#listRevisions(app));
+  }
+
+  revision(app: string, number: number): Promise<Revision> {
+    return this.#guard(`read revision ${number} of app '${app}'`, () => this.#revision(app, number));
+  }
+
+  setCurrent(app: string, number: number, options: CommitOptions = {}): Promise<Revision> {
+    return this.#guard(`roll app '${app}' back to revision ${number}`, () => this.#setCurrent(app, number, options));
+  }
+
+  removeApp(app: string): Promise<void> {
+    return this.#guard(`remove app '${app}'`, () => this.#removeApp(app));
+  }
+
+  apps(): Promise<string[]> {
+    return this.#guard('list the apps', () => this.#apps());
   }
 
   /** The pointer's number, reporting a pointer that holds none. */
@@ -130,7 +184,7 @@ export class JetStreamStore implements ArtifactStore {
   }
 
   async #pointerNow(app: string): Promise<number | undefined> {
-    return this.#currentOf(app, await this.#pointers.get(app));
+    return this.#currentOf(app, await this.#pointerKv.get(app));
   }
 
   /**
@@ -139,8 +193,8 @@ export class JetStreamStore implements ArtifactStore {
    */
   async #movePointer(app: string, read: KvEntry | null, number: number, move: PointerMove): Promise<void> {
     try {
-      if (read) await this.#pointers.update(app, String(number), read.revision);
-      else await this.#pointers.put(app, String(number), { previousSeq: 0 });
+      if (read) await this.#pointerKv.update(app, String(number), read.revision);
+      else await this.#pointerKv.put(app, String(number), { previousSeq: 0 });
     } catch (err) {
       if (lostRace(err)) throw deployConflict(app, await this.#pointerNow(app), move);
       throw err;
@@ -148,59 +202,64 @@ export class JetStreamStore implements ArtifactStore {
     this.#damage.rewritten(this.#pointerName(app));
   }
 
-  async commit(app: string, input: RevisionInput, options: CommitOptions = {}): Promise<Revision> {
+  async #commit(app: string, input: RevisionInput, options: CommitOptions): Promise<Revision> {
     this.#checkApp(app);
     for (const [name, digest] of Object.entries(input.artifacts)) {
       if (!(await this.#blobs.exists(digest))) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Artifact '${name}' (${digest}) has not been uploaded`);
     }
-    const pointer = await this.#pointers.get(app);
+    const pointer = await this.#pointerKv.get(app);
     const current = this.#currentOf(app, pointer);
     checkExpected(app, current, options, { kind: 'deploy' });
-    const number = await this.#nextNumber(app, current);
-    const revision: Revision = { app, number, createdAt: new Date().toISOString(), manifest: input.manifest, artifacts: input.artifacts, ...(input.appDir ? { appDir: input.appDir } : {}) };
-    await this.#writeRevision(revision);
+    const revision = await this.#writeNext(app, current, (number) => ({ app, number, createdAt: new Date().toISOString(), manifest: input.manifest, artifacts: input.artifacts, ...(input.appDir ? { appDir: input.appDir } : {}) }));
     try {
-      await this.#movePointer(app, pointer, number, { kind: 'deploy' });
+      await this.#movePointer(app, pointer, revision.number, { kind: 'deploy' });
     } catch (err) {
-      // Lost the race: the revision was never current and goes. Its number stays used.
-      if (err instanceof LamplighterError) await this.#revisions.purge(`${app}.${number}`).catch(() => undefined);
-      throw err;
+      if (err instanceof LamplighterError) {
+        // Lost the race: the revision was never current and goes. Its number stays used.
+        await this.#revisionKv.purge(`${app}.${revision.number}`).catch(() => undefined);
+        throw err;
+      }
+      // No answer is not a refusal: the switch may have landed, so the revision stays.
+      throw new LamplighterError(
+        ErrorCodes.UPSTREAM_UNAVAILABLE,
+        `Cannot tell whether app '${app}' now serves revision ${revision.number}: NATS (${this.#nc.getServer()}) did not confirm the switch (${(err as Error).message}). Run \`lamplighter ls\` to see which revision is current`,
+        { cause: err, retryAfter: 1 },
+      );
     }
     return revision;
   }
 
   /**
-   * Hands out the next revision number of `app` through a compare-and-set of `<app>.last`, so
-   * two racing commits never take the same one, and a rollback never makes one come back.
+   * Writes the revision `build(n)` under the next number of `app`. Numbers come from a
+   * compare-and-set of `<app>.last`, so two racing commits never take the same one and a
+   * rollback never makes one come back; a number whose entry is taken (revisions are immutable)
+   * is passed over.
    */
-  async #nextNumber(app: string, current: number | undefined): Promise<number> {
+  async #writeNext(app: string, current: number | undefined, build: (number: number) => Revision): Promise<Revision> {
     const key = `${app}.last`;
     for (let attempt = 0; attempt < NUMBER_ATTEMPTS; attempt++) {
-      const entry = await this.#revisions.get(key);
+      const entry = await this.#revisionKv.get(key);
       const recorded = live(entry) ? parsePointer(entry.string()) : undefined;
       // Without a usable counter, the numbers in use decide.
       const last = recorded?.state === 'ok' ? recorded.value : Math.max(0, ...(await this.#revisionNumbers(app)));
-      const next = Math.max(last, current ?? 0) + 1;
+      const number = Math.max(last, current ?? 0) + 1;
       try {
-        await this.#revisions.put(key, String(next), { previousSeq: entry?.revision ?? 0 });
-        return next;
+        await this.#revisionKv.put(key, String(number), { previousSeq: entry?.revision ?? 0 });
+        const revision = build(number);
+        await this.#revisionKv.create(`${app}.${number}`, JSON.stringify(revision, null, 2));
+        this.#damage.rewritten(this.#revisionName(app, number));
+        return revision;
       } catch (err) {
         if (!lostRace(err)) throw err;
       }
     }
-    throw new LamplighterError(ErrorCodes.DEPLOY_CONFLICT, `Cannot deploy app '${app}': ${NUMBER_ATTEMPTS} other deploys took revision numbers while this one tried; deploy again`);
-  }
-
-  /** Writes a revision under its number; refused if that key holds a revision already (revisions are immutable). */
-  async #writeRevision(revision: Revision): Promise<void> {
-    await this.#revisions.create(`${revision.app}.${revision.number}`, JSON.stringify(revision, null, 2));
-    this.#damage.rewritten(this.#revisionName(revision.app, revision.number));
+    throw new LamplighterError(ErrorCodes.DEPLOY_CONFLICT, `Cannot deploy app '${app}': other deploys took ${NUMBER_ATTEMPTS} revision numbers while this one tried; deploy again`);
   }
 
   /** Numbers of every revision entry of an app (intact or not), ascending. */
   async #revisionNumbers(app: string): Promise<number[]> {
     const numbers: number[] = [];
-    for await (const key of await this.#revisions.keys(`${app}.*`)) {
+    for await (const key of await this.#revisionKv.keys(`${app}.*`)) {
       const tail = key.slice(app.length + 1);
       if (/^[1-9]\d{0,15}$/.test(tail)) numbers.push(Number(tail));
     }
@@ -209,14 +268,14 @@ export class JetStreamStore implements ArtifactStore {
 
   /** Reads one revision; damage is reported. */
   async #readRevision(app: string, number: number): Promise<FileRead<Revision>> {
-    const entry = await this.#revisions.get(`${app}.${number}`);
+    const entry = await this.#revisionKv.get(`${app}.${number}`);
     if (!live(entry)) return { state: 'missing' };
     const read = parseRevision(entry.string(), app, number);
     if (read.state === 'damaged') this.#damage.report('revision', this.#revisionName(app, number), entry.revision, read.reason);
     return read;
   }
 
-  async revision(app: string, number: number): Promise<Revision> {
+  async #revision(app: string, number: number): Promise<Revision> {
     this.#checkApp(app);
     if (!Number.isSafeInteger(number) || number < 1) throw notFound(`App '${app}' has no revision ${number}`);
     const read = await this.#readRevision(app, number);
@@ -225,7 +284,7 @@ export class JetStreamStore implements ArtifactStore {
     throw new LamplighterError(ErrorCodes.STORE_DAMAGED, `Revision ${number} of app '${app}' is damaged: ${this.#revisionName(app, number)} ${read.reason}`);
   }
 
-  async revisions(app: string): Promise<Revision[]> {
+  async #listRevisions(app: string): Promise<Revision[]> {
     this.#checkApp(app);
     const out: Revision[] = [];
     for (const n of await this.#revisionNumbers(app)) {
@@ -235,11 +294,11 @@ export class JetStreamStore implements ArtifactStore {
     return out;
   }
 
-  async record(app: string): Promise<AppRecord | undefined> {
+  async #record(app: string): Promise<AppRecord | undefined> {
     this.#checkApp(app);
-    const entry = await this.#pointers.get(app);
+    const entry = await this.#pointerKv.get(app);
     if (!live(entry)) return undefined;
-    const revisions = await this.revisions(app);
+    const revisions = await this.#listRevisions(app);
     const pointer = this.#pointerValue(app, entry);
     if (pointer.state !== 'ok') return { app, current: undefined, damage: `${this.#pointerName(app)} ${pointer.state === 'damaged' ? pointer.reason : 'is missing'}`, revisions };
     const current = pointer.value;
@@ -261,9 +320,9 @@ export class JetStreamStore implements ArtifactStore {
     return `${this.#revisionName(app, current)} ${read.reason}`;
   }
 
-  async current(app: string): Promise<Revision | undefined> {
+  async #current(app: string): Promise<Revision | undefined> {
     this.#checkApp(app);
-    const entry = await this.#pointers.get(app);
+    const entry = await this.#pointerKv.get(app);
     if (!live(entry)) return undefined;
     const pointer = this.#pointerValue(app, entry);
     if (pointer.state !== 'ok') return undefined;
@@ -271,10 +330,10 @@ export class JetStreamStore implements ArtifactStore {
     return typeof found === 'string' ? undefined : found;
   }
 
-  async setCurrent(app: string, number: number, options: CommitOptions = {}): Promise<Revision> {
+  async #setCurrent(app: string, number: number, options: CommitOptions): Promise<Revision> {
     this.#checkApp(app);
-    const revision = await this.revision(app, number);
-    const pointer = await this.#pointers.get(app);
+    const revision = await this.#revision(app, number);
+    const pointer = await this.#pointerKv.get(app);
     const move: PointerMove = { kind: 'rollback', to: number };
     checkExpected(app, this.#currentOf(app, pointer), options, move);
     await this.#movePointer(app, pointer, number, move);
@@ -287,23 +346,23 @@ export class JetStreamStore implements ArtifactStore {
    * loses its compare-and-set to the removal; a later one keeps its revision. The counter stays,
    * so a new app of the same name never reuses a number another node may still hold.
    */
-  async removeApp(app: string): Promise<void> {
+  async #removeApp(app: string): Promise<void> {
     this.#checkApp(app);
-    const counter = await this.#revisions.get(`${app}.last`);
-    const pointer = await this.#pointers.get(app);
+    const counter = await this.#revisionKv.get(`${app}.last`);
+    const pointer = await this.#pointerKv.get(app);
     const numbers = await this.#revisionNumbers(app);
     if (!live(pointer) && numbers.length === 0) throw notFound(`No app named '${app}'`);
     const recorded = live(counter) ? parsePointer(counter.string()) : undefined;
     const upTo = Math.max(recorded?.state === 'ok' ? recorded.value : 0, ...numbers);
-    if (live(pointer)) await this.#pointers.delete(app);
+    if (live(pointer)) await this.#pointerKv.delete(app);
     for (const n of await this.#revisionNumbers(app)) {
-      if (n <= upTo) await this.#revisions.purge(`${app}.${n}`);
+      if (n <= upTo) await this.#revisionKv.purge(`${app}.${n}`);
     }
   }
 
-  async apps(): Promise<string[]> {
+  async #apps(): Promise<string[]> {
     const names: string[] = [];
-    for await (const key of await this.#pointers.keys()) if (APP.test(key)) names.push(key);
+    for await (const key of await this.#pointerKv.keys()) if (APP.test(key)) names.push(key);
     return names.sort();
   }
 
@@ -328,10 +387,10 @@ export class JetStreamStore implements ArtifactStore {
 }
 
 /** Fails clearly when the server has no JetStream, instead of with a timeout or "no responders". */
-async function requireJetStream(nc: NatsConnection): Promise<void> {
+async function requireJetStream(nc: NatsConnection, timeout: number): Promise<void> {
   const server = nc.getServer();
   try {
-    await jetstreamManager(nc);
+    await jetstreamManager(nc, { timeout });
   } catch (err) {
     const cause = (err as Error).message;
     // The client names this error class but does not export it.
