@@ -169,6 +169,19 @@ export function storeConformance(name: string, fixture: StoreFixture): void {
     }
   });
 
+  t('racing commits without expectCurrent: losers get LL_DEPLOY_CONFLICT, winners take distinct rising numbers, nothing is left behind', async () => {
+    const first = await fixture.open();
+    const second = fixture.openSecond ? await fixture.openSecond() : first;
+    await first.commit('app', { manifest: 'base', artifacts: {} });
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => (i % 2 ? second : first).commit('app', { manifest: `m${i}`, artifacts: {} })));
+    const won = results.filter((r) => r.status === 'fulfilled').map((r) => r.value.number);
+    for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as Coded).code, 'LL_DEPLOY_CONFLICT', (r.reason as Error).message);
+    assert.ok(won.length >= 1);
+    assert.equal(new Set(won).size, won.length, `numbers are distinct: ${won}`);
+    assert.equal((await second.current('app'))?.number, Math.max(...won), 'each winner read the pointer its predecessor left');
+    assert.deepEqual((await first.revisions('app')).map((r) => r.number), [1, ...won.sort((a, b) => a - b)]);
+  });
+
   t('removeApp takes the pointer and the revisions; apps() lists apps with a pointer, sorted', async () => {
     const store = await fixture.open();
     await store.commit('zeta', { manifest: 'z', artifacts: {} });

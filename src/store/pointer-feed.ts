@@ -28,6 +28,8 @@ export class PointerFeed {
   #watch: QueuedIterator<KvWatchEntry> | undefined;
   #status: AsyncIterable<Status> & { stop(): void } | undefined;
   #closed = false;
+  /** Reconnects seen so far: a watch started before the latest one is replaced. */
+  #reconnects = 0;
   #retry: NodeJS.Timeout | undefined;
   #wakeRetry: (() => void) | undefined;
   /** Resolves when the watch loop has ended after {@link close}. */
@@ -66,12 +68,15 @@ export class PointerFeed {
     let watch = first;
     let failures = 0;
     while (!this.#closed) {
+      const generation = this.#reconnects;
       try {
         watch ??= await this.#startWatch();
         this.#watch = watch;
-        if (this.#closed) break;
-        failures = 0;
+        // Closed, or reconnected while the watch was being set up: it may follow a lost consumer.
+        if (this.#closed || generation !== this.#reconnects) watch.stop();
         for await (const entry of watch) this.#deliver(entry);
+        // Ended by a reconnect: start again at once. Ended by itself: as after a failure.
+        failures = generation === this.#reconnects ? failures + 1 : 0;
       } catch {
         // The server is away or its JetStream is still starting: try again shortly.
         failures++;
@@ -105,6 +110,7 @@ export class PointerFeed {
     void (async () => {
       for await (const s of status) {
         if (s.type === 'reconnect') {
+          this.#reconnects++;
           this.#watch?.stop();
           this.#wakeRetry?.();
         }
