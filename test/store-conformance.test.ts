@@ -70,7 +70,8 @@ describe('jetstream store conformance', () => {
   const openOn = async (events: StoreEvents | undefined): Promise<JetStreamStore> => {
     const nc = await connectTo(server);
     connections.push(nc);
-    const store = await JetStreamStore.open(nc, { prefix, ...(events ? { events } : {}) });
+    // Short request timeouts, so writes retried while the server restarts come back quickly.
+    const store = await JetStreamStore.open(nc, { prefix, timeoutMs: 1000, ...(events ? { events } : {}) });
     stores.push(store);
     return store;
   };
@@ -151,29 +152,43 @@ describe('jetstream store conformance', () => {
     assert.deepEqual(store.buckets, { blobs: `${prefix}-blobs`, revisions: `${prefix}-revisions`, pointers: `${prefix}-pointers` });
   });
 
-  test('jetstream store — watch keeps working after the server restarts, and the data is still there', async () => {
+  /** Commits through `store`, retrying while the client reconnects and JetStream recovers its streams. */
+  const commitOnceBack = async (store: ArtifactStore, manifest: string): Promise<void> => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        await store.commit('app', { manifest, artifacts: {} });
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+
+  test('jetstream store — watch keeps working after the server restarts, also when the server forgot the watch', async () => {
     const watcher = await fixture.open();
     const writer = await fixture.openSecond!();
     const seen: PointerChange[] = [];
     watcher.watch!((c) => seen.push(c));
     await writer.commit('app', { manifest: 'before', artifacts: {} });
     await until(() => seen.length === 1, 5000);
+
     await server.kill();
     await server.restart();
-    // Writes fail until the client is back and JetStream has recovered its streams.
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      try {
-        await writer.commit('app', { manifest: 'after', artifacts: {} });
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await commitOnceBack(writer, 'after a restart');
     await until(() => seen.length >= 2, 10_000);
-    assert.deepEqual(seen, [{ app: 'app', current: 1 }, { app: 'app', current: 2 }]);
-    assert.deepEqual((await watcher.revisions('app')).map((r) => r.manifest), ['before', 'after']);
+
+    // A server that comes back without the watch's consumer (as when a client fails over to
+    // another server of a cluster): the client alone would notice only after a minute of
+    // missed heartbeats.
+    await server.kill();
+    await rm(path.join(server.dir, 'js', 'jetstream', '$G', 'streams', `KV_${prefix}-pointers`, 'obs'), { recursive: true, force: true });
+    await server.restart();
+    await commitOnceBack(writer, 'after a restart that lost the watch');
+    await until(() => seen.length >= 3, 10_000);
+    assert.deepEqual(seen, [{ app: 'app', current: 1 }, { app: 'app', current: 2 }, { app: 'app', current: 3 }]);
+    assert.deepEqual((await watcher.revisions('app')).map((r) => r.manifest), ['before', 'after a restart', 'after a restart that lost the watch']);
   });
 });
 
