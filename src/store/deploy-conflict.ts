@@ -9,8 +9,16 @@ function describe(current: number | undefined): string {
   return current === undefined ? 'it has no current revision now' : `revision ${current} is now current`;
 }
 
+/** Where an app's pointer stands and what was trying to move it. */
+export interface PointerState {
+  app: string;
+  /** The revision the pointer names now (undefined: none, or it holds no number). */
+  current: number | undefined;
+  move: PointerMove;
+}
+
 /** LL_DEPLOY_CONFLICT: another deploy, rollback or remove changed `app` between the caller's read and its write. */
-export function deployConflict(app: string, current: number | undefined, move: PointerMove): LamplighterError {
+export function deployConflict({ app, current, move }: PointerState): LamplighterError {
   const what = move.kind === 'deploy' ? `deploy app '${app}'` : `roll app '${app}' back to revision ${move.to}`;
   const next = move.kind === 'deploy' ? 'deploy again' : 'check `lamplighter ls` and roll back again';
   return new LamplighterError(ErrorCodes.DEPLOY_CONFLICT, `Cannot ${what}: another deploy changed app '${app}' first (${describe(current)}); ${next}`, {
@@ -18,8 +26,8 @@ export function deployConflict(app: string, current: number | undefined, move: P
   });
 }
 
-/** Throws {@link deployConflict} when the caller expected another current revision than `current`. */
-export function checkExpected(app: string, current: number | undefined, options: CommitOptions, move: PointerMove): void {
+/** Throws {@link deployConflict} when the caller expected another current revision than the pointer names. */
+export function checkExpected(state: PointerState, options: CommitOptions): void {
   if (options.expectCurrent === undefined) return;
-  if ((options.expectCurrent ?? undefined) !== current) throw deployConflict(app, current, move);
+  if ((options.expectCurrent ?? undefined) !== state.current) throw deployConflict(state);
 }

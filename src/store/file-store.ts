@@ -225,7 +225,7 @@ export class FileStore implements ArtifactStore {
       for (const [name, digest] of Object.entries(input.artifacts)) {
         if (!(await this.#exists(this.blobPath(digest)))) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Artifact '${name}' (${digest}) has not been uploaded`);
       }
-      checkExpected(app, await this.#pointerNow(app), options, { kind: 'deploy' });
+      checkExpected({ app, current: await this.#pointerNow(app), move: { kind: 'deploy' } }, options);
       // Numbered past every revision file, damaged ones included: a damaged file is kept, never overwritten.
       const numbers = await this.#revisionNumbers(app);
       // Read what is there, so damage to the pointer or any revision is reported at deploy too.
@@ -315,7 +315,7 @@ export class FileStore implements ArtifactStore {
     this.appDir(app);
     return this.#serial(app, async () => {
       const revision = await this.revision(app, number);
-      checkExpected(app, await this.#pointerNow(app), options, { kind: 'rollback', to: number });
+      checkExpected({ app, current: await this.#pointerNow(app), move: { kind: 'rollback', to: number } }, options);
       await this.#write(this.#pointerPath(app), String(number), `the current pointer of app '${app}'`);
       return revision;
     });

@@ -196,7 +196,7 @@ export class JetStreamStore implements ArtifactStore {
       if (read) await this.#pointerKv.update(app, String(number), read.revision);
       else await this.#pointerKv.put(app, String(number), { previousSeq: 0 });
     } catch (err) {
-      if (lostRace(err)) throw deployConflict(app, await this.#pointerNow(app), move);
+      if (lostRace(err)) throw deployConflict({ app, current: await this.#pointerNow(app), move });
       throw err;
     }
     this.#damage.rewritten(this.#pointerName(app));
@@ -209,7 +209,7 @@ export class JetStreamStore implements ArtifactStore {
     }
     const pointer = await this.#pointerKv.get(app);
     const current = this.#currentOf(app, pointer);
-    checkExpected(app, current, options, { kind: 'deploy' });
+    checkExpected({ app, current, move: { kind: 'deploy' } }, options);
     const revision = await this.#writeNext(app, current, (number) => ({ app, number, createdAt: new Date().toISOString(), manifest: input.manifest, artifacts: input.artifacts, ...(input.appDir ? { appDir: input.appDir } : {}) }));
     try {
       await this.#movePointer(app, pointer, revision.number, { kind: 'deploy' });
@@ -335,7 +335,7 @@ export class JetStreamStore implements ArtifactStore {
     const revision = await this.#revision(app, number);
     const pointer = await this.#pointerKv.get(app);
     const move: PointerMove = { kind: 'rollback', to: number };
-    checkExpected(app, this.#currentOf(app, pointer), options, move);
+    checkExpected({ app, current: this.#currentOf(app, pointer), move }, options);
     await this.#movePointer(app, pointer, number, move);
     return revision;
   }
