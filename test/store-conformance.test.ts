@@ -6,10 +6,11 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { digestOf, FileStore, JetStreamStore, type ArtifactStore, type PointerChange, type StoreEvents } from '../src/store/index.js';
+import { digestOf, FileStore, JetStreamStore, type ArtifactStore, type DamageReport, type PointerChange, type StoreEvents } from '../src/store/index.js';
 import { freePort, startNatsServer, waitForPort, type NatsServer } from '../src/testing/index.js';
 import { storeConformance, until, type StoreFixture } from './store-conformance.js';
 
@@ -145,6 +146,23 @@ describe('jetstream store conformance', () => {
     assert.equal(digest, digestOf(bytes));
     assert.equal(await other.hasBlob(digest), true);
     assert.ok((await other.getBlob(digest)).equals(bytes));
+  });
+
+  test('jetstream store — an object whose chunks are gone is reported damaged at once, and the next upload replaces it', async () => {
+    const store = await fixture.open();
+    const bytes = randomBytes(300_000);
+    const digest = await store.putBlob(bytes);
+    const nuid = await fixture.blobVersion(digest);
+    await (await jetstreamManager(admin)).streams.purge(`OBJ_${prefix}-blobs`, { filter: `$O.${prefix}-blobs.C.${nuid}` });
+    const reports: DamageReport[] = [];
+    const reader = await fixture.openSecond!({ events: { damaged: (r) => reports.push(r) } });
+    const started = Date.now();
+    await assert.rejects(reader.getBlob(digest), (err: Error & { code?: string }) => err.code === 'LL_STORE_DAMAGED' && /has 0 of the \d+ chunks/.test(err.message));
+    assert.ok(Date.now() - started < 2000, 'refused at once, not after a wait for chunks');
+    assert.equal(await reader.hasBlob(digest), false);
+    assert.deepEqual(reports.map((r) => [r.kind, r.file]), [['blob', fixture.names.blob(digest)]]);
+    await reader.putBlob(bytes);
+    assert.ok((await store.getBlob(digest)).equals(bytes));
   });
 
   test('jetstream store — the buckets are named after the prefix', async () => {

@@ -1,4 +1,5 @@
 // Artifact bytes in a JetStream Object Store, each object named by its sha256 hex and verified on every read.
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import type { DamageLog } from './damage-log.js';
@@ -12,6 +13,7 @@ const CHUNK_WAIT_MS = 15_000;
 /** The content-addressed half of the JetStream store. */
 export class JetStreamBlobs {
   readonly #os: ObjectStore;
+  readonly #jsm: JetStreamManager;
   readonly #bucket: string;
   readonly #damage: DamageLog;
   /**
@@ -20,8 +22,9 @@ export class JetStreamBlobs {
    */
   readonly #verified = new Map<string, string>();
 
-  constructor(os: ObjectStore, bucket: string, damage: DamageLog) {
+  constructor(os: ObjectStore, jsm: JetStreamManager, bucket: string, damage: DamageLog) {
     this.#os = os;
+    this.#jsm = jsm;
     this.#bucket = bucket;
     this.#damage = damage;
   }
@@ -82,7 +85,13 @@ export class JetStreamBlobs {
   async #read(digest: string): Promise<Buffer | undefined> {
     const result = await this.#os.get(digest);
     if (result === null) return undefined;
-    const { nuid } = result.info;
+    const { nuid, chunks: expected } = result.info;
+    // Chunks gone from the stream would leave the read waiting for data that never comes.
+    const stored = await this.#storedChunks(nuid);
+    if (stored < expected) {
+      await result.data.cancel().catch(() => undefined);
+      return this.#damaged(digest, nuid, `has ${stored} of the ${expected} chunks it was uploaded in`);
+    }
     const chunks: Uint8Array[] = [];
     const reader = result.data.getReader();
     try {
@@ -109,6 +118,13 @@ export class JetStreamBlobs {
     if (actual !== digest) return this.#damaged(digest, nuid, `holds ${bytes.length} bytes whose sha256 is ${actual}, not the ${digest} it is named after`);
     this.#verified.set(digest, nuid);
     return bytes;
+  }
+
+  /** How many chunks of an upload the object stream holds. */
+  async #storedChunks(nuid: string): Promise<number> {
+    const subject = `$O.${this.#bucket}.C.${nuid}`;
+    const info = await this.#jsm.streams.info(`OBJ_${this.#bucket}`, { subjects_filter: subject });
+    return info.state.subjects?.[subject] ?? 0;
   }
 
   #damaged(digest: string, nuid: string, reason: string): never {

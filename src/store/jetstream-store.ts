@@ -8,7 +8,7 @@
 // A deploy writes its blobs, then its revision, then moves the pointer with one compare-and-set
 // against the pointer entry it read: of two racing deploys one wins, the other removes its
 // revision and fails with LL_DEPLOY_CONFLICT. The pointer never names a revision not yet written.
-import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -86,7 +86,7 @@ export class JetStreamStore implements ArtifactStore {
     if (!/^[A-Za-z0-9_-]+$/.test(prefix)) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `'${prefix}' cannot start a JetStream bucket name: use letters, digits, '-' and '_'`);
     const replicas = options.replicas ?? 1;
     const buckets = { blobs: `${prefix}-blobs`, revisions: `${prefix}-revisions`, pointers: `${prefix}-pointers` };
-    await requireJetStream(nc, options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS);
+    const jsm = await requireJetStream(nc, options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS);
     const damage = new DamageLog(options.events ?? {});
     // Reads go to the stream leader (no direct get), so a node reads what another just wrote.
     const js = jetstream(nc, { timeout: options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS });
@@ -94,7 +94,7 @@ export class JetStreamStore implements ArtifactStore {
     const revisions = await kvm.create(buckets.revisions, { replicas, history: 1, allow_direct: false, description: 'Lamplighter app revisions' });
     const pointers = await kvm.create(buckets.pointers, { replicas, history: 5, allow_direct: false, description: 'Lamplighter current revision of each app' });
     const os = await new Objm(js).create(buckets.blobs, { replicas, description: 'Lamplighter artifacts by sha256' });
-    const store = new JetStreamStore(nc, buckets, new JetStreamBlobs(os, buckets.blobs, damage), revisions, pointers, damage);
+    const store = new JetStreamStore(nc, buckets, new JetStreamBlobs(os, jsm, buckets.blobs, damage), revisions, pointers, damage);
     store.#feed = await PointerFeed.start(pointers, nc, (entry) => store.#changeOf(entry));
     return store;
   }
@@ -387,10 +387,10 @@ export class JetStreamStore implements ArtifactStore {
 }
 
 /** Fails clearly when the server has no JetStream, instead of with a timeout or "no responders". */
-async function requireJetStream(nc: NatsConnection, timeout: number): Promise<void> {
+async function requireJetStream(nc: NatsConnection, timeout: number): Promise<JetStreamManager> {
   const server = nc.getServer();
   try {
-    await jetstreamManager(nc, { timeout });
+    return await jetstreamManager(nc, { timeout });
   } catch (err) {
     const cause = (err as Error).message;
     // The client names this error class but does not export it.
