@@ -10,7 +10,7 @@ export type ChangeOf = (entry: KvWatchEntry) => PointerChange | undefined;
 const MAX_RETRY_MS = 2000;
 
 /**
- * One watch of the pointer bucket per store, fanned out to the listeners of {@link watch}.
+ * One watch of the pointer bucket per store, fanned out to the listeners of the store's `watch()`.
  *
  * The watch starts at the bucket's last sequence when the store opens, so nothing committed
  * after that is missed. The client's ordered consumer would recreate itself only after a minute
@@ -105,6 +105,7 @@ export class PointerFeed {
 
   /** After a reconnect, the watch in place may be tied to a consumer the server no longer has: start anew. */
   #followReconnects(): void {
+    // The client hands out a queued iterator that can be stopped; its declared type does not say so.
     const status = this.#nc.status() as AsyncIterable<Status> & { stop(): void };
     this.#status = status;
     void (async () => {
