@@ -24,7 +24,7 @@ export type DamageKind = 'revision' | 'pointer' | 'blob';
 /** A damaged file found while reading the store. */
 export interface DamageReport {
   kind: DamageKind;
-  /** Absolute path of the file. */
+  /** Where it is: a file's absolute path, or in JetStream `kv:<bucket>/<key>` or `obj:<bucket>/<name>`. */
   file: string;
   /** What is wrong with it, e.g. "is not valid JSON (Unexpected end of JSON input)". */
   reason: string;

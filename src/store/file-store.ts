@@ -13,9 +13,10 @@ import { mkdir, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { removeTempLeftovers, TEMP_PREFIX, writeFileAtomic } from './atomic-file.js';
+import { checkExpected } from './deploy-conflict.js';
 import { readPointer, readRevisionFile, type FileRead } from './revision-file.js';
 import { nodeStoreFs, type StoreFs } from './store-fs.js';
-import type { AppRecord, ArtifactStore, DamageKind, DamageReport, Revision, RevisionInput, StoreEvents } from './artifact-store.js';
+import type { AppRecord, ArtifactStore, CommitOptions, DamageKind, DamageReport, Revision, RevisionInput, StoreEvents } from './artifact-store.js';
 
 /** sha256 hex digest of bytes. */
 export function digestOf(bytes: Uint8Array): string {
@@ -55,6 +56,8 @@ export class FileStore implements ArtifactStore {
   readonly #reported = new Map<string, string>();
   /** Blobs hashed since the store opened, by digest → the file's identity then; unchanged ones are not hashed again. */
   readonly #verified = new Map<string, string>();
+  /** The last pointer move queued per app: moves of one app run one at a time, so a check and its flip are one step. */
+  readonly #moves = new Map<string, Promise<unknown>>();
 
   private constructor(dir: string, options: FileStoreOptions) {
     this.dir = dir;
@@ -199,20 +202,41 @@ export class FileStore implements ArtifactStore {
     return bytes;
   }
 
-  async commit(app: string, input: RevisionInput): Promise<Revision> {
-    for (const [name, digest] of Object.entries(input.artifacts)) {
-      if (!(await this.#exists(this.blobPath(digest)))) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Artifact '${name}' (${digest}) has not been uploaded`);
-    }
-    // Numbered past every revision file, damaged ones included: a damaged file is kept, never overwritten.
-    const numbers = await this.#revisionNumbers(app);
-    // Read what is there, so damage to the pointer or any revision is reported at deploy too.
-    await this.record(app);
-    const number = (numbers.at(-1) ?? 0) + 1;
-    const revision: Revision = { app, number, createdAt: new Date().toISOString(), manifest: input.manifest, artifacts: input.artifacts, ...(input.appDir ? { appDir: input.appDir } : {}) };
-    // The revision first, then the pointer: `current` never names a revision that is not on disk.
-    await this.#write(this.#revisionPath(app, number), JSON.stringify(revision, null, 2), `revision ${number} of app '${app}'`);
-    await this.#write(this.#pointerPath(app), String(number), `the current pointer of app '${app}'`);
-    return revision;
+  /** Runs `move` after every earlier pointer move of `app` in this store has settled. */
+  #serial<T>(app: string, move: () => Promise<T>): Promise<T> {
+    const run = (this.#moves.get(app) ?? Promise.resolve()).then(move, move);
+    const settled = run.then(() => undefined, () => undefined);
+    this.#moves.set(app, settled);
+    void settled.then(() => {
+      if (this.#moves.get(app) === settled) this.#moves.delete(app);
+    });
+    return run;
+  }
+
+  /** The number the pointer names now (undefined when there is none or it holds no number). */
+  async #pointerNow(app: string): Promise<number | undefined> {
+    const pointer = await readPointer(this.#pointerPath(app));
+    return pointer.state === 'ok' ? pointer.value : undefined;
+  }
+
+  async commit(app: string, input: RevisionInput, options: CommitOptions = {}): Promise<Revision> {
+    this.appDir(app);
+    return this.#serial(app, async () => {
+      for (const [name, digest] of Object.entries(input.artifacts)) {
+        if (!(await this.#exists(this.blobPath(digest)))) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Artifact '${name}' (${digest}) has not been uploaded`);
+      }
+      checkExpected({ app, current: await this.#pointerNow(app), move: { kind: 'deploy' } }, options);
+      // Numbered past every revision file, damaged ones included: a damaged file is kept, never overwritten.
+      const numbers = await this.#revisionNumbers(app);
+      // Read what is there, so damage to the pointer or any revision is reported at deploy too.
+      await this.record(app);
+      const number = (numbers.at(-1) ?? 0) + 1;
+      const revision: Revision = { app, number, createdAt: new Date().toISOString(), manifest: input.manifest, artifacts: input.artifacts, ...(input.appDir ? { appDir: input.appDir } : {}) };
+      // The revision first, then the pointer: `current` never names a revision that is not on disk.
+      await this.#write(this.#revisionPath(app, number), JSON.stringify(revision, null, 2), `revision ${number} of app '${app}'`);
+      await this.#write(this.#pointerPath(app), String(number), `the current pointer of app '${app}'`);
+      return revision;
+    });
   }
 
   async #exists(file: string): Promise<boolean> {
@@ -287,14 +311,22 @@ export class FileStore implements ArtifactStore {
     return out;
   }
 
-  async setCurrent(app: string, number: number): Promise<Revision> {
-    const revision = await this.revision(app, number);
-    await this.#write(this.#pointerPath(app), String(number), `the current pointer of app '${app}'`);
-    return revision;
+  async setCurrent(app: string, number: number, options: CommitOptions = {}): Promise<Revision> {
+    this.appDir(app);
+    return this.#serial(app, async () => {
+      const revision = await this.revision(app, number);
+      checkExpected({ app, current: await this.#pointerNow(app), move: { kind: 'rollback', to: number } }, options);
+      await this.#write(this.#pointerPath(app), String(number), `the current pointer of app '${app}'`);
+      return revision;
+    });
   }
 
   async removeApp(app: string): Promise<void> {
     const dir = this.appDir(app);
+    return this.#serial(app, () => this.#removeDir(app, dir));
+  }
+
+  async #removeDir(app: string, dir: string): Promise<void> {
     // Rename first, so a crash mid-removal leaves either the whole app or a temp leftover.
     const doomed = path.join(this.dir, 'apps', `${TEMP_PREFIX}removed-${app}-${Date.now()}`);
     try {

@@ -5,3 +5,5 @@ export type { ArtifactStore, AppRecord, CommitOptions, PointerChange, DamageKind
 export { writeFileAtomic, removeTempLeftovers } from './atomic-file.js';
 export { nodeStoreFs } from './store-fs.js';
 export type { StoreFs } from './store-fs.js';
+export { JetStreamStore, DEFAULT_STORE_PREFIX, DEFAULT_STORE_TIMEOUT_MS } from './jetstream-store.js';
+export type { JetStreamStoreOptions } from './jetstream-store.js';

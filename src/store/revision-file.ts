@@ -1,4 +1,4 @@
-// Reading a revision file or a `current` pointer back, verified: the schema, the number, the app.
+// Reading a revision or a `current` pointer back, verified: the schema, the number, the app.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Revision } from './artifact-store.js';
@@ -27,13 +27,17 @@ async function readText(file: string): Promise<FileRead<string>> {
 /** Reads `<n>.json` of `app`: valid JSON, the revision schema, and its own app and number. */
 export async function readRevisionFile(file: string, app: string, number: number): Promise<FileRead<Revision>> {
   const text = await readText(file);
-  if (text.state !== 'ok') return text;
-  if (text.value.trim() === '') return { state: 'damaged', reason: 'is empty' };
+  return text.state === 'ok' ? parseRevision(text.value, app, number) : text;
+}
+
+/** Checks a stored revision's text, wherever it was stored: valid JSON, the schema, and its own app and number. */
+export function parseRevision(text: string, app: string, number: number): FileRead<Revision> {
+  if (text.trim() === '') return { state: 'damaged', reason: 'is empty' };
   let raw: unknown;
   try {
-    raw = JSON.parse(text.value);
+    raw = JSON.parse(text);
   } catch (err) {
-    return { state: 'damaged', reason: `is not valid JSON (${(err as Error).message}; ${text.value.length} bytes)` };
+    return { state: 'damaged', reason: `is not valid JSON (${(err as Error).message}; ${text.length} bytes)` };
   }
   const parsed = revisionSchema.safeParse(raw);
   if (!parsed.success) {
@@ -51,8 +55,12 @@ export async function readRevisionFile(file: string, app: string, number: number
 /** Reads an app's `current` pointer: a positive revision number and nothing else. */
 export async function readPointer(file: string): Promise<FileRead<number>> {
   const text = await readText(file);
-  if (text.state !== 'ok') return text;
-  const value = text.value.trim();
+  return text.state === 'ok' ? parsePointer(text.value) : text;
+}
+
+/** Checks a stored pointer's text: a positive revision number and nothing else. */
+export function parsePointer(text: string): FileRead<number> {
+  const value = text.trim();
   if (!/^[1-9]\d{0,15}$/.test(value)) {
     return { state: 'damaged', reason: value === '' ? 'is empty' : `does not hold a revision number (it holds ${JSON.stringify(value.slice(0, 40))})` };
   }
