@@ -1,2 +1,11 @@
 // The cluster: nodes joined through NATS, requests forwarded between them, the view of it all.
 export type { ClusterFunctionView, ClusterInstanceView, ClusterNodeView, ClusterView } from './cluster-view.js';
+export { HOP_HEADER, NODE_HEADER, forwardedBy } from './forward-headers.js';
+export {
+  PeerForwarder,
+  DEFAULT_MAX_SOCKETS_PER_PEER,
+  DEFAULT_PEER_CONNECT_TIMEOUT_MS,
+  DEFAULT_PEER_IDLE_TIMEOUT_MS,
+} from './forwarder.js';
+export type { ForwardOptions, PeerForwarderOptions } from './forwarder.js';
+export { isPeerUnreachable, PeerUnreachableError } from './peer-errors.js';
