@@ -76,6 +76,27 @@ function invocation(init: RequestInit = {}): InvocationRequest {
   };
 }
 
+/**
+ * `request` as the gateway's own request type presents it: an `aborted` flag and an abort hook,
+ * whose signal nobody should need.
+ */
+function withAbortHook(request: InvocationRequest): InvocationRequest {
+  const signal = request.signal;
+  return {
+    ...request,
+    get signal(): AbortSignal {
+      throw new Error('the signal was asked for although the request has an abort hook');
+    },
+    get aborted(): boolean {
+      return signal.aborted;
+    },
+    onAbort(listener: () => void): () => void {
+      signal.addEventListener('abort', listener, { once: true });
+      return () => signal.removeEventListener('abort', listener);
+    },
+  };
+}
+
 /** A body of `total` bytes in 64 KiB chunks, made as it is read; after `gateAt` bytes it waits for `gate`. */
 function generatedBody(total: number, gateAt: number, gate: Promise<unknown>): Readable & { produced: number } {
   const chunk = Buffer.alloc(64 * 1024, 0x61);
@@ -297,22 +318,28 @@ describe('forwarder — requests', () => {
     assert.equal(connections, 2);
   });
 
-  test('forwarder — a client abort before the answer closes the request on the peer', async () => {
-    const arrived = signal();
-    const closedOnPeer = signal();
-    const address = await listen(
-      http.createServer((_req, res) => {
-        res.on('close', closedOnPeer.fire);
-        arrived.fire(); // and never answers
-      }),
-    );
-    const controller = new AbortController();
-    const pending = forwarder().forward(address, invocation({ signal: controller.signal }));
-    await withTimeout(arrived.promise, 5_000, 'the request reaching the peer');
-    controller.abort();
-    await assert.rejects(pending, (err: unknown) => err instanceof LamplighterError && err.code === ErrorCodes.TIMEOUT && !isPeerUnreachable(err));
-    await withTimeout(closedOnPeer.promise, 5_000, 'the peer seeing the request closed');
-  });
+  for (const style of ['signal', 'abort hook'] as const) {
+    test(`forwarder — a client abort before the answer closes the request on the peer (${style})`, async () => {
+      const arrived = signal();
+      const closedOnPeer = signal();
+      const address = await listen(
+        http.createServer((_req, res) => {
+          res.on('close', closedOnPeer.fire);
+          arrived.fire(); // and never answers
+        }),
+      );
+      const controller = new AbortController();
+      const request = style === 'signal' ? invocation({ signal: controller.signal }) : withAbortHook(invocation({ signal: controller.signal }));
+      const pending = forwarder().forward(address, request);
+      await withTimeout(arrived.promise, 5_000, 'the request reaching the peer');
+      controller.abort();
+      await assert.rejects(withTimeout(pending, 5_000, 'the forward after the abort'), (err: unknown) => {
+        assert.ok(err instanceof LamplighterError && err.code === ErrorCodes.TIMEOUT && !isPeerUnreachable(err), String(err));
+        return true;
+      });
+      await withTimeout(closedOnPeer.promise, 5_000, 'the peer seeing the request closed');
+    });
+  }
 
   test('forwarder — a client abort while the response streams closes it on the peer', async () => {
     const closedOnPeer = signal();
