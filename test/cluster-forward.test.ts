@@ -3,15 +3,17 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import path from 'node:path';
 import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { HOP_HEADER, isPeerUnreachable, NODE_HEADER, PeerForwarder } from '../src/cluster/index.js';
 import { ErrorCodes, LamplighterError } from '../src/errors/index.js';
+import { repoRoot, startTestNode, type TestNode } from '../src/testing/index.js';
 import type { InvocationRequest } from '../src/instance/index.js';
 import { headerOf, readBody, withTimeout } from './instance-conformance.js';
 
@@ -531,11 +533,11 @@ async function upgradingFront(f: PeerForwarder, peer: string): Promise<{ address
 }
 
 /** Connects to `address`, sends an upgrade request and resolves with the socket and the answer's head. */
-async function openUpgrade(address: string): Promise<{ socket: net.Socket; head: string; rest: Buffer }> {
+async function openUpgrade(address: string, protocol = 'websocket'): Promise<{ socket: net.Socket; head: string; rest: Buffer }> {
   const [host, port] = address.split(':') as [string, string];
   const socket = net.connect(Number(port), host);
   socket.on('error', () => {});
-  socket.write('GET /chat HTTP/1.1\r\nhost: app.example\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n');
+  socket.write(`GET /chat HTTP/1.1\r\nhost: app.example\r\nconnection: Upgrade\r\nupgrade: ${protocol}\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n`);
   let buffered = Buffer.alloc(0);
   for (;;) {
     const [chunk] = (await withTimeout(once(socket, 'data'), 5_000, 'the upgrade answer')) as [Buffer];
@@ -615,5 +617,52 @@ describe('forwarder — upgrades', () => {
     const { head } = await openUpgrade(address);
     assert.match(head, /^HTTP\/1\.1 503 /);
     await assert.rejects(results[0]!, (err: unknown) => isPeerUnreachable(err));
+  });
+});
+
+describe('forwarder — through a Lamplighter node', () => {
+  let node: TestNode;
+  let address: string;
+  const f = forwarder();
+
+  before(async () => {
+    node = await startTestNode();
+    const echo = path.join(repoRoot, 'test', 'fixtures', 'process', 'echo-server.mjs');
+    await node.deploy(
+      'name = "echo"\n[[function]]\nname = "echo"\nruntime = "process"\ncommand = ["node", "echo-server.mjs"]\nroutes = ["/..."]\nready = "/healthz"\n',
+      { 'echo-server.mjs': echo },
+    );
+    address = new URL(node.url).host;
+  });
+  after(() => node?.close());
+
+  test('forwarder — a node serves a forwarded request; its function sees the hop and the client in x-forwarded-for', async () => {
+    const response = await f.forward(address, invocation({ url: '/_/headers?x=1', headers: { 'x-custom': 'kept' } }));
+    assert.equal(response.status, 200);
+    const seen = JSON.parse((await readBody(response)).toString()) as IncomingHttpHeaders;
+    assert.equal(seen[HOP_HEADER], 'node-a');
+    assert.equal(seen['x-custom'], 'kept');
+    assert.equal(seen.host, 'app.example');
+    // The client, then this node (the address the serving node got the request from).
+    assert.equal(seen['x-forwarded-for'], '198.51.100.7, 127.0.0.1');
+  });
+
+  test('forwarder — a 4 MiB body goes through a node and back, streamed', async () => {
+    const body = generatedBody(4 * MiB, Infinity, Promise.resolve());
+    const response = await f.forward(address, invocation({ method: 'POST', url: '/echo', headers: { 'content-length': String(4 * MiB) }, body }));
+    assert.equal(response.status, 200);
+    const echoed = await readBody(response);
+    assert.equal(echoed.length, 4 * MiB);
+    assert.ok(echoed.every((b) => b === 0x61));
+  });
+
+  test('forwarder — an upgrade goes through a node to its process function and echoes', async () => {
+    const { address: front } = await upgradingFront(f, address);
+    const { socket, head, rest } = await openUpgrade(front, 'lamplighter-echo');
+    assert.match(head, /^HTTP\/1\.1 101 /);
+    assert.match(head, /x-seen-forwarded-for: 198\.51\.100\.7, 127\.0\.0\.1/);
+    socket.write('through two nodes');
+    assert.equal((await readExactly(socket, 17, rest)).toString(), 'through two nodes');
+    socket.destroy();
   });
 });
