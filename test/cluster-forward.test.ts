@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { HOP_HEADER, isPeerUnreachable, NODE_HEADER, PeerForwarder } from '../src/cluster/index.js';
+import { forwardChannel, HOP_HEADER, isPeerUnreachable, NODE_HEADER, PeerForwarder, type ForwardEvent } from '../src/cluster/index.js';
 import { ErrorCodes, LamplighterError } from '../src/errors/index.js';
 import { repoRoot, startTestNode, type TestNode } from '../src/testing/index.js';
 import type { InvocationRequest } from '../src/instance/index.js';
@@ -495,6 +495,36 @@ describe('forwarder — requests', () => {
     );
     await assert.rejects(forwarder().forward(address, invocation({ headers: { [HOP_HEADER]: 'node-c' } })), /forwarded here by node 'node-c'/);
     assert.equal(requests, 0);
+  });
+
+  test('forwarder — each forward is reported on the lamplighter:cluster:forward channel with its outcome', async () => {
+    const events: ForwardEvent[] = [];
+    const listener = (message: unknown): void => void events.push(message as ForwardEvent);
+    forwardChannel.subscribe(listener);
+    try {
+      const address = await listen(
+        http.createServer((req, res) => {
+          req.resume();
+          res.writeHead(418).end();
+        }),
+      );
+      const dead = await deadAddress();
+      const f = forwarder();
+      await readBody(await f.forward(address, invocation(), { peer: 'node-b' }));
+      await assert.rejects(f.forward(dead, invocation()));
+      await assert.rejects(f.forward(address, invocation({ headers: { [HOP_HEADER]: 'node-c' } })));
+      assert.deepEqual(
+        events.map(({ peer, node, kind, outcome, status }) => ({ peer, node, kind, outcome, status })),
+        [
+          { peer: address, node: 'node-b', kind: 'request', outcome: 'answered', status: 418 },
+          { peer: dead, node: undefined, kind: 'request', outcome: 'unreachable', status: undefined },
+          { peer: address, node: undefined, kind: 'request', outcome: 'refused', status: undefined },
+        ],
+      );
+      assert.ok(events.every((e) => e.durationMs >= 0 && e.durationMs < 5_000));
+    } finally {
+      forwardChannel.unsubscribe(listener);
+    }
   });
 
   test('forwarder — close() closes idle connections and refuses new forwards', async () => {

@@ -9,3 +9,5 @@ export {
 } from './forwarder.js';
 export type { ForwardOptions, PeerForwarderOptions } from './forwarder.js';
 export { isPeerUnreachable, PeerUnreachableError } from './peer-errors.js';
+export { forwardChannel } from './forward-diagnostics.js';
+export type { ForwardEvent, ForwardOutcome } from './forward-diagnostics.js';

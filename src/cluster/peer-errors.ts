@@ -44,9 +44,13 @@ export interface ForwardContext {
   /** The peer as messages name it, e.g. "node 'b' (10.0.0.2:8080)". */
   readonly label: string;
   readonly address: string;
+  /** The peer's node name, when known. */
+  readonly peer: string | undefined;
   readonly requestId: string;
   /** True for an upgrade (WebSocket handshake) rather than a plain request. */
   readonly upgrade: boolean;
+  /** When the forward was asked for, on the `performance.now()` clock. */
+  readonly startedAt: number;
 }
 
 /** The errno-style code of `err` or of its cause, if any. */
