@@ -5,14 +5,16 @@
 // node:http or undici: on loopback the three add about the same latency to a hop (bench/
 // cluster-forward.ts), and this one already streams, relays upgrades and resends an idempotent
 // request once when a kept-alive connection turns out to be closed.
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import type { InvocationRequest, InvocationResponse } from '../instance/index.js';
 import { pipeUpgrade, proxyRequest, UpstreamPool } from '../runtime/process/index.js';
+import { forwardChannel, type ForwardEvent, type ForwardOutcome } from './forward-diagnostics.js';
 import { forwardedBy } from './forward-headers.js';
 import { ForwardedRequest } from './forwarded-request.js';
 import { parsePeerAddress } from './peer-address.js';
-import { toForwardError, type ForwardContext } from './peer-errors.js';
+import { isPeerUnreachable, toForwardError, type ForwardContext } from './peer-errors.js';
 
 /** Time a connection to a peer may take to open before the peer counts as unreachable. */
 export const DEFAULT_PEER_CONNECT_TIMEOUT_MS = 1_000;
@@ -92,17 +94,27 @@ export class PeerForwarder {
    * naming the peer (a 502, or the request's own timeout).
    */
   forward(address: string, request: InvocationRequest, options: ForwardOptions = {}): Promise<InvocationResponse> {
+    const context = forwardContext(address, request, false, options);
     let link: PeerLink;
     try {
       this.#check(request);
       link = this.#link(address);
     } catch (err) {
+      report(context, 'refused', undefined);
       return Promise.reject(err);
     }
-    const context = forwardContext(address, request, false, options);
     const forwarded = new ForwardedRequest(request, this.#node);
-    if (link.inFlight < this.#maxSockets) return this.#send(link, forwarded, context);
-    return this.#wait(link, forwarded, context);
+    const answer = link.inFlight < this.#maxSockets ? this.#send(link, forwarded, context) : this.#wait(link, forwarded, context);
+    return answer.then(
+      (response) => {
+        report(context, 'answered', response.status);
+        return response;
+      },
+      (err: unknown) => {
+        report(context, outcomeOf(err), undefined);
+        throw err;
+      },
+    );
   }
 
   /**
@@ -114,17 +126,26 @@ export class PeerForwarder {
    * `maxSocketsPerPeer`.
    */
   async upgrade(address: string, request: InvocationRequest, socket: Duplex, head: Buffer, options: ForwardOptions = {}): Promise<number> {
-    this.#check(request);
-    const { host, port } = parsePeerAddress(address);
     const context = forwardContext(address, request, true, options);
+    let endpoint: { host: string; port: number };
+    try {
+      this.#check(request);
+      endpoint = parsePeerAddress(address);
+    } catch (err) {
+      report(context, 'refused', undefined);
+      throw err;
+    }
     try {
       const answer = await pipeUpgrade(
         { request: new ForwardedRequest(request, this.#node), socket, head },
-        { host, port, label: context.label, connectTimeoutMs: this.#connectTimeoutMs },
+        { ...endpoint, label: context.label, connectTimeoutMs: this.#connectTimeoutMs },
       );
+      report(context, 'answered', answer.status);
       return answer.status;
     } catch (err) {
-      throw toForwardError(err, context, request.aborted ?? request.signal.aborted);
+      const failure = toForwardError(err, context, request.aborted ?? request.signal.aborted);
+      report(context, outcomeOf(failure), undefined);
+      throw failure;
     }
   }
 
@@ -222,5 +243,23 @@ export class PeerForwarder {
 
 function forwardContext(address: string, request: InvocationRequest, upgrade: boolean, options: ForwardOptions): ForwardContext {
   const label = options.peer === undefined ? `the node at ${address}` : `node '${options.peer}' (${address})`;
-  return { label, address, requestId: request.id, upgrade };
+  return { label, address, peer: options.peer, requestId: request.id, upgrade, startedAt: performance.now() };
+}
+
+function outcomeOf(err: unknown): ForwardOutcome {
+  if (isPeerUnreachable(err)) return 'unreachable';
+  return err instanceof LamplighterError && err.code === ErrorCodes.TIMEOUT ? 'abandoned' : 'failed';
+}
+
+function report(context: ForwardContext, outcome: ForwardOutcome, status: number | undefined): void {
+  if (!forwardChannel.hasSubscribers) return;
+  const event: ForwardEvent = {
+    peer: context.address,
+    node: context.peer,
+    kind: context.upgrade ? 'upgrade' : 'request',
+    outcome,
+    status,
+    durationMs: performance.now() - context.startedAt,
+  };
+  forwardChannel.publish(event);
 }
