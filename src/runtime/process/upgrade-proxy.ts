@@ -61,7 +61,11 @@ export function pipeUpgrade(exchange: UpgradeExchange, options: PipeUpgradeOptio
       upstream.destroy();
       socket.destroy();
     };
-    upstream.setTimeout(timeout, () => fail(`connect to ${host}:${options.port} took over ${timeout} ms`));
+    upstream.setTimeout(timeout, () => {
+      // Coded as a connect timeout, as the request pool codes its own, so callers can tell it from a failure after connecting.
+      const message = `connect to ${host}:${options.port} took over ${timeout} ms`;
+      fail(message, Object.assign(new Error(message), { code: 'ETIMEDOUT' }));
+    });
     upstream.on('error', (err: NodeJS.ErrnoException) => (answered ? closeBoth() : fail(`the connection to ${host}:${options.port} failed (${err.code ?? err.message})`, err)));
     upstream.once('connect', () => {
       upstream.setTimeout(0);

@@ -1,0 +1,70 @@
+// A request as it goes on to a peer: the original, with the hop header added to its headers.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { InvocationRequest, MatchedRoute } from '../instance/index.js';
+import { HOP_HEADER } from './forward-headers.js';
+
+/**
+ * Wraps `request` so that its headers carry `HOP_HEADER: node`, passing everything else through
+ * (the body stream, the abort signal and hook) untouched. The client's `x-forwarded-*` headers
+ * are left for the proxy's head writer, which appends to x-forwarded-for as every hop does.
+ */
+export class ForwardedRequest implements InvocationRequest {
+  readonly headers: IncomingHttpHeaders;
+  readonly #inner: InvocationRequest;
+
+  constructor(inner: InvocationRequest, node: string) {
+    this.#inner = inner;
+    this.headers = { ...inner.headers, [HOP_HEADER]: node };
+  }
+
+  get id(): string {
+    return this.#inner.id;
+  }
+  get method(): string {
+    return this.#inner.method;
+  }
+  get url(): string {
+    return this.#inner.url;
+  }
+  get body(): Readable {
+    return this.#inner.body;
+  }
+  get remoteAddress(): string {
+    return this.#inner.remoteAddress;
+  }
+  get host(): string {
+    return this.#inner.host;
+  }
+  get serverPort(): number {
+    return this.#inner.serverPort;
+  }
+  get route(): MatchedRoute {
+    return this.#inner.route;
+  }
+  get signal(): AbortSignal {
+    return this.#inner.signal;
+  }
+  get deadline(): number | undefined {
+    return this.#inner.deadline;
+  }
+
+  /** Defined always, so the proxy takes the abort hook below rather than making a signal. */
+  get aborted(): boolean {
+    const inner = this.#inner;
+    return inner.aborted ?? inner.signal.aborted;
+  }
+
+  /** The original's abort hook when it has one (no AbortController made); else its signal's event. */
+  onAbort(listener: () => void): () => void {
+    const inner = this.#inner;
+    if (inner.onAbort && inner.aborted !== undefined) return inner.onAbort(listener);
+    const signal = inner.signal;
+    if (signal.aborted) {
+      queueMicrotask(listener);
+      return () => {};
+    }
+    signal.addEventListener('abort', listener, { once: true });
+    return () => signal.removeEventListener('abort', listener);
+  }
+}
