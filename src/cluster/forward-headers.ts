@@ -1,15 +1,8 @@
 // The headers one node adds to a request it forwards to another, and to the answer it serves.
-import type { InvocationRequest } from '../instance/index.js';
+import { HOP_HEADER, NODE_HEADER, type InvocationRequest } from '../instance/index.js';
 
-/**
- * Set on a request one node forwards to another, to the forwarding node's name. A node that
- * receives a request carrying it serves it itself (or holds it) and never forwards it again, so
- * two nodes with stale views of each other's capacity cannot pass a request back and forth.
- */
-export const HOP_HEADER = 'x-lamplighter-hop';
-
-/** Set on every answer to the name of the node whose instance served it. */
-export const NODE_HEADER = 'x-lamplighter-node';
+// The header names live with the request shape, which the gateway reads too.
+export { HOP_HEADER, NODE_HEADER };
 
 /**
  * The name of the node that forwarded `request` here, or undefined when it came from a client.

@@ -3,6 +3,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import type { Instance, InstanceFactory, InvocationRequest, InvocationResponse } from '../instance/index.js';
 import type { FunctionScale, FunctionSpec } from '../manifest/index.js';
+import type { FunctionPeers, PeerChoice } from './function-peers.js';
 import { instanceStartChannel, instanceStopChannel, type Metrics } from '../observability/index.js';
 import { systemClock, type Clock, type ClockTimer } from '../runtime/process/index.js';
 import { decideScale, DemandTracker, type ScaleDecision } from '../scaler/index.js';
@@ -11,6 +12,8 @@ import { decideScale, DemandTracker, type ScaleDecision } from '../scaler/index.
 export interface DispatchResult {
   response: InvocationResponse;
   coldStart: boolean;
+  /** The node that served it, when another node did. */
+  node?: string;
 }
 
 /** Options for {@link FunctionGroup}. */
@@ -21,6 +24,8 @@ export interface FunctionGroupOptions {
   log: (text: string) => void;
   /** Time source for demand, cold-start waits and the cold-start timeout. @default systemClock */
   clock?: Clock;
+  /** The function on other nodes of a cluster; none on an embedded node. @default undefined */
+  peers?: FunctionPeers;
 }
 
 interface Slot {
@@ -104,13 +109,59 @@ export class FunctionGroup {
     return this.slots.map((s) => ({ id: s.instance.id, free: s.ready && !s.retiring ? Math.max(0, this.perInstance - s.inFlight) : 0, ready: s.ready && !s.retiring }));
   }
 
-  /** Serves one request: on a free instance now, or held until one is ready. */
+  /**
+   * Serves one request: on a free local instance now; else, in a cluster, on a node with room;
+   * else held until a local instance is ready (lighting one within the cluster's `scale.max`).
+   */
   dispatch(request: InvocationRequest): Promise<DispatchResult> {
     if (this.stopped) return Promise.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`));
-    this.demand.begin(this.time.now());
     const slot = this.pick();
     // The common case, an instance with room, without the async machinery of the held path.
-    return slot ? this.serveOn(slot, request, false) : this.dispatchHeld(request);
+    if (slot) {
+      this.demand.begin(this.time.now());
+      return this.serveOn(slot, request, false);
+    }
+    const peers = this.options.peers;
+    // A request another node forwarded is served here, never sent on: no loops.
+    if (peers && request.forwardedBy === undefined) return this.dispatchClustered(peers, request);
+    this.demand.begin(this.time.now());
+    return this.dispatchHeld(request);
+  }
+
+  /**
+   * No local room: a node with room serves it; if this node may light none (the cluster is at
+   * `scale.max` and none is lit here), a node with instances holds it; else it is held here. A
+   * forwarded request counts as demand on the node that serves it, not here.
+   */
+  private async dispatchClustered(peers: FunctionPeers, request: InvocationRequest): Promise<DispatchResult> {
+    const room = peers.withRoom();
+    const served = room && (await this.tryForward(peers, room, request));
+    if (served) return served;
+    if (this.liveCount() === 0 && peers.remoteInstances() >= this.spec.scale.max) {
+      const busy = peers.withInstances();
+      const held = busy && (await this.tryForward(peers, busy, request));
+      if (held) return held;
+    }
+    this.demand.begin(this.time.now());
+    return this.dispatchHeld(request);
+  }
+
+  /** Forwards to `peer`; undefined when it could not be reached and nothing was sent. */
+  private async tryForward(peers: FunctionPeers, peer: PeerChoice, request: InvocationRequest): Promise<DispatchResult | undefined> {
+    try {
+      const { response, coldStart, node } = await peers.forward(peer, request);
+      return { response, coldStart, node };
+    } catch (err) {
+      if (peers.isUnreachable(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Instances lit or lighting here and not being put out. */
+  private liveCount(): number {
+    let n = 0;
+    for (const slot of this.slots) if (!slot.retiring) n++;
+    return n;
   }
 
   /** Serves `request` on `slot` (already counted in its inFlight); the demand ends with the response body. */
@@ -163,12 +214,24 @@ export class FunctionGroup {
    */
   async upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<{ coldStart: boolean; status: number }> {
     if (this.stopped) throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`);
+    let slot = this.pick();
+    const peers = this.options.peers;
+    if (!slot && peers && request.forwardedBy === undefined) {
+      // The same choice as for a request: a node with room, or one with instances when none may light here.
+      const atMax = this.liveCount() === 0 && peers.remoteInstances() >= this.spec.scale.max;
+      const peer = peers.withRoom() ?? (atMax ? peers.withInstances() : undefined);
+      if (peer) {
+        try {
+          return { coldStart: false, status: await peers.upgrade(peer, request, socket, head) };
+        } catch (err) {
+          if (!peers.isUnreachable(err)) throw err;
+        }
+      }
+    }
     this.demand.begin(this.time.now());
-    let slot: Slot | undefined;
     let coldStart = false;
     let status: number;
     try {
-      slot = this.pick();
       if (!slot) {
         coldStart = this.readyCount === 0;
         slot = await this.hold(request, coldStart);
@@ -227,7 +290,10 @@ export class FunctionGroup {
       if (!slot.ready || slot.retiring || slot.inFlight >= limit) continue;
       if (!best || slot.inFlight < best.inFlight) best = slot;
     }
-    if (best) best.inFlight++;
+    if (best) {
+      best.inFlight++;
+      this.options.peers?.changed();
+    }
     return best;
   }
 
@@ -279,6 +345,7 @@ export class FunctionGroup {
       const waiter = this.waiters.shift()!;
       this.removeWaiter(waiter);
       slot.inFlight++;
+      this.options.peers?.changed();
       if (waiter.cold) this.options.metrics.coldStartWait.observe({ function: this.spec.name }, (this.time.now() - waiter.since) / 1000);
       waiter.resolve(slot);
     }
@@ -286,16 +353,20 @@ export class FunctionGroup {
 
   private release(slot: Slot): void {
     slot.inFlight--;
+    this.options.peers?.changed();
     this.assign(slot);
   }
 
-  /** Lights instances at once when held requests need more than are lit or lighting. */
+  /**
+   * Lights instances at once when held requests need more than are lit or lighting, within
+   * `scale.max` less what other nodes run; at least one, so that a held request is never left
+   * without an instance coming (a race with another node overshoots by at most that one).
+   */
   private reactToDemand(): void {
     const target = this.scale.target ?? this.perInstance;
-    const needed = Math.min(this.spec.scale.max, Math.max(1, Math.ceil(this.demand.active / target)));
-    let lit = 0;
-    for (const slot of this.slots) if (!slot.retiring) lit++;
-    for (let i = lit; i < needed; i++) this.light();
+    const room = this.spec.scale.max - (this.options.peers?.remoteInstances() ?? 0);
+    const needed = Math.max(1, Math.min(room, Math.ceil(this.demand.active / target)));
+    for (let i = this.liveCount(); i < needed; i++) this.light();
   }
 
   private light(): void {
@@ -311,11 +382,13 @@ export class FunctionGroup {
     }
     const slot: Slot = { instance, ready: false, retiring: false, inFlight: 0 };
     this.slots.push(slot);
+    this.options.peers?.changed();
     if (wasZero) this.options.metrics.coldStarts.inc({ function: this.spec.name });
     if (instanceStartChannel.hasSubscribers) instanceStartChannel.publish({ function: this.spec.name, instance: id });
     instance.ready.then(
       () => {
         slot.ready = true;
+        this.options.peers?.changed();
         this.lastFailure = undefined;
         this.assign(slot);
       },
@@ -352,6 +425,7 @@ export class FunctionGroup {
   private drop(slot: Slot): void {
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
+    this.options.peers?.changed();
   }
 
   /** Applies the scaling policy at `now`: lights or puts out instances (none while requests are held). */
@@ -359,26 +433,42 @@ export class FunctionGroup {
     const decision = decideScale(this.scale, this.demand, now);
     if (this.stopped) return decision;
     const live = this.slots.filter((s) => !s.retiring);
-    if (live.length < decision.desired) {
-      for (let i = live.length; i < decision.desired; i++) this.light();
-    } else if (live.length > decision.desired && this.waiters.length === 0) {
+    const desired = this.clusterDesired(decision.desired, live.length);
+    if (live.length < desired) {
+      for (let i = live.length; i < desired; i++) this.light();
+    } else if (live.length > desired && this.waiters.length === 0) {
       // Never while requests wait for room: the demand they count is real, and putting out an
       // instance (often one still lighting for them) only has another lit for them a moment later.
       // Put out the least busy first; lighting ones before ready ones.
       const order = [...live].sort((a, b) => Number(a.ready) - Number(b.ready) || a.inFlight - b.inFlight);
-      for (const slot of order.slice(0, live.length - decision.desired)) this.retire(slot);
+      for (const slot of order.slice(0, live.length - desired)) this.retire(slot);
     }
     return decision;
   }
 
+  /**
+   * The instances this node should run, `scale.max` being cluster-wide: no more than the room the
+   * other nodes leave. When the cluster holds more than `max` (two nodes lit at once), only the
+   * node chosen by {@link FunctionPeers.yieldsExcess} puts out the excess; the others keep theirs.
+   */
+  private clusterDesired(desired: number, live: number): number {
+    const peers = this.options.peers;
+    if (!peers) return desired;
+    const room = Math.max(0, this.spec.scale.max - peers.remoteInstances());
+    if (desired <= room) return desired;
+    return peers.yieldsExcess() ? room : Math.min(desired, Math.max(room, live));
+  }
+
   private retire(slot: Slot): void {
     slot.retiring = true;
+    this.options.peers?.changed();
     void slot.instance.stop().catch((err: unknown) => this.options.log(`stopping ${slot.instance.id} failed: ${String(err)}`));
   }
 
   /** Stops taking requests and puts out every instance (after in-flight requests finish). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.options.peers?.close();
     for (const waiter of this.waiters.splice(0)) {
       this.time.clearTimeout(waiter.timer);
       waiter.request.signal.removeEventListener('abort', waiter.onAbort);

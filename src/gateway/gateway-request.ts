@@ -3,7 +3,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ServerRequest } from '../http1/index.js';
-import type { InvocationRequest, MatchedRoute } from '../instance/index.js';
+import { HOP_HEADER, type InvocationRequest, type MatchedRoute } from '../instance/index.js';
 
 /**
  * One request on its way to an instance. Most requests finish without anyone listening for an
@@ -32,6 +32,12 @@ export class GatewayRequest implements InvocationRequest {
 
   get headers(): IncomingHttpHeaders {
     return this.req.headers;
+  }
+
+  /** The node that forwarded this request, from its hop header. */
+  get forwardedBy(): string | undefined {
+    const hop = this.req.headers[HOP_HEADER];
+    return typeof hop === 'string' ? hop : undefined;
   }
 
   get remoteAddress(): string {

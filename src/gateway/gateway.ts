@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import { closingResponse, Http1Server, type ServerRequest, type ServerResponse } from '../http1/index.js';
-import { HOP_BY_HOP_HEADERS, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
+import { HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { errorResponse } from './error-response.js';
@@ -15,7 +15,8 @@ import { RouteTable } from './route-table.js';
 /** What a route leads to: something that serves requests for one function. */
 export interface GatewayTarget {
   readonly spec: FunctionSpec;
-  dispatch(request: InvocationRequest): Promise<{ response: InvocationResponse; coldStart: boolean }>;
+  /** Serves a request; `node` names the node that served it when another did. */
+  dispatch(request: InvocationRequest): Promise<{ response: InvocationResponse; coldStart: boolean; node?: string }>;
   /** Hands over an upgrade; resolves with whether it waited for a cold start and the status the function answered. */
   upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<{ coldStart: boolean; status: number }>;
 }
@@ -24,6 +25,8 @@ export interface GatewayTarget {
 export interface GatewayOptions {
   metrics: Metrics;
   logger: Logger;
+  /** In a cluster, this node's name: every response says which node served it. @default undefined (embedded) */
+  nodeName?: string;
 }
 
 
@@ -111,6 +114,7 @@ export class Gateway {
       serverPort: this.port,
       route: match.route,
       signal: controller.signal,
+      forwardedBy: typeof req.headers[HOP_HEADER] === 'string' ? req.headers[HOP_HEADER] : undefined,
     };
     match.target.upgrade(invocation, socket, head).then(({ coldStart, status }) => {
       if (answered) return;
@@ -147,7 +151,7 @@ export class Gateway {
       if (!finished) invocation.abort();
     };
     target.dispatch(invocation).then(
-      ({ response, coldStart }) => {
+      ({ response, coldStart, node }) => {
         if (answered) {
           destroyBody(response);
           return;
@@ -155,7 +159,7 @@ export class Gateway {
         answered = true;
         clearTimeout(timer);
         try {
-          this.sendResponse(res, response, requestId, coldStart);
+          this.sendResponse(res, response, requestId, coldStart, node);
         } catch (err) {
           // A response the server refuses (a bad header or status from a handler) is the
           // handler's fault, and must never escape as an unhandled rejection.
@@ -185,7 +189,7 @@ export class Gateway {
     if (requestChannel.hasSubscribers) requestChannel.publish({ function: fn, status, durationMs: seconds * 1000, coldStart, requestId });
   }
 
-  private sendResponse(res: ServerResponse, response: InvocationResponse, requestId: string, coldStart: boolean): void {
+  private sendResponse(res: ServerResponse, response: InvocationResponse, requestId: string, coldStart: boolean, node: string | undefined): void {
     const body = response.body;
     const flat: string[] = [];
     let length: string | undefined;
@@ -199,6 +203,8 @@ export class Gateway {
       flat.push(name, value);
     }
     flat.push('x-request-id', requestId, 'x-lamplighter-cold-start', coldStart ? 'true' : 'false');
+    const self = this.options.nodeName;
+    if (self !== undefined) flat.push(NODE_HEADER, node ?? self);
     if (body === null || Buffer.isBuffer(body)) {
       // A buffered body is sent with its own length; the answer to a HEAD, which has none, keeps
       // the handler's, describing the body a GET would get.

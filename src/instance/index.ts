@@ -33,6 +33,8 @@ export interface InvocationRequest {
   readonly route: MatchedRoute;
   /** Aborted when the client goes away or the request's deadline passes. */
   readonly signal: AbortSignal;
+  /** The node that forwarded this request here, when one did: it is served here, never sent on. */
+  readonly forwardedBy?: string;
   /** When the request must be answered by, on the `performance.now()` clock; none when absent. */
   readonly deadline?: number;
   /** Optional: true once the request is abandoned; read without creating `signal`. */
@@ -59,6 +61,15 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
+
+/**
+ * Set by a node that forwards a request to another (its value: the forwarding node's name); the
+ * node that receives it serves it and never forwards it again.
+ */
+export const HOP_HEADER = 'x-lamplighter-hop';
+
+/** The node that served a request, on every response of a cluster node. */
+export const NODE_HEADER = 'x-lamplighter-node';
 
 /** Header list as `[name, value]` pairs; repeated names allowed. */
 export type HeaderPairs = Array<[string, string]>;
