@@ -10,6 +10,13 @@ export type ChangeOf = (entry: KvWatchEntry) => PointerChange | undefined;
 const MAX_RETRY_MS = 2000;
 
 /**
+ * How often the feed compares the bucket's last sequence with what it delivered. When the
+ * server holding the watch's consumer dies while this connection stays on another server, no
+ * reconnect says so, and the client would notice only after its heartbeats go missing.
+ */
+const LAG_CHECK_MS = 1000;
+
+/**
  * One watch of the pointer bucket per store, fanned out to the listeners of the store's `watch()`.
  *
  * The watch starts at the bucket's last sequence when the store opens, so nothing committed
@@ -34,6 +41,9 @@ export class PointerFeed {
   #wakeRetry: (() => void) | undefined;
   /** Resolves when the watch loop has ended after {@link close}. */
   #done: Promise<void> = Promise.resolve();
+  #lagTimer: NodeJS.Timeout | undefined;
+  /** What was delivered at the last check that found the feed behind the bucket. */
+  #behindAt: number | undefined;
 
   private constructor(kv: KV, nc: NatsConnection, changeOf: ChangeOf, since: number) {
     this.#kv = kv;
@@ -50,6 +60,7 @@ export class PointerFeed {
     const first = await feed.#startWatch();
     feed.#done = feed.#run(first);
     feed.#followReconnects();
+    feed.#checkLag();
     return feed;
   }
 
@@ -119,6 +130,32 @@ export class PointerFeed {
     })();
   }
 
+  /**
+   * Restarts the watch when the bucket is ahead of the feed on two checks in a row with nothing
+   * delivered between them: its consumer is gone. One check behind is a change still on its way.
+   */
+  #checkLag(): void {
+    this.#lagTimer = setTimeout(() => {
+      void this.#kv.status().then(
+        (status) => {
+          const last = status.streamInfo.state.last_seq;
+          if (last <= this.#delivered) this.#behindAt = undefined;
+          else if (this.#behindAt !== this.#delivered) this.#behindAt = this.#delivered;
+          else {
+            this.#behindAt = undefined;
+            this.#reconnects++;
+            this.#watch?.stop();
+            this.#wakeRetry?.();
+          }
+        },
+        () => undefined, // The server is away: the reconnect or the next check deals with it.
+      ).finally(() => {
+        if (!this.#closed) this.#checkLag();
+      });
+    }, LAG_CHECK_MS);
+    this.#lagTimer.unref();
+  }
+
   #pause(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       this.#wakeRetry = resolve;
@@ -134,6 +171,7 @@ export class PointerFeed {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
+    clearTimeout(this.#lagTimer);
     this.#status?.stop();
     this.#watch?.stop();
     this.#wakeRetry?.();
