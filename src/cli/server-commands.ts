@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { PlatformDefaults } from '../config/index.js';
+import { parseDuration, PlatformDefaults } from '../config/index.js';
+import { parseClusterUrls, type ClusterSettings } from '../cluster/index.js';
 import { Platform } from '../control/index.js';
 import { deployStepChannel, type DeployStepEvent } from '../observability/index.js';
 import { installExitHook } from '../runtime/process/index.js';
@@ -21,6 +22,52 @@ interface NodeFlags {
   kedaPort?: string;
 }
 
+interface ClusterFlags {
+  cluster?: string;
+  nodeName?: string;
+  advertise?: string;
+  natsCa?: string;
+  natsCert?: string;
+  natsKey?: string;
+  natsCreds?: string;
+  natsToken?: string;
+  downAfter?: string;
+  replicas?: string;
+}
+
+/** The cluster a `serve` joins, from its flags; undefined (embedded) without `--cluster`. */
+function clusterSettings(flags: ClusterFlags): ClusterSettings | undefined {
+  if (flags.cluster === undefined) {
+    const stray = (['natsCa', 'natsCert', 'natsKey', 'natsCreds', 'natsToken', 'advertise', 'downAfter', 'replicas'] as const).find((k) => flags[k] !== undefined);
+    if (stray) throw new Error(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} only applies with --cluster nats://HOST:PORT`);
+    return undefined;
+  }
+  return {
+    servers: parseClusterUrls(flags.cluster),
+    ca: flags.natsCa,
+    cert: flags.natsCert,
+    key: flags.natsKey,
+    creds: flags.natsCreds,
+    token: flags.natsToken ?? process.env.LAMPLIGHTER_NATS_TOKEN,
+    advertise: flags.advertise,
+    timing: flags.downAfter === undefined ? undefined : discoveryTiming(flags.downAfter),
+    replicas: flags.replicas === undefined ? undefined : replicaCount(flags.replicas),
+  };
+}
+
+function replicaCount(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 5) throw new Error(`--replicas must be a whole number from 1 to 5 (JetStream's limit), got '${text}'`);
+  return n;
+}
+
+/** Heartbeats three times per drop time: one lost heartbeat never drops a node. */
+function discoveryTiming(text: string): { heartbeatMs: number; downAfterMs: number } {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 300) throw new Error(`--down-after must be a duration of at least 300ms, like "3s", got '${text}'`);
+  return { heartbeatMs: Math.floor(ms / 3), downAfterMs: ms };
+}
+
 function port(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${flag} must be a port number, got '${value}'`);
@@ -28,8 +75,10 @@ function port(value: string, flag: string): number {
 }
 
 /** Starts a node with the flags both `up` and `serve` take. */
-function startNode(flags: NodeFlags, dataDir: string, logLevel?: string, beforeListen?: (platform: Platform) => Promise<void>): Promise<Platform> {
+function startNode(flags: NodeFlags & ClusterFlags, dataDir: string, logLevel?: string, beforeListen?: (platform: Platform) => Promise<void>): Promise<Platform> {
   return Platform.start({
+    cluster: clusterSettings(flags),
+    nodeName: flags.nodeName,
     dataDir,
     port: port(flags.port, '--port'),
     adminPort: port(flags.adminPort, '--admin-port'),
@@ -143,7 +192,17 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
   withNodeOptions(program.command('serve').description('run a long-lived node; deploy to it with `lamplighter deploy`'))
     .option('--data <dir>', 'data directory (artifacts, revisions, admin token)', DEFAULT_DATA_DIR)
     .option('--keda-port <port>', 'serve the KEDA external-scaler gRPC protocol on this port')
-    .action(async (flags: NodeFlags) => {
+    .option('--cluster <urls>', 'join a cluster through NATS: nats://HOST:PORT[,nats://…] (tls:// requires TLS); without it the node is embedded')
+    .option('--node-name <name>', 'this node\'s name in the cluster (default: the host name)')
+    .option('--advertise <host:port>', 'address peers forward requests to (default: --host and the gateway port)')
+    .option('--nats-ca <file>', 'CA certificate that signed the NATS servers\' certificates')
+    .option('--nats-cert <file>', 'client certificate for NATS (with --nats-key)')
+    .option('--nats-key <file>', 'client key for NATS')
+    .option('--nats-creds <file>', 'NATS credentials file (JWT and seed)')
+    .option('--nats-token <token>', 'NATS token (or LAMPLIGHTER_NATS_TOKEN)')
+    .option('--replicas <n>', 'copies JetStream keeps of Lamplighter\'s buckets: 3 on a 3-server NATS cluster (default: 1)')
+    .option('--down-after <duration>', 'drop a node not heard from for this long, heartbeating every third of it (default: 3s)')
+    .action(async (flags: NodeFlags & ClusterFlags) => {
       installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
       const dataDir = flags.data ?? DEFAULT_DATA_DIR;
       const platform = await startNode(flags, dataDir);
@@ -153,6 +212,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
         closeKeda = () => keda.close();
         io.out(`KEDA external scaler on ${flags.host}:${keda.port}`);
       }
+      if (flags.cluster !== undefined) io.out(`Joined the cluster at ${flags.cluster} as node '${platform.nodeName}'`);
       io.out(`Lamplighter serving on http://${flags.host}:${platform.port}; admin API on http://${urlHost(flags.adminHost)}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
       describeRoutes(platform, flags.host, io);
       await runUntilSignal(platform, io, closeKeda);

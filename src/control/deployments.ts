@@ -1,12 +1,12 @@
 // The apps a node serves and what changes them — restore, deploy, rollback, remove — one at a time.
 import path from 'node:path';
-import { FunctionGroup } from '../dispatch/index.js';
+import { FunctionGroup, type FunctionPeers } from '../dispatch/index.js';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { RouteTable, type Gateway, type GatewayTarget, type RouteEntry } from '../gateway/index.js';
 import { loadManifest, parseManifest, readArtifact, type AppManifest } from '../manifest/index.js';
 import type { FunctionLogs, Logger, Metrics } from '../observability/index.js';
 import type { SandboxPool } from '../runtime/wasm/index.js';
-import type { ArtifactStore, Revision } from '../store/index.js';
+import type { ArtifactStore, PointerChange, Revision } from '../store/index.js';
 import { restoreNote, restoreOrder, type RestoreNote } from './restore-plan.js';
 import { buildFactory } from './runtimes.js';
 
@@ -43,6 +43,8 @@ export interface DeploymentsNode {
   logs: FunctionLogs;
   logger: Logger;
   metrics: Metrics;
+  /** In a cluster: one function's view of its instances on other nodes, given a reader of its local ones. */
+  peersFor?: (fn: string, figures: () => Array<{ id: string; free: number; ready: boolean }>) => FunctionPeers;
 }
 
 /** The apps one node serves, and every operation that changes which revision serves. */
@@ -53,6 +55,10 @@ export class Deployments {
   readonly unserved = new Map<string, RestoreNote>();
   readonly #node: DeploymentsNode;
   #queue: Promise<unknown> = Promise.resolve();
+  /** The last pointer change heard per app, so that a retry never undoes a newer one. */
+  readonly #latest = new Map<string, PointerChange>();
+  readonly #retries = new Set<NodeJS.Timeout>();
+  #closed = false;
 
   constructor(node: DeploymentsNode) {
     this.#node = node;
@@ -62,7 +68,12 @@ export class Deployments {
    * Serves every app in the store at its current revision; when that revision is damaged or does
    * not build, at the newest intact one that does, saying so in `ls` and the log.
    */
-  async restore(): Promise<void> {
+  restore(): Promise<void> {
+    // In the queue like any change, so that pointer changes heard meanwhile are applied after it.
+    return this.#serial(() => this.#restore());
+  }
+
+  async #restore(): Promise<void> {
     for (const name of await this.#node.store.apps()) {
       const record = await this.#node.store.record(name);
       if (!record) continue;
@@ -137,6 +148,8 @@ export class Deployments {
     }
     try {
       for (const spec of manifest.functions) {
+        let group: FunctionGroup | undefined;
+        const peers = this.#node.peersFor?.(spec.name, () => group?.instanceFigures() ?? []);
         const factory = await buildFactory(spec, {
           pool: this.#node.pool,
           appDir: revision.appDir,
@@ -144,16 +157,15 @@ export class Deployments {
           artifact: async (name) => blobs.get(artifactDigest(name))!,
           log: (stream, text) => this.#node.logs.write(spec.name, stream, text),
         });
-        groups.set(
-          spec.name,
-          new FunctionGroup(spec, factory, {
-            metrics: this.#node.metrics,
-            log: (text) => {
-              this.#node.logs.write(spec.name, 'platform', text);
-              this.#node.logger.warn({ function: spec.name }, text);
-            },
-          }),
-        );
+        group = new FunctionGroup(spec, factory, {
+          metrics: this.#node.metrics,
+          peers,
+          log: (text) => {
+            this.#node.logs.write(spec.name, 'platform', text);
+            this.#node.logger.warn({ function: spec.name }, text);
+          },
+        });
+        groups.set(spec.name, group);
       }
     } catch (err) {
       await Promise.all([...groups.values()].map((g) => g.stop()));
@@ -208,12 +220,14 @@ export class Deployments {
         this.#node.logger.info({ app: manifest.name, revision: serving.revision.number }, 'deploy unchanged');
         return { revision: serving.revision, unchanged: true };
       }
+      // A shared store compares and sets the pointer: a deploy that raced another loses, and says so.
+      const expectCurrent = this.#node.store.watch ? ((await this.#node.store.current(manifest.name))?.number ?? null) : undefined;
       const draft: Revision = { app: manifest.name, number: 0, createdAt: '', manifest: request.manifest, artifacts: request.artifacts, appDir: request.appDir };
       const built = await this.#build(draft);
       await this.#checkRoutes(manifest.name, built);
       let revision: Revision;
       try {
-        revision = await this.#node.store.commit(manifest.name, { manifest: request.manifest, artifacts: request.artifacts, appDir: request.appDir });
+        revision = await this.#node.store.commit(manifest.name, { manifest: request.manifest, artifacts: request.artifacts, appDir: request.appDir }, { expectCurrent });
       } catch (err) {
         await stopGroups(built);
         throw err;
@@ -306,6 +320,52 @@ export class Deployments {
     });
   }
 
+  /**
+   * Serves what another node (or this one) made current in a shared store: the revision the
+   * pointer names, or nothing once the app is removed. A change already served is a no-op.
+   */
+  follow(change: PointerChange): Promise<void> {
+    this.#latest.set(change.app, change);
+    return this.#serial(async () => {
+      const { app: name, current } = change;
+      const served = this.apps.get(name);
+      if (current === undefined) {
+        if (!served && !this.unserved.delete(name)) return;
+        if (served) {
+          this.apps.delete(name);
+          this.#swapRoutes();
+          for (const fn of served.groups.keys()) this.#node.logs.forget(fn);
+          void stopGroups(served);
+        }
+        this.#node.logger.info({ app: name }, 'app removed in the cluster');
+        return;
+      }
+      if (served?.revision.number === current && !served.restored) return;
+      try {
+        const built = await this.#build(await this.#node.store.revision(name, current));
+        await this.#admit(name, built);
+        this.#install(name, built);
+        this.#node.logger.info({ app: name, revision: current }, 'serving the revision made current in the cluster');
+      } catch (err) {
+        // The store unreachable for a moment (a NATS server lost, leaders being elected): try
+        // again shortly, unless a newer change comes first. A revision that cannot be built is final.
+        const transient = err instanceof LamplighterError && err.code === ErrorCodes.UPSTREAM_UNAVAILABLE;
+        this.#node.logger.error({ app: name, revision: current, err: (err as Error).message }, `could not serve revision ${current} of app '${name}' made current in the cluster${transient ? ', trying again in 1 s' : ''}; still serving ${served ? `revision ${served.revision.number}` : 'nothing of it'}`);
+        if (transient && !this.#closed) this.#retryFollow(change);
+      }
+    });
+  }
+
+  /** Follows `change` again after a second, unless a newer change of the app was heard meanwhile. */
+  #retryFollow(change: PointerChange): void {
+    this.#latest.set(change.app, change);
+    const timer = setTimeout(() => {
+      this.#retries.delete(timer);
+      if (this.#latest.get(change.app) === change) void this.follow(change);
+    }, FOLLOW_RETRY_MS);
+    this.#retries.add(timer);
+  }
+
   /** The group serving a function, or undefined. */
   group(name: string): FunctionGroup | undefined {
     for (const app of this.apps.values()) {
@@ -317,10 +377,15 @@ export class Deployments {
 
   /** Stops every app's instances (the node is closing). */
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#retries) clearTimeout(timer);
     await Promise.all([...this.apps.values()].map(stopGroups));
     this.apps.clear();
   }
 }
+
+/** How long a pointer change that could not be followed waits before it is tried again. */
+const FOLLOW_RETRY_MS = 1000;
 
 /** Whether a deploy request is the revision an app already serves: same manifest text, same artifacts. */
 function sameRevision(app: DeployedApp, request: DeployRequest): boolean {

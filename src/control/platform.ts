@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PlatformDefaults } from '../config/index.js';
-import type { ClusterView } from '../cluster/index.js';
+import { joinCluster, type ClusterSettings, type ClusterView, type JoinedCluster } from '../cluster/index.js';
 import type { FunctionGroup } from '../dispatch/index.js';
 import { Gateway } from '../gateway/index.js';
 import { createLogger, FunctionLogs, Metrics, type Logger } from '../observability/index.js';
@@ -35,6 +35,8 @@ export interface PlatformOptions {
   adminHost?: string;
   /** The node's name in a cluster. @default the host name */
   nodeName?: string;
+  /** Joins a cluster through NATS (`serve --cluster`); without it the node is embedded. @default undefined */
+  cluster?: ClusterSettings;
   /** Sandbox worker threads. @default max(2, cores) */
   sandboxWorkers?: number;
   /** Runs sent to one sandbox worker ahead of its answers. @default SandboxPool's default */
@@ -77,42 +79,70 @@ export class Platform {
   /** Address the admin API is bound to; undefined when disabled. */
   adminAddress: AddressInfo | undefined;
   private admin: { close(): Promise<void> } | undefined;
+  #stopWatch: (() => void) | undefined;
   private readonly activityListeners = new Set<(fn: string, active: boolean) => void>();
   private readonly lastActive = new Map<string, boolean>();
+
+  /** The cluster this node joined; undefined when embedded. */
+  #cluster: JoinedCluster | undefined;
 
   private constructor(
     readonly store: ArtifactStore,
     readonly token: string,
     options: PlatformOptions,
+    cluster: JoinedCluster | undefined,
+    logger: Logger,
   ) {
-    this.logger = options.logger ?? createLogger({ level: options.logLevel });
+    this.logger = logger;
+    this.#cluster = cluster;
     this.nodeName = options.nodeName ?? hostname();
     this.gatewayHost = options.host ?? PlatformDefaults.host;
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger });
+    this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger, nodeName: cluster ? this.nodeName : undefined });
     this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline, maxWorkers: options.sandboxMaxWorkers });
-    this.metrics.setSource({ functions: () => this.functionFigures(), sandbox: () => this.pool.figures() });
-    this.#deployments = new Deployments({ store, pool: this.pool, gateway: this.gateway, logs: this.logs, logger: this.logger, metrics: this.metrics });
+    this.metrics.setSource({
+      functions: () => this.functionFigures(),
+      sandbox: () => this.pool.figures(),
+      clusterNodes: () => (cluster ? cluster.node.nodeViews().filter((n) => n.healthy).length : 1),
+    });
+    const peersFor = cluster && ((fn: string, figures: () => Array<{ id: string; free: number; ready: boolean }>) => cluster.node.peersFor(fn, figures));
+    this.#deployments = new Deployments({ store, pool: this.pool, gateway: this.gateway, logs: this.logs, logger: this.logger, metrics: this.metrics, peersFor });
   }
 
   /** Opens the data directory, restores every app's current revision and starts serving. */
   static async start(options: PlatformOptions): Promise<Platform> {
     // The store reports what it finds to the node, which exists once the store is open.
     let platform: Platform | undefined;
-    const store = await FileStore.open(options.dataDir, {
-      fs: options.storeFs,
-      events: {
-        damaged: (report) => platform?.storeDamaged(report),
-        writeFailed: (failure) => platform?.storeWriteFailed(failure),
-      },
-    });
+    const events = {
+      damaged: (report: DamageReport) => platform?.storeDamaged(report),
+      writeFailed: (failure: WriteFailure) => platform?.storeWriteFailed(failure),
+    };
+    const logger = options.logger ?? createLogger({ level: options.logLevel });
+    const nodeName = options.nodeName ?? hostname();
+    let cluster: JoinedCluster | undefined;
+    let store: ArtifactStore;
+    if (options.cluster) {
+      cluster = await joinCluster(nodeName, options.cluster, {
+        store: events,
+        onStatus: (event) => logger.info({ nats: event.type, data: event.data }, `NATS ${event.type}`),
+        onDiscoveryEvent: (kind) => platform?.metrics.discoveryEvent(kind),
+        onForward: (fn, outcome) => platform?.metrics.forwarded(fn, outcome),
+      });
+      store = cluster.store;
+    } else {
+      store = await FileStore.open(options.dataDir, { fs: options.storeFs, events });
+    }
     const token = await loadOrCreateToken(options.dataDir);
-    platform = new Platform(store, token, options);
+    platform = new Platform(store, token, { ...options, nodeName }, cluster, logger);
     try {
+      // Pointer changes from any node are followed from before the restore, so none falls between.
+      const stopWatch = store.watch?.((change) => void platform!.#deployments.follow(change));
+      if (stopWatch) platform.#stopWatch = stopWatch;
       await platform.#deployments.restore();
       await options.beforeListen?.(platform);
       const host = options.host ?? PlatformDefaults.host;
       platform.port = await platform.gateway.listen(options.port ?? PlatformDefaults.port, host);
+      cluster?.node.announce(options.cluster?.advertise ?? `${advertisedHost(host)}:${platform.port}`);
       if (options.adminPort !== null) {
         const admin = await startAdminApi(platform, options.adminPort ?? PlatformDefaults.adminPort, options.adminHost ?? PlatformDefaults.adminHost);
         platform.admin = admin;
@@ -226,6 +256,12 @@ export class Platform {
 
   /** The cluster as this node sees it; an embedded node is a cluster of one. */
   clusterView(): ClusterView {
+    const cluster = this.#cluster;
+    if (cluster) {
+      const functions = [];
+      for (const app of this.#deployments.apps.values()) for (const g of app.groups.values()) functions.push(cluster.node.functionView(g.spec.name, g.spec.scale.max));
+      return { mode: 'cluster', node: this.nodeName, nodes: cluster.node.nodeViews(), functions };
+    }
     const now = new Date().toISOString();
     const functions = [];
     for (const app of this.#deployments.apps.values()) {
@@ -249,14 +285,26 @@ export class Platform {
     return out;
   }
 
-  /** Stops serving: gateway, instances, sandbox workers. */
+  /**
+   * Stops serving: gateway, instances, sandbox workers. In a cluster the node first says it is
+   * leaving and withdraws its instances, so peers stop forwarding here; requests in flight finish.
+   */
   async close(): Promise<void> {
     if (this.scaleTimer) clearInterval(this.scaleTimer);
+    this.#stopWatch?.();
+    this.#cluster?.node.drain();
     await this.admin?.close();
     await this.gateway.close();
     await this.#deployments.close();
     await this.pool.close();
+    await this.#cluster?.close();
   }
+}
+
+/** The host peers reach a gateway bound to `host` at: the machine's name when it listens on every address. */
+function advertisedHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return hostname();
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** Reads the admin token from the data directory, creating it on first start. */

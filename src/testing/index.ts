@@ -12,3 +12,5 @@ export { makeTestCertificates } from './certs.js';
 export type { TestCertificates } from './certs.js';
 export { makeTestOperator } from './nats-jwt.js';
 export type { TestOperator } from './nats-jwt.js';
+export { startTestCluster, TEST_TIMING } from './cluster-harness.js';
+export type { ChildNode, TestCluster, TestClusterOptions } from './cluster-harness.js';
