@@ -103,10 +103,10 @@ async function killToDrop(cluster: TestCluster): Promise<void> {
   for (let i = 0; i < Math.min(REPEATS, 3); i++) {
     const child = await cluster.startChildNode(`doomed-${i}`);
     const a = cluster.nodes[0]!;
-    await waitFor(() => a.platform.clusterView().nodes.some((n) => n.name === child.name), 10_000, 'A to see the new node');
+    await waitFor(() => a.platform.clusterView().nodes.some((n) => n.name === child.name && n.healthy), 10_000, 'A to see the new node');
     const start = performance.now();
     await child.kill();
-    await waitFor(() => !a.platform.clusterView().nodes.some((n) => n.name === child.name), 15_000, 'A to drop the killed node');
+    await waitFor(() => !a.platform.clusterView().nodes.some((n) => n.name === child.name && n.healthy), 15_000, 'A to drop the killed node');
     times.push(performance.now() - start);
   }
   console.log(`kill -9 of a node until the others drop it (drop after ${TIMING.downAfterMs} ms of silence): median ${fmt(median(times))} of ${times.length}`);
@@ -117,7 +117,7 @@ async function healToAgree(cluster: TestCluster): Promise<void> {
   const proxy = await startCutProxy(Number(new URL(cluster.urls[0]!).port));
   const cut = await cluster.addNode('node-cut', { cluster: { servers: [proxy.url], timing: TIMING } });
   const a = cluster.nodes[0]!;
-  const names = (node: TestNode): string => node.platform.clusterView().nodes.map((n) => n.name).sort().join(',');
+  const names = (node: TestNode): string => node.platform.clusterView().nodes.filter((n) => n.healthy).map((n) => n.name).sort().join(',');
   try {
     for (let i = 0; i < Math.min(REPEATS, 3); i++) {
       await waitFor(() => names(a) === names(cut), 15_000, 'the views to agree before the cut');

@@ -9,11 +9,12 @@ import { Platform } from '../src/control/index.js';
 import { makeTestCertificates, startCutProxy, startNatsCluster, startNatsServer, startTestCluster, TEST_TIMING, type TestNode } from '../src/testing/index.js';
 import { get, helloApp, HELLO_WASM, serves, waitFor } from './cluster-helpers.js';
 
-/** The node names in `node`'s view, sorted and joined. */
+/** The names of the nodes `node` sees as healthy, sorted and joined. */
 const names = (node: TestNode): string =>
   node.platform
     .clusterView()
-    .nodes.map((n) => n.name)
+    .nodes.filter((n) => n.healthy)
+    .map((n) => n.name)
     .sort()
     .join(',');
 

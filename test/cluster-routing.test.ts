@@ -35,6 +35,8 @@ describe('routing across the cluster', () => {
     const seen = JSON.parse(forwarded.text) as Record<string, string>;
     assert.equal(seen['x-lamplighter-hop'], 'node-a');
     assert.equal(sum(instancesByNode(cluster.nodes, 'one')), 1);
+    const metrics = await (await fetch(`${a!.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^lamplighter_forwarded_requests_total\{function="one",outcome="served"\} [1-9]/m);
     // At scale.max, with B's one instance busy, C may light none: B holds the request for it.
     await waitFor(() => c!.platform.clusterView().functions.find((f) => f.name === 'one')!.instances.length === 1, 2000, 'C to see B\'s instance');
     const busy = get(`${b!.url}/one/_/slow?ms=400`);
@@ -62,6 +64,21 @@ describe('routing across the cluster', () => {
     await waitFor(() => sum(instancesByNode(nodes, 'two')) <= 2, 2000, 'the cluster to come back to scale.max');
     const servedBy = new Set(results.map((r) => r.node));
     assert.ok(servedBy.size >= 1);
+  });
+
+  test('a forwarded request is served where it lands, never sent on, even when another node has room', async () => {
+    const [a, b] = cluster.nodes;
+    await a!.deploy(echoApp('pair', '[function.limits]\nconcurrency = 1\ncold_start_timeout = "10s"\n[function.scale]\nmin = 1\nmax = 3\nidle = "30s"'), { 'echo-server.mjs': ECHO_SERVER });
+    await waitFor(() => cluster.nodes.every((n) => (n.platform.group('pair')?.readyCount ?? 0) === 1), 5000, 'one ready instance of pair per node');
+    await waitFor(() => b!.platform.clusterView().functions.find((f) => f.name === 'pair')!.instances.length === 3, 2000, 'B to see all three');
+    const busy = get(`${b!.url}/pair/_/slow?ms=300`);
+    await waitFor(() => b!.platform.group('pair')!.inFlightCount === 1, 2000, 'B\'s instance to be busy');
+    // As if node A had forwarded it: B has no room, A and C have, and still B holds it for its own.
+    const res = await fetch(`${b!.url}/pair/_/headers`, { headers: { 'x-lamplighter-hop': 'node-a' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-lamplighter-node'), 'node-b');
+    await res.text();
+    assert.equal((await busy).status, 200);
   });
 
   test('an upgrade (WebSocket-style) reaching a node without the instance is forwarded', async () => {

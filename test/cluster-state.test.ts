@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestCluster, type TestCluster } from '../src/testing/index.js';
+import { cliOk } from './cli-helpers.js';
 import { get, helloApp, HELLO_WASM, serves, waitFor } from './cluster-helpers.js';
 
 describe('cluster state through JetStream', () => {
@@ -23,6 +24,29 @@ describe('cluster state through JetStream', () => {
     const fromC = await get(`${c!.url}/hello`);
     assert.equal(fromC.text, 'Hi from Lamplighter!\n');
     assert.match(fromC.node ?? '', /^node-[abc]$/);
+  });
+
+  test('GET /v1/cluster, `ls`, `ls --json` and /metrics show the nodes and where instances run', async () => {
+    const [a, b] = cluster.nodes;
+    await get(`${b!.url}/hello`);
+    await waitFor(() => a!.platform.clusterView().functions.some((f) => f.name === 'hello' && f.instances.length > 0), 2000, 'A to see an instance of hello');
+    const res = await fetch(`${a!.adminUrl}/v1/cluster`, { headers: { authorization: `Bearer ${a!.platform.token}` } });
+    const view = (await res.json()) as { mode: string; node: string; nodes: Array<{ name: string; healthy: boolean; self: boolean; address: string }>; functions: Array<{ name: string; instances: Array<{ node: string }> }> };
+    assert.equal(view.mode, 'cluster');
+    assert.equal(view.node, 'node-a');
+    assert.deepEqual(view.nodes.map((n) => [n.name, n.healthy, n.self]), [['node-a', true, true], ['node-b', true, false], ['node-c', true, false]]);
+    assert.equal(view.nodes[1]!.address, `127.0.0.1:${b!.platform.port}`);
+    assert.ok(view.functions.find((f) => f.name === 'hello')!.instances.length > 0);
+    const env = { LAMPLIGHTER_TOKEN: a!.platform.token };
+    const ls = await cliOk(['ls', '--server', a!.adminUrl], { env });
+    assert.match(ls, /node-a \(this node\)\s+127\.0\.0\.1:\d+\s+healthy/);
+    assert.match(ls, /node-c\s+127\.0\.0\.1:\d+\s+healthy/);
+    assert.match(ls, /hello\s+\d+\s+\d+ instances?: node-/);
+    const json = JSON.parse(await cliOk(['ls', '--json', '--server', a!.adminUrl], { env })) as { cluster: { nodes: unknown[] } };
+    assert.equal(json.cluster.nodes.length, 3);
+    const metrics = await (await fetch(`${a!.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^lamplighter_cluster_nodes 3$/m);
+    assert.match(metrics, /^lamplighter_discovery_events_total\{kind="join"\} [1-9]/m);
   });
 
   test('a rollback on one node is seen everywhere', async () => {

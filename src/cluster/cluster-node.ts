@@ -12,6 +12,9 @@ export const NODES_GROUP = 'nodes';
 /** How long a peer that refused a forward is passed over, in ms: discovery drops a dead one soon after. */
 const SUSPECT_FOR_MS = 1000;
 
+/** How long a node that went silent (not one that left) is still listed, as down. */
+const LIST_DOWN_FOR_MS = 10 * 60_000;
+
 /** What forwards requests to a peer's gateway. */
 export interface Forwarder {
   forward(address: string, request: InvocationRequest): Promise<InvocationResponse>;
@@ -44,11 +47,26 @@ export class ClusterNode {
   #announced = false;
   #draining = false;
   #generation = 0;
+  /** Nodes dropped without saying they were leaving (killed, cut off), listed as down for a while. */
+  readonly #down = new Map<string, { address: string | undefined; lastHeartbeat: number; since: number }>();
+  readonly #nodesMonitor: { stop(): void };
 
   constructor(options: ClusterNodeOptions) {
     this.scope = options.scope;
     this.forwarder = options.forwarder;
     this.#options = options;
+    // A node that leaves gracefully marks itself draining first; one that vanishes without it went down.
+    this.#nodesMonitor = this.scope.monitor(NODES_GROUP, (event) => {
+      for (const member of event.members) {
+        if (member.node === this.name) continue;
+        if (event.kind === 'join') this.#down.delete(member.node);
+        else if (event.kind === 'leave' && member.data.draining !== true) {
+          const heard = this.scope.nodes().find((n) => n.name === member.node)?.lastHeartbeat;
+          const now = Date.now();
+          this.#down.set(member.node, { address: typeof member.data.address === 'string' ? member.data.address : undefined, lastHeartbeat: heard ?? now, since: now });
+        }
+      }
+    });
   }
 
   get name(): string {
@@ -139,7 +157,12 @@ export class ClusterNode {
   drain(): void {
     if (this.#draining) return;
     this.#draining = true;
-    if (this.#announced) this.scope.update(NODES_GROUP, this.name, { address: this.address, draining: true });
+    // Left and joined again in one message, not updated: updates are coalesced, and the goodbye
+    // that follows must find the others knowing this node was draining, not gone down.
+    if (this.#announced) {
+      this.scope.leave(NODES_GROUP, this.name);
+      this.scope.join(NODES_GROUP, this.name, { address: this.address, draining: true });
+    }
     for (const peers of [...this.#peers]) peers.close();
   }
 
@@ -164,6 +187,11 @@ export class ClusterNode {
         draining,
       });
     }
+    const now = Date.now();
+    for (const [name, down] of this.#down) {
+      if (now - down.since > LIST_DOWN_FOR_MS) this.#down.delete(name);
+      else if (!entries.has(name)) views.push({ name, address: down.address, healthy: false, lastHeartbeat: new Date(down.lastHeartbeat).toISOString(), self: false, draining: false });
+    }
     return views.sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -177,6 +205,7 @@ export class ClusterNode {
   /** Leaves the cluster: withdraws everything, then stops discovery and forwarding. */
   async close(): Promise<void> {
     this.drain();
+    this.#nodesMonitor.stop();
     await this.scope.close();
     await this.forwarder.close();
   }
