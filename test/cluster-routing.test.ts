@@ -29,11 +29,14 @@ describe('routing across the cluster', () => {
     assert.deepEqual(instancesByNode(cluster.nodes, 'one'), { 'node-a': 0, 'node-b': 1, 'node-c': 0 });
     // Once A hears of B's instance (and its room), A sends the request there instead of lighting.
     await waitFor(() => a!.platform.clusterView().functions.find((f) => f.name === 'one')!.instances.length === 1, 2000, 'A to see B\'s instance');
-    const forwarded = await get(`${a!.url}/one/_/headers`);
+    const res = await fetch(`${a!.url}/one/_/headers`);
+    const forwarded = { status: res.status, node: res.headers.get('x-lamplighter-node'), id: res.headers.get('x-request-id'), text: await res.text() };
     assert.equal(forwarded.status, 200);
     assert.equal(forwarded.node, 'node-b');
     const seen = JSON.parse(forwarded.text) as Record<string, string>;
     assert.equal(seen['x-lamplighter-hop'], 'node-a');
+    // One request id on both nodes: the one A answered with is the one B's function saw.
+    assert.equal(seen['x-request-id'], forwarded.id);
     assert.equal(sum(instancesByNode(cluster.nodes, 'one')), 1);
     const metrics = await (await fetch(`${a!.adminUrl}/metrics`)).text();
     assert.match(metrics, /^lamplighter_forwarded_requests_total\{function="one",outcome="served"\} [1-9]/m);

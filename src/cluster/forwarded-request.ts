@@ -1,4 +1,4 @@
-// A request as it goes on to a peer: the original, with the hop header added to its headers.
+// A request as it goes on to a peer: the original, with the hop header and its id added to its headers.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { InvocationRequest, MatchedRoute } from '../instance/index.js';
@@ -15,7 +15,8 @@ export class ForwardedRequest implements InvocationRequest {
 
   constructor(inner: InvocationRequest, node: string) {
     this.#inner = inner;
-    this.headers = { ...inner.headers, [HOP_HEADER]: node };
+    // The peer takes the request id as its own, so both nodes' logs name the request alike.
+    this.headers = { ...inner.headers, [HOP_HEADER]: node, 'x-request-id': inner.id };
   }
 
   get id(): string {

@@ -127,7 +127,7 @@ export class Gateway {
   private onRequest(req: ServerRequest, res: ServerResponse): void {
     const start = performance.now();
     const { url, path, host } = splitTarget(req);
-    const requestId = nextRequestId();
+    const requestId = forwardedRequestId(req) ?? nextRequestId();
     const match = this.routes.match(host, path);
     if (!match) {
       this.options.metrics.recordUnrouted(404);
@@ -227,6 +227,17 @@ export class Gateway {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Ids as nodes make them; anything else a client sends is not taken. */
+const REQUEST_ID = /^[0-9a-f-]{1,64}$/;
+
+/** The id another node gave a request it forwarded here, so that both nodes log the same id. */
+function forwardedRequestId(req: ServerRequest): string | undefined {
+  const headers = req.headers;
+  if (headers[HOP_HEADER] === undefined) return undefined;
+  const id = headers['x-request-id'];
+  return typeof id === 'string' && REQUEST_ID.test(id) ? id : undefined;
+}
 
 /** The request target split into path and query, and the Host header without its port. */
 function splitTarget(req: ServerRequest): { url: string; path: string; host: string } {
