@@ -132,11 +132,19 @@ export class Platform {
     } else {
       store = await FileStore.open(options.dataDir, { fs: options.storeFs, events });
     }
-    const token = await loadOrCreateToken(options.dataDir);
+    let token: string;
+    try {
+      token = await loadOrCreateToken(options.dataDir);
+    } catch (err) {
+      await cluster?.close();
+      throw err;
+    }
     platform = new Platform(store, token, { ...options, nodeName }, cluster, logger);
     try {
       // Pointer changes from any node are followed from before the restore, so none falls between.
-      const stopWatch = store.watch?.((change) => void platform!.#deployments.follow(change));
+      const stopWatch = store.watch?.((change) => {
+        platform!.#deployments.follow(change).catch((err: unknown) => logger.error({ app: change.app, err: (err as Error).message }, 'could not follow a change made in the cluster'));
+      });
       if (stopWatch) platform.#stopWatch = stopWatch;
       await platform.#deployments.restore();
       await options.beforeListen?.(platform);
