@@ -1,5 +1,5 @@
 // What `ls` and the admin API show of the apps a node serves, and of those it could not restore.
-import type { FunctionGroup } from '../dispatch/index.js';
+import type { Dispatcher } from '../dispatch/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import type { DeployedApp } from './deployments.js';
 import type { RestoreNote } from './restore-plan.js';
@@ -31,7 +31,7 @@ export interface AppStatus {
 }
 
 /** One function of a served app, as `ls` shows it. */
-export function functionStatus(app: DeployedApp, group: FunctionGroup): FunctionStatus {
+export function functionStatus(app: DeployedApp, group: Dispatcher): FunctionStatus {
   const instances = group.instanceCount;
   return {
     name: group.spec.name,

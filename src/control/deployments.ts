@@ -1,9 +1,11 @@
 // The apps a node serves and what changes them — restore, deploy, rollback, remove — one at a time.
 import path from 'node:path';
-import { FunctionGroup, type FunctionPeers } from '../dispatch/index.js';
+import { AdmittedFunction, type BreakerGate } from '../admission/index.js';
+import { Dispatcher, type FunctionPeers } from '../dispatch/index.js';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
-import { RouteTable, type Gateway, type GatewayTarget, type RouteEntry } from '../gateway/index.js';
-import { loadManifest, parseManifest, readArtifact, type AppManifest } from '../manifest/index.js';
+import { RouteTable, type Gateway, type RouteEntry } from '../gateway/index.js';
+import type { GatewayTarget } from '../instance/index.js';
+import { loadManifest, parseManifest, readArtifact, type AppManifest, type FunctionSpec } from '../manifest/index.js';
 import type { FunctionLogs, Logger, Metrics } from '../observability/index.js';
 import type { SandboxPool } from '../runtime/wasm/index.js';
 import type { ArtifactStore, PointerChange, Revision } from '../store/index.js';
@@ -26,11 +28,14 @@ export interface DeployResult {
   unchanged: boolean;
 }
 
-/** One revision of an app, built: its function groups, serving or about to. */
+/** One revision of an app, built: its functions' dispatchers and admission, serving or about to. */
 export interface DeployedApp {
   manifest: AppManifest;
   revision: Revision;
-  groups: Map<string, FunctionGroup>;
+  /** Each function's dispatcher, by name. */
+  groups: Map<string, Dispatcher>;
+  /** Each function behind its admission steps, by name: what its routes lead to. */
+  targets: Map<string, AdmittedFunction>;
   /** Set when this revision was restored in place of a damaged or failing current one. */
   restored?: RestoreNote;
 }
@@ -45,6 +50,8 @@ export interface DeploymentsNode {
   metrics: Metrics;
   /** In a cluster: one function's view of its instances on other nodes, given a reader of its local ones. */
   peersFor?: (fn: string, figures: () => Array<{ id: string; free: number; ready: boolean }>) => FunctionPeers;
+  /** One function's circuit breakers, when it has any; none leaves the breaker step out. @default undefined */
+  breakerFor?: (spec: FunctionSpec) => BreakerGate | undefined;
 }
 
 /** The apps one node serves, and every operation that changes which revision serves. */
@@ -128,7 +135,8 @@ export class Deployments {
   /** Builds the groups of one revision without touching what is being served. */
   async #build(revision: Revision): Promise<DeployedApp> {
     const manifest = parseManifest(revision.manifest, `app '${revision.app}' revision ${revision.number}`);
-    const groups = new Map<string, FunctionGroup>();
+    const groups = new Map<string, Dispatcher>();
+    const targets = new Map<string, AdmittedFunction>();
     const artifactDigest = (name: string): string => {
       const digest = revision.artifacts[name];
       if (!digest) throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' was not uploaded with the deploy`);
@@ -148,7 +156,7 @@ export class Deployments {
     }
     try {
       for (const spec of manifest.functions) {
-        let group: FunctionGroup | undefined;
+        let group: Dispatcher | undefined;
         const peers = this.#node.peersFor?.(spec.name, () => group?.instanceFigures() ?? []);
         const factory = await buildFactory(spec, {
           pool: this.#node.pool,
@@ -157,7 +165,7 @@ export class Deployments {
           artifact: async (name) => blobs.get(artifactDigest(name))!,
           log: (stream, text) => this.#node.logs.write(spec.name, stream, text),
         });
-        group = new FunctionGroup(spec, factory, {
+        group = new Dispatcher(spec, factory, {
           metrics: this.#node.metrics,
           peers,
           log: (text) => {
@@ -166,19 +174,20 @@ export class Deployments {
           },
         });
         groups.set(spec.name, group);
+        targets.set(spec.name, new AdmittedFunction(group, { breaker: this.#node.breakerFor?.(spec) }));
       }
     } catch (err) {
-      await Promise.all([...groups.values()].map((g) => g.stop()));
+      await stopGroups({ groups, targets });
       throw err;
     }
-    return { manifest, revision, groups };
+    return { manifest, revision, groups, targets };
   }
 
   #routeEntries(except?: string, extra?: DeployedApp): Array<RouteEntry<GatewayTarget>> {
     const entries: Array<RouteEntry<GatewayTarget>> = [];
     const add = (app: DeployedApp): void => {
-      for (const group of app.groups.values()) {
-        for (const pattern of group.spec.routes) entries.push({ pattern, hosts: group.spec.hosts, target: group });
+      for (const target of app.targets.values()) {
+        for (const pattern of target.spec.routes) entries.push({ pattern, hosts: target.spec.hosts, target });
       }
     };
     for (const [name, app] of this.apps) if (name !== except) add(app);
@@ -367,7 +376,7 @@ export class Deployments {
   }
 
   /** The group serving a function, or undefined. */
-  group(name: string): FunctionGroup | undefined {
+  group(name: string): Dispatcher | undefined {
     for (const app of this.apps.values()) {
       const group = app.groups.get(name);
       if (group) return group;
@@ -402,6 +411,7 @@ function describeTarget(target: GatewayTarget): string {
   return `function '${target.spec.name}'`;
 }
 
-async function stopGroups(app: DeployedApp): Promise<void> {
+async function stopGroups(app: Pick<DeployedApp, 'groups' | 'targets'>): Promise<void> {
+  for (const target of app.targets.values()) target.close();
   await Promise.all([...app.groups.values()].map((g) => g.stop()));
 }

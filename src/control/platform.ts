@@ -7,7 +7,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PlatformDefaults } from '../config/index.js';
 import { joinCluster, type ClusterSettings, type ClusterView, type JoinedCluster } from '../cluster/index.js';
-import type { FunctionGroup } from '../dispatch/index.js';
+import type { Dispatcher } from '../dispatch/index.js';
 import { Gateway } from '../gateway/index.js';
 import { createLogger, FunctionLogs, Metrics, type Logger } from '../observability/index.js';
 import { SandboxPool } from '../runtime/wasm/index.js';
@@ -251,7 +251,7 @@ export class Platform {
   }
 
   /** The group serving a function, for tests and the KEDA server. */
-  group(name: string): FunctionGroup | undefined {
+  group(name: string): Dispatcher | undefined {
     return this.#deployments.group(name);
   }
 

@@ -2,23 +2,32 @@
 // made only if someone asks.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { ServerRequest } from '../http1/index.js';
-import { HOP_HEADER, type InvocationRequest, type MatchedRoute } from '../instance/index.js';
+import type { LamplighterError } from '../errors/index.js';
+import { HOP_HEADER, type MatchedRoute, type RoutedRequest } from '../instance/index.js';
+
+/** Where a request's method, headers, peer and body come from: the server's request, or an in-process one. */
+export interface RequestSource {
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly remoteAddress: string;
+  readonly body: Readable;
+}
 
 /**
  * One request on its way to an instance. Most requests finish without anyone listening for an
  * abort, so the AbortController behind `signal` is created on first use — if the client has gone
  * by then, the signal is created already aborted.
  */
-export class GatewayRequest implements InvocationRequest {
+export class GatewayRequest implements RoutedRequest {
   private controller: AbortController | undefined;
   private gone = false;
+  private reason: LamplighterError | undefined;
   private listeners: Array<() => void> | undefined;
 
   constructor(
     readonly id: string,
-    /** The request as the server read it: method, headers, peer and body come from it. */
-    private readonly req: ServerRequest,
+    /** The request as the server read it (or as handed in): method, headers, peer and body come from it. */
+    private readonly req: RequestSource,
     readonly url: string,
     readonly host: string,
     readonly serverPort: number,
@@ -77,10 +86,16 @@ export class GatewayRequest implements InvocationRequest {
     };
   }
 
+  /** Why the platform abandoned the request (its deadline), if it did. */
+  get abortReason(): LamplighterError | undefined {
+    return this.reason;
+  }
+
   /** Marks the request abandoned, aborting its signal if one was made. */
-  abort(): void {
+  abort(reason?: LamplighterError): void {
     if (this.gone) return;
     this.gone = true;
+    this.reason = reason;
     this.controller?.abort();
     const listeners = this.listeners;
     this.listeners = undefined;

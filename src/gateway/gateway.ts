@@ -1,25 +1,16 @@
 // The gateway: one HTTP/1.1 server (src/http1); routes each request, dispatches it, streams the answer back.
-import { performance } from 'node:perf_hooks';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import { closingResponse, Http1Server, type ServerRequest, type ServerResponse } from '../http1/index.js';
-import { HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
-import type { FunctionSpec } from '../manifest/index.js';
+import { HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, type GatewayTarget, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { errorResponse } from './error-response.js';
 import { GatewayRequest } from './gateway-request.js';
 import { nextRequestId } from './request-id.js';
 import { RouteTable } from './route-table.js';
-
-/** What a route leads to: something that serves requests for one function. */
-export interface GatewayTarget {
-  readonly spec: FunctionSpec;
-  /** Serves a request; `node` names the node that served it when another did. */
-  dispatch(request: InvocationRequest): Promise<{ response: InvocationResponse; coldStart: boolean; node?: string }>;
-  /** Hands over an upgrade; resolves with whether it waited for a cold start and the status the function answered. */
-  upgrade(request: InvocationRequest, socket: Duplex, head: Buffer): Promise<{ coldStart: boolean; status: number }>;
-}
 
 /** Options for {@link Gateway}. */
 export interface GatewayOptions {
@@ -29,8 +20,27 @@ export interface GatewayOptions {
   nodeName?: string;
 }
 
+/** A request handed to {@link Gateway.handle} in-process, as a client would send it. */
+export interface GatewayHandleRequest {
+  method: string;
+  /** Path and query, e.g. `/hello?name=x`. */
+  url: string;
+  /** Header names in any case; `host` picks the host routes match. @default {} */
+  headers?: Record<string, string>;
+  /** @default no body */
+  body?: string | Buffer;
+  /** The client address the function sees. @default '127.0.0.1' */
+  remoteAddress?: string;
+}
 
-/** The HTTP front door: route lookup, admission through the dispatcher, streamed responses. */
+/** What {@link Gateway.handle} answers: the response as a client would read it, body in full. */
+export interface GatewayHandleResponse {
+  status: number;
+  headers: Headers;
+  body: Buffer;
+}
+
+/** The HTTP front door: route lookup, then each target's admission and dispatch, streamed responses. */
 export class Gateway {
   private routes: RouteTable<GatewayTarget> = new RouteTable([]);
   private server: Http1Server | undefined;
@@ -72,7 +82,7 @@ export class Gateway {
 
   private onUpgrade(req: ServerRequest, socket: Socket, head: Buffer): void {
     const start = performance.now();
-    const { url, path, host } = splitTarget(req);
+    const { url, path, host } = splitTarget(req.url, req.headers.host);
     const requestId = nextRequestId();
     const match = this.routes.match(host, path);
     socket.on('error', () => socket.destroy());
@@ -91,7 +101,7 @@ export class Gateway {
       // Ended and destroyed once written: a client that never closes its side is not waited for.
       socket.destroySoon();
     };
-    if (!match) return refuse(new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`));
+    if (!match) return refuse(notRouted(host, path));
     const controller = new AbortController();
     socket.once('close', () => controller.abort());
     // A handshake gets its answer within the function's timeout like any request: a child that
@@ -126,45 +136,30 @@ export class Gateway {
 
   private onRequest(req: ServerRequest, res: ServerResponse): void {
     const start = performance.now();
-    const { url, path, host } = splitTarget(req);
-    const requestId = forwardedRequestId(req) ?? nextRequestId();
+    const { url, path, host } = splitTarget(req.url, req.headers.host);
+    const requestId = forwardedRequestId(req.headers) ?? nextRequestId();
     const match = this.routes.match(host, path);
     if (!match) {
       this.options.metrics.recordUnrouted(404);
-      this.sendError(res, new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`), requestId);
+      this.sendError(res, notRouted(host, path), requestId);
       return;
     }
     const target = match.target;
     const fn = target.spec.name;
-    const deadline = start + target.spec.limits.timeoutMs;
-    const invocation = new GatewayRequest(requestId, req, url, host, this.port, match.route, deadline);
-    let answered = false;
-    const timer = setTimeout(() => {
-      invocation.abort();
-      if (answered) return;
-      answered = true;
-      this.finish(fn, 504, start, false, requestId);
-      this.sendError(res, new LamplighterError(ErrorCodes.TIMEOUT, `Function '${fn}' did not answer within ${target.spec.limits.timeoutMs} ms (limits.timeout)`), requestId);
-    }, target.spec.limits.timeoutMs);
+    const invocation = new GatewayRequest(requestId, req, url, host, this.port, match.route, start + target.spec.limits.timeoutMs);
     res.onClose = (finished) => {
-      clearTimeout(timer);
       if (!finished) invocation.abort();
     };
+    // Admission (the deadline among it) is the target's: one answer or one error comes back.
     target.dispatch(invocation).then(
       ({ response, coldStart, node }) => {
-        if (answered) {
-          destroyBody(response);
-          return;
-        }
-        answered = true;
-        clearTimeout(timer);
         try {
           this.sendResponse(res, response, requestId, coldStart, node);
         } catch (err) {
           // A response the server refuses (a bad header or status from a handler) is the
           // handler's fault, and must never escape as an unhandled rejection.
           destroyBody(response);
-          const bad = new LamplighterError(ErrorCodes.BAD_HANDLER_RESPONSE, `Function '${fn}' answered with a response that cannot be sent: ${(err as Error).message}`);
+          const bad = badResponse(fn, err);
           this.finish(fn, bad.status, start, coldStart, requestId);
           this.sendError(res, bad, requestId);
           return;
@@ -172,15 +167,72 @@ export class Gateway {
         this.finish(fn, response.status, start, coldStart, requestId);
       },
       (err: unknown) => {
-        if (answered) return;
-        answered = true;
-        clearTimeout(timer);
-        const e = toLamplighterError(err);
-        if (e.code === ErrorCodes.INTERNAL) this.options.logger.error({ err: e.cause ?? e, function: fn, requestId }, 'request failed');
-        this.finish(fn, e.status, start, false, requestId);
+        const e = this.failed(fn, err, start, requestId);
         this.sendError(res, e, requestId);
       },
     );
+  }
+
+  /**
+   * Serves one request in-process: route lookup, the target's admission and dispatch, as for a
+   * request on the socket (same metrics, ids and error bodies), with the whole body read.
+   */
+  async handle(request: GatewayHandleRequest): Promise<GatewayHandleResponse> {
+    const start = performance.now();
+    const headers: IncomingHttpHeaders = {};
+    for (const [name, value] of Object.entries(request.headers ?? {})) headers[name.toLowerCase()] = value;
+    const body = request.body === undefined ? EMPTY : Buffer.from(request.body);
+    if (body.length > 0 && headers['content-length'] === undefined) headers['content-length'] = String(body.length);
+    const { url, path, host } = splitTarget(request.url, headers.host);
+    const requestId = forwardedRequestId(headers) ?? nextRequestId();
+    const match = this.routes.match(host, path);
+    if (!match) {
+      this.options.metrics.recordUnrouted(404);
+      return errorAnswer(notRouted(host, path), requestId);
+    }
+    const target = match.target;
+    const fn = target.spec.name;
+    const source = { method: request.method.toUpperCase(), headers, remoteAddress: request.remoteAddress ?? '127.0.0.1', body: Readable.from(body.length > 0 ? [body] : [], { objectMode: false }) };
+    const invocation = new GatewayRequest(requestId, source, url, host, this.port, match.route, start + target.spec.limits.timeoutMs);
+    let served;
+    try {
+      served = await target.dispatch(invocation);
+    } catch (err) {
+      return errorAnswer(this.failed(fn, err, start, requestId), requestId);
+    }
+    const { response, coldStart, node } = served;
+    const out = new Headers();
+    let length: string | undefined;
+    try {
+      for (const [name, value] of response.headers) {
+        const lower = name.toLowerCase();
+        if (lower === 'content-length') length = value;
+        else if (!HOP_BY_HOP_HEADERS.has(lower)) out.append(name, value);
+      }
+    } catch (err) {
+      destroyBody(response);
+      const bad = badResponse(fn, err);
+      this.finish(fn, bad.status, start, coldStart, requestId);
+      return errorAnswer(bad, requestId);
+    }
+    const content = response.body === null ? EMPTY : Buffer.isBuffer(response.body) ? response.body : Buffer.concat(await response.body.toArray());
+    // As on the socket: the answer to a HEAD keeps the handler's length.
+    const sentLength = response.body === null ? length : String(content.length);
+    if (sentLength !== undefined) out.set('content-length', sentLength);
+    out.set('x-request-id', requestId);
+    out.set('x-lamplighter-cold-start', coldStart ? 'true' : 'false');
+    const self = this.options.nodeName;
+    if (self !== undefined) out.set(NODE_HEADER, node ?? self);
+    this.finish(fn, response.status, start, coldStart, requestId);
+    return { status: response.status, headers: out, body: content };
+  }
+
+  /** A request that failed before its answer: logged when internal, counted, returned as a LamplighterError. */
+  private failed(fn: string, err: unknown, start: number, requestId: string): LamplighterError {
+    const e = toLamplighterError(err);
+    if (e.code === ErrorCodes.INTERNAL) this.options.logger.error({ err: e.cause ?? e, function: fn, requestId }, 'request failed');
+    this.finish(fn, e.status, start, false, requestId);
+    return e;
   }
 
   private finish(fn: string, status: number, start: number, coldStart: boolean, requestId: string): void {
@@ -232,19 +284,16 @@ const EMPTY = Buffer.alloc(0);
 const REQUEST_ID = /^[0-9a-f-]{1,64}$/;
 
 /** The id another node gave a request it forwarded here, so that both nodes log the same id. */
-function forwardedRequestId(req: ServerRequest): string | undefined {
-  const headers = req.headers;
+function forwardedRequestId(headers: IncomingHttpHeaders): string | undefined {
   if (headers[HOP_HEADER] === undefined) return undefined;
   const id = headers['x-request-id'];
   return typeof id === 'string' && REQUEST_ID.test(id) ? id : undefined;
 }
 
 /** The request target split into path and query, and the Host header without its port. */
-function splitTarget(req: ServerRequest): { url: string; path: string; host: string } {
-  const url = req.url;
+function splitTarget(url: string, hostHeader = ''): { url: string; path: string; host: string } {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
-  const hostHeader = req.headers.host ?? '';
   const colon = hostHeader.lastIndexOf(':');
   const host = colon > 0 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader;
   return { url, path, host };
@@ -257,6 +306,25 @@ function errorParts(err: unknown, requestId: string): { status: number; headers:
   const headers: string[] = [];
   for (const [k, v] of out.headers) if (k !== 'content-length') headers.push(k, v);
   headers.push('x-lamplighter-cold-start', coldStart ? 'true' : 'false');
+  return { status: out.status, headers, body: out.body };
+}
+
+/** The error for a request no route matches. */
+function notRouted(host: string, path: string): LamplighterError {
+  return new LamplighterError(ErrorCodes.ROUTE_NOT_FOUND, `No function serves ${host || '(no host)'}${path}`);
+}
+
+/** The error for an answer that cannot be sent as the handler gave it. */
+function badResponse(fn: string, err: unknown): LamplighterError {
+  return new LamplighterError(ErrorCodes.BAD_HANDLER_RESPONSE, `Function '${fn}' answered with a response that cannot be sent: ${(err as Error).message}`);
+}
+
+/** An error as {@link Gateway.handle} answers it: the same status, headers and JSON body as on the socket. */
+function errorAnswer(err: unknown, requestId: string): GatewayHandleResponse {
+  const out = errorParts(err, requestId);
+  const headers = new Headers();
+  for (let i = 0; i < out.headers.length; i += 2) headers.append(out.headers[i]!, out.headers[i + 1]!);
+  headers.set('content-length', String(out.body.length));
   return { status: out.status, headers, body: out.body };
 }
 

@@ -1,23 +1,15 @@
 // The dispatcher of one function: its lit instances, the requests held for them, and lighting/putting out.
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
-import type { Instance, InstanceFactory, InvocationRequest, InvocationResponse } from '../instance/index.js';
+import type { DispatchResult, GatewayTarget, Instance, InstanceFactory, InvocationRequest, InvocationResponse } from '../instance/index.js';
 import type { FunctionScale, FunctionSpec } from '../manifest/index.js';
 import type { FunctionPeers, PeerChoice } from './function-peers.js';
 import { instanceStartChannel, instanceStopChannel, type Metrics } from '../observability/index.js';
 import { systemClock, type Clock, type ClockTimer } from '../runtime/process/index.js';
 import { decideScale, DemandTracker, type ScaleDecision } from '../scaler/index.js';
 
-/** A response and whether the request waited for an instance to light. */
-export interface DispatchResult {
-  response: InvocationResponse;
-  coldStart: boolean;
-  /** The node that served it, when another node did. */
-  node?: string;
-}
-
-/** Options for {@link FunctionGroup}. */
-export interface FunctionGroupOptions {
+/** Options for {@link Dispatcher}. */
+export interface DispatcherOptions {
   /** Metrics of the node. */
   metrics: Metrics;
   /** Platform log lines about this function (lighting, failures). */
@@ -45,8 +37,12 @@ interface Waiter {
   onAbort: () => void;
 }
 
-/** Holds the instances of one function revision and routes each request to one of them. */
-export class FunctionGroup {
+/**
+ * Holds the instances of one function revision and routes each request to one of them. It admits
+ * everything it is given: the deadline, breakers and the pending cap are steps in front of it
+ * (src/admission).
+ */
+export class Dispatcher implements GatewayTarget {
   private slots: Slot[] = [];
   private waiters: Waiter[] = [];
   private seq = 0;
@@ -70,7 +66,7 @@ export class FunctionGroup {
     readonly spec: FunctionSpec,
     /** Lights this function's instances. */
     readonly factory: InstanceFactory,
-    private readonly options: FunctionGroupOptions,
+    private readonly options: DispatcherOptions,
   ) {
     this.time = options.clock ?? systemClock;
     this.perInstance = Math.max(1, Math.min(spec.limits.concurrency, factory.capacity ?? Infinity));
@@ -102,6 +98,23 @@ export class FunctionGroup {
     let n = 0;
     for (const slot of this.slots) n += slot.inFlight;
     return n;
+  }
+
+  /**
+   * Whether a request arriving now would be held here: no local instance has room, no placeholder
+   * answers it, and (in a cluster) no other node would take it. Read by the pending cap before
+   * dispatch: the choice {@link dispatch} makes, without reserving anything.
+   */
+  wouldHold(request: InvocationRequest): boolean {
+    const limit = this.perInstance;
+    for (const slot of this.slots) if (slot.ready && !slot.retiring && slot.inFlight < limit) return false;
+    if (this.spec.placeholder && this.readyCount === 0) return false;
+    const peers = this.options.peers;
+    if (peers && request.forwardedBy === undefined) {
+      if (peers.withRoom()) return false;
+      if (this.liveCount() === 0 && peers.remoteInstances() >= this.spec.scale.max && peers.withInstances()) return false;
+    }
+    return true;
   }
 
   /** Each instance lit or lighting, with the requests it can take now (0 while lighting or retiring). */
@@ -297,12 +310,10 @@ export class FunctionGroup {
     return best;
   }
 
+  /** Holds a request until a slot has room; how many may be held is admission's to cap (limits.max_pending). */
   private hold(request: InvocationRequest, cold: boolean): Promise<Slot> {
     if (request.signal.aborted) {
       throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the request was held');
-    }
-    if (this.waiters.length >= this.spec.limits.maxPending) {
-      throw new LamplighterError(ErrorCodes.OVER_CAPACITY, `Function '${this.spec.name}' has ${this.waiters.length} requests waiting, its limit (limits.max_pending)`, { retryAfter: 1 });
     }
     return new Promise<Slot>((resolve, reject) => {
       const waiter: Waiter = {

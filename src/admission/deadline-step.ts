@@ -1,0 +1,53 @@
+// Admission step: answers LL_TIMEOUT when a function's limits.timeout passes, abandoning the request.
+import type { Readable } from 'node:stream';
+import { ErrorCodes, LamplighterError } from '../errors/index.js';
+import type { DispatchResult } from '../instance/index.js';
+import type { FunctionSpec } from '../manifest/index.js';
+import type { AdmissionStep } from './request-handler.js';
+
+/**
+ * Gives each request `limits.timeout` to get its answer's head. When it passes, the request is
+ * aborted first (so the instance lets go of it and any step listening counts it as timed out),
+ * then the caller gets LL_TIMEOUT (504) at once, whether or not what runs it has stopped yet.
+ * An answer that comes later is dropped and its body destroyed.
+ */
+export function deadlineStep(spec: FunctionSpec): AdmissionStep {
+  const ms = spec.limits.timeoutMs;
+  const message = `Function '${spec.name}' did not answer within ${ms} ms (limits.timeout)`;
+  return (next) => (request) =>
+    new Promise<DispatchResult>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        const err = new LamplighterError(ErrorCodes.TIMEOUT, message);
+        request.abort(err);
+        if (settled) return;
+        settled = true;
+        reject(err);
+      }, ms);
+      let pending: Promise<DispatchResult>;
+      try {
+        pending = next(request);
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+      pending.then(
+        (result) => {
+          clearTimeout(timer);
+          if (settled) return destroyBody(result);
+          settled = true;
+          resolve(result);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          reject(err);
+        },
+      );
+    });
+}
+
+function destroyBody(result: DispatchResult): void {
+  const body = result.response.body;
+  if (body && !Buffer.isBuffer(body)) (body as Readable).destroy();
+}

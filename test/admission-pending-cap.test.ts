@@ -1,0 +1,90 @@
+// Unit tests of the pending cap step in front of a real dispatcher (fake instances, manual clock).
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { AdmittedFunction, pendingCapStep } from '../src/admission/index.js';
+import { ErrorCodes } from '../src/errors/index.js';
+import type { FunctionLimits, FunctionScale } from '../src/manifest/index.js';
+import { assertCode, makeDispatcher, settle, TestRoutedRequest, track } from './dispatch-helpers.js';
+
+/** A dispatcher with only the pending cap in front of it. */
+function makeCapped(limits: Partial<FunctionLimits> = {}, scale: Partial<FunctionScale> = {}) {
+  const made = makeDispatcher(limits, scale);
+  const group = made.group;
+  const admit = pendingCapStep(group.spec, group)((request) => group.dispatch(request));
+  return { ...made, admit };
+}
+
+describe('admission pending cap', () => {
+  test('pending cap — exactly max_pending requests are held; the one past gets 503 with Retry-After', async () => {
+    const { factory, group, admit } = makeCapped({ concurrency: 1, maxPending: 3 });
+    const first = track(admit(new TestRoutedRequest()));
+    const held = [1, 2].map(() => track(admit(new TestRoutedRequest())));
+    await settle();
+    assert.equal(group.pendingCount, 3, 'the cold request and two more are held while the instance lights');
+    const refusedCold = track(admit(new TestRoutedRequest()));
+    await settle();
+    const err = assertCode(refusedCold, ErrorCodes.OVER_CAPACITY, /max_pending/);
+    assert.equal(err.status, 503);
+    assert.equal(err.retryAfter, 1);
+    assert.equal(group.pendingCount, 3);
+
+    const instance = factory.created[0]!;
+    instance.light();
+    await settle();
+    assert.equal(instance.open.length, 1, 'one request runs, with concurrency 1');
+    assert.equal(group.pendingCount, 2);
+    // One place came free: one more is held, and the next is refused.
+    const third = track(admit(new TestRoutedRequest()));
+    await settle();
+    assert.equal(third.done, false, 'the third held request fits');
+    assert.equal(group.pendingCount, 3);
+    const past = track(admit(new TestRoutedRequest()));
+    await settle();
+    assertCode(past, ErrorCodes.OVER_CAPACITY);
+    assert.equal(group.pendingCount, 3);
+
+    for (let i = 0; i < 4; i++) {
+      instance.open[0]!.answer();
+      await settle();
+    }
+    for (const outcome of [first, ...held, third]) assert.equal(outcome.result?.response.status, 200);
+    assert.equal(instance.served.length, 4);
+    assert.equal(group.pendingCount, 0);
+  });
+
+  test('pending cap — max_pending = 0 holds nothing: a request finding no room is refused at once', async () => {
+    const { factory, admit } = makeCapped({ concurrency: 1, maxPending: 0 }, { min: 1 });
+    factory.created[0]!.light();
+    await settle();
+    const running = track(admit(new TestRoutedRequest()));
+    const refused = track(admit(new TestRoutedRequest()));
+    await settle();
+    assertCode(refused, ErrorCodes.OVER_CAPACITY);
+    factory.created[0]!.open[0]!.answer();
+    await settle();
+    assert.equal(running.result?.response.status, 200);
+  });
+
+  test('pending cap — a cold request answered by the placeholder is not held, so max_pending = 0 does not refuse it', async () => {
+    const { group, admit } = makeCapped({ maxPending: 0 });
+    Object.assign(group.spec, { placeholder: { status: 202, body: 'warming up', contentType: 'text/plain' } });
+    const outcome = track(admit(new TestRoutedRequest()));
+    await settle();
+    assert.equal(outcome.result?.response.status, 202);
+  });
+
+  test('pending cap — an upgrade past max_pending is refused like a request', async () => {
+    const { group } = makeDispatcher({ concurrency: 1, maxPending: 1 });
+    const admitted = new AdmittedFunction(group);
+    const held = track(group.dispatch(new TestRoutedRequest()));
+    await settle();
+    assert.equal(group.pendingCount, 1);
+    const socket = new PassThrough();
+    await assert.rejects(admitted.upgrade(new TestRoutedRequest(), socket, Buffer.alloc(0)), (err: Error & { code?: string }) => err.code === ErrorCodes.OVER_CAPACITY);
+    assert.equal(group.pendingCount, 1, 'the refused upgrade was never held');
+    await group.stop();
+    await settle();
+    assert.equal(held.error?.code, ErrorCodes.SHUTTING_DOWN);
+  });
+});
