@@ -4,12 +4,12 @@ import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { AdmittedFunction, pendingCapStep } from '../src/admission/index.js';
 import { ErrorCodes } from '../src/errors/index.js';
-import type { FunctionLimits, FunctionScale } from '../src/manifest/index.js';
+import type { FunctionLimits, FunctionScale, FunctionSpec } from '../src/manifest/index.js';
 import { assertCode, makeDispatcher, settle, TestRoutedRequest, track } from './dispatch-helpers.js';
 
 /** A dispatcher with only the pending cap in front of it. */
-function makeCapped(limits: Partial<FunctionLimits> = {}, scale: Partial<FunctionScale> = {}) {
-  const made = makeDispatcher(limits, scale);
+function makeCapped(limits: Partial<FunctionLimits> = {}, scale: Partial<FunctionScale> = {}, extra: Partial<FunctionSpec> = {}) {
+  const made = makeDispatcher(limits, scale, extra);
   const group = made.group;
   const admit = pendingCapStep(group.spec, group)((request) => group.dispatch(request));
   return { ...made, admit };
@@ -67,8 +67,7 @@ describe('admission pending cap', () => {
   });
 
   test('pending cap — a cold request answered by the placeholder is not held, so max_pending = 0 does not refuse it', async () => {
-    const { group, admit } = makeCapped({ maxPending: 0 });
-    Object.assign(group.spec, { placeholder: { status: 202, body: 'warming up', contentType: 'text/plain' } });
+    const { admit } = makeCapped({ maxPending: 0 }, {}, { placeholder: { status: 202, body: 'warming up', contentType: 'text/plain' } });
     const outcome = track(admit(new TestRoutedRequest()));
     await settle();
     assert.equal(outcome.result?.response.status, 202);

@@ -99,7 +99,8 @@ export class FakeFactory implements InstanceFactory {
   }
 }
 
-export function spec(limits: Partial<FunctionLimits> = {}, scale: Partial<FunctionScale> = {}): FunctionSpec {
+/** A process function's spec with the given limits and scale; `extra` overrides the rest. */
+export function spec(limits: Partial<FunctionLimits> = {}, scale: Partial<FunctionScale> = {}, extra: Partial<FunctionSpec> = {}): FunctionSpec {
   return {
     name: 'fn',
     runtime: 'process',
@@ -126,14 +127,16 @@ export function spec(limits: Partial<FunctionLimits> = {}, scale: Partial<Functi
       ...limits,
     },
     scale: { min: 0, max: 1, idleMs: 30_000, target: undefined, rate: undefined, windowMs: 10_000, ...scale },
+    ...extra,
   };
 }
 
-export function makeDispatcher(limits: Partial<FunctionLimits> = {}, scale: Partial<FunctionScale> = {}) {
+/** A dispatcher of fake instances on a manual clock. */
+export function makeDispatcher(limits: Partial<FunctionLimits> = {}, scale: Partial<FunctionScale> = {}, extra: Partial<FunctionSpec> = {}) {
   const clock = new ManualClock();
   const factory = new FakeFactory();
   const logs: string[] = [];
-  const group = new Dispatcher(spec(limits, scale), factory, { metrics: new Metrics(), log: (text) => logs.push(text), clock });
+  const group = new Dispatcher(spec(limits, scale, extra), factory, { metrics: new Metrics(), log: (text) => logs.push(text), clock });
   return { clock, factory, group, logs };
 }
 

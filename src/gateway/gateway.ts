@@ -175,7 +175,8 @@ export class Gateway {
 
   /**
    * Serves one request in-process: route lookup, the target's admission and dispatch, as for a
-   * request on the socket (same metrics, ids and error bodies), with the whole body read.
+   * request on the socket (same metrics, ids and error bodies), with the whole body read. Rejects
+   * only when a streamed body fails midway.
    */
   async handle(request: GatewayHandleRequest): Promise<GatewayHandleResponse> {
     const start = performance.now();
@@ -215,15 +216,17 @@ export class Gateway {
       this.finish(fn, bad.status, start, coldStart, requestId);
       return errorAnswer(bad, requestId);
     }
-    const content = response.body === null ? EMPTY : Buffer.isBuffer(response.body) ? response.body : Buffer.concat(await response.body.toArray());
-    // As on the socket: the answer to a HEAD keeps the handler's length.
-    const sentLength = response.body === null ? length : String(content.length);
-    if (sentLength !== undefined) out.set('content-length', sentLength);
     out.set('x-request-id', requestId);
     out.set('x-lamplighter-cold-start', coldStart ? 'true' : 'false');
     const self = this.options.nodeName;
     if (self !== undefined) out.set(NODE_HEADER, node ?? self);
+    // Counted at the answer's head, as on the socket; a body that fails midway rejects, as a
+    // client would see its connection cut.
     this.finish(fn, response.status, start, coldStart, requestId);
+    const content = response.body === null ? EMPTY : Buffer.isBuffer(response.body) ? response.body : Buffer.concat(await response.body.toArray());
+    // As on the socket: the answer to a HEAD keeps the handler's length.
+    const sentLength = response.body === null ? length : String(content.length);
+    if (sentLength !== undefined) out.set('content-length', sentLength);
     return { status: response.status, headers: out, body: content };
   }
 
