@@ -153,6 +153,7 @@ describe('breaker gate', () => {
   test('breaker gate — outcomes of requests admitted before a transition do not count after it; done() counts once', () => {
     const { gate: g, clock } = gate('consecutive_failures = 2\nopen_for = "1s"\nhalf_open_probes = 1');
     const early = ticket(g.admit(tenant('a')));
+    const lateFailure = ticket(g.admit(tenant('a')));
     const twice = ticket(g.admit(tenant('a')));
     twice.done(FAIL);
     twice.done(FAIL);
@@ -165,6 +166,10 @@ describe('breaker gate', () => {
     assert.equal(stateOf(g, 'a'), 'half_open', 'a success from before it opened is no probe');
     probe.done(OK);
     assert.equal(stateOf(g, 'a'), 'closed');
+    lateFailure.done(FAIL);
+    serve(g, 'a', 1, FAIL);
+    assert.equal(stateOf(g, 'a'), 'closed', 'a failure from before it opened does not count toward reopening');
+    assert.equal(g.counts('a')!.buckets[0]!.failures, 1);
   });
 
   test('breaker gate — key A open while key B is served', () => {

@@ -57,10 +57,9 @@ function pathKey(request: InvocationRequest): string {
 }
 
 /**
- * A copy of `key` fit to keep for a long time: at most MAX_KEY_LENGTH characters, and not a
- * slice of the request head it was read from (V8 keeps a slice's whole parent string alive).
+ * A copy of `key` (already cut to MAX_KEY_LENGTH) fit to keep for a long time: not a slice of
+ * the request head it was read from, since V8 keeps a slice's whole parent string alive.
  */
 export function retainedKey(key: string): string {
-  const cut = key.length > MAX_KEY_LENGTH ? key.slice(0, MAX_KEY_LENGTH) : key;
-  return Buffer.from(cut, 'utf8').toString('utf8');
+  return Buffer.from(key, 'utf8').toString('utf8');
 }

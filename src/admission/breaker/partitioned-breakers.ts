@@ -6,7 +6,7 @@ import type { BreakerState, Metrics } from '../../observability/index.js';
 import type { BreakerGate, BreakerTicket, CallOutcome } from '../breaker-gate.js';
 import { Verdict, verdictOf } from './call-verdict.js';
 import { BreakerList, KeyBreaker, State, WINDOW_BUCKETS, type BucketCounts } from './key-breaker.js';
-import { describePartition, partitionKeyOf, retainedKey, type PartitionKeyOf } from './partition-key.js';
+import { describePartition, MAX_KEY_LENGTH, partitionKeyOf, retainedKey, type PartitionKeyOf } from './partition-key.js';
 
 /** The key of the breaker that new keys share once every partition held is open. */
 export const OVERFLOW_KEY = '(overflow)';
@@ -88,7 +88,8 @@ export class PartitionedBreakers implements BreakerGate {
   }
 
   admit(request: InvocationRequest): BreakerTicket | LamplighterError {
-    const key = this.keyOf(request);
+    let key = this.keyOf(request);
+    if (key.length > MAX_KEY_LENGTH) key = key.slice(0, MAX_KEY_LENGTH);
     const b = this.#byKey.get(key) ?? this.#add(key);
     if (b.state === State.Closed) {
       if (b !== this.#overflow) this.#closed.moveToTail(b);
