@@ -217,6 +217,18 @@ describe('breaker gate', () => {
     assert.equal(g.size, 2);
   });
 
+  test('breaker gate — a breaker closed for want of probes is the first forgotten', () => {
+    const { gate: g, clock } = gate('consecutive_failures = 1\nmax_keys = 3\nopen_for = "1s"');
+    serve(g, 'a', 1, FAIL);
+    serve(g, 'b', 1, OK);
+    clock.advance(2_000);
+    assert.deepEqual(g.openKeys(), []);
+    serve(g, 'c', 1, OK);
+    serve(g, 'd', 1, OK);
+    assert.equal(g.counts('a'), undefined);
+    assert.equal(stateOf(g, 'b'), 'closed', 'b was used after a last was');
+  });
+
   test('breaker gate — a half-open breaker left unprobed for open_for closes; openKeys is bounded and soonest first', () => {
     const { gate: g, clock } = gate('consecutive_failures = 1\nopen_for = "10s"');
     serve(g, 'a', 1, FAIL);
@@ -237,6 +249,24 @@ describe('breaker gate', () => {
     assert.deepEqual(g.openKeys().map((o) => [o.key, o.state]), [['b', 'half_open'], ['c', 'half_open']]);
     assert.equal(stateOf(g, 'a'), 'closed');
     assert.equal(g.openCount(), 2);
+  });
+
+  test('breaker gate — a snapshot gives each active partition\'s counts per bucket, open ones first, bounded', () => {
+    const { gate: g, clock } = gate('window = "10s"\nconsecutive_failures = 2\nmin_requests = 100');
+    clock.now = 2_000_000;
+    serve(g, 'a', 2, OK);
+    serve(g, 'b', 1, FAIL);
+    clock.advance(1_500);
+    serve(g, 'a', 1, FAIL);
+    serve(g, 'c', 2, FAIL);
+    assert.deepEqual(g.snapshot(), [
+      { key: 'c', state: 'open', bucketMs: 1000, buckets: [{ start: 2_001_000, requests: 2, failures: 2 }] },
+      { key: 'a', state: 'closed', bucketMs: 1000, buckets: [{ start: 2_000_000, requests: 2, failures: 0 }, { start: 2_001_000, requests: 1, failures: 1 }] },
+      { key: 'b', state: 'closed', bucketMs: 1000, buckets: [{ start: 2_000_000, requests: 1, failures: 1 }] },
+    ]);
+    assert.equal(g.snapshot(2).length, 2);
+    clock.advance(10_000);
+    assert.deepEqual(g.snapshot(), [{ key: 'c', state: 'open', bucketMs: 1000, buckets: [] }], 'calls out of the window are not sent; open keys always are');
   });
 
   test('breaker gate — partition "none" keeps one breaker for every request', () => {

@@ -112,6 +112,16 @@ export class BreakerList {
     this.length++;
   }
 
+  /** Puts `b`, which must be in no list, at the front. */
+  unshift(b: KeyBreaker): void {
+    b.prev = undefined;
+    b.next = this.head;
+    if (this.head) this.head.prev = b;
+    else this.tail = b;
+    this.head = b;
+    this.length++;
+  }
+
   /** Takes `b`, which must be in this list, out of it. */
   remove(b: KeyBreaker): void {
     if (b.prev) b.prev.next = b.next;

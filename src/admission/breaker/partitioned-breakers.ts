@@ -124,6 +124,25 @@ export class PartitionedBreakers implements BreakerGate {
     return { key: b.key, state: STATE_NAMES[b.state], bucketMs: this.#bucketMs, buckets: b.buckets(now, this.#bucketMs) };
   }
 
+  /**
+   * Every partition with a call in the window, with its counts per bucket: open ones first, then
+   * closed ones from the most recently used, at most `limit`. What a node would send each key's
+   * owner to be judged across the cluster.
+   */
+  snapshot(limit = 1000): BreakerCounts[] {
+    const now = this.#clock();
+    this.#sweep(now);
+    const out: BreakerCounts[] = [];
+    const add = (b: KeyBreaker): void => {
+      const buckets = b.buckets(now, this.#bucketMs);
+      if (buckets.length > 0 || b.state !== State.Closed) out.push({ key: b.key, state: STATE_NAMES[b.state], bucketMs: this.#bucketMs, buckets });
+    };
+    for (let b = this.#notClosed.head; b && out.length < limit; b = b.next) add(b);
+    for (let b = this.#closed.tail; b && out.length < limit; b = b.prev) add(b);
+    if (out.length < limit && this.#overflow.state === State.Closed) add(this.#overflow);
+    return out;
+  }
+
   close(): void {
     if (this.#closedForGood) return;
     this.#closedForGood = true;
@@ -162,7 +181,7 @@ export class PartitionedBreakers implements BreakerGate {
     } else if (probe && b.state === State.HalfOpen) {
       b.probesOut--;
       if (failed) this.#open(b, now);
-      else if (++b.probesPassed >= this.#spec.halfOpenProbes) this.#close(b);
+      else if (++b.probesPassed >= this.#spec.halfOpenProbes) this.#close(b, false);
     }
   }
 
@@ -236,13 +255,17 @@ export class PartitionedBreakers implements BreakerGate {
     this.#transitioned('half_open');
   }
 
-  #close(b: KeyBreaker): void {
+  /** Closes `b`; an idle one goes first in line to be forgotten, one a probe closed last. */
+  #close(b: KeyBreaker, idle: boolean): void {
     this.#notClosed.remove(b);
     b.state = State.Closed;
     b.epoch++;
     b.clearCounts();
     b.refusal = undefined;
-    if (b !== this.#overflow) this.#closed.push(b);
+    if (b !== this.#overflow) {
+      if (idle) this.#closed.unshift(b);
+      else this.#closed.push(b);
+    }
     this.#transitioned('closed');
   }
 
@@ -276,7 +299,7 @@ export class PartitionedBreakers implements BreakerGate {
     while (b && b.openUntil <= now) {
       const next = b.next;
       if (b.state === State.Open) this.#halfOpen(b);
-      if (b.probesOut === 0 && now >= b.openUntil + this.#spec.openForMs) this.#close(b);
+      if (b.probesOut === 0 && now >= b.openUntil + this.#spec.openForMs) this.#close(b, true);
       b = next;
     }
   }
