@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseDuration, parseSize } from '../src/config/index.js';
-import { parseManifest } from '../src/manifest/index.js';
+import { BreakerDefaults, parseManifest } from '../src/manifest/index.js';
 
 const base = (fn: string, top = '') => `name = "app"\n${top}\n[[function]]\nname = "f"\n${fn}\n`;
 
@@ -98,6 +98,70 @@ describe('manifest', () => {
 
   test('manifest — a missing app name is reported', () => {
     rejects('[[function]]\nname = "f"\nsource = "x.wasm"\nroutes = ["/a"]\n', /name/);
+  });
+});
+
+describe('manifest breaker', () => {
+  const fn = (table: string) => base(`source = "f.wasm"\nroutes = ["/f"]\n${table}`);
+
+  test('manifest breaker — no table, no breaker; an empty table takes every default', () => {
+    assert.equal(parseManifest(fn('')).functions[0]!.breaker, undefined);
+    assert.deepEqual(parseManifest(fn('[function.breaker]')).functions[0]!.breaker, {
+      partition: { kind: 'none' },
+      failureRatio: BreakerDefaults.failureRatio,
+      windowMs: BreakerDefaults.windowMs,
+      minRequests: BreakerDefaults.minRequests,
+      consecutiveFailures: BreakerDefaults.consecutiveFailures,
+      slowCallMs: undefined,
+      openForMs: BreakerDefaults.openForMs,
+      halfOpenProbes: BreakerDefaults.halfOpenProbes,
+      maxKeys: 10_000,
+    });
+  });
+
+  test('manifest breaker — every field is read, units resolved, header names lower-cased', () => {
+    const b = parseManifest(fn('[function.breaker]\npartition = "header:X-Tenant"\nfailure_ratio = 0.25\nwindow = "30s"\nmin_requests = 5\nconsecutive_failures = 0\nslow_call = "2s"\nopen_for = "1m"\nhalf_open_probes = 2\nmax_keys = 500')).functions[0]!.breaker;
+    assert.deepEqual(b, {
+      partition: { kind: 'header', name: 'x-tenant' },
+      failureRatio: 0.25,
+      windowMs: 30_000,
+      minRequests: 5,
+      consecutiveFailures: 0,
+      slowCallMs: 2000,
+      openForMs: 60_000,
+      halfOpenProbes: 2,
+      maxKeys: 500,
+    });
+    for (const kind of ['none', 'client', 'path'] as const) {
+      assert.deepEqual(parseManifest(fn(`[function.breaker]\npartition = "${kind}"`)).functions[0]!.breaker?.partition, { kind });
+    }
+  });
+
+  test('manifest breaker — a bad partition names the field and the forms it takes', () => {
+    rejects(fn('[function.breaker]\npartition = "cookie"'), /function\[f\]\.breaker\.partition/, /"none", "client" \(the peer address\), "path" or "header:NAME"/, /got 'cookie'$/);
+    rejects(fn('[function.breaker]\npartition = "header:"'), /breaker\.partition/, /got 'header:'$/);
+    rejects(fn('[function.breaker]\npartition = "header:x tenant"'), /breaker\.partition/);
+  });
+
+  test('manifest breaker — numbers out of range name the field, the range and the value', () => {
+    rejects(fn('[function.breaker]\nfailure_ratio = 2'), /function\[f\]\.breaker\.failure_ratio: breaker\.failure_ratio must be a number above 0 and at most 1/, /got 2$/);
+    rejects(fn('[function.breaker]\nfailure_ratio = 0'), /breaker\.failure_ratio/, /got 0$/);
+    rejects(fn('[function.breaker]\nmin_requests = 1.5'), /breaker\.min_requests must be a whole number from 1/, /got 1\.5$/);
+    rejects(fn('[function.breaker]\nhalf_open_probes = 0'), /breaker\.half_open_probes/, /got 0$/);
+    rejects(fn('[function.breaker]\nmax_keys = 0'), /breaker\.max_keys/, /got 0$/);
+    rejects(fn('[function.breaker]\nconsecutive_failures = -1'), /breaker\.consecutive_failures must be a whole number from 0 \(off\)/);
+  });
+
+  test('manifest breaker — durations need a unit, and the window at least 100ms', () => {
+    rejects(fn('[function.breaker]\nopen_for = 30'), /function\[f\]\.breaker\.open_for: breaker\.open_for must be a duration with a unit like '10s'/, /got 30$/);
+    rejects(fn('[function.breaker]\nslow_call = "2"'), /breaker\.slow_call/, /got '2'$/);
+    rejects(fn('[function.breaker]\nwindow = "10ms"'), /breaker\.window must be at least '100ms'/);
+  });
+
+  test('manifest breaker — an unknown field names the nearest one, or the table it belongs in', () => {
+    rejects(fn('[function.breaker]\nhalf_open_probe = 1'), /function\[f\]\.breaker: unknown field 'half_open_probe' \(did you mean 'half_open_probes'\?\)/);
+    rejects(fn('[function.breaker]\nmemory = "1MiB"'), /'memory' \(it belongs in \[function\.limits\]\)/);
+    rejects(fn('open_for = "1s"'), /'open_for' \(it belongs in \[function\.breaker\]\)/);
   });
 });
 

@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { PlatformDefaults } from '../config/index.js';
 import { ManifestError } from '../errors/index.js';
 import { nearestName } from './nearest-name.js';
-import { KNOWN_FIELDS, manifestSchema, type RawManifest } from './schema.js';
+import { KNOWN_FIELDS, manifestSchema, type RawBreakerPartition, type RawManifest } from './schema.js';
 
 /** File name of an app manifest inside its directory. */
 export const MANIFEST_FILE = 'lamplighter.toml';
@@ -44,6 +44,30 @@ export interface Placeholder {
   contentType: string;
 }
 
+/** How a function's requests are split into breaker partitions: by nothing, peer address, a header, or path. */
+export type BreakerPartition = RawBreakerPartition;
+
+/** A function's circuit breakers (`[function.breaker]`), units resolved (ms). */
+export interface BreakerSpec {
+  partition: BreakerPartition;
+  /** Failures over requests in the window at which a closed breaker opens (0 < r <= 1). */
+  failureRatio: number;
+  /** Length of the sliding window the ratio is taken over. */
+  windowMs: number;
+  /** Requests the window must hold before the ratio is judged. */
+  minRequests: number;
+  /** Failures in a row that open the breaker whatever the volume; 0 when the rule is off. */
+  consecutiveFailures: number;
+  /** A call that takes at least this long counts as a failure; undefined when the rule is off. */
+  slowCallMs: number | undefined;
+  /** Time an open breaker refuses before it lets probes through. */
+  openForMs: number;
+  /** Probes a half-open breaker lets through; all succeeding closes it, one failing reopens it. */
+  halfOpenProbes: number;
+  /** Partitions held at most; the least recently used closed ones are forgotten past it. */
+  maxKeys: number;
+}
+
 /** One function as the platform runs it. */
 export interface FunctionSpec {
   name: string;
@@ -67,6 +91,8 @@ export interface FunctionSpec {
   placeholder: Placeholder | undefined;
   limits: FunctionLimits;
   scale: FunctionScale;
+  /** Circuit breakers, when the manifest has `[function.breaker]`; none otherwise. */
+  breaker?: BreakerSpec | undefined;
 }
 
 /** An app: a named set of functions deployed together. */
@@ -117,6 +143,17 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
       rate: raw.scale.rate,
       windowMs: raw.scale.window,
     },
+    breaker: raw.breaker && {
+      partition: raw.breaker.partition,
+      failureRatio: raw.breaker.failure_ratio,
+      windowMs: raw.breaker.window,
+      minRequests: raw.breaker.min_requests,
+      consecutiveFailures: raw.breaker.consecutive_failures,
+      slowCallMs: raw.breaker.slow_call,
+      openForMs: raw.breaker.open_for,
+      halfOpenProbes: raw.breaker.half_open_probes,
+      maxKeys: raw.breaker.max_keys,
+    },
   };
 }
 
@@ -155,6 +192,7 @@ const TABLE_HEADERS: Readonly<Record<keyof typeof KNOWN_FIELDS, string>> = {
   limits: '[function.limits]',
   scale: '[function.scale]',
   placeholder: '[function.placeholder]',
+  breaker: '[function.breaker]',
 };
 
 /** Which table an issue's path points into. */
@@ -163,7 +201,7 @@ function tableAt(pathParts: ReadonlyArray<PropertyKey>): keyof typeof KNOWN_FIEL
   if (pathParts[0] !== 'function') return undefined;
   if (pathParts.length === 2) return 'function';
   const sub = pathParts[2];
-  return pathParts.length === 3 && (sub === 'limits' || sub === 'scale' || sub === 'placeholder') ? sub : undefined;
+  return pathParts.length === 3 && (sub === 'limits' || sub === 'scale' || sub === 'placeholder' || sub === 'breaker') ? sub : undefined;
 }
 
 /** An unknown field with the nearest known one in its table, or the table it belongs in. */

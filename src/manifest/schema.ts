@@ -79,6 +79,70 @@ const placeholderSchema = z
   })
   .strict();
 
+/** Defaults of `[function.breaker]` once the table is present; without it a function has no breaker. */
+export const BreakerDefaults = {
+  /** One breaker for the whole function. */
+  partition: 'none',
+  /** Open once half the requests in the window failed... */
+  failureRatio: 0.5,
+  /** ...over the last 10 s... */
+  windowMs: 10_000,
+  /** ...and at least 20 requests were seen in it. */
+  minRequests: 20,
+  /** Or after this many failures in a row, whatever the volume (0 turns the rule off). */
+  consecutiveFailures: 10,
+  /** Open this long before probes are let through. */
+  openForMs: 30_000,
+  /** Probes half-open lets through; all must succeed to close. */
+  halfOpenProbes: 3,
+  /** Partitions held per function; least recently used closed ones are forgotten past it. */
+  maxKeys: 10_000,
+} as const;
+
+// An HTTP header name (RFC 9110 token), matched lower-cased as the gateway stores headers.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/** How requests are split into partitions, each with a breaker of its own. */
+export type RawBreakerPartition = { kind: 'none' } | { kind: 'client' } | { kind: 'path' } | { kind: 'header'; name: string };
+
+const partition = z.unknown().transform((value, ctx): RawBreakerPartition => {
+  if (value === 'none' || value === 'client' || value === 'path') return { kind: value };
+  if (typeof value === 'string' && value.startsWith('header:')) {
+    const name = value.slice('header:'.length).trim().toLowerCase();
+    if (HEADER_NAME.test(name)) return { kind: 'header', name };
+  }
+  ctx.addIssue({
+    code: 'custom',
+    message: `breaker.partition must be "none", "client" (the peer address), "path" or "header:NAME" (like "header:x-tenant"), got ${shown(value)}`,
+  });
+  return z.NEVER;
+});
+
+const count = (field: string, min: number, max: number, what: string) =>
+  z.number({ error: `breaker.${field} must be a whole number ${what}` }).int(`breaker.${field} must be a whole number ${what}`).min(min, `breaker.${field} must be a whole number ${what}`).max(max, `breaker.${field} must be a whole number ${what}`);
+
+const breakerSchema = z
+  .object({
+    partition: partition.default(() => ({ kind: BreakerDefaults.partition })),
+    failure_ratio: z
+      .number({ error: 'breaker.failure_ratio must be a number above 0 and at most 1, like 0.5 (half the requests)' })
+      .gt(0, 'breaker.failure_ratio must be a number above 0 and at most 1, like 0.5 (half the requests)')
+      .max(1, 'breaker.failure_ratio must be a number above 0 and at most 1, like 0.5 (half the requests)')
+      .default(BreakerDefaults.failureRatio),
+    window: duration('breaker.window').default(BreakerDefaults.windowMs),
+    min_requests: count('min_requests', 1, 1_000_000, 'from 1 to 1000000').default(BreakerDefaults.minRequests),
+    consecutive_failures: count('consecutive_failures', 0, 1_000_000, 'from 0 (off) to 1000000').default(BreakerDefaults.consecutiveFailures),
+    slow_call: duration('breaker.slow_call').optional(),
+    open_for: duration('breaker.open_for').default(BreakerDefaults.openForMs),
+    half_open_probes: count('half_open_probes', 1, 1000, 'from 1 to 1000').default(BreakerDefaults.halfOpenProbes),
+    max_keys: count('max_keys', 1, 1_000_000, 'from 1 to 1000000').default(BreakerDefaults.maxKeys),
+  })
+  .strict()
+  // The window is kept in ten buckets; below 100 ms a bucket would be shorter than a timer tick.
+  .refine((b) => b.window >= 100, { message: "breaker.window must be at least '100ms'", path: ['window'] })
+  .refine((b) => b.open_for >= 1, { message: "breaker.open_for must be at least '1ms'", path: ['open_for'] })
+  .refine((b) => b.slow_call === undefined || b.slow_call >= 1, { message: "breaker.slow_call must be at least '1ms'", path: ['slow_call'] });
+
 const functionSchema = z
   .object({
     name: z.string().regex(NAME, 'a function name must be lower-case letters, digits and dashes, starting with a letter'),
@@ -97,6 +161,7 @@ const functionSchema = z
     placeholder: placeholderSchema.optional(),
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     scale: scaleSchema.default(() => scaleSchema.parse({})),
+    breaker: breakerSchema.optional(),
   })
   .strict()
   .superRefine((f, ctx) => {
@@ -136,4 +201,5 @@ export const KNOWN_FIELDS = {
   limits: Object.keys(limitsSchema.shape),
   scale: Object.keys(scaleSchema.shape),
   placeholder: Object.keys(placeholderSchema.shape),
+  breaker: Object.keys(breakerSchema.shape),
 } as const;

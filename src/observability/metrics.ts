@@ -29,6 +29,11 @@ export type DiscoveryEventKind = 'join' | 'leave' | 'update' | 'node_up' | 'node
 /** Every {@link DiscoveryEventKind}; each series is exported from the start, at 0. */
 const DISCOVERY_EVENT_KINDS: readonly DiscoveryEventKind[] = ['join', 'leave', 'update', 'node_up', 'node_down', 'sync', 'malformed'];
 
+/** The states of a circuit breaker: closed (serving), open (refusing), half-open (letting probes through). */
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
+
 /** What the sandbox pool reports: enough to see a wedged pool at a glance. */
 export interface SandboxFigures {
   /** Worker threads running. */
@@ -63,6 +68,8 @@ export class Metrics {
   readonly storeDamagedFiles: Counter<'kind'>;
   readonly #forwarded: Counter<'function' | 'outcome'>;
   readonly #discoveryEvents: Counter<'kind'>;
+  readonly #breakerTransitions: Counter<'function' | 'to'>;
+  readonly #breakerOpenKeys: Gauge<'function'>;
   private source: MetricsSource = { functions: () => [] };
 
   constructor(options: MetricsOptions = {}) {
@@ -91,6 +98,18 @@ export class Metrics {
     });
     // Every kind is known up front, so each series exists from the start and rate() sees its first event.
     for (const kind of DISCOVERY_EVENT_KINDS) this.#discoveryEvents.inc({ kind }, 0);
+    this.#breakerTransitions = new Counter({
+      name: 'lamplighter_breaker_transitions_total',
+      help: 'Circuit breaker transitions, by function and the state entered (open: refusing; half_open: letting probes through; closed: serving again), summed over partition keys',
+      labelNames: ['function', 'to'],
+      registers,
+    });
+    this.#breakerOpenKeys = new Gauge({
+      name: 'lamplighter_breaker_open_keys',
+      help: 'Partition keys whose circuit breaker is open or half-open, by function',
+      labelNames: ['function'],
+      registers,
+    });
     const self = this;
     new Gauge({
       name: 'lamplighter_cluster_nodes',
@@ -186,6 +205,25 @@ export class Metrics {
   /** Counts one event discovery handled. */
   discoveryEvent(kind: DiscoveryEventKind): void {
     this.#discoveryEvents.inc({ kind });
+  }
+
+  /** Makes `functionName`'s breaker series exist at 0, so rate() sees their first change. */
+  breakerDeclared(functionName: string): void {
+    for (const to of BREAKER_STATES) this.#breakerTransitions.inc({ function: functionName, to }, 0);
+    this.#breakerOpenKeys.inc({ function: functionName }, 0);
+  }
+
+  /** Counts one breaker of `functionName` (whatever its key) entering state `to`. */
+  breakerTransition(functionName: string, to: BreakerState): void {
+    this.#breakerTransitions.inc({ function: functionName, to });
+  }
+
+  /**
+   * Moves the count of `functionName`'s open (or half-open) keys by `delta`. Deltas rather than a
+   * value, so two revisions of one function serving side by side during a deploy add up.
+   */
+  breakerOpenKeys(functionName: string, delta: number): void {
+    this.#breakerOpenKeys.inc({ function: functionName }, delta);
   }
 
   /** Sets where the live gauges read from. */
