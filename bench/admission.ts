@@ -68,7 +68,7 @@ const request: RoutedRequest = {
 };
 
 /** A breaker that always admits and counts nothing: the price of the step itself. */
-const closedGate: BreakerGate = { admit: () => ({ done: () => {} }), close: () => {} };
+const closedGate: BreakerGate = { admit: () => ({ done: () => {} }), status: () => ({ partition: 'none', open: 0, keys: [] }), close: () => {} };
 
 const dispatcher = new Dispatcher(spec, factory, { metrics: new Metrics(), log: () => {} });
 await new Promise((resolve) => setTimeout(resolve, 10));

@@ -1,7 +1,7 @@
 // Unit tests of the breaker step, with a BreakerGate written here that records what it is told.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
-import { breakerStep, compose, deadlineStep, type BreakerGate, type BreakerTicket, type CallOutcome, type RequestHandler } from '../src/admission/index.js';
+import { breakerStep, compose, deadlineStep, type BreakerGate, type BreakerStatus, type BreakerTicket, type CallOutcome, type RequestHandler } from '../src/admission/index.js';
 import { ErrorCodes, LamplighterError } from '../src/errors/index.js';
 import type { DispatchResult, InvocationRequest } from '../src/instance/index.js';
 import { settle, spec, TestRoutedRequest, track } from './dispatch-helpers.js';
@@ -17,6 +17,10 @@ class RecordingGate implements BreakerGate {
     if (this.refusal) return this.refusal;
     this.admitted.push(request);
     return { done: (outcome) => this.outcomes.push(outcome) };
+  }
+
+  status(): BreakerStatus {
+    return { partition: 'none', open: this.refusal ? 1 : 0, keys: [] };
   }
 
   close(): void {

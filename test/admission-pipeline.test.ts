@@ -12,6 +12,7 @@ function handGate(): BreakerGate & { open: LamplighterError | undefined; outcome
     outcomes: [] as CallOutcome[],
     closed: false,
     admit: () => gate.open ?? { done: (outcome: CallOutcome) => void gate.outcomes.push(outcome) },
+    status: () => ({ partition: 'none', open: gate.open ? 1 : 0, keys: [] }),
     close: () => void (gate.closed = true),
   };
   return gate;

@@ -2,7 +2,7 @@
 import type { Duplex } from 'node:stream';
 import type { DispatchResult, GatewayTarget, InvocationRequest, RoutedRequest } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
-import type { BreakerGate } from './breaker-gate.js';
+import type { BreakerGate, BreakerStatus } from './breaker-gate.js';
 import { breakerStep } from './breaker-step.js';
 import { deadlineStep } from './deadline-step.js';
 import { checkPending, pendingCapStep, type HeldRequests } from './pending-cap-step.js';
@@ -61,6 +61,11 @@ export class AdmittedFunction implements GatewayTarget {
       return Promise.reject(err);
     }
     return this.#target.upgrade(request, socket, head);
+  }
+
+  /** The function's open breakers, at most `limit` keys; undefined when it has no breakers. */
+  breakerStatus(limit: number): BreakerStatus | undefined {
+    return this.#breaker?.status(limit);
   }
 
   /** Stops the breakers' timers (the revision is going); the dispatcher is stopped by its owner. */

@@ -2,7 +2,9 @@
 export { AdmittedFunction, admissionPipeline } from './admitted-function.js';
 export type { AdmissionOptions, AdmissionTarget } from './admitted-function.js';
 export { breakerStep } from './breaker-step.js';
-export type { BreakerGate, BreakerTicket, CallOutcome } from './breaker-gate.js';
+export type { BreakerGate, BreakerStatus, BreakerTicket, CallOutcome, OpenBreakerStatus } from './breaker-gate.js';
+export { createBreakerGate, PartitionedBreakers } from './breaker/index.js';
+export type { BreakerGateOptions } from './breaker/index.js';
 export { deadlineStep } from './deadline-step.js';
 export { checkPending, pendingCapStep } from './pending-cap-step.js';
 export type { HeldRequests } from './pending-cap-step.js';

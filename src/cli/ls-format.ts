@@ -1,5 +1,6 @@
 // What `lamplighter ls` prints: pure functions from what the admin API answered to text.
 import type { ClusterFunctionView, ClusterNodeView, ClusterView } from '../cluster/index.js';
+import type { BreakerStatus } from '../admission/index.js';
 import type { AppStatus } from '../control/index.js';
 
 /** Columns padded to their widest cell, two spaces apart, no trailing blanks. */
@@ -18,8 +19,21 @@ export function formatApps(apps: AppStatus[]): string {
       rows.push([app.name, String(app.revision), fn.name, fn.runtime, String(fn.instances), String(fn.pending), fn.status === 'failing' ? `failing: ${fn.lastFailure ?? ''}` : fn.status, fn.routes.join(' ')]);
     }
     if (app.restored) notes.push(`App '${app.name}' ${app.restored.message}`);
+    for (const fn of app.functions) if (fn.breakers && fn.breakers.open > 0) notes.push(formatOpenBreakers(fn.name, fn.breakers));
   }
   return [table(rows), ...(notes.length ? ['', ...notes] : [])].join('\n');
+}
+
+/**
+ * One function's open breakers in a line: "Function 'api' has 2 open breakers (header:x-tenant):
+ * "a" open 12s, "b" half-open", with "and N more" when the admin API listed only the first.
+ */
+export function formatOpenBreakers(fn: string, breakers: BreakerStatus): string {
+  const listed = breakers.keys.map((b) => `${JSON.stringify(b.key)} ${b.state === 'open' ? `open ${b.retryAfter}s` : 'half-open'}`);
+  const more = breakers.open - breakers.keys.length;
+  if (more > 0) listed.push(`and ${more} more`);
+  const noun = breakers.open === 1 ? 'breaker' : 'breakers';
+  return `Function '${fn}' has ${breakers.open} open ${noun} (${breakers.partition}): ${listed.join(', ')}`;
 }
 
 /** How long ago `at` (an ISO time) was, seen at `now` (ms): "0.4s ago", "2m05s ago", "3h07m ago", "2d04h ago". */

@@ -1,4 +1,5 @@
 // What `ls` and the admin API show of the apps a node serves, and of those it could not restore.
+import type { BreakerStatus } from '../admission/index.js';
 import type { Dispatcher } from '../dispatch/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import type { DeployedApp } from './deployments.js';
@@ -18,7 +19,12 @@ export interface FunctionStatus {
   lastFailure: string | undefined;
   scale: FunctionSpec['scale'];
   limits: FunctionSpec['limits'];
+  /** Its circuit breakers, when the manifest declares them: how many are open, and the first keys. */
+  breakers?: BreakerStatus;
 }
+
+/** Open breakers listed per function by `ls` and the admin API; the count covers them all. */
+export const LISTED_OPEN_BREAKERS = 20;
 
 /** An app as `ls` shows it. */
 export interface AppStatus {
@@ -33,6 +39,7 @@ export interface AppStatus {
 /** One function of a served app, as `ls` shows it. */
 export function functionStatus(app: DeployedApp, group: Dispatcher): FunctionStatus {
   const instances = group.instanceCount;
+  const breakers = app.targets.get(group.spec.name)?.breakerStatus(LISTED_OPEN_BREAKERS);
   return {
     name: group.spec.name,
     app: app.manifest.name,
@@ -46,6 +53,7 @@ export function functionStatus(app: DeployedApp, group: Dispatcher): FunctionSta
     lastFailure: group.lastFailure,
     scale: group.spec.scale,
     limits: group.spec.limits,
+    ...(breakers ? { breakers } : {}),
   };
 }
 

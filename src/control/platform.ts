@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createBreakerGate } from '../admission/index.js';
 import { PlatformDefaults } from '../config/index.js';
 import { joinCluster, type ClusterSettings, type ClusterView, type JoinedCluster } from '../cluster/index.js';
 import type { Dispatcher } from '../dispatch/index.js';
@@ -106,7 +107,16 @@ export class Platform {
       clusterNodes: () => (cluster ? cluster.node.nodeViews().filter((n) => n.healthy).length : 1),
     });
     const peersFor = cluster && ((fn: string, figures: () => Array<{ id: string; free: number; ready: boolean }>) => cluster.node.peersFor(fn, figures));
-    this.#deployments = new Deployments({ store, pool: this.pool, gateway: this.gateway, logs: this.logs, logger: this.logger, metrics: this.metrics, peersFor });
+    this.#deployments = new Deployments({
+      store,
+      pool: this.pool,
+      gateway: this.gateway,
+      logs: this.logs,
+      logger: this.logger,
+      metrics: this.metrics,
+      peersFor,
+      breakerFor: (spec) => createBreakerGate(spec, { metrics: this.metrics }),
+    });
   }
 
   /** Opens the data directory, restores every app's current revision and starts serving. */

@@ -3,7 +3,7 @@ import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import type { InvocationRequest } from '../../instance/index.js';
 import type { BreakerSpec, FunctionSpec } from '../../manifest/index.js';
 import type { BreakerState, Metrics } from '../../observability/index.js';
-import type { BreakerGate, BreakerTicket, CallOutcome } from '../breaker-gate.js';
+import type { BreakerGate, BreakerStatus, BreakerTicket, CallOutcome } from '../breaker-gate.js';
 import { Verdict, verdictOf } from './call-verdict.js';
 import { BreakerList, KeyBreaker, State, WINDOW_BUCKETS, type BucketCounts } from './key-breaker.js';
 import { describePartition, MAX_KEY_LENGTH, partitionKeyOf, retainedKey, type PartitionKeyOf } from './partition-key.js';
@@ -141,6 +141,11 @@ export class PartitionedBreakers implements BreakerGate {
     for (let b = this.#closed.tail; b && out.length < limit; b = b.prev) add(b);
     if (out.length < limit && this.#overflow.state === State.Closed) add(this.#overflow);
     return out;
+  }
+
+  status(limit: number): BreakerStatus {
+    const keys = this.openKeys(limit).map((b) => ({ key: b.key, state: b.state, retryAfter: Math.ceil(b.retryAfterMs / 1000) }));
+    return { partition: this.partition, open: this.openCount(), keys };
   }
 
   close(): void {
