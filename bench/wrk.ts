@@ -18,6 +18,8 @@ export interface WrkOptions {
   connections?: number;
   /** Seconds to run. @default 5 */
   seconds?: number;
+  /** Headers sent with every request, as `name: value`. @default none */
+  headers?: string[];
 }
 
 function latencyMs(text: string, label: string): number {
@@ -29,7 +31,8 @@ function latencyMs(text: string, label: string): number {
 
 /** Runs `wrk -t1 --latency` against `url` and parses its report. */
 export async function runWrk(url: string, options: WrkOptions = {}): Promise<WrkResult> {
-  const child = spawn('wrk', ['-t1', `-c${options.connections ?? 32}`, `-d${options.seconds ?? 5}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const headers = (options.headers ?? []).flatMap((h) => ['-H', h]);
+  const child = spawn('wrk', ['-t1', `-c${options.connections ?? 32}`, `-d${options.seconds ?? 5}s`, '--latency', ...headers, url], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   const [code] = (await once(child, 'exit')) as [number];

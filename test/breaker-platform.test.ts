@@ -1,10 +1,11 @@
 // Breakers on a real node: a function failing for one tenant is refused for that tenant alone,
 // over a socket and in-process, and `ls`, the admin API and /metrics say so.
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { formatApps } from '../src/cli/ls-format.js';
 import type { AppStatus } from '../src/control/index.js';
-import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
+import { repoRoot, startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
 
 const BREAKER = ['[function.breaker]', 'partition = "header:x-tenant"', 'min_requests = 4', 'failure_ratio = 0.5', 'window = "10s"', 'open_for = "800ms"', 'half_open_probes = 1', 'consecutive_failures = 0'].join('\n');
 
@@ -28,6 +29,11 @@ describe('breakers on a node', () => {
   before(async () => {
     node = await startTestNode();
     await node.deploy(wagiApp('tenants', 'tenant', 'tenant.wasm', ['/tenant'], BREAKER), { 'tenant.wasm': wagiFixture('tenant') });
+    // A process function: a client leaving aborts the proxied call, which ends in an error.
+    await node.deploy(
+      `name = "slow"\n[[function]]\nname = "slow"\nruntime = "process"\ncommand = ["node", "echo-server.mjs"]\nroutes = ["/_/slow"]\n[function.breaker]\nconsecutive_failures = 2\n`,
+      { 'echo-server.mjs': path.join(repoRoot, 'test', 'fixtures', 'process', 'echo-server.mjs') },
+    );
   });
   after(() => node.close());
 
@@ -55,7 +61,7 @@ describe('breakers on a node', () => {
       fn.breakers?.keys.map((k) => [k.key, k.state]),
       [['a', 'open']],
     );
-    assert.match(formatApps([(await listApps(node))[0]!]), /Function 'tenant' has 1 open breaker \(header:x-tenant\): "a" open 1s/);
+    assert.match(formatApps((await listApps(node)).filter((a) => a.name === 'tenants')), /Function 'tenant' has 1 open breaker \(header:x-tenant\): "a" open 1s/);
 
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
     assert.match(metrics, /lamplighter_breaker_open_keys\{function="tenant"\} 1/);
@@ -78,6 +84,16 @@ describe('breakers on a node', () => {
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
     assert.match(metrics, /lamplighter_breaker_open_keys\{function="tenant"\} 0/);
     assert.match(metrics, /lamplighter_breaker_transitions_total\{function="tenant",to="closed"\} 1/);
+  });
+
+  test('breakers on a node — clients that leave before the answer never open a breaker', async () => {
+    assert.equal((await fetch(`${node.url}/_/slow?ms=0`)).status, 200, 'lit');
+    for (let i = 0; i < 4; i++) {
+      await assert.rejects(fetch(`${node.url}/_/slow?ms=400`, { signal: AbortSignal.timeout(60) }), { name: 'TimeoutError' });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const res = await fetch(`${node.url}/_/slow?ms=0`);
+    assert.equal(res.status, 200, await res.text());
   });
 });
 

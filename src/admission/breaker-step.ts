@@ -9,7 +9,7 @@ import type { AdmissionStep } from './request-handler.js';
  * Lets a request through only with a ticket from `gate`; a refusal (LL_BREAKER_OPEN) is thrown as
  * the gate made it. The ticket is done exactly once: with the status at the answer's head, with
  * the error the request failed with, or with LL_TIMEOUT the moment its deadline aborts it (not
- * when whatever ran it lets go, which may be later).
+ * when whatever ran it lets go, which may be later), or with nothing when the client leaves first.
  */
 export function breakerStep(gate: BreakerGate): AdmissionStep {
   return (next) => (request) => {
@@ -50,10 +50,16 @@ class Outcome {
     throw err;
   };
 
-  /** The deadline's abort is the request's end as the breaker sees it; a client leaving is not. */
+  /**
+   * The deadline's abort is the request's end as the breaker sees it (LL_TIMEOUT). A client that
+   * leaves before the answer's head says nothing of the function's health: whatever the run then
+   * ends with (a proxy's aborted upstream call, a cancelled hold) is reported as neither status nor
+   * error, which the breaker ignores. Otherwise a load balancer closing idle connections, or a
+   * load generator stopping, would open breakers.
+   */
   readonly #aborted = (): void => {
     const reason = this.#request.abortReason;
-    if (reason?.code === ErrorCodes.TIMEOUT) this.#report(undefined, reason);
+    this.#report(undefined, reason?.code === ErrorCodes.TIMEOUT ? reason : undefined);
   };
 
   #report(status: number | undefined, error: LamplighterError | undefined): void {
