@@ -10,7 +10,8 @@ import { formatListing } from './ls-format.js';
 
 export type { CommandIo } from './command-io.js';
 
-function withClientOptions(cmd: Command): Command {
+/** Adds --server, --token and --data, the options of every command that talks to a node. */
+export function withClientOptions(cmd: Command): Command {
   return cmd
     .option('--server <url>', `admin API of the node (default: $LAMPLIGHTER_SERVER, then ${DEFAULT_SERVER})`)
     .option('--token <token>', 'admin token (default: $LAMPLIGHTER_TOKEN, then <data>/token)')

@@ -7,6 +7,7 @@ import { registerBenchCommand } from './bench-command.js';
 import { registerBuildCommand } from './build-command.js';
 import { registerNewCommand } from './new-command.js';
 import { registerClientCommands } from './client-commands.js';
+import { registerInspectCommand } from './inspect-command.js';
 import { STDIO } from './command-io.js';
 import { registerServerCommands } from './server-commands.js';
 
@@ -19,6 +20,7 @@ const program = new Command('lamplighter')
 
 registerServerCommands(program, io);
 registerClientCommands(program, io);
+registerInspectCommand(program, io);
 registerBenchCommand(program, io);
 registerBuildCommand(program, io);
 registerNewCommand(program, io);

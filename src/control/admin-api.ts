@@ -1,5 +1,10 @@
 // The admin API (HTTP+JSON, bearer token) and /metrics, on the admin port.
 import { timingSafeEqual } from 'node:crypto';
+import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -7,6 +12,7 @@ import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { errorResponse } from '../gateway/index.js';
 import { readBodyLimited } from '../instance/index.js';
 import type { LogLine } from '../observability/index.js';
+import { MAX_PROFILE_SECONDS } from './node-profiler.js';
 import type { Platform } from './platform.js';
 
 /**
@@ -136,6 +142,58 @@ export async function startAdminApi(platform: Platform, port: number, host: stri
   };
 }
 
+/**
+ * `GET /v1/inspect[?function=NAME]`: the node now. `POST /v1/inspect/profile?seconds=N`: a CPU
+ * profile (`.cpuprofile`). `POST /v1/inspect/heap`: a heap snapshot, streamed as V8 writes it.
+ */
+async function handleInspect(platform: Platform, method: string, what: string | undefined, url: URL, res: ServerResponse): Promise<void> {
+  if (!what && method === 'GET') {
+    const fn = url.searchParams.get('function') ?? undefined;
+    const inspection = platform.inspect(fn);
+    if (fn !== undefined && inspection.functions.length === 0) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No function named '${fn}' on node '${platform.nodeName}'`);
+    return sendJson(res, 200, inspection);
+  }
+  if (what === 'profile' && method === 'POST') {
+    const secondsText = url.searchParams.get('seconds') ?? '10';
+    const seconds = Number(secondsText);
+    if (!/^\d+(\.\d+)?$/.test(secondsText) || !(seconds > 0 && seconds <= MAX_PROFILE_SECONDS)) {
+      throw new LamplighterError(ErrorCodes.BAD_REQUEST, `seconds must be a number above 0 and at most ${MAX_PROFILE_SECONDS}, like 10; got '${secondsText}'`);
+    }
+    const closed = new AbortController();
+    const onClose = (): void => closed.abort();
+    res.once('close', onClose);
+    try {
+      const profile = await platform.profiler.cpuProfile(seconds, closed.signal);
+      if (res.destroyed) return;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-disposition': 'attachment; filename="lamplighter.cpuprofile"' });
+      res.end(profile);
+    } finally {
+      res.off('close', onClose);
+    }
+    return;
+  }
+  if (what === 'heap' && method === 'POST') {
+    // V8 hands the snapshot over while the node's JavaScript is stopped, so nothing could be sent
+    // meanwhile: it goes to a temporary file first, then to the client at the pace it reads.
+    const dir = await mkdtemp(path.join(tmpdir(), 'lamplighter-heap-'));
+    const file = path.join(dir, 'lamplighter.heapsnapshot');
+    try {
+      const fd = openSync(file, 'w');
+      try {
+        await platform.profiler.heapSnapshot((chunk) => writeSync(fd, chunk));
+      } finally {
+        closeSync(fd);
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'content-disposition': 'attachment; filename="lamplighter.heapsnapshot"' });
+      await pipeline(createReadStream(file), res).catch(() => res.destroy());
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    return;
+  }
+  throw new LamplighterError(ErrorCodes.NOT_FOUND, `No admin endpoint ${method} ${url.pathname} (inspect has GET /v1/inspect, POST /v1/inspect/profile, POST /v1/inspect/heap)`);
+}
+
 async function handle(platform: Platform, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const method = req.method ?? 'GET';
@@ -171,6 +229,7 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     return sendJson(res, 201, { digest });
   }
   if (resource === 'cluster' && !name && method === 'GET') return sendJson(res, 200, platform.clusterView());
+  if (resource === 'inspect') return handleInspect(platform, method, name, url, res);
   if (resource === 'apps' && !name && method === 'GET') return sendJson(res, 200, { apps: platform.list() });
   if (resource === 'apps' && !name && method === 'POST') {
     const body = await readJson(req, deploySchema);

@@ -18,6 +18,8 @@ import { decideScale } from '../scaler/index.js';
 import { startAdminApi } from './admin-api.js';
 import { appStatuses, functionStatus, type AppStatus, type FunctionStatus } from './app-status.js';
 import { Deployments, type DeployRequest, type DeployResult } from './deployments.js';
+import { inspectNode, type NodeInspection } from './node-inspection.js';
+import { NodeProfiler } from './node-profiler.js';
 
 /** Options for {@link Platform.start}. */
 export interface PlatformOptions {
@@ -65,6 +67,8 @@ export interface PlatformOptions {
 export class Platform {
   readonly metrics: Metrics;
   readonly logs = new FunctionLogs();
+  /** CPU profiles and heap snapshots of this node, one at a time. */
+  readonly profiler = new NodeProfiler();
   readonly logger: Logger;
   readonly gateway: Gateway;
   readonly pool: SandboxPool;
@@ -270,6 +274,20 @@ export class Platform {
     const app = this.#deployments.apps.get(name);
     if (app) return [...app.groups.keys()];
     return this.group(name) ? [name] : undefined;
+  }
+
+  /** What the node is doing now (`lamplighter inspect`); `fn` narrows it to one function. */
+  inspect(fn?: string): NodeInspection {
+    const cluster = this.#cluster;
+    return inspectNode(
+      {
+        name: this.nodeName,
+        apps: this.#deployments.apps,
+        sandboxWorkers: () => this.pool.workerViews(),
+        clusterNodes: () => cluster?.node.nodeViews(),
+      },
+      fn,
+    );
   }
 
   /** The cluster as this node sees it; an embedded node is a cluster of one. */

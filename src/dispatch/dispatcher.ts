@@ -25,6 +25,40 @@ interface Slot {
   ready: boolean;
   retiring: boolean;
   inFlight: number;
+  /** When it was lit, on the dispatcher's clock. */
+  litAt: number;
+  /** Requests handed to it so far. */
+  served: number;
+}
+
+/** One instance as `inspect` shows it. */
+export interface InstanceInspection {
+  id: string;
+  state: 'lighting' | 'ready' | 'retiring';
+  ageMs: number;
+  inFlight: number;
+  served: number;
+  /** What the runtime holds for it (a process's upstream connections); none for runtimes without figures. */
+  figures?: Readonly<Record<string, number>>;
+}
+
+/** The last scaling decision of a function, with when it was made and what it did here. */
+export interface ScaleDecisionInspection extends ScaleDecision {
+  /** How long ago, in ms. */
+  agoMs: number;
+  /** Instances this node ran when it decided, and wanted after scale.max across the cluster. */
+  live: number;
+  wanted: number;
+}
+
+/** What a function's dispatcher is doing now: for `lamplighter inspect`. */
+export interface DispatcherInspection {
+  instances: InstanceInspection[];
+  /** Requests held for room: how many, and the ages of the oldest (at most the limit asked for). */
+  held: { count: number; oldestAgesMs: number[] };
+  /** Requests in the system, time-weighted concurrency and requests/s over the scale window; ms since the last request ended (null: none yet, 0: busy). */
+  demand: { active: number; concurrency: number; ratePerSecond: number; idleForMs: number | null };
+  lastDecision: ScaleDecisionInspection | undefined;
 }
 
 interface Waiter {
@@ -61,6 +95,7 @@ export class Dispatcher implements GatewayTarget {
   readonly perInstance: number;
   /** The scaling settings in force: scale.target is at most {@link perInstance}. */
   readonly scale: FunctionScale;
+  #lastDecision: { at: number; decision: ScaleDecision; live: number; wanted: number } | undefined;
 
   constructor(
     readonly spec: FunctionSpec,
@@ -179,6 +214,7 @@ export class Dispatcher implements GatewayTarget {
 
   /** Serves `request` on `slot` (already counted in its inFlight); the demand ends with the response body. */
   private serveOn(slot: Slot, request: InvocationRequest, coldStart: boolean): Promise<DispatchResult> {
+    slot.served++;
     let pending: Promise<InvocationResponse>;
     try {
       pending = slot.instance.handle(request);
@@ -391,7 +427,7 @@ export class Dispatcher implements GatewayTarget {
       this.onLightFailed(toLamplighterError(err));
       return;
     }
-    const slot: Slot = { instance, ready: false, retiring: false, inFlight: 0 };
+    const slot: Slot = { instance, ready: false, retiring: false, inFlight: 0, litAt: this.time.now(), served: 0 };
     this.slots.push(slot);
     this.options.peers?.changed();
     if (wasZero) this.options.metrics.coldStarts.inc({ function: this.spec.name });
@@ -439,12 +475,37 @@ export class Dispatcher implements GatewayTarget {
     this.options.peers?.changed();
   }
 
+  /** What the dispatcher is doing at `now`: instances, held requests (the oldest `heldLimit` ages), demand, last decision. */
+  inspect(heldLimit = 20, now = this.time.now()): DispatcherInspection {
+    const last = this.#lastDecision;
+    return {
+      instances: this.slots.map((s) => ({
+        id: s.instance.id,
+        state: s.retiring ? 'retiring' : s.ready ? 'ready' : 'lighting',
+        ageMs: Math.round(now - s.litAt),
+        inFlight: s.inFlight,
+        served: s.served,
+        ...(s.instance.figures ? { figures: s.instance.figures() } : {}),
+      })),
+      // Waiters are in arrival order, so the first are the oldest.
+      held: { count: this.waiters.length, oldestAgesMs: this.waiters.slice(0, heldLimit).map((w) => Math.round(now - w.since)) },
+      demand: {
+        active: this.demand.active,
+        concurrency: this.demand.concurrency(now),
+        ratePerSecond: this.demand.rate(now),
+        idleForMs: this.demand.active > 0 ? 0 : Number.isFinite(this.demand.lastActivity) ? Math.round(now - this.demand.lastActivity) : null,
+      },
+      lastDecision: last && { ...last.decision, agoMs: Math.round(now - last.at), live: last.live, wanted: last.wanted },
+    };
+  }
+
   /** Applies the scaling policy at `now`: lights or puts out instances (none while requests are held). */
   reconcile(now = this.time.now()): ScaleDecision {
     const decision = decideScale(this.scale, this.demand, now);
     if (this.stopped) return decision;
     const live = this.slots.filter((s) => !s.retiring);
     const desired = this.clusterDesired(decision.desired, live.length);
+    this.#lastDecision = { at: now, decision, live: live.length, wanted: desired };
     if (live.length < desired) {
       for (let i = live.length; i < desired; i++) this.light();
     } else if (live.length > desired && this.waiters.length === 0) {

@@ -113,6 +113,8 @@ export interface Instance {
   drain(): Promise<void>;
   /** Releases everything the instance holds. Idempotent. */
   stop(): Promise<void>;
+  /** Optional: what the runtime holds for it now (a process's upstream connections), for `inspect`. */
+  figures?(): Readonly<Record<string, number>>;
 }
 
 /** Where a function's own output (stdout/stderr of handlers) goes. */

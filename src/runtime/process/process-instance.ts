@@ -228,6 +228,11 @@ export class ProcessInstance implements Instance {
   }
 
   /** Takes no new requests; resolves when in-flight ones finish or `drainTimeoutMs` passes. */
+  figures(): Readonly<Record<string, number>> {
+    const pool = this.#pool;
+    return { upstreamConnections: pool?.connections ?? 0, upstreamIdle: pool?.idleConnections ?? 0, tunnels: this.#tunnels.size };
+  }
+
   drain(): Promise<void> {
     if (this.#draining) return this.#draining;
     if (this.#state === 'starting' || this.#state === 'ready') this.#state = 'draining';

@@ -103,6 +103,11 @@ export class UpstreamPool {
     return this.#all.size;
   }
 
+  /** Open connections with no exchange on them. */
+  get idleConnections(): number {
+    return this.#idle.length;
+  }
+
   /**
    * Sends `request` and resolves with the response once its head is read (and its body, when
    * that came in the same read). Rejects with the socket's error (code ECONNREFUSED, ECONNRESET…)

@@ -1,6 +1,6 @@
 // WebAssembly runtime: WAGI modules run in a pool of sandbox worker threads, fresh per request.
 export { SandboxPool } from './sandbox-pool.js';
-export type { SandboxPoolOptions, SandboxJob, SandboxResult } from './sandbox-pool.js';
+export type { SandboxPoolOptions, SandboxJob, SandboxResult, SandboxWorkerView } from './sandbox-pool.js';
 export { compileWagiModule, createWagiFactory } from './wagi-runtime.js';
 export type { CompiledWagiModule, WagiFactory, WagiFactoryOptions } from './wagi-runtime.js';
 export { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';

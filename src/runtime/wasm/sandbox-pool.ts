@@ -73,6 +73,24 @@ export interface SandboxPoolOptions {
 }
 
 /** The pool's state at one moment, for metrics. */
+/** One sandbox worker as `inspect` shows it. */
+export interface SandboxWorkerView {
+  /** Its place in the pool. */
+  index: number;
+  /** Loaded its code and listens for runs. */
+  ready: boolean;
+  /** Runs sent to it and not yet answered. */
+  runs: number;
+  /** The function whose run it is on, and for how long (ms); none when idle. */
+  current: { function: string; forMs: number } | undefined;
+  /** Held by a long run (gets nothing more until it answers). */
+  held: boolean;
+  /** Runs at the lowest CPU priority (a long run holds it). */
+  lowered: boolean;
+  /** Started while every worker was held; stopped when idle. */
+  extra: boolean;
+}
+
 export interface SandboxPoolFigures {
   /** Worker threads running. */
   workers: number;
@@ -190,6 +208,22 @@ export class SandboxPool {
   }
 
   /** The pool's state now: workers, busy and held ones, queued runs, replacements. */
+  /** Every worker now: what it runs and for how long. */
+  workerViews(now = performance.now()): SandboxWorkerView[] {
+    return this.#workers.map((worker, index) => {
+      const head = worker.sent[0];
+      return {
+        index,
+        ready: this.#ready(worker),
+        runs: worker.sent.length,
+        current: head && { function: head.owner, forMs: Math.round(now - worker.headSince) },
+        held: worker.heldBy !== undefined,
+        lowered: worker.lowered,
+        extra: worker.extra,
+      };
+    });
+  }
+
   figures(): SandboxPoolFigures {
     let busy = 0;
     let held = 0;
