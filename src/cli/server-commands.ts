@@ -20,6 +20,7 @@ interface NodeFlags {
   data?: string;
   workers?: string;
   kedaPort?: string;
+  variablesFile?: string;
 }
 
 interface ClusterFlags {
@@ -85,6 +86,7 @@ function startNode(flags: NodeFlags & ClusterFlags, dataDir: string, logLevel?: 
     host: flags.host,
     adminHost: flags.adminHost,
     sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
+    variablesFile: flags.variablesFile ?? process.env.LAMPLIGHTER_VARIABLES_FILE,
     logLevel,
     beforeListen,
   });
@@ -127,7 +129,8 @@ function withNodeOptions(cmd: Command): Command {
     .option('--admin-port <port>', 'admin API and /metrics port', String(PlatformDefaults.adminPort))
     .option('--host <addr>', 'gateway bind address', PlatformDefaults.host)
     .option('--admin-host <addr>', 'admin API and /metrics bind address (loopback unless told otherwise, whatever --host is)', PlatformDefaults.adminHost)
-    .option('--workers <n>', 'sandbox worker threads (default: max(2, cores))');
+    .option('--workers <n>', 'sandbox worker threads (default: max(2, cores))')
+    .option('--variables-file <file>', 'TOML file of name = "value" giving app variables their values, after LAMPLIGHTER_VAR_<NAME> (or LAMPLIGHTER_VARIABLES_FILE)');
 }
 
 async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => Promise<void>): Promise<void> {

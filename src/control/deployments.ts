@@ -9,6 +9,7 @@ import { loadManifest, parseManifest, readArtifact, type AppManifest, type Funct
 import type { FunctionLogs, Logger, Metrics } from '../observability/index.js';
 import type { SandboxPool } from '../runtime/wasm/index.js';
 import type { ArtifactStore, PointerChange, Revision } from '../store/index.js';
+import { EnvironmentVariables, resolveVariables, withRenderedEnv, type VariableProvider } from '../variables/index.js';
 import { restoreNote, restoreOrder, type RestoreNote } from './restore-plan.js';
 import { buildFactory } from './runtimes.js';
 
@@ -52,6 +53,8 @@ export interface DeploymentsNode {
   peersFor?: (fn: string, figures: () => Array<{ id: string; free: number; ready: boolean }>) => FunctionPeers;
   /** One function's circuit breakers, when it has any; none leaves the breaker step out. @default undefined */
   breakerFor?: (spec: FunctionSpec) => BreakerGate | undefined;
+  /** Where app variables get their values, asked in order. @default the environment only */
+  variables?: readonly VariableProvider[];
 }
 
 /** The apps one node serves, and every operation that changes which revision serves. */
@@ -135,6 +138,8 @@ export class Deployments {
   /** Builds the groups of one revision without touching what is being served. */
   async #build(revision: Revision): Promise<DeployedApp> {
     const manifest = parseManifest(revision.manifest, `app '${revision.app}' revision ${revision.number}`);
+    // Values are this node's: resolved at every build, never stored with the revision.
+    const variables = await resolveVariables(manifest, this.#node.variables ?? [new EnvironmentVariables()]);
     const groups = new Map<string, Dispatcher>();
     const targets = new Map<string, AdmittedFunction>();
     const artifactDigest = (name: string): string => {
@@ -158,7 +163,7 @@ export class Deployments {
       for (const spec of manifest.functions) {
         let group: Dispatcher | undefined;
         const peers = this.#node.peersFor?.(spec.name, () => group?.instanceFigures() ?? []);
-        const factory = await buildFactory(spec, {
+        const factory = await buildFactory(withRenderedEnv(spec, variables), {
           pool: this.#node.pool,
           appDir: revision.appDir,
           artifactDigest,

@@ -15,6 +15,7 @@ import { SandboxPool } from '../runtime/wasm/index.js';
 import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type Revision, type StoreFs, type WriteFailure } from '../store/index.js';
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
 import { decideScale } from '../scaler/index.js';
+import { EnvironmentVariables, FileVariables } from '../variables/index.js';
 import { startAdminApi } from './admin-api.js';
 import { appStatuses, functionStatus, type AppStatus, type FunctionStatus } from './app-status.js';
 import { Deployments, type DeployRequest, type DeployResult } from './deployments.js';
@@ -40,6 +41,8 @@ export interface PlatformOptions {
   nodeName?: string;
   /** Joins a cluster through NATS (`serve --cluster`); without it the node is embedded. @default undefined */
   cluster?: ClusterSettings;
+  /** A TOML file of `name = "value"` giving app variables their values, after the environment's. @default none */
+  variablesFile?: string;
   /** Sandbox worker threads. @default max(2, cores) */
   sandboxWorkers?: number;
   /** Runs sent to one sandbox worker ahead of its answers. @default SandboxPool's default */
@@ -120,6 +123,7 @@ export class Platform {
       metrics: this.metrics,
       peersFor,
       breakerFor: (spec) => createBreakerGate(spec, { metrics: this.metrics }),
+      variables: [new EnvironmentVariables(), ...(options.variablesFile ? [new FileVariables(options.variablesFile)] : [])],
     });
   }
 

@@ -1,5 +1,7 @@
 // The app manifest (lamplighter.toml): parsing, validation and the typed specs.
 export { MANIFEST_FILE, parseManifest, validateManifest, loadManifest } from './manifest.js';
-export type { AppManifest, FunctionSpec, FunctionLimits, FunctionScale, Placeholder, RuntimeKind, BreakerSpec, BreakerPartition } from './manifest.js';
+export type { AppManifest, FunctionSpec, FunctionLimits, FunctionScale, Placeholder, RuntimeKind, BreakerSpec, BreakerPartition, VariableSpec } from './manifest.js';
+export { parseEnvTemplate, referencedVariables, renderEnvTemplate, VARIABLE_NAME } from './env-template.js';
+export type { EnvTemplate } from './env-template.js';
 export { BreakerDefaults } from './schema.js';
 export { readArtifact } from './read-artifact.js';

@@ -95,11 +95,21 @@ export interface FunctionSpec {
   breaker?: BreakerSpec | undefined;
 }
 
+/** One app variable (`[variables]`): its value comes from the node's providers, else its default. */
+export interface VariableSpec {
+  default: string | undefined;
+  required: boolean;
+  /** Its value never appears in `ls`, `inspect`, logs or errors. */
+  secret: boolean;
+}
+
 /** An app: a named set of functions deployed together. */
 export interface AppManifest {
   name: string;
   version: string | undefined;
   description: string | undefined;
+  /** Variables its functions' env values use as `{{ name }}`, by name. */
+  variables: Record<string, VariableSpec>;
   functions: FunctionSpec[];
 }
 
@@ -193,11 +203,13 @@ const TABLE_HEADERS: Readonly<Record<keyof typeof KNOWN_FIELDS, string>> = {
   scale: '[function.scale]',
   placeholder: '[function.placeholder]',
   breaker: '[function.breaker]',
+  variable: 'a [variables] entry',
 };
 
 /** Which table an issue's path points into. */
 function tableAt(pathParts: ReadonlyArray<PropertyKey>): keyof typeof KNOWN_FIELDS | undefined {
   if (pathParts.length === 0) return 'app';
+  if (pathParts[0] === 'variables') return pathParts.length === 2 ? 'variable' : undefined;
   if (pathParts[0] !== 'function') return undefined;
   if (pathParts.length === 2) return 'function';
   const sub = pathParts[2];
@@ -242,7 +254,9 @@ export function validateManifest(raw: unknown, origin = MANIFEST_FILE): AppManif
     });
   }
   const m = result.data;
-  return { name: m.name, version: m.version, description: m.description, functions: m.function.map(toSpec) };
+  const variables: Record<string, VariableSpec> = {};
+  for (const [name, v] of Object.entries(m.variables)) variables[name] = { default: v.default, required: v.required, secret: v.secret };
+  return { name: m.name, version: m.version, description: m.description, variables, functions: m.function.map(toSpec) };
 }
 
 /** Parses manifest text (TOML); `origin` names it in errors. */

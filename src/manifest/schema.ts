@@ -1,6 +1,7 @@
 // The lamplighter.toml schema: validates raw TOML and turns it into the typed FunctionSpec the rest trusts.
 import { z } from 'zod';
 import { parseDuration, parseSize, PlatformDefaults } from '../config/index.js';
+import { referencedVariables, VARIABLE_NAME } from './env-template.js';
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
@@ -174,20 +175,52 @@ const functionSchema = z
     }
   });
 
+/** One app variable (`[variables]`): a default, or required; secret values are never shown. */
+const variableSchema = z
+  .object({
+    default: z.string({ error: 'a variable default must be a string' }).optional(),
+    required: z.boolean({ error: 'required must be true or false' }).default(false),
+    secret: z.boolean({ error: 'secret must be true or false' }).default(false),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.required && v.default !== undefined) ctx.addIssue({ code: 'custom', message: 'a variable is either required or has a default, not both' });
+    if (!v.required && v.default === undefined) ctx.addIssue({ code: 'custom', message: 'a variable needs default = "…" or required = true' });
+  });
+
 /** The raw manifest schema (snake_case, as written in TOML). */
 export const manifestSchema = z
   .object({
     name: z.string().regex(NAME, 'an app name must be lower-case letters, digits and dashes, starting with a letter'),
     version: z.string().optional(),
     description: z.string().optional(),
+    variables: z.record(z.string(), variableSchema).default({}),
     function: z.array(functionSchema).min(1, 'an app needs at least one [[function]]'),
   })
   .strict()
   .superRefine((m, ctx) => {
+    for (const name of Object.keys(m.variables)) {
+      if (!VARIABLE_NAME.test(name)) ctx.addIssue({ code: 'custom', path: ['variables', name], message: `'${name}' is not a variable name: variable names must be lower-case letters, digits and underscores, starting with a letter` });
+    }
     const seen = new Set<string>();
     m.function.forEach((f, i) => {
       if (seen.has(f.name)) ctx.addIssue({ code: 'custom', path: ['function', i, 'name'], message: `function name '${f.name}' is used twice` });
       seen.add(f.name);
+      // Every {{ name }} in an env value must be a declared variable: found here, before any upload.
+      for (const [key, value] of Object.entries(f.env)) {
+        let names: string[];
+        try {
+          names = referencedVariables(value);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', path: ['function', i, 'env', key], message: (err as Error).message });
+          continue;
+        }
+        for (const name of names) {
+          if (!Object.hasOwn(m.variables, name)) {
+            ctx.addIssue({ code: 'custom', path: ['function', i, 'env', key], message: `uses variable '${name}', which [variables] does not declare; add ${name} = { default = "…" } or { required = true }` });
+          }
+        }
+      }
     });
   });
 
@@ -202,4 +235,5 @@ export const KNOWN_FIELDS = {
   scale: Object.keys(scaleSchema.shape),
   placeholder: Object.keys(placeholderSchema.shape),
   breaker: Object.keys(breakerSchema.shape),
+  variable: Object.keys(variableSchema.shape),
 } as const;
