@@ -72,7 +72,7 @@ describe('manifest', () => {
   });
 
   test('manifest — routes must be paths', () => {
-    rejects(base('source = "f.wasm"\nroutes = ["hello"]'), /function\[f\]\.routes\[0\]/, /"hello"/);
+    rejects(base('source = "f.wasm"\nroutes = ["hello"]'), /function\[f\]\.routes\[0\]/, /a route must start with '\/', got 'hello'/);
   });
 
   test('manifest — a host with a port is refused (hosts match on any port)', () => {

@@ -25,8 +25,9 @@ export class ForwardedRequest implements InvocationRequest {
   get method(): string {
     return this.#inner.method;
   }
+  /** The target as the client sent it: the peer routes it again, prefix and all. */
   get url(): string {
-    return this.#inner.url;
+    return this.#inner.originalUrl ?? this.#inner.url;
   }
   get body(): Readable {
     return this.#inner.body;

@@ -192,7 +192,7 @@ export class Deployments {
     const entries: Array<RouteEntry<GatewayTarget>> = [];
     const add = (app: DeployedApp): void => {
       for (const target of app.targets.values()) {
-        for (const pattern of target.spec.routes) entries.push({ pattern, hosts: target.spec.hosts, target });
+        for (const pattern of target.spec.routes) entries.push({ pattern, hosts: target.spec.hosts, target, stripPrefix: target.spec.stripPrefix });
       }
     };
     for (const [name, app] of this.apps) if (name !== except) add(app);

@@ -13,6 +13,15 @@ export interface RequestSource {
   readonly body: Readable;
 }
 
+/** Prefix of the headers that carry a route's named parameters to processes and components (as Spin names them). */
+export const PATH_MATCH_HEADER_PREFIX = 'spin-path-match-';
+
+/** `url` without `prefix` at the start of its path: `/api/users?x=1` less `/api` is `/users?x=1`. */
+function stripPrefix(url: string, prefix: string): string {
+  const rest = url.slice(prefix.length);
+  return rest === '' || rest.startsWith('?') ? `/${rest}` : rest;
+}
+
 /**
  * One request on its way to an instance. Most requests finish without anyone listening for an
  * abort, so the AbortController behind `signal` is created on first use — if the client has gone
@@ -24,16 +33,27 @@ export class GatewayRequest implements RoutedRequest {
   private reason: LamplighterError | undefined;
   private listeners: Array<() => void> | undefined;
 
+  /** The request target as the function sees it: without the matched prefix when the route strips it. */
+  readonly url: string;
+  /** The target as the client sent it, when `url` is stripped. */
+  readonly originalUrl: string | undefined;
+
   constructor(
     readonly id: string,
     /** The request as the server read it (or as handed in): method, headers, peer and body come from it. */
     private readonly req: RequestSource,
-    readonly url: string,
+    url: string,
     readonly host: string,
     readonly serverPort: number,
     readonly route: MatchedRoute,
     readonly deadline: number | undefined,
-  ) {}
+  ) {
+    const strip = route.stripPrefix === true && route.scriptName !== '';
+    this.url = strip ? stripPrefix(url, route.scriptName) : url;
+    this.originalUrl = strip ? url : undefined;
+    // Spin's headers for matched parameters; they replace any a client sent under those names.
+    if (route.params) for (const name in route.params) req.headers[`${PATH_MATCH_HEADER_PREFIX}${name.toLowerCase()}`] = route.params[name];
+  }
 
   get method(): string {
     return this.req.method;

@@ -13,6 +13,10 @@ export interface MatchedRoute {
   readonly scriptName: string;
   /** The rest of the path after the prefix, e.g. `/world` (CGI `PATH_INFO`). */
   readonly pathInfo: string;
+  /** Named parameters the route bound (`/users/:id` → `{ id: '7' }`), decoded; absent when it has none. */
+  readonly params?: Readonly<Record<string, string>>;
+  /** The function asked for the path without the matched prefix (`strip_prefix`). */
+  readonly stripPrefix?: boolean;
 }
 
 /** One HTTP request handed to an instance; the body is still streaming. */
@@ -22,6 +26,8 @@ export interface InvocationRequest {
   readonly method: string;
   /** Path and query exactly as the client sent them. */
   readonly url: string;
+  /** The target as the client sent it, when the route stripped its prefix from `url`; peers are sent this one. */
+  readonly originalUrl?: string;
   /** Lower-cased header names, joined by node:http's rules (see src/http1's parser). */
   readonly headers: IncomingHttpHeaders;
   /** The request body; empty for requests without one. */

@@ -3,5 +3,7 @@ export { MANIFEST_FILE, parseManifest, validateManifest, loadManifest } from './
 export type { AppManifest, FunctionSpec, FunctionLimits, FunctionScale, Placeholder, RuntimeKind, BreakerSpec, BreakerPartition, VariableSpec } from './manifest.js';
 export { parseEnvTemplate, referencedVariables, renderEnvTemplate, VARIABLE_NAME } from './env-template.js';
 export type { EnvTemplate } from './env-template.js';
+export { literalPath, parseRoute } from './route-pattern.js';
+export type { RoutePattern, RouteSegment } from './route-pattern.js';
 export { BreakerDefaults } from './schema.js';
 export { readArtifact } from './read-artifact.js';

@@ -79,6 +79,8 @@ export interface FunctionSpec {
   /** Working directory, relative to the app directory (process runtime). */
   cwd: string | undefined;
   routes: string[];
+  /** Send the path without the part its route matched. */
+  stripPrefix?: boolean;
   hosts: string[];
   env: Record<string, string>;
   /** Extra argv before the query arguments (WAGI). */
@@ -124,6 +126,7 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
     command: raw.command,
     cwd: raw.cwd,
     routes: raw.routes,
+    stripPrefix: raw.strip_prefix,
     hosts: raw.hosts,
     env: raw.env,
     argv: raw.argv ?? [],

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { parseDuration, parseSize, PlatformDefaults } from '../config/index.js';
 import { referencedVariables, VARIABLE_NAME } from './env-template.js';
+import { parseRoute } from './route-pattern.js';
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
@@ -31,8 +32,12 @@ const duration = (field: string) =>
     return ms;
   });
 
-const route = z.string().refine((r) => r.startsWith('/') && !r.includes('?') && !/\s/.test(r), {
-  message: "a route must start with '/' and hold no spaces or '?'",
+const route = z.string().superRefine((r, ctx) => {
+  try {
+    parseRoute(r);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `${(err as Error).message} (routes are exact like '/users/me', take parameters like '/users/:id', or end in a wildcard like '/files/...')` });
+  }
 });
 
 // The gateway matches the Host header without its port, so a pattern with a port could never match.
@@ -152,6 +157,7 @@ const functionSchema = z
     command: z.array(z.string().min(1)).min(1).optional(),
     cwd: z.string().optional(),
     routes: z.array(route).min(1),
+    strip_prefix: z.boolean({ error: 'strip_prefix must be true or false' }).default(false),
     hosts: z.array(host).min(1).default(['*']),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must be identifiers'), z.string()).default({}),
     argv: z.array(z.string()).optional(),
@@ -202,6 +208,24 @@ export const manifestSchema = z
     for (const name of Object.keys(m.variables)) {
       if (!VARIABLE_NAME.test(name)) ctx.addIssue({ code: 'custom', path: ['variables', name], message: `'${name}' is not a variable name: variable names must be lower-case letters, digits and underscores, starting with a letter` });
     }
+    // Two routes of one app that match the same paths on one host: found here, before any upload.
+    const shapes = new Map<string, string>();
+    m.function.forEach((f, i) => {
+      f.routes.forEach((r, j) => {
+        let shape: string;
+        try {
+          shape = parseRoute(r).shape;
+        } catch {
+          return;
+        }
+        for (const host of f.hosts) {
+          const key = `${host.toLowerCase()} ${shape}`;
+          const other = shapes.get(key);
+          if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['function', i, 'routes', j], message: `route '${r}' matches the same paths as ${other}; give one of them another path or host` });
+          else shapes.set(key, `route '${r}' of function '${f.name}'`);
+        }
+      });
+    });
     const seen = new Set<string>();
     m.function.forEach((f, i) => {
       if (seen.has(f.name)) ctx.addIssue({ code: 'custom', path: ['function', i, 'name'], message: `function name '${f.name}' is used twice` });

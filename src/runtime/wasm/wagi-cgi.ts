@@ -64,7 +64,10 @@ export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: 
     `SERVER_NAME=${request.host}\0SERVER_PORT=${request.serverPort}\0SERVER_PROTOCOL=HTTP/1.1\0SERVER_SOFTWARE=Lamplighter\0` +
     `GATEWAY_INTERFACE=CGI/1.1\0CONTENT_TYPE=${typeof contentType === 'string' ? contentType : ''}\0CONTENT_LENGTH=${bodyLength}\0` +
     `REMOTE_ADDR=${request.remoteAddress}\0REMOTE_HOST=${request.remoteAddress}\0AUTH_TYPE=\0REMOTE_USER=\0` +
-    `X_FULL_URL=http://${hostHeader}${url}\0X_MATCHED_ROUTE=${request.route.pattern}\0`;
+    `X_FULL_URL=http://${hostHeader}${request.originalUrl ?? url}\0X_MATCHED_ROUTE=${request.route.pattern}\0`;
+  // A route's named parameters: /users/:id gives X_PARAM_ID.
+  const params = request.route.params;
+  if (params) for (const name in params) env += `X_PARAM_${name.toUpperCase().replace(/-/g, '_')}=${params[name]}\0`;
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
