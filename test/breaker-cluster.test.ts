@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { breakerSubject, ownerOf } from '../src/breaker-cluster/index.js';
 import { startNatsServer, type NatsServer } from '../src/testing/index.js';
-import { FAIL, OK, tenant, ticket } from './breaker-helpers.js';
+import { createBreakerGate } from '../src/admission/breaker/index.js';
+import { breakerSpec, FAIL, OK, tenant, ticket } from './breaker-helpers.js';
 import { admits, groupNodes, startBreakerNode, stateOf, stopBreakerNode, serve, type BreakerNode } from './breaker-cluster-helpers.js';
 import { waitFor } from './discovery-conformance.js';
 
@@ -210,6 +211,23 @@ describe('breaker cluster', () => {
     await sleep(150);
     assert.equal(JSON.stringify(node.cluster.stats()), stats);
     assert.equal(stateOf(node, 'a'), 'closed');
+    assert.equal(node.cluster.decision('f', 'a'), undefined);
+  });
+
+  test("breaker cluster — a revision's gate closing detaches it; a newer one attached first keeps the node in the group", async () => {
+    const scope = `breakers-${++scopes}`;
+    const node = await startBreakerNode(server.url, scope, 'n1', SPEC);
+    started.push(node);
+    const newer = createBreakerGate(breakerSpec(`partition = "header:x-tenant"\n${SPEC}`), { sweepIntervalMs: 0 })!;
+    node.cluster.attach(newer);
+    node.gate.close();
+    assert.deepEqual(groupNodes(node), ['n1'], 'the newer revision still serves f');
+    // Decisions now reach the newer gate only.
+    const decision = { v: 1, kind: 'decision', fn: 'f', from: 'n9', decisions: [{ key: 'a', epoch: [Date.now(), 0, 'n9'], state: 'open', leftMs: 60_000 }] };
+    node.nc.publish(`${breakerSubject(scope)}.fn.f`, JSON.stringify(decision));
+    await waitFor(() => newer.counts('a')?.state === 'open', () => `newer: ${newer.counts('a')?.state}`);
+    newer.close();
+    assert.deepEqual(groupNodes(node), [], 'no revision left: the node leaves the group');
     assert.equal(node.cluster.decision('f', 'a'), undefined);
   });
 });

@@ -90,11 +90,12 @@ export class ClusterBreakers {
 
   /**
    * Takes part in the cluster for `gate`'s function: joins its discovery group, reports its
-   * counts, applies decisions to it. Returns the detach, to call when the revision goes (a newer
-   * revision's gate may be attached before the older one is detached; the newest serves).
+   * counts, applies decisions to it, until the gate closes (the revision goes) or the returned
+   * detach is called. A newer revision's gate may be attached before the older one closes; the
+   * newest serves.
    */
   attach(gate: PartitionedBreakers): () => void {
-    if (this.#closed) return () => {};
+    if (this.#closed || gate.closed) return () => {};
     const fn = gate.functionName;
     let entry = this.#functions.get(fn);
     if (!entry) {
@@ -109,7 +110,7 @@ export class ClusterBreakers {
     entry.cluster.add(gate);
     const attached = entry;
     let detached = false;
-    return () => {
+    const detach = (): void => {
       if (detached) return;
       detached = true;
       attached.cluster.remove(gate);
@@ -117,6 +118,8 @@ export class ClusterBreakers {
       this.#functions.delete(fn);
       this.#release(fn, attached);
     };
+    gate.whenClosed(detach);
+    return detach;
   }
 
   /** The live decision this node knows for `key` of `fn`, or undefined (the key is judged locally). */

@@ -81,6 +81,7 @@ export class PartitionedBreakers implements BreakerGate {
   #openReported = 0;
   #closedForGood = false;
   #probeListener: ProbeListener | undefined;
+  #closeListeners: (() => void)[] = [];
   readonly #totals: [number, number] = [0, 0];
 
   constructor(functionName: string, spec: BreakerSpec, options: BreakerGateOptions = {}) {
@@ -200,9 +201,29 @@ export class PartitionedBreakers implements BreakerGate {
     this.#probeListener = listener;
   }
 
+  /** Calls `listener` once when the gate closes (at once if it has); the cluster detaches so. */
+  whenClosed(listener: () => void): void {
+    if (this.#closedForGood) listener();
+    else this.#closeListeners.push(listener);
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closedForGood;
+  }
+
   close(): void {
     if (this.#closedForGood) return;
     this.#closedForGood = true;
+    const listeners = this.#closeListeners;
+    this.#closeListeners = [];
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's fault must not keep the revision from going.
+      }
+    }
     if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
     this.#sweepTimer = undefined;
     // This revision's open keys leave the gauge with it; the next revision counts its own.
