@@ -23,7 +23,8 @@ export interface BreakerNode {
 
 /** Starts node `name` in discovery scope `scope` with function `f`'s breaker made of `lines`. */
 export async function startBreakerNode(url: string, scope: string, name: string, lines: string, options: ClusterBreakersOptions = PROTOCOL_TIMING): Promise<BreakerNode> {
-  const nc = await connect({ servers: url, name });
+  // Reconnects at once and forever, so a node cut off by a test comes back as soon as it is healed.
+  const nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 50, reconnectJitter: 0 });
   const discovery = await NatsDiscovery.start(nc, { scope, node: name, timing: TEST_TIMING });
   const gate = createBreakerGate(breakerSpec(`partition = "header:x-tenant"\n${lines}`), { sweepIntervalMs: 50 })!;
   const cluster = new ClusterBreakers(nc, discovery, options);

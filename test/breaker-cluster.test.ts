@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { breakerSubject, ownerOf } from '../src/breaker-cluster/index.js';
-import { startNatsServer, type NatsServer } from '../src/testing/index.js';
+import { startCutProxy, startNatsServer, type NatsServer } from '../src/testing/index.js';
 import { createBreakerGate } from '../src/admission/breaker/index.js';
 import { breakerSpec, FAIL, OK, tenant, ticket } from './breaker-helpers.js';
 import { admits, groupNodes, startBreakerNode, stateOf, stopBreakerNode, serve, type BreakerNode } from './breaker-cluster-helpers.js';
@@ -229,5 +229,40 @@ describe('breaker cluster', () => {
     newer.close();
     assert.deepEqual(groupNodes(node), [], 'no revision left: the node leaves the group');
     assert.equal(node.cluster.decision('f', 'a'), undefined);
+  });
+
+  test('breaker cluster — a node cut off decides alone; back, it gets the decisions it missed', async () => {
+    const scope = `breakers-${++scopes}`;
+    const proxy = await startCutProxy(server.port);
+    try {
+      const n1 = await startBreakerNode(server.url, scope, 'n1', SPEC);
+      const n2 = await startBreakerNode(server.url, scope, 'n2', SPEC);
+      const n3 = await startBreakerNode(proxy.url, scope, 'n3', SPEC);
+      started.push(n1, n2, n3);
+      const nodes = [n1, n2, n3];
+      await waitFor(() => nodes.every((n) => groupNodes(n).length === 3), () => nodes.map((n) => `${n.name} sees ${groupNodes(n).join(',')}`).join('; '));
+      proxy.cut();
+      await waitFor(
+        () => groupNodes(n1).length === 2 && groupNodes(n2).length === 2 && groupNodes(n3).length === 1,
+        () => nodes.map((n) => `${n.name} sees ${groupNodes(n).join(',')}`).join('; '),
+      );
+      // The two still together open a key that n3 owns once back; n3 knows nothing of it...
+      const a = ['a', 'b', 'c', 'd', 'e', 'g', 'h', 'i'].find((k) => ownerOf(['n1', 'n2', 'n3'], 'f', k) === 'n3')!;
+      serve(n1, a, 6, FAIL);
+      serve(n2, a, 6, FAIL);
+      await waitFor(() => stateOf(n1, a) === 'open' && stateOf(n2, a) === 'open', () => `${stateOf(n1, a)} ${stateOf(n2, a)}`, 2000);
+      assert.equal(admits(n3, a), true);
+      // ...and decides alone on its own thresholds: one reporter never makes a quorum.
+      serve(n3, 'solo', 10, FAIL);
+      assert.equal(stateOf(n3, 'solo'), 'open');
+      assert.equal(n3.cluster.decision('f', 'solo'), undefined);
+      proxy.heal();
+      // Back, n3 owns that key, and hears of the decision from the node that took it.
+      await waitFor(() => stateOf(n3, a) === 'open', () => `n3: ${stateOf(n3, a)}; ${JSON.stringify(n3.cluster.stats())}`, 3000);
+      assert.deepEqual(n3.cluster.decision('f', a)?.epoch, n1.cluster.decision('f', a)?.epoch);
+      assert.equal(stateOf(n1, 'solo'), 'none', "n3's own breaker stayed its own");
+    } finally {
+      await proxy.close();
+    }
   });
 });

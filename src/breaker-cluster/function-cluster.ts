@@ -29,6 +29,7 @@ export interface ClusterLink {
   send(node: string, message: ReportMessage | ProbeMessage): void;
   /** Decisions to every node serving the function. */
   broadcast(message: DecisionMessage): void;
+  /** Counts an event for stats and metrics. */
   count(kind: BreakerClusterEvent): void;
 }
 
@@ -226,11 +227,16 @@ export class FunctionCluster {
     }
   }
 
-  /** Sends again the live decisions of the keys this node owns: heals lost messages, tells newcomers. */
+  /**
+   * Sends again the live decisions this node took or whose keys it owns now: heals lost messages
+   * and tells newcomers. The decider keeps at it after ownership moved, since the new owner (a node
+   * back from a partition) may never have heard of the decision.
+   */
   #refresh(nodes: readonly string[], now: number): void {
     const decisions: Decision[] = [];
     for (const [key, d] of this.#known) {
-      if (d.expiresAt <= now || ownerOf(nodes, this.fn, key) !== this.#link.node) continue;
+      if (d.expiresAt <= now) continue;
+      if (d.epoch[2] !== this.#link.node && ownerOf(nodes, this.fn, key) !== this.#link.node) continue;
       if (d.state === 'open' && d.openUntil <= now) continue;
       decisions.push({ key, epoch: d.epoch, state: d.state, leftMs: d.state === 'open' ? d.openUntil - now : 0 });
     }
