@@ -4,7 +4,7 @@
 //   `.node.<node>`     to one node (as the owner of some keys): report, probe
 //   `.fn.<function>`   to every node serving the function: decision
 // Each function's nodes are the members of the discovery group `breakers:<function>`.
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { PartitionedBreakers } from '../admission/breaker/index.js';
 import type { DiscoveryScope } from '../discovery/index.js';
 import { FunctionCluster, type BreakerClusterEvent, type ClusterDecision, type ClusterLink } from './function-cluster.js';
@@ -82,7 +82,7 @@ export class ClusterBreakers {
       count: (kind) => this.#count(kind),
     };
     this.#inbox = nc.subscribe(`${this.#base}.node.${subjectToken(this.node)}`, {
-      callback: (err, msg) => this.#receive(err, msg.data, undefined),
+      callback: (err, msg) => this.#receive(err, msg as Msg | undefined, undefined),
     });
     this.#timer = setInterval(() => this.#tick(), options.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS);
     this.#timer.unref();
@@ -101,7 +101,7 @@ export class ClusterBreakers {
     if (!entry) {
       const cluster = new FunctionCluster(fn, this.#link, this.#timing, this.#clock);
       const subscription = this.#nc.subscribe(`${this.#base}.fn.${subjectToken(fn)}`, {
-        callback: (err, msg) => this.#receive(err, msg.data, fn),
+        callback: (err, msg) => this.#receive(err, msg as Msg | undefined, fn),
       });
       entry = { cluster, subscription };
       this.#functions.set(fn, entry);
@@ -169,13 +169,14 @@ export class ClusterBreakers {
   }
 
   /** A message on this node's inbox (`fn` undefined) or a function's decision subject. */
-  #receive(err: Error | null, data: Uint8Array, fn: string | undefined): void {
-    if (err) {
+  #receive(err: Error | null, msg: Msg | undefined, fn: string | undefined): void {
+    // An error comes without a message (a permissions violation, the subscription closing).
+    if (err || !msg) {
       this.#count('error');
       return;
     }
     try {
-      const message = decodeMessage(data);
+      const message = decodeMessage(msg.data);
       if (!message) {
         this.#count('malformed');
         return;
