@@ -72,17 +72,26 @@ describe('breaker cluster parts', () => {
     const probe: ProbeMessage = { v: WIRE_VERSION, kind: 'probe', fn: 'f', from: 'n1', key: 'a', epoch: [1, 0, 'n2'], passed: true };
     const decision: DecisionMessage = { v: WIRE_VERSION, kind: 'decision', fn: 'f', from: 'n2', decisions: [{ key: 'a', epoch: [1, 0, 'n2'], state: 'open', leftMs: 500 }] };
     for (const m of [report, probe, decision]) assert.deepEqual(decodeMessage(encodeMessage(m)), m);
+    // A report goes compact: bucket starts as ages back from the newest bucket.
+    const compact = { v: WIRE_VERSION, kind: 'report', fn: 'f', from: 'n1', bucketMs: 100, base: 7, keys: [['a', null, [[0, 3, 1], [2, 4, 0]]]] };
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(encodeMessage({ ...report, keys: [{ key: 'a', epoch: null, buckets: [[700, 3, 1], [500, 4, 0]] }] }))), compact);
+    assert.deepEqual(decodeMessage(new TextEncoder().encode(JSON.stringify(compact)))!, { ...report, keys: [{ key: 'a', epoch: null, buckets: [[700, 3, 1], [500, 4, 0]] }] });
     const bad: unknown[] = [
       'not json',
       null,
       [],
-      { ...report, v: 2 },
-      { ...report, kind: 'gossip' },
-      { ...report, fn: '' },
-      { ...report, bucketMs: -1 },
-      { ...report, keys: [{ key: 'a', epoch: null, buckets: [[100, 1, 2]] }] },
-      { ...report, keys: [{ key: 'a'.repeat(300), epoch: null, buckets: [] }] },
-      { ...report, keys: Array.from({ length: 501 }, () => ({ key: 'a', epoch: null, buckets: [] })) },
+      { ...compact, v: 2 },
+      { ...compact, kind: 'gossip' },
+      { ...compact, fn: '' },
+      { ...compact, bucketMs: -1 },
+      { ...compact, base: 1.5 },
+      { ...compact, keys: [{ key: 'a', epoch: null, buckets: [] }] },
+      { ...compact, keys: [['a', null, [[0, 1, 2]]]] },
+      { ...compact, keys: [['a', null, [[8, 1, 0]]]] },
+      { ...compact, keys: [['a', null, [[64, 1, 0]]]], base: 100 },
+      { ...compact, keys: [['a', [1, 0], []]] },
+      { ...compact, keys: [['a'.repeat(300), null, []]] },
+      { ...compact, keys: Array.from({ length: 501 }, () => ['a', null, []]) },
       { ...probe, epoch: [1, 0] },
       { ...probe, passed: 'yes' },
       { ...decision, decisions: [{ key: 'a', epoch: [1, 0, 'n2'], state: 'ajar', leftMs: 1 }] },

@@ -183,11 +183,11 @@ describe('breaker cluster', () => {
     const base = breakerSubject(scope);
     const inbox = `${base}.node.n1`;
     const decisions = `${base}.fn.f`;
-    const report = { v: 1, kind: 'report', fn: 'f', from: 'n9', bucketMs: node.gate.bucketMs, keys: [{ key: 'a', epoch: null, buckets: [[0, 1, 1]] }] };
+    const report = { v: 1, kind: 'report', fn: 'f', from: 'n9', bucketMs: node.gate.bucketMs, base: 0, keys: [['a', null, [[0, 1, 1]]]] };
     const decision = { v: 1, kind: 'decision', fn: 'f', from: 'n9', decisions: [{ key: 'a', epoch: [Date.now() + 60_000, 0, 'n9'], state: 'open', leftMs: 60_000 }] };
     const publish = (subject: string, value: unknown): void => node.nc.publish(subject, typeof value === 'string' ? value : JSON.stringify(value));
     publish(inbox, 'not json');
-    publish(inbox, { ...report, keys: [{ key: 'a', epoch: null, buckets: [[0, 1, 5]] }] });
+    publish(inbox, { ...report, keys: [['a', null, [[0, 1, 5]]]] });
     node.nc.publish(inbox, new Uint8Array([0xff, 0x00]));
     publish(inbox, { ...report, fn: 'other' });
     publish(inbox, { ...report, bucketMs: 7 });

@@ -19,7 +19,10 @@ export interface ReportedKey {
   buckets: WireBucket[];
 }
 
-/** Node → owner, every report interval: counts of the keys the recipient owns and the sender saw calls for. */
+/**
+ * Node → owner, every report interval: counts of the keys the recipient owns and the sender saw
+ * calls for. Shown decoded; on the wire it is compact (see {@link encodeMessage}).
+ */
 export interface ReportMessage {
   v: typeof WIRE_VERSION;
   kind: 'report';
@@ -64,9 +67,31 @@ export type BreakerMessage = ReportMessage | ProbeMessage | DecisionMessage;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** The bytes of `message`. */
+/** Most buckets one key's report carries, and the oldest a bucket may be (in buckets). */
+const MAX_BUCKET_AGE = 63;
+
+/**
+ * The bytes of `message`. A report goes compact, since it is the bulk of the traffic: each key as
+ * `[key, epoch, [[age, requests, failures]…]]`, a bucket's age counted back from the message's
+ * `base` (the newest bucket's index, start / bucketMs), so a start costs one digit, not thirteen.
+ */
 export function encodeMessage(message: BreakerMessage): Uint8Array {
-  return encoder.encode(JSON.stringify(message));
+  if (message.kind !== 'report') return encoder.encode(JSON.stringify(message));
+  const bucketMs = message.bucketMs;
+  let base = 0;
+  for (const k of message.keys) for (const b of k.buckets) base = Math.max(base, Math.round(b[0] / bucketMs));
+  // Written out by hand: reports carry thousands of keys, and nested arrays for JSON.stringify
+  // to walk cost more than the text itself.
+  let keys = '';
+  for (const k of message.keys) {
+    let buckets = '';
+    for (const b of k.buckets) {
+      const age = base - Math.round(b[0] / bucketMs);
+      if (age <= MAX_BUCKET_AGE) buckets += `${buckets === '' ? '' : ','}[${age},${b[1]},${b[2]}]`;
+    }
+    keys += `${keys === '' ? '' : ','}[${JSON.stringify(k.key)},${k.epoch === null ? 'null' : JSON.stringify(k.epoch)},[${buckets}]]`;
+  }
+  return encoder.encode(`{"v":${message.v},"kind":"report","fn":${JSON.stringify(message.fn)},"from":${JSON.stringify(message.from)},"bucketMs":${bucketMs},"base":${base},"keys":[${keys}]}`);
 }
 
 /** The message in `data`, or undefined when it is not valid UTF-8 JSON of a known shape and version. */
@@ -80,7 +105,7 @@ export function decodeMessage(data: Uint8Array): BreakerMessage | undefined {
   if (!isRecord(value) || value['v'] !== WIRE_VERSION || !isName(value['fn']) || !isName(value['from'])) return undefined;
   switch (value['kind']) {
     case 'report':
-      return isReport(value) ? value : undefined;
+      return decodeReport(value);
     case 'probe':
       return isKey(value['key']) && isEpoch(value['epoch']) && typeof value['passed'] === 'boolean' ? (value as unknown as ProbeMessage) : undefined;
     case 'decision':
@@ -90,19 +115,22 @@ export function decodeMessage(data: Uint8Array): BreakerMessage | undefined {
   }
 }
 
-function isReport(value: Record<string, unknown>): value is Record<string, unknown> & ReportMessage {
+function decodeReport(value: Record<string, unknown>): ReportMessage | undefined {
   const bucketMs = value['bucketMs'];
+  const base = value['base'];
   const keys = value['keys'];
-  if (!isAmount(bucketMs) || bucketMs < 1 || !Array.isArray(keys) || keys.length > MAX_KEYS_PER_MESSAGE) return false;
+  if (!isAmount(bucketMs) || bucketMs < 1 || !isCount(base) || !Array.isArray(keys) || keys.length > MAX_KEYS_PER_MESSAGE) return undefined;
+  const out: ReportedKey[] = [];
   for (const k of keys as unknown[]) {
-    if (!isRecord(k) || !isKey(k['key']) || (k['epoch'] !== null && !isEpoch(k['epoch']))) return false;
-    const buckets = k['buckets'];
-    if (!Array.isArray(buckets) || buckets.length > 64) return false;
-    for (const b of buckets as unknown[]) {
-      if (!Array.isArray(b) || b.length !== 3 || !isAmount(b[0]) || !isCount(b[1]) || !isCount(b[2]) || b[2] > b[1]) return false;
+    if (!Array.isArray(k) || k.length !== 3 || !isKey(k[0]) || (k[1] !== null && !isEpoch(k[1])) || !Array.isArray(k[2]) || k[2].length > MAX_BUCKET_AGE + 1) return undefined;
+    const buckets: WireBucket[] = [];
+    for (const b of k[2] as unknown[]) {
+      if (!Array.isArray(b) || b.length !== 3 || !isCount(b[0]) || b[0] > MAX_BUCKET_AGE || b[0] > base || !isCount(b[1]) || !isCount(b[2]) || b[2] > b[1]) return undefined;
+      buckets.push([(base - b[0]) * bucketMs, b[1], b[2]]);
     }
+    out.push({ key: k[0], epoch: k[1] as Epoch | null, buckets });
   }
-  return true;
+  return { v: WIRE_VERSION, kind: 'report', fn: value['fn'] as string, from: value['from'] as string, bucketMs, keys: out };
 }
 
 function isDecisions(value: unknown): value is Decision[] {
