@@ -1,9 +1,15 @@
-// Breaker micro-benchmark: the CPU a closed breaker adds per request (admit + done), against an
-// empty loop of the same shape measured in the same run.
+// Breaker benchmarks: the CPU a closed breaker adds per request (admit + done), against an empty
+// loop of the same shape measured in the same run; and across the cluster, the time from the first
+// failures to the breaker being open on every node (three nodes in this process over a real
+// nats-server, the protocol at its default timing).
 //
 // Rounds alternate baseline and breaker so background noise hits both alike; each figure is the
 // median of its rounds, in ns of process CPU (user + system) per request.
 import { parseArgs } from 'node:util';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { breakerGroup, ClusterBreakers, DEFAULT_REPORT_INTERVAL_MS } from '../src/breaker-cluster/index.js';
+import { NatsDiscovery, type DiscoveryScope } from '../src/discovery/index.js';
+import { startNatsServer } from '../src/testing/index.js';
 import type { BreakerTicket, CallOutcome } from '../src/admission/breaker-gate.js';
 import { createBreakerGate, type PartitionedBreakers } from '../src/admission/breaker/index.js';
 import type { LamplighterError } from '../src/errors/index.js';
@@ -15,16 +21,20 @@ const { values: flags } = parseArgs({
     requests: { type: 'string', default: '2000000' },
     rounds: { type: 'string', default: '7' },
     keys: { type: 'string', default: '10' },
+    'cluster-runs': { type: 'string', default: '7' },
+    'report-ms': { type: 'string', default: String(DEFAULT_REPORT_INTERVAL_MS) },
   },
 });
 const REQUESTS = Number(flags.requests);
 const ROUNDS = Number(flags.rounds);
 const KEYS = Number(flags.keys);
+const CLUSTER_RUNS = Number(flags['cluster-runs']);
+const REPORT_MS = Number(flags['report-ms']);
 
 const OK: CallOutcome = { status: 200, durationMs: 3 };
 
-function gateFor(partition: string): PartitionedBreakers {
-  const manifest = `name = "bench"\n[[function]]\nname = "f"\nsource = "f.wasm"\nroutes = ["/..."]\n[function.breaker]\npartition = "${partition}"\n`;
+function gateFor(partition: string, lines = ''): PartitionedBreakers {
+  const manifest = `name = "bench"\n[[function]]\nname = "f"\nsource = "f.wasm"\nroutes = ["/..."]\n[function.breaker]\npartition = "${partition}"\n${lines}`;
   return createBreakerGate(parseManifest(manifest).functions[0]!, { sweepIntervalMs: 0 })!;
 }
 
@@ -110,3 +120,54 @@ console.log(line('partition = "header:x-tenant"', samples.header));
 console.log(line('partition = "none"', samples.none));
 byHeader.close();
 whole.close();
+
+// Across the cluster: each run fails a new tenant 5 times on each of three nodes (min_requests 10,
+// so no node opens it alone) and polls every 2 ms until all three refuse it.
+if (CLUSTER_RUNS > 0) {
+  const FAIL: CallOutcome = { status: 500, durationMs: 3 };
+  const server = await startNatsServer();
+  const nodes: { nc: NatsConnection; scope: DiscoveryScope; gate: PartitionedBreakers; cluster: ClusterBreakers }[] = [];
+  try {
+    for (const name of ['n1', 'n2', 'n3']) {
+      const nc = await connect({ servers: server.url, name });
+      const scope = await NatsDiscovery.start(nc, { node: name, scope: 'bench' });
+      const gate = gateFor('header:x-tenant', 'min_requests = 10\nconsecutive_failures = 0\nwindow = "10s"\nopen_for = "30s"\n');
+      const cluster = new ClusterBreakers(nc, scope, { reportIntervalMs: REPORT_MS });
+      cluster.attach(gate);
+      nodes.push({ nc, scope, gate, cluster });
+    }
+    const seeAll = (): boolean => nodes.every((n) => new Set(n.scope.members(breakerGroup('f')).map((m) => m.node)).size === 3);
+    for (let i = 0; i < 500 && !seeAll(); i++) await new Promise((r) => setTimeout(r, 10));
+    if (!seeAll()) throw new Error('the three nodes did not see each other within 5 s');
+    const times: number[] = [];
+    for (let run = 0; run < CLUSTER_RUNS; run++) {
+      const request = { ...requests[0]!, headers: { ...requests[0]!.headers, 'x-tenant': `cluster-run-${run}` } };
+      const start = performance.now();
+      for (const n of nodes) {
+        for (let i = 0; i < 5; i++) {
+          const t = n.gate.admit(request);
+          if ('code' in t) throw new Error('refused before any node could have opened it');
+          t.done(FAIL);
+        }
+      }
+      let open = false;
+      for (let poll = 0; poll < 2500 && !open; poll++) {
+        await new Promise((r) => setTimeout(r, 2));
+        open = nodes.every((n) => 'code' in n.gate.admit(request));
+      }
+      if (!open) throw new Error(`run ${run}: not open on every node within 5 s`);
+      times.push(performance.now() - start);
+      // Start the next run at a random point of the report interval, as failures would.
+      await new Promise((r) => setTimeout(r, Math.random() * REPORT_MS));
+    }
+    console.log(`first failures to open on all of 3 nodes (real nats-server, reports every ${REPORT_MS} ms): median ${median(times).toFixed(0)} ms, min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)} over ${CLUSTER_RUNS} runs`);
+  } finally {
+    for (const n of nodes) {
+      n.cluster.close();
+      n.gate.close();
+      await n.scope.close();
+      await n.nc.close();
+    }
+    await server.close();
+  }
+}

@@ -279,4 +279,43 @@ describe('breaker gate', () => {
     assert.match(err.message, /^Function 'f' is refusing requests: its circuit breaker is open/);
     assert.equal(g.size, 1);
   });
+
+  test('breaker gate — a decision from elsewhere opens a key for the time given, in openUntil order, and closes it with a fresh window', () => {
+    const { gate: g, clock } = gate('open_for = "10s"\nmin_requests = 100\nconsecutive_failures = 0');
+    serve(g, 'long', 100, FAIL);
+    assert.equal(stateOf(g, 'long'), 'open');
+    serve(g, 'counted', 3, FAIL);
+    assert.equal(g.applyRemote('counted', { state: 'open', openForMs: 2000 }), true);
+    assert.equal(g.applyRemote('never-seen', { state: 'open', openForMs: 5000 }), true);
+    assert.deepEqual(
+      g.openKeys().map((b) => [b.key, b.retryAfterMs]),
+      [['counted', 2000], ['never-seen', 5000], ['long', 10_000]],
+    );
+    assert.deepEqual(g.counts('counted')?.buckets, [], 'its counts led to the decision: they start afresh');
+    assert.equal(g.applyRemote('never-seen', { state: 'open', openForMs: 1000 }), false, 'already open for longer');
+    clock.advance(2000);
+    assert.equal(g.openKeys()[0]?.state, 'half_open', 'turns half-open here, on time, as any open breaker');
+    assert.equal(g.applyRemote('long', { state: 'closed' }), true);
+    assert.equal(stateOf(g, 'long'), 'closed');
+    assert.deepEqual(g.counts('long')?.buckets, []);
+    ticket(g.admit(tenant('long'))).done(OK);
+    assert.equal(g.applyRemote('unknown', { state: 'closed' }), false, 'a closed verdict for a key not held');
+  });
+
+  test('breaker gate — the probe listener hears a half-open key closed by its probes or reopened by one', () => {
+    const { gate: g, clock } = gate('open_for = "1s"\nconsecutive_failures = 1\nhalf_open_probes = 2');
+    const heard: [string, boolean][] = [];
+    g.setProbeListener({ probeEnded: (key, passed) => heard.push([key, passed]) });
+    serve(g, 'a', 1, FAIL);
+    clock.advance(1000);
+    ticket(g.admit(tenant('a'))).done(FAIL);
+    clock.advance(1000);
+    serve(g, 'a', 2, OK);
+    assert.deepEqual(heard, [['a', false], ['a', true]]);
+    g.setProbeListener({ probeEnded: () => { throw new Error('a listener fault'); } });
+    serve(g, 'b', 1, FAIL);
+    clock.advance(1000);
+    serve(g, 'b', 2, OK);
+    assert.equal(stateOf(g, 'b'), 'closed', "a listener's fault does not fail the request's ending");
+  });
 });

@@ -116,11 +116,12 @@ describe('manifest breaker', () => {
       openForMs: BreakerDefaults.openForMs,
       halfOpenProbes: BreakerDefaults.halfOpenProbes,
       maxKeys: 10_000,
+      quorum: undefined,
     });
   });
 
   test('manifest breaker — every field is read, units resolved, header names lower-cased', () => {
-    const b = parseManifest(fn('[function.breaker]\npartition = "header:X-Tenant"\nfailure_ratio = 0.25\nwindow = "30s"\nmin_requests = 5\nconsecutive_failures = 0\nslow_call = "2s"\nopen_for = "1m"\nhalf_open_probes = 2\nmax_keys = 500')).functions[0]!.breaker;
+    const b = parseManifest(fn('[function.breaker]\npartition = "header:X-Tenant"\nfailure_ratio = 0.25\nwindow = "30s"\nmin_requests = 5\nconsecutive_failures = 0\nslow_call = "2s"\nopen_for = "1m"\nhalf_open_probes = 2\nmax_keys = 500\nquorum = 3')).functions[0]!.breaker;
     assert.deepEqual(b, {
       partition: { kind: 'header', name: 'x-tenant' },
       failureRatio: 0.25,
@@ -131,6 +132,7 @@ describe('manifest breaker', () => {
       openForMs: 60_000,
       halfOpenProbes: 2,
       maxKeys: 500,
+      quorum: 3,
     });
     for (const kind of ['none', 'client', 'path'] as const) {
       assert.deepEqual(parseManifest(fn(`[function.breaker]\npartition = "${kind}"`)).functions[0]!.breaker?.partition, { kind });
@@ -149,6 +151,7 @@ describe('manifest breaker', () => {
     rejects(fn('[function.breaker]\nmin_requests = 1.5'), /breaker\.min_requests must be a whole number from 1/, /got 1\.5$/);
     rejects(fn('[function.breaker]\nhalf_open_probes = 0'), /breaker\.half_open_probes/, /got 0$/);
     rejects(fn('[function.breaker]\nmax_keys = 0'), /breaker\.max_keys/, /got 0$/);
+    rejects(fn('[function.breaker]\nquorum = 0'), /breaker\.quorum must be a whole number of nodes from 1 to 1000/, /got 0$/);
     rejects(fn('[function.breaker]\nconsecutive_failures = -1'), /breaker\.consecutive_failures must be a whole number from 0 \(off\)/);
   });
 

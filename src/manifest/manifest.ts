@@ -66,6 +66,12 @@ export interface BreakerSpec {
   halfOpenProbes: number;
   /** Partitions held at most; the least recently used closed ones are forgotten past it. */
   maxKeys: number;
+  /**
+   * Nodes that must report failures of a key before the cluster opens it for all; undefined: a
+   * majority of the nodes reporting the key, and at least 2. One node's failures alone open
+   * only its own breaker, unless this is 1.
+   */
+  quorum: number | undefined;
 }
 
 /** One function as the platform runs it. */
@@ -166,6 +172,7 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
       openForMs: raw.breaker.open_for,
       halfOpenProbes: raw.breaker.half_open_probes,
       maxKeys: raw.breaker.max_keys,
+      quorum: raw.breaker.quorum,
     },
   };
 }

@@ -142,6 +142,7 @@ const breakerSchema = z
     open_for: duration('breaker.open_for').default(BreakerDefaults.openForMs),
     half_open_probes: count('half_open_probes', 1, 1000, 'from 1 to 1000').default(BreakerDefaults.halfOpenProbes),
     max_keys: count('max_keys', 1, 1_000_000, 'from 1 to 1000000').default(BreakerDefaults.maxKeys),
+    quorum: count('quorum', 1, 1000, 'of nodes from 1 to 1000').optional(),
   })
   .strict()
   // The window is kept in ten buckets; below 100 ms a bucket would be shorter than a timer tick.

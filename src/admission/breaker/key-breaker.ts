@@ -112,6 +112,26 @@ export class BreakerList {
     this.length++;
   }
 
+  /**
+   * Puts `b`, which must be in no list, after the last breaker whose openUntil is not later than
+   * its own: keeps a list ordered by openUntil when a decision from elsewhere opens a breaker for
+   * less than open_for. Walks from the end, where a breaker opened now almost always belongs.
+   */
+  insertByOpenUntil(b: KeyBreaker): void {
+    let after = this.tail;
+    while (after && after.openUntil > b.openUntil) after = after.prev;
+    if (!after) {
+      this.unshift(b);
+      return;
+    }
+    b.prev = after;
+    b.next = after.next;
+    if (after.next) after.next.prev = b;
+    else this.tail = b;
+    after.next = b;
+    this.length++;
+  }
+
   /** Puts `b`, which must be in no list, at the front. */
   unshift(b: KeyBreaker): void {
     b.prev = undefined;

@@ -43,6 +43,18 @@ export interface BreakerCounts {
   buckets: BucketCounts[];
 }
 
+/**
+ * A decision about one key taken elsewhere (by the key's owner in the cluster), applied to the
+ * local breaker: open for the time the owner has left, or closed with a fresh window.
+ */
+export type RemoteVerdict = { state: 'open'; openForMs: number } | { state: 'closed' };
+
+/** Told when a half-open key's probes decide it; the cluster protocol passes this on to the key's owner. */
+export interface ProbeListener {
+  /** `key` closed because its probes passed (true), or reopened because one failed (false). */
+  probeEnded(key: string, passed: boolean): void;
+}
+
 const STATE_NAMES: Readonly<Record<State, BreakerState>> = { [State.Closed]: 'closed', [State.Open]: 'open', [State.HalfOpen]: 'half_open' };
 
 /** The breakers of one function revision, implementing the admission pipeline's {@link BreakerGate}. */
@@ -68,6 +80,8 @@ export class PartitionedBreakers implements BreakerGate {
   #sweepTimer: NodeJS.Timeout | undefined;
   #openReported = 0;
   #closedForGood = false;
+  #probeListener: ProbeListener | undefined;
+  #closeListeners: (() => void)[] = [];
   readonly #totals: [number, number] = [0, 0];
 
   constructor(functionName: string, spec: BreakerSpec, options: BreakerGateOptions = {}) {
@@ -80,6 +94,16 @@ export class PartitionedBreakers implements BreakerGate {
     this.#metrics = options.metrics;
     this.#sweepIntervalMs = options.sweepIntervalMs ?? Math.min(5000, Math.max(100, spec.openForMs / 4));
     this.#metrics?.breakerDeclared(functionName);
+  }
+
+  /** The manifest's `[function.breaker]`, units resolved. */
+  get spec(): BreakerSpec {
+    return this.#spec;
+  }
+
+  /** Length of a bucket of the window, in ms; bucket starts are multiples of it on the gate's clock. */
+  get bucketMs(): number {
+    return this.#bucketMs;
   }
 
   /** Partitions held now (the overflow breaker not included); at most max_keys. */
@@ -148,9 +172,63 @@ export class PartitionedBreakers implements BreakerGate {
     return { partition: this.partition, open: this.openCount(), keys };
   }
 
+  /**
+   * Applies a decision taken elsewhere to `key`'s breaker. Open: the breaker refuses for
+   * `openForMs` (or longer, if it was already open for longer), then turns half-open here as any
+   * open breaker does; its counts start afresh, since they led to the decision. Closed: an open or
+   * half-open breaker closes; any breaker's counts start afresh. False when nothing changed (a
+   * closed verdict for a key not held; an open one that only the overflow breaker could take).
+   */
+  applyRemote(key: string, verdict: RemoteVerdict): boolean {
+    if (this.#closedForGood || key === OVERFLOW_KEY) return false;
+    const now = this.#clock();
+    if (verdict.state === 'closed') {
+      const b = this.#byKey.get(key);
+      if (!b) return false;
+      if (b.state === State.Closed) {
+        b.clearCounts();
+        return false;
+      }
+      this.#close(b, false);
+      return true;
+    }
+    const b = this.#byKey.get(key) ?? this.#add(key.length > MAX_KEY_LENGTH ? key.slice(0, MAX_KEY_LENGTH) : key);
+    if (b === this.#overflow) return false;
+    b.clearCounts();
+    const until = now + Math.max(0, verdict.openForMs);
+    if (b.state === State.Open && b.openUntil >= until) return false;
+    this.#open(b, now, until);
+    return true;
+  }
+
+  /** Sets who hears of probes deciding a half-open key (one listener; undefined removes it). */
+  setProbeListener(listener: ProbeListener | undefined): void {
+    this.#probeListener = listener;
+  }
+
+  /** Calls `listener` once when the gate closes (at once if it has); the cluster detaches so. */
+  whenClosed(listener: () => void): void {
+    if (this.#closedForGood) listener();
+    else this.#closeListeners.push(listener);
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closedForGood;
+  }
+
   close(): void {
     if (this.#closedForGood) return;
     this.#closedForGood = true;
+    const listeners = this.#closeListeners;
+    this.#closeListeners = [];
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's fault must not keep the revision from going.
+      }
+    }
     if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
     this.#sweepTimer = undefined;
     // This revision's open keys leave the gauge with it; the next revision counts its own.
@@ -185,8 +263,22 @@ export class PartitionedBreakers implements BreakerGate {
       if (totals[0] >= this.#spec.minRequests && totals[1] >= this.#spec.failureRatio * totals[0] - 1e-9) this.#open(b, now);
     } else if (probe && b.state === State.HalfOpen) {
       b.probesOut--;
-      if (failed) this.#open(b, now);
-      else if (++b.probesPassed >= this.#spec.halfOpenProbes) this.#close(b, false);
+      if (failed) {
+        this.#open(b, now);
+        this.#probeEnded(b, false);
+      } else if (++b.probesPassed >= this.#spec.halfOpenProbes) {
+        this.#close(b, false);
+        this.#probeEnded(b, true);
+      }
+    }
+  }
+
+  #probeEnded(b: KeyBreaker, passed: boolean): void {
+    if (!this.#probeListener || b === this.#overflow) return;
+    try {
+      this.#probeListener.probeEnded(b.key, passed);
+    } catch {
+      // The listener only queues a message; a fault of its own must not fail the request's ending.
     }
   }
 
@@ -237,7 +329,7 @@ export class PartitionedBreakers implements BreakerGate {
     return b.refusal;
   }
 
-  #open(b: KeyBreaker, now: number): void {
+  #open(b: KeyBreaker, now: number, until = now + this.#spec.openForMs): void {
     if (b.state === State.Closed) {
       if (b !== this.#overflow) this.#closed.remove(b);
     } else {
@@ -245,10 +337,10 @@ export class PartitionedBreakers implements BreakerGate {
     }
     b.state = State.Open;
     b.epoch++;
-    b.openUntil = now + this.#spec.openForMs;
+    b.openUntil = until;
     b.probesOut = b.probesPassed = 0;
     b.refusal = undefined;
-    this.#notClosed.push(b);
+    this.#notClosed.insertByOpenUntil(b);
     this.#transitioned('open');
   }
 
