@@ -119,19 +119,31 @@ export const DEFAULT_LOG_SUBJECT_PREFIX = 'lamplighter.logs';
 /**
  * A sink publishing each line as JSON (`{time, function, stream, text, node}`) to
  * `lamplighter.logs.<function>`; function names are lower-case letters, digits and dashes, so each
- * is one subject token. A batch counts as sent once the server has it (a flush), so a slow or
- * lost connection fills the forwarder's bounded queue instead of the client's buffer.
+ * is one subject token. A batch counts as sent once the server has it (a flush), so a slow
+ * connection fills the forwarder's bounded queue instead of the client's buffer. After a failed
+ * flush, nothing is published until an empty flush succeeds: the client keeps what is published
+ * while it reconnects, without a bound.
  */
 export function natsLogSink(connection: LogPublisher, options: NatsLogSinkOptions = {}): LogSink {
   const prefix = options.subjectPrefix ?? DEFAULT_LOG_SUBJECT_PREFIX;
   const encoder = new TextEncoder();
+  let reachable = true;
   return {
     name: 'nats',
     async send(lines) {
+      if (!reachable) {
+        await connection.flush();
+        reachable = true;
+      }
       for (const line of lines) {
         connection.publish(`${prefix}.${line.function}`, encoder.encode(JSON.stringify(options.node === undefined ? line : { ...line, node: options.node })));
       }
-      await connection.flush();
+      try {
+        await connection.flush();
+      } catch (err) {
+        reachable = false;
+        throw err;
+      }
     },
   };
 }
