@@ -51,16 +51,17 @@ export interface FunctionLogsOptions {
 
 /** Keeps the output of every function, on disk and in memory, and lets the CLI follow it. */
 export class FunctionLogs {
-  private readonly rings = new Map<string, LogLine[]>();
-  private readonly followers = new Set<(line: LogLine) => void>();
-  private readonly keep: number;
+  readonly #rings = new Map<string, LogLine[]>();
+  readonly #followers = new Set<(line: LogLine) => void>();
+  readonly #keep: number;
+  #closed = false;
   readonly #options: FunctionLogsOptions;
   readonly #writers = new Map<string, LogFileWriter>();
   readonly #forwarders = new Set<LogForwarder>();
   readonly #events: FunctionLogEvents;
 
   constructor(options: FunctionLogsOptions = {}) {
-    this.keep = options.keep ?? FunctionLogDefaults.keep;
+    this.#keep = options.keep ?? FunctionLogDefaults.keep;
     this.#options = options;
     this.#events = options.events ?? {};
     const maxFiles = options.maxFiles ?? FunctionLogDefaults.maxFiles;
@@ -74,10 +75,10 @@ export class FunctionLogs {
 
   /** Records text written by a function; splits it into lines. Never waits for the disk or a sink. */
   write(fn: string, stream: LogLine['stream'], text: string): void {
-    let ring = this.rings.get(fn);
+    let ring = this.#rings.get(fn);
     if (!ring) {
       ring = [];
-      this.rings.set(fn, ring);
+      this.#rings.set(fn, ring);
     }
     const writer = this.#writerOf(fn);
     const time = Date.now();
@@ -87,14 +88,14 @@ export class FunctionLogs {
       ring.push(line);
       writer?.append(`${JSON.stringify(line)}\n`);
       for (const forwarder of this.#forwarders) forwarder.offer(line);
-      for (const follower of this.followers) follower(line);
+      for (const follower of this.#followers) follower(line);
     }
-    if (ring.length > this.keep) ring.splice(0, ring.length - this.keep);
+    if (ring.length > this.#keep) ring.splice(0, ring.length - this.#keep);
   }
 
   /** Recent lines of the given functions from memory, oldest first. */
-  recent(functions: readonly string[], limit = this.keep): LogLine[] {
-    const lines = functions.flatMap((fn) => this.rings.get(fn) ?? []);
+  recent(functions: readonly string[], limit = this.#keep): LogLine[] {
+    const lines = functions.flatMap((fn) => this.#rings.get(fn) ?? []);
     lines.sort((a, b) => a.time - b.time);
     return limit <= 0 ? [] : lines.slice(-limit);
   }
@@ -130,8 +131,8 @@ export class FunctionLogs {
 
   /** Calls `listener` for every new line; returns the unsubscribe function. */
   follow(listener: (line: LogLine) => void): () => void {
-    this.followers.add(listener);
-    return () => this.followers.delete(listener);
+    this.#followers.add(listener);
+    return () => this.#followers.delete(listener);
   }
 
   /**
@@ -169,14 +170,15 @@ export class FunctionLogs {
    * with `lamplighter logs`, and a function deployed again under the name appends to them.
    */
   forget(fn: string): void {
-    this.rings.delete(fn);
+    this.#rings.delete(fn);
     const writer = this.#writers.get(fn);
     this.#writers.delete(fn);
     void writer?.close();
   }
 
-  /** Writes what is queued, to the files and the sinks, and closes them. */
+  /** Writes what is queued, to the files and the sinks, and closes them; later lines stay in memory only. */
   async close(): Promise<void> {
+    this.#closed = true;
     const writers = [...this.#writers.values()];
     this.#writers.clear();
     const forwarders = [...this.#forwarders];
@@ -186,7 +188,7 @@ export class FunctionLogs {
 
   #writerOf(fn: string): LogFileWriter | undefined {
     const dir = this.#options.dir;
-    if (dir === undefined) return undefined;
+    if (dir === undefined || this.#closed) return undefined;
     let writer = this.#writers.get(fn);
     if (writer) return writer;
     const file = path.join(dir, fn);
