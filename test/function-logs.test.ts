@@ -113,6 +113,19 @@ describe('function logs on disk', () => {
     await logs.close();
   });
 
+  test('function logs — files are read from the end back: long lines across chunks and multibyte text come back whole', async () => {
+    const dir = await tempDir();
+    const logs = new FunctionLogs({ dir });
+    const texts = Array.from({ length: 40 }, (_, i) => (i % 7 === 3 ? `long ${i} ${'é€𝄞'.repeat(10_000)}` : `short ${i} ünïcödé ${'z'.repeat(i * 97)}`));
+    for (const text of texts) logs.write('wide', 'stdout', text);
+    const all = await logs.read(['wide']);
+    assert.equal(all.damaged, 0);
+    assert.equal(all.lines.length, texts.length);
+    assert.ok(all.lines.every((l, i) => l.text === texts[i]), 'every line read back as written');
+    for (const tail of [1, 4, 17]) assert.deepEqual((await logs.read(['wide'], { tail })).lines.map((l) => l.text), texts.slice(-tail));
+    await logs.close();
+  });
+
   test('function logs — since keeps lines at or after a time, tail the last N, merged across functions', async () => {
     const dir = await tempDir();
     for (const [fn, lines] of [

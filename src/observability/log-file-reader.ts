@@ -1,5 +1,5 @@
 // Reads one function's log files back, newest first, skipping (and counting) lines a crash left damaged.
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { LogLine } from './function-logs.js';
 import { CURRENT_LOG } from './log-file-writer.js';
@@ -57,43 +57,82 @@ export async function hasLogFiles(dir: string): Promise<boolean> {
   return (await logFiles(dir)).length > 0;
 }
 
+/** Bytes read at a time, from the end of a file back. */
+const CHUNK_BYTES = 64 * 1024;
+
 /**
- * Reads function `fn`'s lines from its log directory. Files are read newest first and reading
- * stops once `tail` lines are found or a file reaches back before `since`. The unended last line
- * of current.log is left out uncounted: it is being written now, or was torn by a crash and gets
- * its newline (and is counted) when the file is next opened for writing.
+ * Calls `visit` with each line of `file`, newest first, reading from the end back in chunks,
+ * until `visit` returns false. With `skipUnended`, an unended last line is not visited.
+ */
+async function eachLineBackward(file: string, skipUnended: boolean, visit: (text: string) => boolean): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    let position = (await fh.stat()).size;
+    // The start of the earliest line seen so far, which the next chunk back completes.
+    let pending = Buffer.alloc(0);
+    let atEnd = true;
+    let skipping = false;
+    while (position > 0) {
+      const length = Math.min(CHUNK_BYTES, position);
+      position -= length;
+      const chunk = Buffer.alloc(length);
+      await fh.read(chunk, 0, length, position);
+      let data = pending.length > 0 ? Buffer.concat([chunk, pending]) : chunk;
+      if (atEnd) {
+        atEnd = false;
+        if (data[data.length - 1] === 0x0a) data = data.subarray(0, data.length - 1);
+        else skipping = skipUnended;
+      }
+      // A newline byte never occurs inside a UTF-8 character, so splitting the bytes is safe.
+      let end = data.length;
+      let newline = end > 0 ? data.lastIndexOf(0x0a, end - 1) : -1;
+      while (newline >= 0) {
+        const line = data.subarray(newline + 1, end);
+        if (skipping) skipping = false;
+        else if (line.length > 0 && !visit(line.toString('utf8'))) return;
+        end = newline;
+        newline = end > 0 ? data.lastIndexOf(0x0a, end - 1) : -1;
+      }
+      pending = data.subarray(0, end);
+    }
+    if (!skipping && pending.length > 0) visit(pending.toString('utf8'));
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Reads function `fn`'s lines from its log directory. Files are read newest first, each from its
+ * end back, and reading stops once `tail` lines are found or a line from before `since` is
+ * reached, so `tail` costs what it returns, not the size of the files. The unended last line of
+ * current.log is left out uncounted: it is being written now, or was torn by a crash and gets its
+ * newline (and is counted) when the file is next opened for writing.
  */
 export async function readLogDir(dir: string, fn: string, options: LogReadOptions = {}): Promise<LogReadResult> {
   const { since, tail } = options;
   if (tail === 0) return { lines: [], damaged: 0 };
-  const newestFirst: LogLine[][] = [];
-  let found = 0;
+  const newestFirst: LogLine[] = [];
   let damaged = 0;
+  let done = false;
   for (const name of await logFiles(dir)) {
-    let text: string;
     try {
-      text = await readFile(path.join(dir, name), 'utf8');
+      await eachLineBackward(path.join(dir, name), name === CURRENT_LOG, (text) => {
+        const line = parseLine(text, fn);
+        if (!line) {
+          damaged++;
+          return true;
+        }
+        if (since !== undefined && line.time < since) done = true;
+        else newestFirst.push(line);
+        if (tail !== undefined && newestFirst.length >= tail) done = true;
+        return !done;
+      });
     } catch (err) {
       // Rotated away between the listing and the read.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw err;
     }
-    const parts = text.split('\n');
-    const unended = parts.pop()!;
-    if (unended !== '' && name !== CURRENT_LOG) parts.push(unended);
-    const lines: LogLine[] = [];
-    let reachedBefore = false;
-    for (const part of parts) {
-      if (part === '') continue;
-      const line = parseLine(part, fn);
-      if (!line) damaged++;
-      else if (since !== undefined && line.time < since) reachedBefore = true;
-      else lines.push(line);
-    }
-    newestFirst.push(lines);
-    found += lines.length;
-    if (reachedBefore || (tail !== undefined && found >= tail)) break;
+    if (done) break;
   }
-  const lines = newestFirst.reverse().flat();
-  return { lines: tail === undefined ? lines : lines.slice(-tail), damaged };
+  return { lines: newestFirst.reverse(), damaged };
 }
