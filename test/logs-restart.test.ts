@@ -1,6 +1,7 @@
 // `lamplighter logs` end to end: a WAGI and a process function's output read back after the node restarts, --since, -f, removal and damage.
 import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -135,6 +136,35 @@ describe('logs across a restart', () => {
     assert.match(r.err, /skipped 1 damaged line in the log files/);
     const metrics = await (await fetch(`${node!.adminUrl}/metrics`)).text();
     assert.match(metrics, /^lamplighter_log_lines_damaged_total\{function="cart"\} [1-9]/m);
+  });
+
+  test('logs — a follower that stops reading gets lines dropped past a bound, not the node\'s memory', async () => {
+    const { port } = new URL(node!.adminUrl);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    try {
+      socket.write(`GET /v1/logs/cart?follow=1&tail=0 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${node!.platform.token}\r\n\r\n`);
+      // Headers come once the follow is live; then the client stops reading.
+      await new Promise<void>((resolve, reject) => {
+        let head = '';
+        const onData = (chunk: Buffer): void => {
+          head += chunk.toString('latin1');
+          if (head.includes('\r\n\r\n')) {
+            socket.off('data', onData);
+            socket.pause();
+            resolve();
+          }
+        };
+        socket.on('data', onData);
+        socket.once('error', reject);
+      });
+      const line = 'q'.repeat(100 * 1024);
+      for (let i = 0; i < 200; i++) node!.platform.logs.write('cart', 'stdout', line);
+      const metrics = await (await fetch(`${node!.adminUrl}/metrics`)).text();
+      const dropped = Number(/^lamplighter_log_lines_dropped_total\{function="cart",sink="follow"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+      assert.ok(dropped > 100 && dropped < 200, `20 MB to a stalled follower: ${dropped} of 200 lines dropped`);
+    } finally {
+      socket.destroy();
+    }
   });
 
   test('logs — a removed function\'s lines stay readable by its name', async () => {

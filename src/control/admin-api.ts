@@ -99,6 +99,12 @@ function authorized(req: IncomingMessage, token: string): boolean {
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
+/**
+ * Bytes of followed log lines held for a client that does not read them; past it lines are
+ * dropped (and counted), so a stalled `logs -f` cannot hold the node's memory.
+ */
+const FOLLOW_BUFFER_BYTES = 4 * 1024 * 1024;
+
 function formatLine(line: LogLine): string {
   return `${JSON.stringify(line)}\n`;
 }
@@ -214,8 +220,9 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     const unfollow = follow
       ? platform.logs.follow((line) => {
           if (!wanted.has(line.function)) return;
-          if (streaming) res.write(formatLine(line));
-          else arrived.push(line);
+          if (!streaming) arrived.push(line);
+          else if (res.writableLength <= FOLLOW_BUFFER_BYTES) res.write(formatLine(line));
+          else platform.metrics.logLinesDropped(line.function, 'follow', 1);
         })
       : undefined;
     let read;
