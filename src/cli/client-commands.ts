@@ -58,7 +58,7 @@ function lineCount(value: string): number {
  * Parses `logs --since`: a duration back from now ("10m", "1h30m") or a time Date.parse reads
  * ("2026-12-03T02:00:00Z"); the time in ms since the epoch.
  */
-export function sinceTime(value: string, now = Date.now()): number {
+function sinceTime(value: string, now = Date.now()): number {
   const ago = parseDuration(value);
   if (ago !== undefined) return Math.floor(now - ago);
   const time = /\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;

@@ -90,12 +90,13 @@ export class FunctionLogs {
       for (const forwarder of this.#forwarders) forwarder.offer(line);
       for (const follower of this.#followers) follower(line);
     }
-    if (ring.length > this.#keep) ring.splice(0, ring.length - this.#keep);
+    // Trimmed a quarter at a time: trimming one line at a time moves the whole ring on every write.
+    if (ring.length > this.#keep + (this.#keep >> 2)) ring.splice(0, ring.length - this.#keep);
   }
 
   /** Recent lines of the given functions from memory, oldest first. */
   recent(functions: readonly string[], limit = this.#keep): LogLine[] {
-    const lines = functions.flatMap((fn) => this.#rings.get(fn) ?? []);
+    const lines = functions.flatMap((fn) => this.#rings.get(fn)?.slice(-this.#keep) ?? []);
     lines.sort((a, b) => a.time - b.time);
     return limit <= 0 ? [] : lines.slice(-limit);
   }
