@@ -113,6 +113,9 @@ describe('logs across a restart', () => {
 
     const bad = await run(['logs', 'cart', '--since', 'yesterday', ...flags]);
     assert.match(bad.err, /--since must be a duration back from now like 10m or 1h30m, or a time like 2026-12-03T02:00:00Z, got 'yesterday'/);
+    const badApi = await fetch(`${node!.adminUrl}/v1/logs/cart?since=yesterday`, { headers: { authorization: `Bearer ${node!.platform.token}` } });
+    assert.equal(badApi.status, 400);
+    assert.match(await badApi.text(), /since must be a time in milliseconds since the epoch, got 'yesterday'/);
   });
 
   test('logs — -f prints what the history had, then a new line as it comes', async () => {

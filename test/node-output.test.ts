@@ -1,10 +1,10 @@
 // What a node prints in its terminal: `up` shows function output prefixed with the name, `serve` does not; the node log as JSON or pretty.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { CliProcess, killAllChildren, REPO, runCli, startServe, writeApp, cliOk } from './cli-helpers.js';
+import { CliProcess, killAllChildren, REPO, runCli, startServe, writeApp, cliOk, wagiFixture } from './cli-helpers.js';
 
 const ECHO_SERVER = path.join(REPO, 'test', 'fixtures', 'process', 'echo-server.mjs');
 const SERVING = /Serving app 'stock' on (http:\/\/127\.0\.0\.1:\d+)/;
@@ -97,4 +97,26 @@ test('node output — serve keeps function output out of its terminal (it is in 
   } finally {
     await node.proc.stop();
   }
+});
+
+test('node output — --log-max-size and --log-max-files set the rotation of the function log files', async () => {
+  const data = path.join(root, 'rotate-data');
+  const app = await writeApp(path.join(root, 'cart'), 'name = "cart"\n[[function]]\nname = "cart"\nsource = "echo.wasm"\nroutes = ["/..."]\n', { 'echo.wasm': wagiFixture('echo') });
+  const up = new CliProcess(['up', app, '--data', data, '--port', '0', '--admin-port', '0', '--workers', '1', '--log-max-size', '1KiB', '--log-max-files', '2', '--no-function-output']);
+  try {
+    const [, gateway] = await up.waitForOutput(/Serving app 'cart' on (http:\/\/127\.0\.0\.1:\d+)/);
+    for (let i = 0; i < 40; i++) {
+      const res = await fetch(`${gateway}/request-${i}`);
+      await res.text();
+    }
+  } finally {
+    await up.stop();
+  }
+  const dir = path.join(data, 'logs', 'cart');
+  assert.deepEqual((await readdir(dir)).sort(), ['current.log', 'current.log.1']);
+  for (const f of ['current.log', 'current.log.1']) assert.ok((await stat(path.join(dir, f))).size <= 1024, `${f} within 1 KiB`);
+  const bad = await runCli(['up', app, '--port', '0', '--admin-port', '0', '--log-max-size', 'lots']);
+  assert.match(bad.stderr, /--log-max-size must be a size like 10MiB, got 'lots'/);
+  const badFiles = await runCli(['up', app, '--port', '0', '--admin-port', '0', '--log-max-files', '0']);
+  assert.match(badFiles.stderr, /--log-max-files must be a whole number of at least 1, got '0'/);
 });
