@@ -57,6 +57,8 @@ export class FunctionLogs {
   #closed = false;
   readonly #options: FunctionLogsOptions;
   readonly #writers = new Map<string, LogFileWriter>();
+  /** Files of forgotten functions still being written, for close() to wait on. */
+  readonly #closing = new Set<Promise<void>>();
   readonly #forwarders = new Set<LogForwarder>();
   readonly #events: FunctionLogEvents;
 
@@ -66,11 +68,6 @@ export class FunctionLogs {
     this.#events = options.events ?? {};
     const maxFiles = options.maxFiles ?? FunctionLogDefaults.maxFiles;
     if (!Number.isInteger(maxFiles) || maxFiles < 1) throw new RangeError(`maxFiles must be a whole number of at least 1, got ${maxFiles}`);
-  }
-
-  /** The directory holding the log files; undefined when they are kept in memory only. */
-  get dir(): string | undefined {
-    return this.#options.dir;
   }
 
   /** Records text written by a function; splits it into lines. Never waits for the disk or a sink. */
@@ -174,7 +171,9 @@ export class FunctionLogs {
     this.#rings.delete(fn);
     const writer = this.#writers.get(fn);
     this.#writers.delete(fn);
-    void writer?.close();
+    if (!writer) return;
+    const closing = writer.close().finally(() => this.#closing.delete(closing));
+    this.#closing.add(closing);
   }
 
   /** Writes what is queued, to the files and the sinks, and closes them; later lines stay in memory only. */
@@ -184,7 +183,7 @@ export class FunctionLogs {
     this.#writers.clear();
     const forwarders = [...this.#forwarders];
     this.#forwarders.clear();
-    await Promise.all([...writers.map((w) => w.close()), ...forwarders.map((f) => f.close())]);
+    await Promise.all([...writers.map((w) => w.close()), ...forwarders.map((f) => f.close()), ...this.#closing]);
   }
 
   #writerOf(fn: string): LogFileWriter | undefined {
