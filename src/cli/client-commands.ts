@@ -2,6 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ClusterView } from '../cluster/index.js';
 import type { AppStatus } from '../control/index.js';
+import { parseDuration } from '../config/index.js';
 import { loadManifest, readArtifact } from '../manifest/index.js';
 import { digestOf } from '../store/index.js';
 import { AdminClient, ClientError, DEFAULT_DATA_DIR, DEFAULT_SERVER, type ClientOptions } from './admin-client.js';
@@ -54,6 +55,20 @@ function lineCount(value: string): number {
   return n;
 }
 
+/**
+ * Parses `logs --since`: a duration back from now ("10m", "1h30m") or a time Date.parse reads
+ * ("2026-12-03T02:00:00Z"); the time in ms since the epoch.
+ */
+function sinceTime(value: string, now = Date.now()): number {
+  const ago = parseDuration(value);
+  if (ago !== undefined) return Math.floor(now - ago);
+  const time = /\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(time)) {
+    throw new InvalidArgumentError(`--since must be a duration back from now like 10m or 1h30m, or a time like 2026-12-03T02:00:00Z, got '${value}'`);
+  }
+  return time;
+}
+
 /** Registers deploy, ls, rm, rollback and logs on `program`. */
 export function registerClientCommands(program: Command, io: CommandIo): void {
   withClientOptions(program.command('deploy').argument('[dir]', 'app directory holding lamplighter.toml', '.').description('deploy an app to a running node (uploads only missing artifacts)'))
@@ -87,12 +102,19 @@ export function registerClientCommands(program: Command, io: CommandIo): void {
       io.out(`App '${name}' now serves revision ${result.revision}`);
     });
 
-  withClientOptions(program.command('logs').argument('<name>', 'function or app name').description("print a function's (or app's) recent output"))
+  withClientOptions(program.command('logs').argument('<name>', 'function or app name').description("print a function's (or app's) output, kept across restarts"))
     .option('-f, --follow', 'keep printing new lines')
-    .option('-n, --tail <lines>', 'recent lines to print (0 with -f: only new ones)', lineCount, 100)
-    .action(async (name: string, opts: ClientOptions & { follow?: boolean; tail: number }) => {
+    .option('-n, --tail <lines>', 'last lines to print (default: 100, or all with --since; 0 with -f: only new ones)', lineCount)
+    .option('--since <duration|time>', 'only lines since then: a duration back from now (10m, 2h) or a time (2026-12-03T02:00:00Z)', (value: string) => sinceTime(value))
+    .action(async (name: string, opts: ClientOptions & { follow?: boolean; tail?: number; since?: number }) => {
       const client = await AdminClient.from(opts);
-      const res = await client.call('GET', `/v1/logs/${encodeURIComponent(name)}?tail=${opts.tail}${opts.follow ? '&follow=1' : ''}`);
+      const query = new URLSearchParams();
+      if (opts.tail !== undefined) query.set('tail', String(opts.tail));
+      if (opts.since !== undefined) query.set('since', String(opts.since));
+      if (opts.follow) query.set('follow', '1');
+      const res = await client.call('GET', `/v1/logs/${encodeURIComponent(name)}?${query}`);
+      const damaged = Number(res.headers.get('x-lamplighter-log-damaged') ?? 0);
+      if (damaged > 0) io.err(`(skipped ${damaged} damaged line${damaged === 1 ? '' : 's'} in the log files)`);
       const decoder = new TextDecoder();
       let buffered = '';
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {

@@ -3,14 +3,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration, PlatformDefaults } from '../config/index.js';
+import { parseDuration, parseSize, PlatformDefaults } from '../config/index.js';
 import { parseClusterUrls, type ClusterSettings } from '../cluster/index.js';
 import { Platform } from '../control/index.js';
-import { deployStepChannel, type DeployStepEvent } from '../observability/index.js';
+import { deployStepChannel, parseLogFormat, type DeployStepEvent } from '../observability/index.js';
 import { installExitHook } from '../runtime/process/index.js';
 import type { Revision } from '../store/index.js';
 import { DEFAULT_DATA_DIR } from './admin-client.js';
 import type { CommandIo } from './client-commands.js';
+import { printFunctionOutput } from './function-output.js';
 
 interface NodeFlags {
   port: string;
@@ -21,6 +22,9 @@ interface NodeFlags {
   workers?: string;
   kedaPort?: string;
   variablesFile?: string;
+  logFormat?: string;
+  logMaxSize?: string;
+  logMaxFiles?: string;
 }
 
 interface ClusterFlags {
@@ -88,8 +92,19 @@ function startNode(flags: NodeFlags & ClusterFlags, dataDir: string, logLevel?: 
     sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
     variablesFile: flags.variablesFile ?? process.env.LAMPLIGHTER_VARIABLES_FILE,
     logLevel,
+    logFormat: flags.logFormat === undefined ? undefined : parseLogFormat(flags.logFormat),
+    functionLogs: functionLogSettings(flags),
     beforeListen,
   });
+}
+
+/** Rotation of the function log files, from `--log-max-size` and `--log-max-files`. */
+function functionLogSettings(flags: NodeFlags): { maxBytes?: number; maxFiles?: number } {
+  const maxBytes = flags.logMaxSize === undefined ? undefined : parseSize(flags.logMaxSize);
+  if (maxBytes === 0 || (flags.logMaxSize !== undefined && maxBytes === undefined)) throw new Error(`--log-max-size must be a size like 10MiB, got '${flags.logMaxSize}'`);
+  const maxFiles = flags.logMaxFiles === undefined ? undefined : Number(flags.logMaxFiles);
+  if (maxFiles !== undefined && !(Number.isInteger(maxFiles) && maxFiles >= 1)) throw new Error(`--log-max-files must be a whole number of at least 1, got '${flags.logMaxFiles}'`);
+  return { maxBytes, maxFiles };
 }
 
 /** Steps shorter than this print nothing. */
@@ -130,7 +145,10 @@ function withNodeOptions(cmd: Command): Command {
     .option('--host <addr>', 'gateway bind address', PlatformDefaults.host)
     .option('--admin-host <addr>', 'admin API and /metrics bind address (loopback unless told otherwise, whatever --host is)', PlatformDefaults.adminHost)
     .option('--workers <n>', 'sandbox worker threads (default: max(2, cores))')
-    .option('--variables-file <file>', 'TOML file of name = "value" giving app variables their values, after LAMPLIGHTER_VAR_<NAME> (or LAMPLIGHTER_VARIABLES_FILE)');
+    .option('--variables-file <file>', 'TOML file of name = "value" giving app variables their values, after LAMPLIGHTER_VAR_<NAME> (or LAMPLIGHTER_VARIABLES_FILE)')
+    .option('--log-format <format>', "the node's own log: json (one object a line) or pretty (for a terminal) (default: $LAMPLIGHTER_LOG_FORMAT, then json)")
+    .option('--log-max-size <size>', 'rotate a function\'s log file in <data>/logs before it passes this size (default: 10MiB)')
+    .option('--log-max-files <n>', 'log files kept per function, the current one included (default: 5)');
 }
 
 async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => Promise<void>): Promise<void> {
@@ -168,7 +186,8 @@ function describeRoutes(platform: Platform, host: string, io: CommandIo): void {
 export function registerServerCommands(program: Command, io: CommandIo): void {
   withNodeOptions(program.command('up').argument('[dir]', 'app directory holding lamplighter.toml', '.').description('serve the app in [dir] on an embedded node (no other service needed)'))
     .option('--data <dir>', 'keep state in this directory (default: a temporary one)')
-    .action(async (dir: string, flags: NodeFlags) => {
+    .option('--no-function-output', "do not show the functions' output here (it stays in the logs)")
+    .action(async (dir: string, flags: NodeFlags & { functionOutput: boolean }) => {
       installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
       const dataDir = flags.data ?? (await mkdtemp(path.join(tmpdir(), 'lamplighter-up-')));
       // The app is deployed before the gateway listens: a request never finds the node without it.
@@ -177,6 +196,8 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       let platform: Platform;
       try {
         platform = await startNode(flags, dataDir, process.env.LAMPLIGHTER_LOG ?? 'warn', async (p) => {
+          // Shown from before the deploy, so what a function prints as it starts is seen too.
+          if (flags.functionOutput) printFunctionOutput(p.logs, io);
           ({ revision } = await p.deployDir(dir));
         });
       } catch (err) {

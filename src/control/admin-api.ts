@@ -105,6 +105,12 @@ function authorized(req: IncomingMessage, token: string): boolean {
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
+/**
+ * Bytes of followed log lines held for a client that does not read them; past it lines are
+ * dropped (and counted), so a stalled `logs -f` cannot hold the node's memory.
+ */
+const FOLLOW_BUFFER_BYTES = 4 * 1024 * 1024;
+
 function formatLine(line: LogLine): string {
   return `${JSON.stringify(line)}\n`;
 }
@@ -255,23 +261,50 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     return sendJson(res, 200, status);
   }
   if (resource === 'logs' && name && method === 'GET') {
-    const tailText = url.searchParams.get('tail') ?? '100';
-    if (!/^\d+$/.test(tailText)) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `tail must be a number of lines, 0 or more, got '${tailText}'`);
-    const tail = Number(tailText);
-    const functions = platform.functionsOf(name);
-    if (!functions) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app or function named '${name}'`);
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    const tailText = url.searchParams.get('tail');
+    if (tailText !== null && !/^\d+$/.test(tailText)) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `tail must be a number of lines, 0 or more, got '${tailText}'`);
+    const sinceText = url.searchParams.get('since');
+    if (sinceText !== null && !/^\d+$/.test(sinceText)) throw new LamplighterError(ErrorCodes.BAD_REQUEST, `since must be a time in milliseconds since the epoch, got '${sinceText}'`);
+    const since = sinceText === null ? undefined : Number(sinceText);
+    // Without either, the last 100 lines; with `since` alone, every line since then.
+    const tail = tailText !== null ? Number(tailText) : since === undefined ? 100 : undefined;
+    // A removed function's files stay, so its name still reads them.
+    const functions = platform.functionsOf(name) ?? ((await platform.logs.hasFiles(name)) ? [name] : undefined);
+    if (!functions) throw new LamplighterError(ErrorCodes.NOT_FOUND, `No app or function named '${name}', and no logs kept of one`);
+    const follow = url.searchParams.get('follow') === '1';
+    const wanted = new Set(functions);
+    // Followed from before the files are read, so no line falls between the two.
+    const arrived: LogLine[] = [];
+    let streaming = false;
+    const unfollow = follow
+      ? platform.logs.follow((line) => {
+          if (!wanted.has(line.function)) return;
+          if (!streaming) arrived.push(line);
+          else if (res.writableLength <= FOLLOW_BUFFER_BYTES) res.write(formatLine(line));
+          else platform.metrics.logLinesDropped(line.function, 'follow', 1);
+        })
+      : undefined;
+    let read;
+    try {
+      read = await platform.logs.read(functions, { since, tail });
+    } catch (err) {
+      unfollow?.();
+      throw err;
+    }
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'x-lamplighter-log-damaged': String(read.damaged) });
     res.flushHeaders();
-    for (const line of platform.logs.recent(functions, tail)) res.write(formatLine(line));
-    if (url.searchParams.get('follow') !== '1') {
+    for (const line of read.lines) res.write(formatLine(line));
+    if (!unfollow) {
       res.end();
       return;
     }
-    const wanted = new Set(functions);
-    const unfollow = platform.logs.follow((line) => {
-      if (wanted.has(line.function)) res.write(formatLine(line));
-    });
-    res.once('close', unfollow);
+    // A line that arrived while the files were read may be in them too.
+    const first = arrived[0]?.time ?? Infinity;
+    const inFiles = new Set(read.lines.filter((l) => l.time >= first).map(formatLine));
+    for (const line of arrived) if (!inFiles.has(formatLine(line))) res.write(formatLine(line));
+    streaming = true;
+    if (res.destroyed) unfollow();
+    else res.once('close', unfollow);
     return;
   }
   throw new LamplighterError(ErrorCodes.NOT_FOUND, `No admin endpoint ${method} ${url.pathname}`);

@@ -10,7 +10,7 @@ import { PlatformDefaults } from '../config/index.js';
 import { joinCluster, type ClusterSettings, type ClusterView, type JoinedCluster } from '../cluster/index.js';
 import type { Dispatcher } from '../dispatch/index.js';
 import { Gateway } from '../gateway/index.js';
-import { createLogger, FunctionLogs, Metrics, type Logger } from '../observability/index.js';
+import { createLogger, FunctionLogs, Metrics, type FunctionLogsOptions, type LogFormat, type Logger } from '../observability/index.js';
 import { SandboxPool } from '../runtime/wasm/index.js';
 import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type Revision, type StoreFs, type WriteFailure } from '../store/index.js';
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
@@ -53,6 +53,10 @@ export interface PlatformOptions {
   scaleIntervalMs?: number;
   /** Log level of the node's JSON log. @default 'info' */
   logLevel?: string;
+  /** Format of the node's log. @default $LAMPLIGHTER_LOG_FORMAT, then 'json' */
+  logFormat?: LogFormat;
+  /** Rotation and buffering of the function log files in `<dataDir>/logs`. @default FunctionLogDefaults */
+  functionLogs?: Pick<FunctionLogsOptions, 'maxBytes' | 'maxFiles' | 'bufferBytes' | 'fs'>;
   /** Export Node process metrics. @default true */
   processMetrics?: boolean;
   /** The node's JSON log. @default a pino logger to stderr at `logLevel` */
@@ -69,7 +73,7 @@ export interface PlatformOptions {
 /** One node: serves deployed apps through its gateway and keeps them scaled. */
 export class Platform {
   readonly metrics: Metrics;
-  readonly logs = new FunctionLogs();
+  readonly logs: FunctionLogs;
   /** CPU profiles and heap snapshots of this node, one at a time. */
   readonly profiler = new NodeProfiler();
   readonly logger: Logger;
@@ -106,6 +110,15 @@ export class Platform {
     this.nodeName = options.nodeName ?? hostname();
     this.gatewayHost = options.host ?? PlatformDefaults.host;
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
+    this.logs = new FunctionLogs({
+      ...options.functionLogs,
+      dir: path.join(options.dataDir, 'logs'),
+      events: {
+        dropped: (fn, sink, count) => this.metrics.logLinesDropped(fn, sink, count),
+        damaged: (fn, count) => this.metrics.logLinesDamaged(fn, count),
+        notice: (level, fields, message) => this.logger[level](fields, message),
+      },
+    });
     this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger, nodeName: cluster ? this.nodeName : undefined });
     this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline, maxWorkers: options.sandboxMaxWorkers });
     this.metrics.setSource({
@@ -135,7 +148,7 @@ export class Platform {
       damaged: (report: DamageReport) => platform?.storeDamaged(report),
       writeFailed: (failure: WriteFailure) => platform?.storeWriteFailed(failure),
     };
-    const logger = options.logger ?? createLogger({ level: options.logLevel });
+    const logger = options.logger ?? createLogger({ level: options.logLevel, format: options.logFormat });
     const nodeName = options.nodeName ?? hostname();
     let cluster: JoinedCluster | undefined;
     let store: ArtifactStore;
@@ -337,6 +350,7 @@ export class Platform {
     await this.gateway.close();
     await this.#deployments.close();
     await this.pool.close();
+    await this.logs.close();
     await this.#cluster?.close();
   }
 }

@@ -1,9 +1,14 @@
 // Observability: metrics, logs and diagnostics channels, used by every other subsystem.
 export { Metrics } from './metrics.js';
 export type { MetricsSource, MetricsOptions, SandboxFigures, ForwardOutcome, DiscoveryEventKind, BreakerState } from './metrics.js';
-export { FunctionLogs } from './function-logs.js';
-export type { LogLine, FunctionLogsOptions } from './function-logs.js';
-export { createLogger } from './logger.js';
-export type { Logger, LoggerOptions } from './logger.js';
+export { FunctionLogs, FunctionLogDefaults } from './function-logs.js';
+export type { LogLine, FunctionLogsOptions, FunctionLogEvents } from './function-logs.js';
+export type { LogReadOptions, LogReadResult } from './log-file-reader.js';
+export { natsLogSink, DEFAULT_LOG_SUBJECT_PREFIX, DEFAULT_FORWARD_BUFFER_LINES } from './log-forwarder.js';
+export type { LogSink, LogPublisher, NatsLogSinkOptions, LogForwarderOptions } from './log-forwarder.js';
+export { nodeLogFs } from './log-fs.js';
+export type { LogFs, LogFileHandle } from './log-fs.js';
+export { createLogger, parseLogFormat, LOG_FORMATS } from './logger.js';
+export type { Logger, LoggerOptions, LogFormat } from './logger.js';
 export { requestChannel, instanceStartChannel, instanceStopChannel, deployStepChannel } from './diagnostics.js';
 export type { RequestEvent, InstanceEvent, DeployStepEvent } from './diagnostics.js';

@@ -70,6 +70,8 @@ export class Metrics {
   readonly #discoveryEvents: Counter<'kind'>;
   readonly #breakerTransitions: Counter<'function' | 'to'>;
   readonly #breakerOpenKeys: Gauge<'function'>;
+  readonly #logLinesDropped: Counter<'function' | 'sink'>;
+  readonly #logLinesDamaged: Counter<'function'>;
   private source: MetricsSource = { functions: () => [] };
 
   constructor(options: MetricsOptions = {}) {
@@ -107,6 +109,18 @@ export class Metrics {
     this.#breakerOpenKeys = new Gauge({
       name: 'lamplighter_breaker_open_keys',
       help: 'Partition keys whose circuit breaker is open or half-open, by function',
+      labelNames: ['function'],
+      registers,
+    });
+    this.#logLinesDropped = new Counter({
+      name: 'lamplighter_log_lines_dropped_total',
+      help: 'Function log lines not kept, by function and sink (file: the log files, whose disk did not keep up or failed; nats: forwarding)',
+      labelNames: ['function', 'sink'],
+      registers,
+    });
+    this.#logLinesDamaged = new Counter({
+      name: 'lamplighter_log_lines_damaged_total',
+      help: 'Damaged lines (torn by a crash, garbled) skipped while reading function log files, by function, counted at each read',
       labelNames: ['function'],
       registers,
     });
@@ -224,6 +238,16 @@ export class Metrics {
    */
   breakerOpenKeys(functionName: string, delta: number): void {
     this.#breakerOpenKeys.inc({ function: functionName }, delta);
+  }
+
+  /** Counts function log lines `sink` did not keep. */
+  logLinesDropped(functionName: string, sink: string, count: number): void {
+    this.#logLinesDropped.inc({ function: functionName, sink }, count);
+  }
+
+  /** Counts damaged lines skipped while reading a function's log files. */
+  logLinesDamaged(functionName: string, count: number): void {
+    this.#logLinesDamaged.inc({ function: functionName }, count);
   }
 
   /** Sets where the live gauges read from. */
