@@ -38,6 +38,7 @@ interface ClusterFlags {
   natsToken?: string;
   downAfter?: string;
   replicas?: string;
+  forwardLogs?: boolean;
 }
 
 /** The cluster a `serve` joins, from its flags; undefined (embedded) without `--cluster`. */
@@ -83,6 +84,7 @@ function port(value: string, flag: string): number {
 function startNode(flags: NodeFlags & ClusterFlags, dataDir: string, logLevel?: string, beforeListen?: (platform: Platform) => Promise<void>): Promise<Platform> {
   return Platform.start({
     cluster: clusterSettings(flags),
+    forwardLogs: flags.forwardLogs === true,
     nodeName: flags.nodeName,
     dataDir,
     port: port(flags.port, '--port'),
@@ -226,6 +228,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
     .option('--nats-token <token>', 'NATS token (or LAMPLIGHTER_NATS_TOKEN)')
     .option('--replicas <n>', 'copies JetStream keeps of Lamplighter\'s buckets: 3 on a 3-server NATS cluster (default: 1)')
     .option('--down-after <duration>', 'drop a node not heard from for this long, heartbeating every third of it (default: 3s)')
+    .option('--forward-logs', 'in a cluster, also publish function output to NATS subjects lamplighter.logs.<function>')
     .action(async (flags: NodeFlags & ClusterFlags) => {
       installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
       const dataDir = flags.data ?? DEFAULT_DATA_DIR;

@@ -1,6 +1,8 @@
 // Joining a cluster: one NATS connection, the JetStream store, discovery over NATS, forwarding to peers.
 import type { DiscoveryEventKind, DiscoveryTiming } from '../discovery/index.js';
 import { NatsDiscovery } from '../discovery/index.js';
+import { ClusterBreakers, type BreakerClusterEvent } from '../breaker-cluster/index.js';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { JetStreamStore, type ArtifactStore, type StoreEvents } from '../store/index.js';
 import { ClusterNode } from './cluster-node.js';
 import { PeerForwarder } from './forwarder.js';
@@ -26,12 +28,17 @@ export interface ClusterHooks {
   onStatus?: (event: { type: string; data?: string }) => void;
   onDiscoveryEvent?: (kind: DiscoveryEventKind) => void;
   onForward?: (fn: string, outcome: ForwardOutcome) => void;
+  onBreakerEvent?: (kind: BreakerClusterEvent) => void;
 }
 
 /** A node's membership of a cluster, joined. */
 export interface JoinedCluster {
   store: ArtifactStore;
   node: ClusterNode;
+  /** The node's NATS connection (function logs are forwarded on it). */
+  connection: NatsConnection;
+  /** Breakers judged across the cluster: each function revision's gate is attached here. */
+  breakers: ClusterBreakers;
   /** Leaves discovery, stops forwarding, closes the store and the connection. */
   close(): Promise<void>;
 }
@@ -43,10 +50,14 @@ export async function joinCluster(name: string, settings: ClusterSettings, hooks
     const store = await JetStreamStore.open(nc, { prefix: settings.prefix, replicas: settings.replicas, events: hooks.store });
     const scope = await NatsDiscovery.start(nc, { node: name, timing: settings.timing, onEvent: hooks.onDiscoveryEvent });
     const node = new ClusterNode({ scope, forwarder: new PeerForwarder({ node: name }), isUnreachable: isPeerUnreachable, onForward: hooks.onForward });
+    const breakers = new ClusterBreakers(nc, scope, { onEvent: hooks.onBreakerEvent });
     return {
       store,
       node,
+      connection: nc,
+      breakers,
       close: async () => {
+        breakers.close();
         await node.close();
         await store.close?.();
         await nc.drain().catch(() => nc.close());

@@ -10,7 +10,7 @@ import { PlatformDefaults } from '../config/index.js';
 import { joinCluster, type ClusterSettings, type ClusterView, type JoinedCluster } from '../cluster/index.js';
 import type { Dispatcher } from '../dispatch/index.js';
 import { Gateway } from '../gateway/index.js';
-import { createLogger, FunctionLogs, Metrics, type FunctionLogsOptions, type LogFormat, type Logger } from '../observability/index.js';
+import { createLogger, FunctionLogs, Metrics, natsLogSink, type FunctionLogsOptions, type LogFormat, type Logger } from '../observability/index.js';
 import { SandboxPool } from '../runtime/wasm/index.js';
 import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type Revision, type StoreFs, type WriteFailure } from '../store/index.js';
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
@@ -41,6 +41,8 @@ export interface PlatformOptions {
   nodeName?: string;
   /** Joins a cluster through NATS (`serve --cluster`); without it the node is embedded. @default undefined */
   cluster?: ClusterSettings;
+  /** In a cluster, publish function output to NATS (`lamplighter.logs.<function>`). @default false */
+  forwardLogs?: boolean;
   /** A TOML file of `name = "value"` giving app variables their values, after the environment's. @default none */
   variablesFile?: string;
   /** Sandbox worker threads. @default max(2, cores) */
@@ -135,7 +137,12 @@ export class Platform {
       logger: this.logger,
       metrics: this.metrics,
       peersFor,
-      breakerFor: (spec) => createBreakerGate(spec, { metrics: this.metrics }),
+      breakerFor: (spec) => {
+        const gate = createBreakerGate(spec, { metrics: this.metrics });
+        // In a cluster each key is also judged from every node's counts; closing the gate detaches it.
+        if (gate && cluster) cluster.breakers.attach(gate);
+        return gate;
+      },
       variables: [new EnvironmentVariables(), ...(options.variablesFile ? [new FileVariables(options.variablesFile)] : [])],
     });
   }
@@ -158,6 +165,7 @@ export class Platform {
         onStatus: (event) => logger.info({ nats: event.type, data: event.data }, `NATS ${event.type}`),
         onDiscoveryEvent: (kind) => platform?.metrics.discoveryEvent(kind),
         onForward: (fn, outcome) => platform?.metrics.forwarded(fn, outcome),
+        onBreakerEvent: (kind) => platform?.metrics.breakerClusterMessage(kind),
       });
       store = cluster.store;
     } else {
@@ -171,6 +179,7 @@ export class Platform {
       throw err;
     }
     platform = new Platform(store, token, { ...options, nodeName }, cluster, logger);
+    if (cluster && options.forwardLogs) platform.logs.forward(natsLogSink(cluster.connection, { node: nodeName }));
     try {
       // Pointer changes from any node are followed from before the restore, so none falls between.
       const stopWatch = store.watch?.((change) => {

@@ -68,6 +68,7 @@ export class Metrics {
   readonly storeDamagedFiles: Counter<'kind'>;
   readonly #forwarded: Counter<'function' | 'outcome'>;
   readonly #discoveryEvents: Counter<'kind'>;
+  readonly #breakerClusterMessages: Counter<'kind'>;
   readonly #breakerTransitions: Counter<'function' | 'to'>;
   readonly #breakerOpenKeys: Gauge<'function'>;
   readonly #logLinesDropped: Counter<'function' | 'sink'>;
@@ -90,6 +91,12 @@ export class Metrics {
       name: 'lamplighter_forwarded_requests_total',
       help: 'Requests this node forwarded to another node, by function and outcome (served: the peer answered; unreachable: no connection to it; failed: the exchange broke off; refused: the peer would not take it)',
       labelNames: ['function', 'outcome'],
+      registers,
+    });
+    this.#breakerClusterMessages = new Counter({
+      name: 'lamplighter_breaker_cluster_messages_total',
+      help: 'Messages of the breakers\' cluster protocol, by kind (report_sent, report_received: counts to a key\'s owner; probe_sent; decision_sent, decision_applied: an owner\'s verdict; malformed: one it could not read)',
+      labelNames: ['kind'],
       registers,
     });
     this.#discoveryEvents = new Counter({
@@ -219,6 +226,11 @@ export class Metrics {
   /** Counts one event discovery handled. */
   discoveryEvent(kind: DiscoveryEventKind): void {
     this.#discoveryEvents.inc({ kind });
+  }
+
+  /** One message of the breakers' cluster protocol. */
+  breakerClusterMessage(kind: string): void {
+    this.#breakerClusterMessages.inc({ kind });
   }
 
   /** Makes `functionName`'s breaker series exist at 0, so rate() sees their first change. */
