@@ -9,6 +9,8 @@ import { parseManifest } from '../src/manifest/index.js';
 import { repoRoot, startTestNode, wagiFixture, type TestNode } from '../src/testing/index.js';
 import { cliEnv, CLI } from './cli-helpers.js';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
 
 const ECHO = path.join(repoRoot, 'test', 'fixtures', 'process', 'echo-server.mjs');
 
@@ -71,6 +73,25 @@ describe('spin routes on a node', () => {
     const seen = (await injected.json()) as Record<string, string>;
     assert.equal(seen['spin-path-match-tenant'], 'a%0d%0aX-Evil:%201', 'escapes of control characters stay escaped');
     assert.equal(seen['x-evil'], undefined);
+  });
+
+  test('spin routes — an upgrade gets the parameters and the stripped path too', async () => {
+    const socket = net.connect(Number(new URL(node.url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    try {
+      socket.write('GET /api/acme/ws?x=1 HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: lamplighter-echo\r\n\r\n');
+      let head = '';
+      const deadline = Date.now() + 5000;
+      while (!head.includes('\r\n\r\n') && Date.now() < deadline) {
+        const [chunk] = (await Promise.race([once(socket, 'data'), new Promise((r) => setTimeout(() => r([Buffer.alloc(0)]), 200))])) as [Buffer];
+        head += chunk.toString();
+      }
+      assert.match(head, /^HTTP\/1\.1 101 /);
+      assert.match(head, /\r\nx-seen-path: \/ws\?x=1\r\n/);
+      assert.match(head, /\r\nx-seen-tenant: acme\r\n/);
+    } finally {
+      socket.destroy();
+    }
   });
 
   test('spin routes — a route another app already serves in the same shape is refused at deploy', async () => {

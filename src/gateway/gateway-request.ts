@@ -23,6 +23,17 @@ function stripPrefix(url: string, prefix: string): string {
 }
 
 /**
+ * What the matched route changes in a request: the target without the matched prefix (when the
+ * function strips it; the original is kept for peers), and Spin's header per named parameter,
+ * replacing any a client sent under that name.
+ */
+export function applyRoute(url: string, headers: IncomingHttpHeaders, route: MatchedRoute): { url: string; originalUrl: string | undefined } {
+  if (route.params) for (const name in route.params) headers[`${PATH_MATCH_HEADER_PREFIX}${name.toLowerCase()}`] = route.params[name];
+  if (route.stripPrefix !== true || route.scriptName === '') return { url, originalUrl: undefined };
+  return { url: stripPrefix(url, route.scriptName), originalUrl: url };
+}
+
+/**
  * One request on its way to an instance. Most requests finish without anyone listening for an
  * abort, so the AbortController behind `signal` is created on first use — if the client has gone
  * by then, the signal is created already aborted.
@@ -48,11 +59,9 @@ export class GatewayRequest implements RoutedRequest {
     readonly route: MatchedRoute,
     readonly deadline: number | undefined,
   ) {
-    const strip = route.stripPrefix === true && route.scriptName !== '';
-    this.url = strip ? stripPrefix(url, route.scriptName) : url;
-    this.originalUrl = strip ? url : undefined;
-    // Spin's headers for matched parameters; they replace any a client sent under those names.
-    if (route.params) for (const name in route.params) req.headers[`${PATH_MATCH_HEADER_PREFIX}${name.toLowerCase()}`] = route.params[name];
+    const routed = applyRoute(url, req.headers, route);
+    this.url = routed.url;
+    this.originalUrl = routed.originalUrl;
   }
 
   get method(): string {

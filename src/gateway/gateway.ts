@@ -8,7 +8,7 @@ import { closingResponse, Http1Server, type ServerRequest, type ServerResponse }
 import { HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, type GatewayTarget, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { errorResponse } from './error-response.js';
-import { GatewayRequest } from './gateway-request.js';
+import { applyRoute, GatewayRequest } from './gateway-request.js';
 import { nextRequestId } from './request-id.js';
 import { RouteTable } from './route-table.js';
 
@@ -113,10 +113,12 @@ export class Gateway {
       controller.abort(err);
       refuse(err);
     }, limits.timeoutMs);
+    const routed = applyRoute(url, req.headers, match.route);
     const invocation: InvocationRequest = {
       id: requestId,
       method: req.method,
-      url,
+      url: routed.url,
+      ...(routed.originalUrl === undefined ? {} : { originalUrl: routed.originalUrl }),
       headers: req.headers,
       body: req.body,
       remoteAddress: req.remoteAddress,
