@@ -7,3 +7,4 @@ export { literalPath, parseRoute } from './route-pattern.js';
 export type { RoutePattern, RouteSegment } from './route-pattern.js';
 export { BreakerDefaults } from './schema.js';
 export { readArtifact } from './read-artifact.js';
+export { SPIN_MANIFEST_FILE, SpinManifestError, translateSpinManifest } from './spin-manifest.js';

@@ -1,11 +1,12 @@
 // Parses and validates lamplighter.toml into typed specs; errors name the field path and the value.
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { z } from 'zod';
 import { PlatformDefaults } from '../config/index.js';
 import { ManifestError } from '../errors/index.js';
 import { nearestName } from './nearest-name.js';
+import { SPIN_MANIFEST_FILE, translateSpinManifest } from './spin-manifest.js';
 import { KNOWN_FIELDS, manifestSchema, type RawBreakerPartition, type RawManifest } from './schema.js';
 
 /** File name of an app manifest inside its directory. */
@@ -289,12 +290,29 @@ export function parseManifest(text: string, origin = MANIFEST_FILE): AppManifest
 
 /** Reads `<dir>/lamplighter.toml`, or the file itself when `location` names one. */
 export async function loadManifest(location: string): Promise<{ manifest: AppManifest; dir: string; text: string }> {
-  const file = location.endsWith('.toml') ? location : path.join(location, MANIFEST_FILE);
+  const file = location.endsWith('.toml') ? location : await manifestIn(location);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new ManifestError(`Cannot read manifest ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
+  // A Spin manifest becomes the lamplighter.toml it means: nodes store and read only that form.
+  if (path.basename(file) === SPIN_MANIFEST_FILE || /^\s*spin_manifest_version\s*=/m.test(text)) {
+    try {
+      text = translateSpinManifest(text, file);
+    } catch (err) {
+      throw new ManifestError((err as Error).message, { cause: err });
+    }
+  }
   return { manifest: parseManifest(text, file), dir: path.dirname(path.resolve(file)), text };
+}
+
+/** The manifest of an app directory: lamplighter.toml, else Spin's spin.toml. */
+async function manifestIn(dir: string): Promise<string> {
+  const own = path.join(dir, MANIFEST_FILE);
+  const exists = (file: string): Promise<boolean> => access(file).then(() => true, () => false);
+  if (await exists(own)) return own;
+  const spin = path.join(dir, SPIN_MANIFEST_FILE);
+  return (await exists(spin)) ? spin : own;
 }
