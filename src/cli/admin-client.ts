@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PlatformDefaults } from '../config/index.js';
 import { ADMIN_API_HEADER } from '../control/index.js';
+import { localNodeToken } from './local-nodes.js';
 
 /** Connection options every client command takes. */
 export interface ClientOptions {
@@ -51,7 +52,8 @@ async function resolveToken(options: ClientOptions): Promise<string | undefined>
   try {
     return (await readFile(path.join(options.data ?? DEFAULT_DATA_DIR, 'token'), 'utf8')).trim();
   } catch {
-    return undefined;
+    // A node started here by `up` (its data in a temporary directory) says where its token is.
+    return localNodeToken(resolveServer(options.server));
   }
 }
 

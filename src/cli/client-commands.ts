@@ -5,7 +5,7 @@ import type { AppStatus } from '../control/index.js';
 import { parseDuration } from '../config/index.js';
 import { loadManifest, readArtifact } from '../manifest/index.js';
 import { digestOf } from '../store/index.js';
-import { AdminClient, ClientError, DEFAULT_DATA_DIR, DEFAULT_SERVER, type ClientOptions } from './admin-client.js';
+import { AdminClient, ClientError, DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveServer, type ClientOptions } from './admin-client.js';
 import type { CommandIo } from './command-io.js';
 import { formatListing } from './ls-format.js';
 
@@ -69,7 +69,26 @@ function sinceTime(value: string, now = Date.now()): number {
   return time;
 }
 
-/** Registers deploy, ls, rm, rollback and logs on `program`. */
+/** One revision as the admin API lists it. */
+interface RevisionRow {
+  number: number;
+  createdAt: string;
+  artifacts: Record<string, string>;
+}
+
+/** The revisions table; the one serving is marked, artifacts shown by name and short digest. */
+export function formatRevisions(app: string, revisions: RevisionRow[], current: number | undefined): string {
+  if (revisions.length === 0) return `App '${app}' has no revisions.`;
+  const rows = [['REV', 'CREATED', 'SERVING', 'ARTIFACTS']];
+  for (const r of [...revisions].sort((a, b) => b.number - a.number)) {
+    const artifacts = Object.entries(r.artifacts).map(([file, digest]) => `${file}=${digest.slice(0, 12)}`).join(' ') || '-';
+    rows.push([String(r.number), r.createdAt, r.number === current ? '*' : '', artifacts]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+/** Registers deploy, ls, revisions, rm, rollback and logs on `program`. */
 export function registerClientCommands(program: Command, io: CommandIo): void {
   withClientOptions(program.command('deploy').argument('[dir]', 'app directory holding lamplighter.toml', '.').description('deploy an app to a running node (uploads only missing artifacts)'))
     .action(async (dir: string, opts: ClientOptions) => {
@@ -84,6 +103,19 @@ export function registerClientCommands(program: Command, io: CommandIo): void {
       const client = await AdminClient.from(opts);
       const [{ apps }, cluster] = await Promise.all([client.json<{ apps: AppStatus[] }>('GET', '/v1/apps'), clusterViewOf(client)]);
       io.out(opts.json ? JSON.stringify({ apps, cluster }, null, 2) : formatListing(apps, cluster, Date.now()));
+    });
+
+  withClientOptions(program.command('revisions').argument('<name>', 'app name').description("list an app's revisions: number, when, artifacts, and which one serves"))
+    .option('--json', 'print JSON: { revisions, current }')
+    .action(async (name: string, opts: ClientOptions & { json?: boolean }) => {
+      const client = await AdminClient.from(opts);
+      const [{ revisions }, { apps }] = await Promise.all([
+        client.json<{ revisions: RevisionRow[] }>('GET', `/v1/apps/${encodeURIComponent(name)}/revisions`),
+        client.json<{ apps: AppStatus[] }>('GET', '/v1/apps'),
+      ]);
+      const current = apps.find((a) => a.name === name)?.revision;
+      if (revisions.length === 0 && current === undefined) throw new ClientError(`No app named '${name}' on ${resolveServer(opts.server)}; \`lamplighter ls\` lists the apps`, 404);
+      io.out(opts.json ? JSON.stringify({ revisions, current: current ?? null }, null, 2) : formatRevisions(name, revisions, current));
     });
 
   withClientOptions(program.command('rm').argument('<name>', 'app name').description('remove an app'))

@@ -8,6 +8,7 @@ import { registerBuildCommand } from './build-command.js';
 import { registerNewCommand } from './new-command.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerInspectCommand } from './inspect-command.js';
+import { registerCompletionCommand } from './completion-command.js';
 import { STDIO } from './command-io.js';
 import { registerServerCommands } from './server-commands.js';
 
@@ -24,6 +25,7 @@ registerInspectCommand(program, io);
 registerBenchCommand(program, io);
 registerBuildCommand(program, io);
 registerNewCommand(program, io);
+registerCompletionCommand(program, io);
 
 try {
   await program.parseAsync(process.argv);

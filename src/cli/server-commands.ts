@@ -12,6 +12,7 @@ import type { Revision } from '../store/index.js';
 import { DEFAULT_DATA_DIR } from './admin-client.js';
 import type { CommandIo } from './client-commands.js';
 import { printFunctionOutput } from './function-output.js';
+import { noteLocalNode } from './local-nodes.js';
 
 interface NodeFlags {
   port: string;
@@ -208,9 +209,13 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       } finally {
         stopProgress();
       }
-      io.out(`Serving app '${revision!.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${urlHost(flags.adminHost)}:${platform.adminPort})`);
+      const adminUrl = `http://${urlHost(flags.adminHost)}:${platform.adminPort}`;
+      io.out(`Serving app '${revision!.app}' on http://${flags.host}:${platform.port} (admin and /metrics on ${adminUrl})`);
       describeRoutes(platform, flags.host, io);
+      // `ls`, `logs` and `inspect` in another terminal find this node's token through the note.
+      const forget = noteLocalNode(adminUrl, platform.adminPort, path.join(dataDir, 'token'));
       await runUntilSignal(platform, io, async () => {
+        forget();
         if (!flags.data) await rm(dataDir, { recursive: true, force: true });
       });
     });
