@@ -72,6 +72,7 @@ describe('spin manifests', () => {
     assert.deepEqual(wagi!.routes, ['/wagi/...', '/users/:id'], 'every trigger of a component is one of its routes');
     assert.deepEqual(wagi!.argv, ['--verbose']);
     assert.deepEqual(wagi!.env, { GREETING: '{{ greeting }}', PLAIN: 'yes' });
+    assert.equal(wagi!.build, 'make env.wasm', "Spin's build command is up --watch's");
     assert.equal(echo!.runtime, 'component');
     assert.deepEqual(echo!.allowedOutboundHosts, ['https://api.example.com', 'http://localhost:3000']);
   });

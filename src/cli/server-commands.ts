@@ -13,6 +13,7 @@ import { DEFAULT_DATA_DIR } from './admin-client.js';
 import type { CommandIo } from './client-commands.js';
 import { printFunctionOutput } from './function-output.js';
 import { noteLocalNode } from './local-nodes.js';
+import { watchApp } from './watch-app.js';
 
 interface NodeFlags {
   port: string;
@@ -190,7 +191,8 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
   withNodeOptions(program.command('up').argument('[dir]', 'app directory holding lamplighter.toml', '.').description('serve the app in [dir] on an embedded node (no other service needed)'))
     .option('--data <dir>', 'keep state in this directory (default: a temporary one)')
     .option('--no-function-output', "do not show the functions' output here (it stays in the logs)")
-    .action(async (dir: string, flags: NodeFlags & { functionOutput: boolean }) => {
+    .option('--watch', "rebuild (each function's build command, or `lamplighter build` for a JS/TS handler) and redeploy when a source changes")
+    .action(async (dir: string, flags: NodeFlags & { functionOutput: boolean; watch?: boolean }) => {
       installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
       const dataDir = flags.data ?? (await mkdtemp(path.join(tmpdir(), 'lamplighter-up-')));
       // The app is deployed before the gateway listens: a request never finds the node without it.
@@ -214,7 +216,9 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       describeRoutes(platform, flags.host, io);
       // `ls`, `logs` and `inspect` in another terminal find this node's token through the note.
       const forget = noteLocalNode(adminUrl, platform.adminPort, path.join(dataDir, 'token'));
+      const stopWatching = flags.watch ? watchApp(dir, platform, io) : undefined;
       await runUntilSignal(platform, io, async () => {
+        stopWatching?.();
         forget();
         if (!flags.data) await rm(dataDir, { recursive: true, force: true });
       });

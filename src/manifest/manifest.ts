@@ -88,6 +88,8 @@ export interface FunctionSpec {
   routes: string[];
   /** Send the path without the part its route matched. */
   stripPrefix?: boolean;
+  /** Shell command, run in the app directory, that rebuilds its artifact (`up --watch`). */
+  build?: string;
   hosts: string[];
   env: Record<string, string>;
   /** Extra argv before the query arguments (WAGI). */
@@ -134,6 +136,7 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
     cwd: raw.cwd,
     routes: raw.routes,
     stripPrefix: raw.strip_prefix,
+    ...(raw.build === undefined ? {} : { build: raw.build }),
     hosts: raw.hosts,
     env: raw.env,
     argv: raw.argv ?? [],

@@ -159,6 +159,7 @@ const functionSchema = z
     cwd: z.string().optional(),
     routes: z.array(route).min(1),
     strip_prefix: z.boolean({ error: 'strip_prefix must be true or false' }).default(false),
+    build: z.string().min(1, 'build must be a shell command like "make handler.wasm"').optional(),
     hosts: z.array(host).min(1).default(['*']),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must be identifiers'), z.string()).default({}),
     argv: z.array(z.string()).optional(),

@@ -30,7 +30,7 @@ const UNSUPPORTED_COMPONENT_FIELDS: Readonly<Record<string, string>> = {
   allowed_http_hosts: 'allowed_http_hosts is the Spin 1 form; write allowed_outbound_hosts = ["https://…"]',
 };
 
-/** Component fields that only matter to Spin's tooling, not to running the app. */
+/** Component fields that only matter to Spin's tooling, not to running the app (`build` becomes `up --watch`'s). */
 const TOOLING_COMPONENT_FIELDS = new Set(['description', 'build', 'tool']);
 
 /** Spin's names allow upper case and '_'; Lamplighter's are lower-case letters, digits and '-'. */
@@ -65,6 +65,7 @@ interface FunctionDraft {
   argv: string[];
   env: Record<string, string>;
   allowedOutboundHosts: string[];
+  build?: string;
 }
 
 /**
@@ -179,6 +180,7 @@ export function translateSpinManifest(text: string, origin = SPIN_MANIFEST_FILE)
     if (d.argv.length > 0) fn.argv = d.argv;
     if (d.allowedOutboundHosts.length > 0) fn.allowed_outbound_hosts = d.allowedOutboundHosts;
     if (Object.keys(d.env).length > 0) fn.env = d.env;
+    if (d.build !== undefined) fn.build = d.build;
     return fn;
   });
   return `# Translated from the Spin manifest ${origin}\n${stringifyToml(manifest)}\n`;
@@ -234,5 +236,11 @@ function componentDraft(id: string, component: unknown, where: string, runtime: 
     }
   }
   if (!ok) return undefined;
-  return { name: lamplighterName(id), runtime, source, env, allowedOutboundHosts };
+  // Spin's [component.x.build]: the command `up --watch` runs, in its workdir when it names one.
+  let build: string | undefined;
+  if (isTable(component.build) && typeof component.build.command === 'string') {
+    const workdir = component.build.workdir;
+    build = typeof workdir === 'string' ? `cd '${workdir.replace(/'/g, "'\\''")}' && ${component.build.command}` : component.build.command;
+  }
+  return { name: lamplighterName(id), runtime, source, env, allowedOutboundHosts, ...(build === undefined ? {} : { build }) };
 }
