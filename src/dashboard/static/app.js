@@ -68,16 +68,19 @@ class Chart extends Component {
   }
   componentDidMount() {
     const { title, series } = this.props;
+    // A series on the 'ms' scale (a wait) is read off a second axis on the right, apart from counts.
+    const twoScales = series.some((s) => s.scale === 'ms');
     this.plot = new uPlot(
       {
         title,
         width: 300,
         height: 150,
         cursor: { show: false },
-        legend: { show: true },
+        legend: { show: true, live: false },
         scales: { x: { time: true } },
-        axes: [{ space: 60 }, { size: 50 }],
-        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, spanGaps: false }))],
+        axes: [{ space: 60 }, { size: 45 }, ...(twoScales ? [{ scale: 'ms', side: 1, size: 45, grid: { show: false } }] : [])],
+        // Waits are rare and lone values: drawn as points, where the rest are lines.
+        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, scale: s.scale ?? 'y', points: { show: s.scale === 'ms' } }))],
       },
       this.props.data,
       this.box.current,
@@ -121,7 +124,7 @@ function FunctionCard({ fn, series }) {
         <${Chart} title="Latency (ms)" data=${[t, col('p50Ms'), col('p99Ms')]}
           series=${[{ label: 'p50', color: '#059669' }, { label: 'p99', color: '#d97706' }]} />
         <${Chart} title="Cold starts and instances" data=${[t, col('coldStarts'), col('coldWaitMs'), col('instances')]}
-          series=${[{ label: 'cold starts', color: '#7c3aed' }, { label: 'wait ms', color: '#db2777' }, { label: 'instances', color: '#475569' }]} />
+          series=${[{ label: 'cold starts', color: '#7c3aed' }, { label: 'wait ms', color: '#db2777', scale: 'ms' }, { label: 'instances', color: '#475569' }]} />
       </div>
     </section>`;
 }
@@ -167,14 +170,29 @@ function Nodes({ cluster }) {
     </table>`;
 }
 
-function LogTail({ lines, state }) {
-  return html`
-    <div class="logs">
-      <p class="muted">Following <span id="log-state">${state}</span></p>
-      <pre id="log-lines">${lines.map(
-        (l) => html`<div class=${`line ${l.stream}`}><span class="time">${new Date(l.time).toLocaleTimeString()}</span> <span class="fn">${l.function}</span> ${l.text}</div>`,
-      )}</pre>
-    </div>`;
+/** The newest lines at the bottom, kept in view unless the reader scrolled up. */
+class LogTail extends Component {
+  constructor(props) {
+    super(props);
+    this.box = createRef();
+  }
+  getSnapshotBeforeUpdate() {
+    const box = this.box.current;
+    return box ? box.scrollHeight - box.scrollTop - box.clientHeight < 20 : true;
+  }
+  componentDidUpdate(_props, _state, atBottom) {
+    const box = this.box.current;
+    if (box && atBottom) box.scrollTop = box.scrollHeight;
+  }
+  render({ lines, state }) {
+    return html`
+      <div class="logs">
+        <p class="muted">Following <span id="log-state">${state}</span></p>
+        <pre id="log-lines" ref=${this.box}>${lines.map(
+          (l) => html`<div class=${`line ${l.stream}`}><span class="time">${new Date(l.time).toLocaleTimeString()}</span> <span class="fn">${l.function}</span> ${l.text}</div>`,
+        )}</pre>
+      </div>`;
+  }
 }
 
 /** Follows `/v1/logs/APP?follow=1` for each app (the ndjson stream), until stopped. */
