@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startTestNode, wagiFixture, type TestNode } from '../src/testing/index.js';
+import { startTestCluster, startTestNode, wagiFixture, type TestCluster, type TestNode } from '../src/testing/index.js';
 
 const CHROMIUM = process.env.LAMPLIGHTER_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -15,9 +15,30 @@ function demoApp(fixture: string): string {
   return `name = "demo"\n\n[[function]]\nname = "web"\nsource = "${fixture}.wasm"\nroutes = ["/web", "/web/..."]\n`;
 }
 
-describe('dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}` }, () => {
+const skip = existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}`;
+let browser: Browser | undefined;
+
+/** The one browser of this file, launched on first use. */
+async function launched(): Promise<Browser> {
+  // Root (as in CI containers) cannot use chromium's sandbox.
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [], timeout: 20_000 });
+  return browser;
+}
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Opens the dashboard of the node at `adminUrl` and logs in with `token`. */
+async function logIn(page: Page, adminUrl: string, token: string): Promise<void> {
+  await page.goto(`${adminUrl}/ui`);
+  await page.fill('#token', token);
+  await page.click('#login button[type=submit]');
+  await page.waitForSelector('#node-name');
+}
+
+describe('dashboard in a browser', { skip }, () => {
   let node: TestNode;
-  let browser: Browser;
   let page: Page;
   let nodeClosed = false;
   const pageErrors: string[] = [];
@@ -26,9 +47,7 @@ describe('dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `no ch
     node = await startTestNode();
     await node.deploy(demoApp('output'), { 'output.wasm': wagiFixture('output') });
     await node.deploy(demoApp('echo'), { 'echo.wasm': wagiFixture('echo') });
-    // Root (as in CI containers) cannot use chromium's sandbox.
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [], timeout: 20_000 });
-    page = await browser.newPage();
+    page = await (await launched()).newPage();
     page.setDefaultTimeout(WAIT_MS);
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
@@ -43,7 +62,7 @@ describe('dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `no ch
   });
 
   after(async () => {
-    await browser?.close();
+    await page?.close();
     if (!nodeClosed) await node?.close();
   });
 
@@ -101,5 +120,31 @@ describe('dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `no ch
     const banner = await page.waitForSelector('#connection', { timeout: WAIT_MS });
     assert.match((await banner.textContent()) ?? '', /Lost contact with node/);
     assert.equal(await page.locator('#fn-web').count(), 1, 'what was shown stays on the page');
+  });
+});
+
+describe('dashboard of a cluster node', { skip }, () => {
+  let cluster: TestCluster;
+  let page: Page;
+
+  before(async () => {
+    cluster = await startTestCluster({ nodes: 2 });
+    page = await (await launched()).newPage();
+    page.setDefaultTimeout(WAIT_MS);
+  });
+  after(async () => {
+    await page?.close();
+    await cluster?.close();
+  });
+
+  test('dashboard — in a cluster, the page lists every node with its health', async () => {
+    const [a] = cluster.nodes;
+    assert.ok(a);
+    await logIn(page, a.adminUrl, a.platform.token);
+    await page.waitForSelector('#nodes tr[data-node="node-b"]');
+    const rows = await page.locator('#nodes tbody tr').evaluateAll((trs) => trs.map((tr) => tr.textContent ?? ''));
+    assert.equal(rows.length, 2);
+    assert.match(rows.find((r) => r.startsWith('node-a')) ?? '', /this node.*yes/);
+    assert.match(rows.find((r) => r.startsWith('node-b')) ?? '', /yes/);
   });
 });
