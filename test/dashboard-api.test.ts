@@ -187,9 +187,9 @@ describe('dashboard series', () => {
     const bounds = [0.01, 0.1, 1, Infinity];
     // 10 requests: 5 under 10 ms, 4 in (10 ms, 100 ms], 1 in (100 ms, 1 s].
     const cumulative = [5, 9, 10, 10];
-    assert.equal(quantile(bounds, cumulative, 10, 0.5), 0.01);
-    assert.ok(Math.abs(quantile(bounds, cumulative, 10, 0.7) - 0.055) < 1e-9);
-    assert.ok(Math.abs(quantile(bounds, cumulative, 10, 0.99) - 0.91) < 1e-9);
-    assert.equal(quantile(bounds, [0, 0, 0, 3], 3, 0.5), 1, 'past the last bound it is that bound');
+    assert.equal(quantile({ bounds, cumulative }, 0.5), 0.01);
+    assert.ok(Math.abs(quantile({ bounds, cumulative }, 0.7) - 0.055) < 1e-9);
+    assert.ok(Math.abs(quantile({ bounds, cumulative }, 0.99) - 0.91) < 1e-9);
+    assert.equal(quantile({ bounds, cumulative: [0, 0, 0, 3] }, 0.5), 1, 'past the last bound it is that bound');
   });
 });

@@ -135,6 +135,8 @@ export class SeriesSampler {
     this.#ticking = true;
     try {
       await this.#sample();
+    } catch {
+      // A sample that could not be read is a gap in the charts; it must never take the node down.
     } finally {
       this.#ticking = false;
     }
@@ -203,8 +205,8 @@ function sampleBetween(before: Reading, after: Reading, figures: FunctionFigures
     rate: count / seconds,
     errors: delta(after.errors, before.errors) / seconds,
     meanMs: count > 0 && now ? ((now.sum - (prev?.sum ?? 0)) / count) * 1000 : null,
-    p50Ms: count > 0 && now ? quantile(now.bounds, buckets, count, 0.5) * 1000 : null,
-    p99Ms: count > 0 && now ? quantile(now.bounds, buckets, count, 0.99) * 1000 : null,
+    p50Ms: count > 0 && now ? quantile({ bounds: now.bounds, cumulative: buckets }, 0.5) * 1000 : null,
+    p99Ms: count > 0 && now ? quantile({ bounds: now.bounds, cumulative: buckets }, 0.99) * 1000 : null,
     coldStarts: delta(after.coldStarts, before.coldStarts),
     coldWaitMs: waits > 0 ? (delta(after.coldWaitSum, before.coldWaitSum) / waits) * 1000 : null,
     instances: figures.instances,
@@ -213,12 +215,19 @@ function sampleBetween(before: Reading, after: Reading, figures: FunctionFigures
   };
 }
 
+/** A histogram as exported: upper bounds ascending (the last one Infinity) and cumulative counts. */
+export interface Buckets {
+  bounds: readonly number[];
+  cumulative: readonly number[];
+}
+
 /**
- * The q-quantile of a histogram given as cumulative counts per upper bound, interpolated linearly
- * inside its bucket (as Prometheus' histogram_quantile does); past the last finite bound it is that bound.
+ * The q-quantile of a histogram, interpolated linearly inside its bucket (as Prometheus'
+ * histogram_quantile does); past the last finite bound it is that bound.
  */
-export function quantile(bounds: readonly number[], cumulative: readonly number[], count: number, q: number): number {
-  const rank = q * count;
+export function quantile(histogram: Buckets, q: number): number {
+  const { bounds, cumulative } = histogram;
+  const rank = q * (cumulative[cumulative.length - 1] ?? 0);
   for (let i = 0; i < bounds.length; i++) {
     if (cumulative[i]! < rank) continue;
     const upper = bounds[i]!;
