@@ -5,7 +5,7 @@ import { quantile } from '../src/dashboard/series-sampler.js';
 import { SessionStore } from '../src/dashboard/sessions.js';
 import { startTestNode, wagiFixture, type TestNode } from '../src/testing/index.js';
 
-const HEADER = { 'x-lamplighter-dashboard': '1' };
+const LOGIN = { 'x-lamplighter-dashboard': 'login' };
 
 function demoApp(fixture: string): string {
   return `name = "demo"\n\n[[function]]\nname = "web"\nsource = "${fixture}.wasm"\nroutes = ["/web"]\n`;
@@ -18,6 +18,8 @@ async function errorOf(res: Response): Promise<{ code: string; message: string }
 describe('dashboard API', () => {
   let node: TestNode;
   let cookie = '';
+  /** The cookie and the session's secret, as the page sends them. */
+  let session: Record<string, string> = {};
 
   before(async () => {
     node = await startTestNode();
@@ -26,7 +28,7 @@ describe('dashboard API', () => {
   });
   after(() => node.close());
 
-  const login = (token: string, headers: Record<string, string> = HEADER): Promise<Response> =>
+  const login = (token: string, headers: Record<string, string> = LOGIN): Promise<Response> =>
     fetch(`${node.adminUrl}/ui/api/session`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ token }) });
 
   test('dashboard — the page is public, with a self-only CSP and revalidated caching', async () => {
@@ -102,17 +104,31 @@ describe('dashboard API', () => {
     assert.match(setCookie, /^ll_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=\d+$/);
     assert.ok(!setCookie.includes(node.platform.token));
     cookie = setCookie.split(';')[0]!;
-    await res.arrayBuffer();
-    const session = await fetch(`${node.adminUrl}/ui/api/session`, { headers: { cookie } });
-    assert.deepEqual(await session.json(), { node: node.platform.nodeName });
-    const apps = await fetch(`${node.adminUrl}/v1/apps`, { headers: { cookie } });
+    const { node: name, secret } = (await res.json()) as { node: string; secret: string };
+    assert.equal(name, node.platform.nodeName);
+    assert.match(secret, /^[A-Za-z0-9_-]{43}$/);
+    session = { cookie, 'x-lamplighter-dashboard': secret };
+    const check = await fetch(`${node.adminUrl}/ui/api/session`, { headers: session });
+    assert.deepEqual(await check.json(), { node: node.platform.nodeName });
+    const apps = await fetch(`${node.adminUrl}/v1/apps`, { headers: session });
     assert.equal(apps.status, 200);
     await apps.arrayBuffer();
   });
 
+  test('dashboard — the cookie alone, as the gateway\'s port would see it, opens nothing', async () => {
+    const variants: Array<Record<string, string>> = [{ cookie }, { cookie, 'x-lamplighter-dashboard': 'A'.repeat(43) }];
+    for (const headers of variants) {
+      for (const path of ['/v1/apps', '/ui/api/series', '/v1/logs/demo']) {
+        const res = await fetch(`${node.adminUrl}${path}`, { headers });
+        assert.equal(res.status, 401, path);
+        assert.match((await errorOf(res)).message, /secret/);
+      }
+    }
+  });
+
   test('dashboard — series count requests per function, each second', async () => {
     const series = async (): Promise<{ functions: Record<string, { totalRequests: number; samples: Array<{ rate: number; p50Ms: number | null }> }> }> =>
-      (await fetch(`${node.adminUrl}/ui/api/series`, { headers: { cookie } })).json() as never;
+      (await fetch(`${node.adminUrl}/ui/api/series`, { headers: session })).json() as never;
     await series();
     for (let i = 0; i < 4; i++) await (await fetch(`${node.url}/web`)).arrayBuffer();
     const deadline = Date.now() + 5000;
@@ -128,17 +144,17 @@ describe('dashboard API', () => {
     assert.ok(busy.every((s) => s.p50Ms !== null && s.p50Ms > 0));
   });
 
-  test('dashboard — a state change with the cookie needs the dashboard header and this origin', async () => {
+  test('dashboard — a state change with the cookie needs the session secret and this origin', async () => {
     const rollback = (headers: Record<string, string>): Promise<Response> =>
       fetch(`${node.adminUrl}/v1/apps/demo/rollback`, { method: 'POST', headers: { cookie, 'content-type': 'application/json', ...headers }, body: JSON.stringify({ revision: 1 }) });
     const bare = await rollback({});
     assert.equal(bare.status, 401);
     assert.match((await errorOf(bare)).message, /x-lamplighter-dashboard/);
-    const foreign = await rollback({ ...HEADER, origin: 'http://evil.example' });
+    const foreign = await rollback({ ...session, origin: 'http://evil.example' });
     assert.equal(foreign.status, 401);
-    await foreign.arrayBuffer();
+    assert.match((await errorOf(foreign)).message, /another origin/);
     assert.equal(node.platform.list()[0]?.revision, 2, 'refused requests changed nothing');
-    const same = await rollback({ ...HEADER, origin: node.adminUrl });
+    const same = await rollback({ ...session, origin: node.adminUrl });
     assert.equal(same.status, 200);
     assert.deepEqual(await same.json(), { app: 'demo', revision: 1 });
   });
@@ -147,7 +163,7 @@ describe('dashboard API', () => {
     const out = await fetch(`${node.adminUrl}/ui/api/session`, { method: 'DELETE', headers: { cookie } });
     assert.match(out.headers.get('set-cookie') ?? '', /Max-Age=0/);
     await out.arrayBuffer();
-    const after = await fetch(`${node.adminUrl}/ui/api/series`, { headers: { cookie } });
+    const after = await fetch(`${node.adminUrl}/ui/api/series`, { headers: session });
     assert.equal(after.status, 401);
     await after.arrayBuffer();
   });
@@ -160,25 +176,38 @@ describe('dashboard sessions', () => {
     const idle = sessions.create();
     const busy = sessions.create();
     now = 900;
-    assert.equal(sessions.touch(busy), true);
+    assert.equal(sessions.check(busy.id, busy.secret), 'live');
     now = 1500;
-    assert.equal(sessions.touch(idle), false, 'unused for more than the idle time');
-    for (now = 1800; now <= 4800; now += 600) assert.equal(sessions.touch(busy), true);
+    assert.equal(sessions.check(idle.id, idle.secret), 'none', 'unused for more than the idle time');
+    for (now = 1800; now <= 4800; now += 600) assert.equal(sessions.check(busy.id, busy.secret), 'live');
     now = 5100;
-    assert.equal(sessions.touch(busy), false, 'past its lifetime');
-    assert.equal(sessions.touch('made-up'), false);
+    assert.equal(sessions.check(busy.id, busy.secret), 'none', 'past its lifetime');
+    assert.equal(sessions.check('made-up', busy.secret), 'none');
+  });
+
+  test('sessions — a live id with another session\'s secret is refused and not refreshed', () => {
+    let now = 0;
+    const sessions = new SessionStore({ idleMs: 1000, now: () => now });
+    const a = sessions.create();
+    const b = sessions.create();
+    assert.equal(sessions.check(a.id, b.secret), 'wrong-secret');
+    assert.equal(sessions.check(a.id, ''), 'wrong-secret');
+    now = 800;
+    assert.equal(sessions.check(a.id, 'x'), 'wrong-secret');
+    now = 1500;
+    assert.equal(sessions.check(a.id, a.secret), 'none', 'wrong secrets did not keep it alive');
   });
 
   test('sessions — past the cap, the least recently used one ends', () => {
     const sessions = new SessionStore({ maxSessions: 2 });
     const a = sessions.create();
     const b = sessions.create();
-    assert.equal(sessions.touch(a), true);
+    assert.equal(sessions.check(a.id, a.secret), 'live');
     const c = sessions.create();
     assert.equal(sessions.size, 2);
-    assert.equal(sessions.touch(b), false);
-    assert.equal(sessions.touch(a), true);
-    assert.equal(sessions.touch(c), true);
+    assert.equal(sessions.check(b.id, b.secret), 'none');
+    assert.equal(sessions.check(a.id, a.secret), 'live');
+    assert.equal(sessions.check(c.id, c.secret), 'live');
   });
 });
 

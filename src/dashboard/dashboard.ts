@@ -7,8 +7,10 @@ import { SESSION_COOKIE, SessionStore, readCookie, type SessionStoreOptions } fr
 import { StaticFiles } from './static-files.js';
 
 /**
- * Header the page sends on every request that changes state. A cross-site form or image cannot
- * set it, and a cross-site script cannot without a CORS preflight, which the admin port never grants.
+ * Header carrying the session's secret, which the page sends on every request. A cross-site form
+ * or image cannot set it, a cross-site script cannot without a CORS preflight (which the admin
+ * port never grants), and a server that sees the cookie (the cookie goes to every port of the
+ * host, the gateway's too) does not know it.
  */
 export const DASHBOARD_REQUEST_HEADER = 'x-lamplighter-dashboard';
 
@@ -55,20 +57,25 @@ export class Dashboard {
   }
 
   /**
-   * Whether `req` carries a live session cookie. One that would change state (any method but GET
-   * and HEAD) must also carry {@link DASHBOARD_REQUEST_HEADER} and, when the browser names its
-   * Origin, come from this host; otherwise it is refused with UNAUTHORIZED rather than ignored.
+   * Whether `req` carries a live session: its cookie, and its secret in {@link DASHBOARD_REQUEST_HEADER}.
+   * A live cookie with a wrong or missing secret, or a state change (any method but GET and HEAD)
+   * from another Origin, is refused with UNAUTHORIZED rather than ignored.
    */
   authorize(req: IncomingMessage): boolean {
     const id = readCookie(req.headers.cookie, SESSION_COOKIE);
-    if (id === undefined || !this.#sessions.touch(id)) return false;
+    if (id === undefined) return false;
+    const secret = req.headers[DASHBOARD_REQUEST_HEADER];
+    const found = this.#sessions.check(id, typeof secret === 'string' ? secret : '');
+    if (found === 'none') return false;
     const method = req.method ?? 'GET';
-    if (method === 'GET' || method === 'HEAD') return true;
-    if (req.headers[DASHBOARD_REQUEST_HEADER] !== '1' || !sameOrigin(req)) {
+    if (found === 'wrong-secret') {
       throw new LamplighterError(
         ErrorCodes.UNAUTHORIZED,
-        `Refused ${method} ${req.url ?? ''} made with a dashboard session: it lacks the '${DASHBOARD_REQUEST_HEADER}: 1' header or comes from another origin (scripts should send the bearer token instead)`,
+        `Refused ${method} ${req.url ?? ''}: a dashboard session cookie counts only with the session's secret in the '${DASHBOARD_REQUEST_HEADER}' header, as the page sends it (scripts should send the bearer token instead)`,
       );
+    }
+    if (method !== 'GET' && method !== 'HEAD' && !sameOrigin(req)) {
+      throw new LamplighterError(ErrorCodes.UNAUTHORIZED, `Refused ${method} ${req.url ?? ''} made with a dashboard session from another origin (${String(req.headers.origin)})`);
     }
     return true;
   }
@@ -127,16 +134,16 @@ export class Dashboard {
   }
 
   async #login(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.headers[DASHBOARD_REQUEST_HEADER] !== '1' || !sameOrigin(req)) {
-      throw new LamplighterError(ErrorCodes.UNAUTHORIZED, `Log in from the dashboard page: the request lacks the '${DASHBOARD_REQUEST_HEADER}: 1' header or comes from another origin`);
+    if (req.headers[DASHBOARD_REQUEST_HEADER] !== 'login' || !sameOrigin(req)) {
+      throw new LamplighterError(ErrorCodes.UNAUTHORIZED, `Log in from the dashboard page: the request lacks the '${DASHBOARD_REQUEST_HEADER}: login' header or comes from another origin`);
     }
     const token = await readToken(req);
     if (!tokenMatches(token, this.#source.token)) {
       throw new LamplighterError(ErrorCodes.UNAUTHORIZED, `Wrong admin token for node '${this.#source.nodeName}': use the one printed at start, set by --token or LAMPLIGHTER_TOKEN, or kept in <data>/token`);
     }
-    const id = this.#sessions.create();
+    const { id, secret } = this.#sessions.create();
     res.setHeader('set-cookie', `${SESSION_COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${this.#sessions.maxAgeSeconds}`);
-    return sendJson(res, 200, { node: this.#source.nodeName });
+    return sendJson(res, 200, { node: this.#source.nodeName, secret });
   }
 }
 

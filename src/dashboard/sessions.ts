@@ -1,5 +1,6 @@
-// Dashboard sessions: random ids handed out in a cookie, mapped here to their expiry; the token never leaves the login request.
-import { randomBytes } from 'node:crypto';
+// Dashboard sessions: a random id handed out in a cookie and a random secret the page sends in a
+// header, mapped here to their expiry; the token never leaves the login request.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Name of the cookie that carries a dashboard session id. */
 export const SESSION_COOKIE = 'll_session';
@@ -24,9 +25,19 @@ export interface SessionStoreOptions {
 }
 
 interface Session {
+  secret: Buffer;
   created: number;
   lastUsed: number;
 }
+
+/** A new session: the id goes in the cookie, the secret to the page. */
+export interface NewSession {
+  id: string;
+  secret: string;
+}
+
+/** What {@link SessionStore.check} found: a live session, none (or expired), or a live one with the wrong secret. */
+export type SessionCheck = 'live' | 'none' | 'wrong-secret';
 
 /** The live dashboard sessions of one node, in memory: a restart logs everyone out. */
 export class SessionStore {
@@ -49,32 +60,35 @@ export class SessionStore {
     return Math.floor(this.#lifetimeMs / 1000);
   }
 
-  /** Starts a session and returns its id (256 random bits, base64url). */
-  create(): string {
+  /** Starts a session: an id and a secret, 256 random bits each, base64url. */
+  create(): NewSession {
     const id = randomBytes(32).toString('base64url');
+    const secret = randomBytes(32);
     const now = this.#now();
-    this.#sessions.set(id, { created: now, lastUsed: now });
+    this.#sessions.set(id, { secret, created: now, lastUsed: now });
     while (this.#sessions.size > this.#max) {
       const oldest = this.#sessions.keys().next().value;
       if (oldest === undefined) break;
       this.#sessions.delete(oldest);
     }
-    return id;
+    return { id, secret: secret.toString('base64url') };
   }
 
-  /** Whether `id` names a live session; a live one counts as used now. */
-  touch(id: string): boolean {
+  /** Whether `id` names a live session whose secret is `secret`; a live one counts as used now. */
+  check(id: string, secret: string): SessionCheck {
     const session = this.#sessions.get(id);
-    if (!session) return false;
+    if (!session) return 'none';
     const now = this.#now();
     if (now - session.lastUsed > this.#idleMs || now - session.created > this.#lifetimeMs) {
       this.#sessions.delete(id);
-      return false;
+      return 'none';
     }
+    const given = Buffer.from(secret, 'base64url');
+    if (given.length !== session.secret.length || !timingSafeEqual(given, session.secret)) return 'wrong-secret';
     session.lastUsed = now;
     this.#sessions.delete(id);
     this.#sessions.set(id, session);
-    return true;
+    return 'live';
   }
 
   /** Ends a session (logout). */

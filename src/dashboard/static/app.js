@@ -4,8 +4,17 @@ import { h, render, Component, createRef, htm, uPlot } from '/ui/vendor.js';
 
 const html = htm.bind(h);
 
-/** Sent on every request that changes state; the node refuses cookie requests without it. */
-const DASHBOARD_HEADER = { 'x-lamplighter-dashboard': '1' };
+/**
+ * The session's secret, given at login and sent in a header on every request: the node takes the
+ * cookie only with it. Kept in this tab's sessionStorage, which no other origin (the gateway's port
+ * included) can read, so a reload does not log out.
+ */
+const SECRET_KEY = 'lamplighter-dashboard-secret';
+const SECRET_HEADER = 'x-lamplighter-dashboard';
+
+function withSecret(headers = {}) {
+  return { [SECRET_HEADER]: sessionStorage.getItem(SECRET_KEY) ?? '', ...headers };
+}
 const POLL_MS = 1000;
 const LOG_LINES_KEPT = 300;
 
@@ -21,7 +30,7 @@ class ApiError extends Error {
 async function api(path, init = {}) {
   let res;
   try {
-    res = await fetch(path, { credentials: 'same-origin', ...init });
+    res = await fetch(path, { credentials: 'same-origin', ...init, headers: withSecret(init.headers) });
   } catch (err) {
     throw new ApiError(0, `Cannot reach the node (${err.message})`);
   }
@@ -37,7 +46,7 @@ async function api(path, init = {}) {
 }
 
 function postJson(path, value) {
-  return api(path, { method: 'POST', headers: { 'content-type': 'application/json', ...DASHBOARD_HEADER }, body: JSON.stringify(value) });
+  return api(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
 }
 
 function fmt(n, digits = 1) {
@@ -220,7 +229,7 @@ class LogFollower {
     const controller = new AbortController();
     this.streams.set(name, controller);
     try {
-      const res = await fetch(`/v1/logs/${encodeURIComponent(name)}?follow=1&tail=50`, { signal: controller.signal, credentials: 'same-origin' });
+      const res = await fetch(`/v1/logs/${encodeURIComponent(name)}?follow=1&tail=50`, { signal: controller.signal, credentials: 'same-origin', headers: withSecret() });
       if (!res.ok || !res.body) throw new Error(`the node answered ${res.status}`);
       this.onState('live');
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -279,6 +288,7 @@ class Dashboard extends Component {
 
   #leave(message = '') {
     clearInterval(this.timer);
+    sessionStorage.removeItem(SECRET_KEY);
     this.logs.stop();
     this.revisionSeen = {};
     this.setState({ phase: 'login', loginError: message, logs: [] });
@@ -286,7 +296,12 @@ class Dashboard extends Component {
 
   login = async (token) => {
     try {
-      const { node } = await postJson('/ui/api/session', { token });
+      const { node, secret } = await api('/ui/api/session', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [SECRET_HEADER]: 'login' },
+        body: JSON.stringify({ token }),
+      });
+      sessionStorage.setItem(SECRET_KEY, secret);
       this.#enter(node);
     } catch (err) {
       this.setState({ loginError: err.message });
