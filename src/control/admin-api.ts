@@ -9,6 +9,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
+import { Dashboard } from '../dashboard/index.js';
 import { errorResponse } from '../gateway/index.js';
 import { readBodyLimited } from '../instance/index.js';
 import type { LogLine } from '../observability/index.js';
@@ -117,9 +118,10 @@ function formatLine(line: LogLine): string {
 
 /** Serves the admin API for `platform`; resolves with the bound address and a close function. */
 export async function startAdminApi(platform: Platform, port: number, host: string): Promise<{ port: number; address: AddressInfo; close(): Promise<void> }> {
+  const dashboard = new Dashboard(platform);
   const server = http.createServer((req, res) => {
     res.setHeader(ADMIN_API_HEADER, '1');
-    handle(platform, req, res).catch((err: unknown) => {
+    handle(platform, dashboard, req, res).catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();
         return;
@@ -142,6 +144,7 @@ export async function startAdminApi(platform: Platform, port: number, host: stri
     address,
     close: () =>
       new Promise<void>((resolve) => {
+        dashboard.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
@@ -200,7 +203,7 @@ async function handleInspect(platform: Platform, method: string, what: string | 
   throw new LamplighterError(ErrorCodes.NOT_FOUND, `No admin endpoint ${method} ${url.pathname} (inspect has GET /v1/inspect, POST /v1/inspect/profile, POST /v1/inspect/heap)`);
 }
 
-async function handle(platform: Platform, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(platform: Platform, dashboard: Dashboard, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const method = req.method ?? 'GET';
   let parts: string[];
@@ -217,8 +220,10 @@ async function handle(platform: Platform, req: IncomingMessage, res: ServerRespo
     res.end(text);
     return;
   }
+  // The dashboard's page is public; its data endpoints, and /v1 reached with its session cookie, are not.
+  if (Dashboard.serves(url.pathname)) return dashboard.handle(req, res, url);
   if (parts[0] !== 'v1') throw new LamplighterError(ErrorCodes.NOT_FOUND, `No admin endpoint ${method} ${url.pathname}`);
-  if (!authorized(req, platform.token)) {
+  if (!authorized(req, platform.token) && !dashboard.authorize(req)) {
     throw new LamplighterError(ErrorCodes.UNAUTHORIZED, 'Missing or wrong bearer token (see --token, LAMPLIGHTER_TOKEN, or <data>/token)');
   }
   const [, resource, name, action] = parts;
