@@ -1,6 +1,6 @@
 // Nodes running on this machine, for client commands: `up` keeps its token in a temporary data
 // directory, so it leaves a note here saying where, and `ls`, `logs` or `inspect` find it.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -44,8 +44,10 @@ export function noteLocalNode(adminUrl: string, adminPort: number, tokenFile: st
     try {
       const current = JSON.parse(readFileSync(file, 'utf8')) as LocalNodeNote;
       if (current.pid === process.pid) rmSync(file, { force: true });
+      // The last node's note takes the directory with it; another node's note keeps it.
+      rmdirSync(notesDir());
     } catch {
-      // Already gone.
+      // Already gone, or other notes remain.
     }
   };
 }

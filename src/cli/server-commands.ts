@@ -214,6 +214,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       const adminUrl = `http://${urlHost(flags.adminHost)}:${platform.adminPort}`;
       io.out(`Serving app '${revision!.app}' on http://${flags.host}:${platform.port} (admin and /metrics on ${adminUrl})`);
       describeRoutes(platform, flags.host, io);
+      io.out(`Dashboard: ${adminUrl}/ui`);
       // `ls`, `logs` and `inspect` in another terminal find this node's token through the note.
       const forget = noteLocalNode(adminUrl, platform.adminPort, path.join(dataDir, 'token'));
       const stopWatching = flags.watch ? watchApp(dir, platform, io) : undefined;
@@ -251,6 +252,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       if (flags.cluster !== undefined) io.out(`Joined the cluster at ${flags.cluster} as node '${platform.nodeName}'`);
       io.out(`Lamplighter serving on http://${flags.host}:${platform.port}; admin API on http://${urlHost(flags.adminHost)}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
       describeRoutes(platform, flags.host, io);
+      io.out(`Dashboard: http://${urlHost(flags.adminHost)}:${platform.adminPort}/ui`);
       await runUntilSignal(platform, io, closeKeda);
     });
 }
