@@ -10,7 +10,7 @@ import { PlatformDefaults } from '../config/index.js';
 import { joinCluster, type ClusterSettings, type ClusterView, type JoinedCluster } from '../cluster/index.js';
 import type { Dispatcher } from '../dispatch/index.js';
 import { Gateway } from '../gateway/index.js';
-import { createLogger, FunctionLogs, Metrics, natsLogSink, type FunctionLogsOptions, type LogFormat, type Logger } from '../observability/index.js';
+import { createLogger, FunctionLogs, Metrics, natsLogSink, otlpHeaders, otlpLogSink, otlpLogsEndpoint, type FunctionLogsOptions, type LogFormat, type Logger } from '../observability/index.js';
 import { SandboxPool } from '../runtime/wasm/index.js';
 import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type Revision, type StoreFs, type WriteFailure } from '../store/index.js';
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
@@ -43,6 +43,11 @@ export interface PlatformOptions {
   cluster?: ClusterSettings;
   /** In a cluster, publish function output to NATS (`lamplighter.logs.<function>`). @default false */
   forwardLogs?: boolean;
+  /**
+   * OTLP/HTTP base endpoint (`http://collector:4318`): function output goes to its /v1/logs.
+   * @default OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, then OTEL_EXPORTER_OTLP_ENDPOINT; none without them
+   */
+  otlpEndpoint?: string;
   /** A TOML file of `name = "value"` giving app variables their values, after the environment's. @default none */
   variablesFile?: string;
   /** Sandbox worker threads. @default max(2, cores) */
@@ -180,6 +185,8 @@ export class Platform {
     }
     platform = new Platform(store, token, { ...options, nodeName }, cluster, logger);
     if (cluster && options.forwardLogs) platform.logs.forward(natsLogSink(cluster.connection, { node: nodeName }));
+    const logsUrl = otlpLogsEndpoint(options.otlpEndpoint);
+    if (logsUrl) platform.logs.forward(otlpLogSink({ url: logsUrl, node: nodeName, serviceName: process.env.OTEL_SERVICE_NAME, headers: otlpHeaders() }));
     try {
       // Pointer changes from any node are followed from before the restore, so none falls between.
       const stopWatch = store.watch?.((change) => {

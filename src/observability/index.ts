@@ -12,3 +12,5 @@ export { createLogger, parseLogFormat, LOG_FORMATS } from './logger.js';
 export type { Logger, LoggerOptions, LogFormat } from './logger.js';
 export { requestChannel, instanceStartChannel, instanceStopChannel, deployStepChannel } from './diagnostics.js';
 export type { RequestEvent, InstanceEvent, DeployStepEvent } from './diagnostics.js';
+export { otlpHeaders, otlpLogSink, otlpLogsBody, otlpLogsEndpoint } from './otlp-log-sink.js';
+export type { OtlpLogSinkOptions } from './otlp-log-sink.js';

@@ -23,6 +23,9 @@ export interface LogForwarderOptions {
   onFailure?(err: Error | undefined): void;
 }
 
+/** How long closing waits for a sink to take what is queued. */
+export const CLOSE_GRACE_MS = 2000;
+
 /** Default of {@link LogForwarderOptions.bufferLines}. */
 export const DEFAULT_FORWARD_BUFFER_LINES = 10_000;
 
@@ -67,10 +70,20 @@ export class LogForwarder {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  /** Sends what is queued, then closes the sink. */
-  async close(): Promise<void> {
+  /**
+   * Sends what is queued, then closes the sink. A sink that has not taken it all within `graceMs`
+   * (a stalled collector) does not hold the node's shutdown: what is left is dropped and counted.
+   */
+  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     this.#closed = true;
-    await this.flush();
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([this.flush().then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)))]);
+    clearTimeout(timer);
+    if (late) {
+      const left = new Map<string, number>();
+      for (const line of this.#queue.splice(0)) left.set(line.function, (left.get(line.function) ?? 0) + 1);
+      for (const [fn, count] of left) this.#onDropped(fn, count);
+    }
     await this.sink.close?.();
   }
 

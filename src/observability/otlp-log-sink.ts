@@ -1,0 +1,106 @@
+// Function log lines sent on as OpenTelemetry log records: OTLP over HTTP with a JSON body, to a
+// collector's /v1/logs. A sink of the bounded log forwarder, so a slow collector never slows a request.
+import type { LogLine } from './function-logs.js';
+import type { LogSink } from './log-forwarder.js';
+
+/** Options for {@link otlpLogSink}. */
+export interface OtlpLogSinkOptions {
+  /** The logs endpoint, e.g. `http://collector:4318/v1/logs`. */
+  url: string;
+  /** `service.name` of the resource. @default 'lamplighter' */
+  serviceName?: string;
+  /** Added as the resource's `service.instance.id` (the node's name). @default undefined */
+  node?: string;
+  /** Extra request headers (`OTEL_EXPORTER_OTLP_HEADERS`). @default {} */
+  headers?: Record<string, string>;
+  /** Longest wait for the collector's answer, in ms. @default 10_000 */
+  timeoutMs?: number;
+}
+
+/** Severity numbers of the OpenTelemetry log data model: stdout INFO, stderr WARN, platform notes INFO2. */
+const SEVERITY: Readonly<Record<LogLine['stream'], { number: number; text: string }>> = {
+  stdout: { number: 9, text: 'INFO' },
+  stderr: { number: 13, text: 'WARN' },
+  platform: { number: 10, text: 'INFO2' },
+};
+
+const str = (key: string, value: string): { key: string; value: { stringValue: string } } => ({ key, value: { stringValue: value } });
+
+/** The OTLP/JSON body for a batch of lines. */
+export function otlpLogsBody(lines: readonly LogLine[], options: Pick<OtlpLogSinkOptions, 'serviceName' | 'node'> = {}): unknown {
+  const resource = [str('service.name', options.serviceName ?? 'lamplighter')];
+  if (options.node !== undefined) resource.push(str('service.instance.id', options.node));
+  const observed = `${BigInt(Date.now()) * 1_000_000n}`;
+  return {
+    resourceLogs: [
+      {
+        resource: { attributes: resource },
+        scopeLogs: [
+          {
+            scope: { name: 'lamplighter.function-logs' },
+            logRecords: lines.map((line) => ({
+              timeUnixNano: `${BigInt(line.time) * 1_000_000n}`,
+              observedTimeUnixNano: observed,
+              severityNumber: SEVERITY[line.stream].number,
+              severityText: SEVERITY[line.stream].text,
+              body: { stringValue: line.text },
+              attributes: [str('faas.name', line.function), str('log.iostream', line.stream)],
+            })),
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** A sink posting each batch to an OTLP/HTTP logs endpoint; a non-2xx answer or a timeout rejects (the batch is dropped and counted). */
+export function otlpLogSink(options: OtlpLogSinkOptions): LogSink {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  // Closing cuts a post still waiting for the collector, so a stalled one cannot hold the node's exit.
+  const closing = new AbortController();
+  return {
+    name: 'otlp',
+    async send(lines) {
+      const res = await fetch(options.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...options.headers },
+        body: JSON.stringify(otlpLogsBody(lines, options)),
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), closing.signal]),
+      });
+      await res.arrayBuffer();
+      if (!res.ok) throw new Error(`the collector at ${options.url} answered ${res.status}`);
+    },
+    close() {
+      closing.abort();
+      return Promise.resolve();
+    },
+  };
+}
+
+/**
+ * The logs endpoint from OpenTelemetry's environment variables (or an explicit base endpoint):
+ * OTEL_EXPORTER_OTLP_LOGS_ENDPOINT as given, else OTEL_EXPORTER_OTLP_ENDPOINT (or `base`) plus
+ * `/v1/logs`; none when OTEL_LOGS_EXPORTER is `none` or nothing is set.
+ */
+export function otlpLogsEndpoint(base: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.OTEL_LOGS_EXPORTER === 'none') return undefined;
+  if (env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) return env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT;
+  const root = base ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (!root) return undefined;
+  return `${root.replace(/\/+$/, '')}/v1/logs`;
+}
+
+/** OTEL_EXPORTER_OTLP_HEADERS (`key=value,key2=value2`, values percent-encoded) as headers. */
+export function otlpHeaders(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (env.OTEL_EXPORTER_OTLP_LOGS_HEADERS ?? env.OTEL_EXPORTER_OTLP_HEADERS ?? '').split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    try {
+      out[pair.slice(0, eq).trim()] = decodeURIComponent(pair.slice(eq + 1).trim());
+    } catch {
+      out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+    }
+  }
+  return out;
+}
