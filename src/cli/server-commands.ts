@@ -9,6 +9,7 @@ import { Platform } from '../control/index.js';
 import { deployStepChannel, type DeployStepEvent } from '../observability/index.js';
 import { installExitHook } from '../runtime/process/index.js';
 import type { Revision } from '../store/index.js';
+import { tracingFromEnvironment } from '../tracing/index.js';
 import { DEFAULT_DATA_DIR } from './admin-client.js';
 import type { CommandIo } from './client-commands.js';
 
@@ -20,6 +21,7 @@ interface NodeFlags {
   data?: string;
   workers?: string;
   kedaPort?: string;
+  otlpEndpoint?: string;
 }
 
 interface ClusterFlags {
@@ -87,6 +89,7 @@ function startNode(flags: NodeFlags & ClusterFlags, dataDir: string, logLevel?: 
     sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
     logLevel,
     beforeListen,
+    tracing: tracingFromEnvironment(flags.otlpEndpoint),
   });
 }
 
@@ -127,7 +130,8 @@ function withNodeOptions(cmd: Command): Command {
     .option('--admin-port <port>', 'admin API and /metrics port', String(PlatformDefaults.adminPort))
     .option('--host <addr>', 'gateway bind address', PlatformDefaults.host)
     .option('--admin-host <addr>', 'admin API and /metrics bind address (loopback unless told otherwise, whatever --host is)', PlatformDefaults.adminHost)
-    .option('--workers <n>', 'sandbox worker threads (default: max(2, cores))');
+    .option('--workers <n>', 'sandbox worker threads (default: max(2, cores))')
+    .option('--otlp-endpoint <url>', 'export request traces over OTLP/HTTP to this base URL, e.g. http://localhost:4318 (or OTEL_EXPORTER_OTLP_ENDPOINT)');
 }
 
 async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => Promise<void>): Promise<void> {

@@ -15,6 +15,7 @@ import { SandboxPool } from '../runtime/wasm/index.js';
 import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type Revision, type StoreFs, type WriteFailure } from '../store/index.js';
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
 import { decideScale } from '../scaler/index.js';
+import { RequestTracer, type TracingOptions } from '../tracing/index.js';
 import { startAdminApi } from './admin-api.js';
 import { appStatuses, functionStatus, type AppStatus, type FunctionStatus } from './app-status.js';
 import { Deployments, type DeployRequest, type DeployResult } from './deployments.js';
@@ -61,6 +62,8 @@ export interface PlatformOptions {
    * so no request finds the node without it. A rejection fails the start. @default undefined
    */
   beforeListen?: (platform: Platform) => Promise<void>;
+  /** Traces requests and exports the spans over OTLP/HTTP (`--otlp-endpoint`); tracing is off without it. @default undefined */
+  tracing?: TracingOptions;
 }
 
 /** One node: serves deployed apps through its gateway and keeps them scaled. */
@@ -72,6 +75,8 @@ export class Platform {
   readonly logger: Logger;
   readonly gateway: Gateway;
   readonly pool: SandboxPool;
+  /** The node's tracer; undefined when tracing is off. */
+  readonly tracer: RequestTracer | undefined;
   readonly #deployments: Deployments;
   private scaleTimer: NodeJS.Timeout | undefined;
   /** Port the gateway listens on. */
@@ -103,7 +108,8 @@ export class Platform {
     this.nodeName = options.nodeName ?? hostname();
     this.gatewayHost = options.host ?? PlatformDefaults.host;
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger, nodeName: cluster ? this.nodeName : undefined });
+    this.tracer = options.tracing && new RequestTracer(options.tracing, { metrics: this.metrics, logger: this.logger, nodeName: this.nodeName });
+    this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger, nodeName: cluster ? this.nodeName : undefined, tracer: this.tracer });
     this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline, maxWorkers: options.sandboxMaxWorkers });
     this.metrics.setSource({
       functions: () => this.functionFigures(),
@@ -334,6 +340,8 @@ export class Platform {
     await this.#deployments.close();
     await this.pool.close();
     await this.#cluster?.close();
+    // Last: the spans of the requests that just finished are sent before the node is gone.
+    await this.tracer?.close();
   }
 }
 

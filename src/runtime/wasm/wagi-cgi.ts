@@ -49,8 +49,14 @@ export function manifestEnvPrefix(functionEnv: Readonly<Record<string, string>>)
   return out;
 }
 
+/** Options for {@link wagiEnv}. */
+export interface WagiEnvOptions {
+  /** The run's span as a W3C traceparent: set as HTTP_TRACEPARENT in place of the client's. @default the client's header, if any */
+  traceparent?: string;
+}
+
 /** The CGI environment of one request as `NAME=value` entries, each ending in NUL, after `prefix`. */
-export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: string): string {
+export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: string, options?: WagiEnvOptions): string {
   const url = request.url;
   const q = url.indexOf('?');
   const query = q < 0 ? '' : url.slice(q + 1);
@@ -65,11 +71,13 @@ export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: 
     `GATEWAY_INTERFACE=CGI/1.1\0CONTENT_TYPE=${typeof contentType === 'string' ? contentType : ''}\0CONTENT_LENGTH=${bodyLength}\0` +
     `REMOTE_ADDR=${request.remoteAddress}\0REMOTE_HOST=${request.remoteAddress}\0AUTH_TYPE=\0REMOTE_USER=\0` +
     `X_FULL_URL=http://${hostHeader}${url}\0X_MATCHED_ROUTE=${request.route.pattern}\0`;
+  const traceparent = options?.traceparent;
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined) continue;
+    if (value === undefined || (traceparent !== undefined && name === 'traceparent')) continue;
     env += `HTTP_${name.toUpperCase().replace(/-/g, '_')}=${Array.isArray(value) ? value.join(', ') : value}\0`;
   }
+  if (traceparent !== undefined) env += `HTTP_TRACEPARENT=${traceparent}\0`;
   return env;
 }
 
