@@ -224,23 +224,39 @@ describe('tracing — the export queue is bounded and never holds a request', ()
     const exported = (await metricValues(node, 'lamplighter_spans_exported_total'))[0]?.value ?? 0;
     assert.equal(exported - exportedBefore + full, 24, 'every span is either exported or counted as dropped');
   });
+});
+
+describe('tracing — export failures', () => {
+  let receiver: OtlpReceiver;
+  let node: TestNode;
+  const logLines: string[] = [];
+  before(async () => {
+    receiver = await startOtlpReceiver();
+    receiver.failWith = 400;
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void logLines.push(line) });
+    node = await startTestNode({ logger, tracing: { url: `${receiver.url}/v1/traces`, scheduledDelayMs: 20, failureLogIntervalMs: 60_000 } });
+    await node.deploy(wagiApp('envdump', 'env', 'env.wasm', ['/env']), { 'env.wasm': wagiFixture('env') });
+  });
+  after(async () => {
+    await node.close();
+    await receiver.close();
+  });
 
   test('tracing — failed exports are counted and logged once per interval, never thrown', async () => {
-    receiver.failWith = 400;
-    const linesBefore = logLines.length;
     for (let i = 0; i < 3; i++) {
       const res = await fetch(`${node.url}/env`);
       assert.equal(res.status, 200);
       await res.text();
       await node.platform.tracer!.flush();
     }
+    assert.ok(receiver.requests >= 3);
     const failures = (await metricValues(node, 'lamplighter_span_export_failures_total'))[0]?.value ?? 0;
     assert.ok(failures >= 3, `each failed export counted, got ${failures}`);
     const dropped = await metricValues(node, 'lamplighter_spans_dropped_total');
     assert.ok((dropped.find((v) => v.labels.reason === 'export_failed')?.value ?? 0) >= 6);
-    // The interval (60 s) has not passed since the queue-full warning: nothing more is logged.
-    assert.equal(logLines.length, linesBefore);
-    receiver.failWith = undefined;
+    const warnings = logLines.filter((l) => /Could not export spans/.test(l));
+    assert.equal(warnings.length, 1, 'one warning for the interval, however many failures');
+    assert.match(warnings[0]!, new RegExp(receiver.url.replace(/\./g, '\\.')));
   });
 });
 
