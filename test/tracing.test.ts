@@ -4,7 +4,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { repoRoot, startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
-import { tracingFromEnvironment } from '../src/tracing/index.js';
+import { createLogger, Metrics } from '../src/observability/index.js';
+import { RequestTracer, tracingFromEnvironment } from '../src/tracing/index.js';
 import { clientTraceparent, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './tracing-helpers.js';
 
 const ECHO = path.join(repoRoot, 'test', 'fixtures', 'process', 'echo-server.mjs');
@@ -257,6 +258,64 @@ describe('tracing — export failures', () => {
     const warnings = logLines.filter((l) => /Could not export spans/.test(l));
     assert.equal(warnings.length, 1, 'one warning for the interval, however many failures');
     assert.match(warnings[0]!, new RegExp(receiver.url.replace(/\./g, '\\.')));
+  });
+});
+
+describe('tracing — the API a runtime calls (as the component runtime does)', () => {
+  let receiver: OtlpReceiver;
+  let tracer: RequestTracer;
+  before(async () => {
+    receiver = await startOtlpReceiver();
+    tracer = new RequestTracer({ url: `${receiver.url}/v1/traces`, scheduledDelayMs: 20 }, { metrics: new Metrics({ processMetrics: false }), logger: createLogger({ level: 'silent' }), nodeName: 'n1' });
+  });
+  after(async () => {
+    await tracer.close();
+    await receiver.close();
+  });
+
+  test('tracing api — a run with an outbound call under it: each span a child of the one before, each traceparent its own', async () => {
+    const client = clientTraceparent();
+    const trace = tracer.startRequest({ method: 'POST', headers: { traceparent: client.header }, host: 'api.example', port: 8080, path: '/c/x', remoteAddress: '10.0.0.1' });
+    trace.routed('/c/...', 'comp');
+    const run = trace.startRun('component', 'comp-1');
+    const call = trace.startCall('GET', 'https://upstream.example/items?id=1', { parent: run });
+    assert.match(run.traceparent, new RegExp(`^00-${client.traceId}-[0-9a-f]{16}-01$`));
+    assert.notEqual(call.traceparent, run.traceparent);
+    call.setStatus(503);
+    call.end();
+    run.setStatus(200);
+    run.end();
+    trace.respond(200, false);
+    trace.end();
+    const spans = await traceSpans(receiver, client.traceId, 3);
+    const server = only(spans, 'POST /c/...');
+    const runSpan = only(spans, 'run in sandbox');
+    const callSpan = only(spans, 'GET');
+    assert.equal(runSpan.parentSpanId, server.spanId);
+    assert.equal(runSpan.attributes['lamplighter.runtime'], 'component');
+    assert.equal(callSpan.parentSpanId, runSpan.spanId);
+    assert.equal(callSpan.kind, CLIENT);
+    assert.equal(call.traceparent, `00-${client.traceId}-${callSpan.spanId}-01`);
+    assert.equal(callSpan.attributes['server.address'], 'upstream.example');
+    assert.equal(callSpan.attributes['server.port'], 443);
+    assert.equal(callSpan.attributes['url.full'], 'https://upstream.example/items?id=1');
+    assert.equal(callSpan.attributes['http.response.status_code'], 503);
+    assert.equal(callSpan.attributes['error.type'], '503');
+    assert.equal(callSpan.attributes['lamplighter.function'], 'comp');
+    assert.equal(server.attributes['server.address'], 'api.example');
+    assert.equal(server.attributes['client.address'], '10.0.0.1');
+  });
+
+  test('tracing api — a client trace that is not sampled is passed on, and nothing is exported', async () => {
+    const client = clientTraceparent();
+    const unsampled = client.header.replace(/-01$/, '-00');
+    const trace = tracer.startRequest({ method: 'GET', headers: { traceparent: unsampled }, host: 'h', port: 1, path: '/', remoteAddress: '::1' });
+    const run = trace.startRun('wagi', 'w-1');
+    assert.match(run.traceparent, new RegExp(`^00-${client.traceId}-[0-9a-f]{16}-00$`));
+    run.end();
+    trace.end();
+    await tracer.flush();
+    assert.equal(receiver.spans.filter((s) => s.traceId === client.traceId).length, 0);
   });
 });
 

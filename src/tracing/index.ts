@@ -2,7 +2,7 @@
 export { RequestTracer } from './request-tracer.js';
 export type { RequestTracerContext, TracedRequest } from './request-tracer.js';
 export { RequestTrace, TraceSpan, TraceAttributes } from './request-trace.js';
-export type { RunRuntime } from './request-trace.js';
+export type { RunRuntime, StartCallOptions } from './request-trace.js';
 export { REQUEST_TRACE, traceOf } from './trace-key.js';
 export type { Traceable } from './trace-key.js';
 export { TracingDefaults, tracingFromEnvironment } from './tracing-options.js';

@@ -27,6 +27,18 @@ function errorTypeOf(err: unknown): string {
   return 'Error';
 }
 
+/** Options for {@link RequestTrace.startCall}. */
+export interface StartCallOptions {
+  /** The span's name. @default the method */
+  name?: string;
+  /** `lamplighter.instance` of the span. @default none */
+  instanceId?: string;
+  /** `lamplighter.runtime` of the span. @default none */
+  runtime?: RunRuntime;
+  /** The span the call is made from (a component's run); @default the server span */
+  parent?: TraceSpan;
+}
+
 /** One child span of a request: the wait for an instance, a run, an outbound call. */
 export class TraceSpan {
   #traceparent: string | undefined;
@@ -143,9 +155,10 @@ export class RequestTrace {
   /**
    * Starts the span of an HTTP call made for this request: the call to a process function's
    * program (`name` 'run in process'), or a component's outbound request (`name` defaults to the
-   * method). Its {@link TraceSpan.traceparent} goes in the call's `traceparent` header.
+   * method; `parent` its run span). Its {@link TraceSpan.traceparent} goes in the call's
+   * `traceparent` header.
    */
-  startCall(method: string, url: URL | string, options: { name?: string; instanceId?: string; runtime?: RunRuntime } = {}): TraceSpan {
+  startCall(method: string, url: URL | string, options: StartCallOptions = {}): TraceSpan {
     const target = typeof url === 'string' ? new URL(url) : url;
     const attributes: Attributes = {
       'http.request.method': method,
@@ -155,11 +168,12 @@ export class RequestTrace {
     };
     if (options.runtime) attributes[TraceAttributes.runtime] = options.runtime;
     if (options.instanceId) attributes[TraceAttributes.instance] = options.instanceId;
-    return this.#child(options.name ?? method, SpanKind.CLIENT, attributes);
+    return this.#child(options.name ?? method, SpanKind.CLIENT, attributes, options.parent);
   }
 
-  #child(name: string, kind: SpanKind, attributes: Attributes): TraceSpan {
+  #child(name: string, kind: SpanKind, attributes: Attributes, parent?: TraceSpan): TraceSpan {
     if (this.#function !== undefined) attributes[TraceAttributes.function] = this.#function;
-    return new TraceSpan(this.#tracer.startSpan(name, { kind, attributes }, this.#context));
+    const context = parent === undefined ? this.#context : trace.setSpan(this.#context, parent.span);
+    return new TraceSpan(this.#tracer.startSpan(name, { kind, attributes }, context));
   }
 }
