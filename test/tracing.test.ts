@@ -306,6 +306,19 @@ describe('tracing — the API a runtime calls (as the component runtime does)', 
     assert.equal(server.attributes['client.address'], '10.0.0.1');
   });
 
+  test('tracing api — an outbound call that fails names the failure in error.type', async () => {
+    const trace = tracer.startRequest({ method: 'GET', headers: {}, host: 'h', port: 1, path: '/', remoteAddress: '::1' });
+    const call = trace.startCall('GET', 'http://127.0.0.1:9/');
+    call.fail('connection-refused');
+    call.end();
+    trace.end();
+    const traceId = call.traceparent.split('-')[1]!;
+    const spans = await traceSpans(receiver, traceId, 2);
+    const failed = spans.find((s) => s.kind === CLIENT)!;
+    assert.equal(failed.attributes['error.type'], 'connection-refused');
+    assert.equal(failed.statusCode, ERROR);
+  });
+
   test('tracing api — a client trace that is not sampled is passed on, and nothing is exported', async () => {
     const client = clientTraceparent();
     const unsampled = client.header.replace(/-01$/, '-00');

@@ -20,9 +20,10 @@ function traceparentOf(span: Span): string {
   return `00-${c.traceId}-${c.spanId}-${c.traceFlags & 1 ? '01' : '00'}`;
 }
 
-/** What a failure is called in `error.type`: the Lamplighter code, else the error's name. */
+/** What a failure is called in `error.type`: the Lamplighter code, a type given as a string, else the error's code or name. */
 function errorTypeOf(err: unknown): string {
   if (err instanceof LamplighterError) return err.code;
+  if (typeof err === 'string') return err;
   if (err instanceof Error) return (err as NodeJS.ErrnoException).code ?? err.name;
   return 'Error';
 }
@@ -66,7 +67,10 @@ export class TraceSpan {
     }
   }
 
-  /** Records a failure: `error.type` (the LL_ code, or the error's name) and the status error. */
+  /**
+   * Records a failure: `error.type` (a LamplighterError's LL_ code; a string as it is, such as a
+   * wasi:http error code `connection-refused`; else the error's code or name) and the status error.
+   */
   fail(err: unknown): void {
     if (this.#failed) return;
     this.#failed = true;
