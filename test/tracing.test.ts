@@ -1,5 +1,6 @@
 // End-to-end: request traces exported over OTLP/HTTP to an in-test receiver — WAGI, process, cold starts, failures, a full queue.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
@@ -219,7 +220,7 @@ describe('tracing — the export queue is bounded and never holds a request', ()
     const full = dropped.find((v) => v.labels.reason === 'queue_full')?.value ?? 0;
     assert.ok(full >= 12, `at least 12 spans dropped for a full queue, got ${full}`);
     assert.ok(node.platform.tracer!.queued <= 4);
-    assert.ok(logLines.some((l) => /span queue is full/.test(l)), 'the drop is logged');
+    assert.ok(logLines.some((l) => /dropped because the queue was full/.test(l)), 'the drop is logged');
     receiver.hold = false;
     await node.platform.tracer!.flush();
     const exported = (await metricValues(node, 'lamplighter_spans_exported_total'))[0]?.value ?? 0;
@@ -255,9 +256,39 @@ describe('tracing — export failures', () => {
     assert.ok(failures >= 3, `each failed export counted, got ${failures}`);
     const dropped = await metricValues(node, 'lamplighter_spans_dropped_total');
     assert.ok((dropped.find((v) => v.labels.reason === 'export_failed')?.value ?? 0) >= 6);
-    const warnings = logLines.filter((l) => /Could not export spans/.test(l));
+    const warnings = logLines.filter((l) => /export request\(s\) to .* failed/.test(l));
     assert.equal(warnings.length, 1, 'one warning for the interval, however many failures');
     assert.match(warnings[0]!, new RegExp(receiver.url.replace(/\./g, '\\.')));
+  });
+});
+
+describe('tracing — an endpoint that is down', () => {
+  test('tracing — requests are served, and closing the node gives up on the queue within its bound, counting what it lost', async () => {
+    // A port nothing listens on: every connection is refused, and the exporter keeps retrying.
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const logLines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void logLines.push(line) });
+    const node = await startTestNode({ logger, tracing: { url: `http://127.0.0.1:${port}/v1/traces`, scheduledDelayMs: 20, closeTimeoutMs: 300 } });
+    try {
+      await node.deploy(wagiApp('envdump', 'env', 'env.wasm', ['/env']), { 'env.wasm': wagiFixture('env') });
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${node.url}/env`);
+        assert.equal(res.status, 200);
+        await res.text();
+      }
+    } finally {
+      const started = performance.now();
+      await node.close();
+      assert.ok(performance.now() - started < 2500, `closed in ${(performance.now() - started).toFixed(0)} ms`);
+    }
+    const dropped = await metricValues(node, 'lamplighter_spans_dropped_total');
+    const lost = dropped.reduce((sum, v) => sum + v.value, 0);
+    // 5 requests: 5 server spans, 5 runs, 1 wait; each either failed in an export or was still held at close.
+    assert.equal(lost, 11, JSON.stringify(dropped));
+    assert.ok(logLines.some((l) => /not sent before the node closed|export request\(s\) to .* failed/.test(l)), logLines.join('\n'));
   });
 });
 

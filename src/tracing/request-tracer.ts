@@ -44,7 +44,7 @@ const HEADER_GETTER: TextMapGetter<IncomingHttpHeaders> = {
   keys: (carrier) => Object.keys(carrier),
 };
 
-const DROP_REASONS: readonly SpanDropReason[] = ['queue_full', 'export_failed'];
+const DROP_REASONS: readonly SpanDropReason[] = ['queue_full', 'export_failed', 'closed'];
 
 /**
  * Traces requests when a node runs with an OTLP endpoint; a node without one has no tracer at all,
@@ -66,7 +66,7 @@ export class RequestTracer {
   readonly #exportFailures: Counter;
   readonly #exported: Counter;
   /** What happened since the last log line, and when that was. */
-  #unlogged = { failures: 0, queueFull: 0, exportFailed: 0, lastError: undefined as string | undefined };
+  #unlogged = { failures: 0, queueFull: 0, exportFailed: 0, closed: 0, lastError: undefined as string | undefined };
   #lastLogAt = -Infinity;
   #closing: Promise<void> | undefined;
 
@@ -78,7 +78,7 @@ export class RequestTracer {
     const registers = [context.metrics.registry];
     this.#dropped = new Counter({
       name: 'lamplighter_spans_dropped_total',
-      help: 'Spans not exported, by reason (queue_full: the export queue was full; export_failed: the export request carrying them failed)',
+      help: 'Spans not exported, by reason (queue_full: the export queue was full; export_failed: the export request carrying them failed; closed: still queued when the node closed)',
       labelNames: ['reason'],
       registers,
     });
@@ -96,7 +96,7 @@ export class RequestTracer {
       events: {
         dropped: (count, reason) => this.#onDropped(count, reason),
         exported: (count) => this.#exported.inc(count),
-        exportFailed: (error) => this.#onExportFailed(error),
+        exportFailed: (count, error) => this.#onExportFailed(count, error),
       },
     });
     // OTEL_RESOURCE_ATTRIBUTES adds to the resource; the service name and node name are Lamplighter's.
@@ -150,29 +150,35 @@ export class RequestTracer {
   #onDropped(count: number, reason: SpanDropReason): void {
     this.#dropped.inc({ reason }, count);
     if (reason === 'queue_full') this.#unlogged.queueFull += count;
-    else this.#unlogged.exportFailed += count;
-    this.#maybeLog();
+    else if (reason === 'closed') this.#unlogged.closed += count;
+    // Drops at close are said at once: there is no later.
+    this.#maybeLog(reason === 'closed');
   }
 
-  #onExportFailed(error: Error | undefined): void {
+  #onExportFailed(count: number, error: Error | undefined): void {
     this.#exportFailures.inc();
+    this.#dropped.inc({ reason: 'export_failed' }, count);
     this.#unlogged.failures++;
+    this.#unlogged.exportFailed += count;
     this.#unlogged.lastError = error?.message;
     this.#maybeLog();
   }
 
-  /** One warning per interval at most, summing what happened since the last. */
-  #maybeLog(): void {
-    const now = Date.now();
-    if (now - this.#lastLogAt < this.#logIntervalMs) return;
-    this.#lastLogAt = now;
+  /** One warning per interval at most (or now, when `now`), summing what happened since the last. */
+  #maybeLog(now = false): void {
+    const at = Date.now();
+    if (!now && at - this.#lastLogAt < this.#logIntervalMs) return;
+    this.#lastLogAt = at;
     const u = this.#unlogged;
-    this.#unlogged = { failures: 0, queueFull: 0, exportFailed: 0, lastError: undefined };
+    this.#unlogged = { failures: 0, queueFull: 0, exportFailed: 0, closed: 0, lastError: undefined };
+    const said: string[] = [];
+    if (u.failures > 0) said.push(`${u.failures} export request(s) to ${this.#url} failed${u.lastError ? ` (${u.lastError})` : ''}, dropping ${u.exportFailed} span(s)`);
+    if (u.queueFull > 0) said.push(`${u.queueFull} span(s) dropped because the queue was full: ${this.#url} takes spans slower than the node makes them`);
+    if (u.closed > 0) said.push(`${u.closed} span(s) not sent before the node closed`);
+    if (said.length === 0) return;
     this.#logger.warn(
-      { otlpUrl: this.#url, failedExports: u.failures, droppedQueueFull: u.queueFull, droppedExportFailed: u.exportFailed, lastError: u.lastError },
-      u.failures > 0
-        ? `Could not export spans to ${this.#url}${u.lastError ? `: ${u.lastError}` : ''}; spans are dropped until it answers (lamplighter_spans_dropped_total)`
-        : `The span queue is full: spans are dropped (lamplighter_spans_dropped_total); the OTLP endpoint ${this.#url} is slower than the node makes spans`,
+      { otlpUrl: this.#url, failedExports: u.failures, droppedExportFailed: u.exportFailed, droppedQueueFull: u.queueFull, droppedAtClose: u.closed, lastError: u.lastError },
+      `Spans lost: ${said.join('; ')} (lamplighter_spans_dropped_total)`,
     );
   }
 }

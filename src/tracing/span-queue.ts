@@ -3,15 +3,19 @@ import { TraceFlags } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
-/** Why spans were lost: the queue was full, or the export request that carried them failed. */
-export type SpanDropReason = 'queue_full' | 'export_failed';
+/**
+ * Why spans were lost: the queue was full, the export request that carried them failed, or the
+ * node closed before they could be sent (or they ended after it had).
+ */
+export type SpanDropReason = 'queue_full' | 'export_failed' | 'closed';
 
 /** What the queue reports; the tracer turns these into metrics and log lines. */
 export interface SpanQueueEvents {
+  /** Spans lost for a full queue or a close (an export's failure comes through `exportFailed`). */
   dropped(count: number, reason: SpanDropReason): void;
   exported(count: number): void;
-  /** An export request failed; `error` says why when the exporter did. */
-  exportFailed(error: Error | undefined): void;
+  /** An export request carrying `count` spans failed; `error` says why when the exporter did. */
+  exportFailed(count: number, error: Error | undefined): void;
 }
 
 /** Options for {@link SpanQueue}. */
@@ -39,6 +43,8 @@ export class SpanQueue implements SpanProcessor {
   readonly #events: SpanQueueEvents;
   #queue: ReadableSpan[] = [];
   #inFlight: Promise<void> | undefined;
+  /** The batch being exported; `abandoned` once the queue closed without waiting for it. */
+  #batch: { size: number; abandoned: boolean } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -59,7 +65,11 @@ export class SpanQueue implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
-    if (this.#closed || this.#queue.length >= this.#options.maxQueueSize) {
+    if (this.#closed) {
+      this.#events.dropped(1, 'closed');
+      return;
+    }
+    if (this.#queue.length >= this.#options.maxQueueSize) {
       this.#events.dropped(1, 'queue_full');
       return;
     }
@@ -77,19 +87,27 @@ export class SpanQueue implements SpanProcessor {
     }
   }
 
-  /** Stops the timer, sends what is left within `timeoutMs`, and shuts the exporter down. Spans ended later are dropped. */
-  async shutdown(timeoutMs = 5000): Promise<void> {
+  /**
+   * Stops the timer, sends what is left and shuts the exporter down, all within `timeoutMs`
+   * (an export still retrying then is left to finish on its own). Spans ended later are dropped.
+   */
+  async shutdown(timeoutMs = 2000): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
     await Promise.race([this.forceFlush(), late]);
-    clearTimeout(timer);
-    const left = this.#queue.length;
+    // What is neither sent nor refused by now is lost with the node: counted once, here.
+    let left = this.#queue.length;
     this.#queue = [];
-    if (left > 0) this.#events.dropped(left, 'export_failed');
-    await this.#exporter.shutdown().catch(() => undefined);
+    if (this.#batch !== undefined) {
+      this.#batch.abandoned = true;
+      left += this.#batch.size;
+    }
+    if (left > 0) this.#events.dropped(left, 'closed');
+    await Promise.race([this.#exporter.shutdown().catch(() => undefined), late]);
+    clearTimeout(timer);
   }
 
   /** Sends batches while a whole one is waiting, and once what is left (the timer's tick). */
@@ -108,16 +126,19 @@ export class SpanQueue implements SpanProcessor {
 
   /** One export request; never rejects. A callback that never comes counts as a failure after the timeout. */
   #export(batch: ReadableSpan[]): Promise<void> {
+    const state = { size: batch.length, abandoned: false };
+    this.#batch = state;
     return new Promise<void>((resolve) => {
       let settled = false;
       const done = (result: ExportResult): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        if (result.code === ExportResultCode.SUCCESS) this.#events.exported(batch.length);
-        else {
-          this.#events.exportFailed(result.error);
-          this.#events.dropped(batch.length, 'export_failed');
+        if (this.#batch === state) this.#batch = undefined;
+        // An abandoned batch was counted when the queue closed.
+        if (!state.abandoned) {
+          if (result.code === ExportResultCode.SUCCESS) this.#events.exported(batch.length);
+          else this.#events.exportFailed(batch.length, result.error);
         }
         resolve();
       };

@@ -6,9 +6,9 @@ export const TracingDefaults = {
   maxQueueSize: 2048,
   maxExportBatchSize: 512,
   scheduledDelayMs: 1000,
-  exportTimeoutMs: 10_000,
+  exportTimeoutMs: 5000,
   failureLogIntervalMs: 60_000,
-  closeTimeoutMs: 5000,
+  closeTimeoutMs: 2000,
 } as const;
 
 /** How a node exports its spans (OTLP over HTTP, JSON bodies). */
