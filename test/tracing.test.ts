@@ -337,6 +337,14 @@ describe('tracing — the API a runtime calls (as the component runtime does)', 
     assert.equal(server.attributes['client.address'], '10.0.0.1');
   });
 
+  test('tracing api — a call target that is no URL is traced without one, never thrown', () => {
+    const trace = tracer.startRequest({ method: 'OPTIONS', headers: {}, host: 'h', port: 1, path: '*', remoteAddress: '::1' });
+    const call = trace.startCall('OPTIONS', 'http://127.0.0.1:4000*', { name: 'run in process' });
+    assert.match(call.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    call.end();
+    trace.end();
+  });
+
   test('tracing api — an outbound call that fails names the failure in error.type', async () => {
     const trace = tracer.startRequest({ method: 'GET', headers: {}, host: 'h', port: 1, path: '/', remoteAddress: '::1' });
     const call = trace.startCall('GET', 'http://127.0.0.1:9/');

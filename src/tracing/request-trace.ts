@@ -20,6 +20,15 @@ function traceparentOf(span: Span): string {
   return `00-${c.traceId}-${c.spanId}-${c.traceFlags & 1 ? '01' : '00'}`;
 }
 
+/** `text` as a URL, or null (`URL.parse` is newer than some Node 20 releases). */
+function parseUrl(text: string): URL | null {
+  try {
+    return new URL(text);
+  } catch {
+    return null;
+  }
+}
+
 /** What a failure is called in `error.type`: the Lamplighter code, a type given as a string, else the error's code or name. */
 function errorTypeOf(err: unknown): string {
   if (err instanceof LamplighterError) return err.code;
@@ -163,13 +172,16 @@ export class RequestTrace {
    * `traceparent` header.
    */
   startCall(method: string, url: URL | string, options: StartCallOptions = {}): TraceSpan {
-    const target = typeof url === 'string' ? new URL(url) : url;
-    const attributes: Attributes = {
-      'http.request.method': method,
-      'url.full': target.href,
-      'server.address': target.hostname,
-      'server.port': target.port === '' ? (target.protocol === 'https:' ? 443 : 80) : Number(target.port),
-    };
+    const attributes: Attributes = { 'http.request.method': method };
+    const target = typeof url === 'string' ? parseUrl(url) : url;
+    if (target === null) {
+      // A target that is no URL (OPTIONS *) is still traced: tracing never fails a request.
+      attributes['url.full'] = String(url);
+    } else {
+      attributes['url.full'] = target.href;
+      attributes['server.address'] = target.hostname;
+      attributes['server.port'] = target.port === '' ? (target.protocol === 'https:' ? 443 : 80) : Number(target.port);
+    }
     if (options.runtime) attributes[TraceAttributes.runtime] = options.runtime;
     if (options.instanceId) attributes[TraceAttributes.instance] = options.instanceId;
     return this.#child(options.name ?? method, SpanKind.CLIENT, attributes, options.parent);
