@@ -5,12 +5,12 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCodes, LamplighterError, ModuleError } from '../../errors/index.js';
 import { readBodyLimited, type Instance, type InstanceExit, type InstanceFactory, type InstanceState, type InvocationRequest, type InvocationResponse, type LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
+import { traceOf, type TraceSpan } from '../../tracing/index.js';
 import { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
 import { packRunInput } from './sandbox-protocol.js';
 import { WasiHost } from './wasi-host.js';
 import { binaryKind, capMemory, importMemory, MEMORY_IMPORT, memoryDeclaration } from './wasm-binary.js';
 import type { SandboxPool, SandboxResult } from './sandbox-pool.js';
-import { traceOf, type TraceSpan } from '../../tracing/index.js';
 
 /** A WAGI module checked and compiled at deploy time; shared by all its instances and workers. */
 export interface CompiledWagiModule {
