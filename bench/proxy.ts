@@ -1,5 +1,8 @@
 // Proxy benchmark: Lamplighter's gateway in front of a node:http upstream vs nginx as a reverse proxy
 // to the same upstream; fixed-rate latency overhead; and the time a burst at zero takes to be answered.
+// With --otlp, a second Lamplighter node with tracing on (exporting to a receiver in this process)
+// is measured beside the first, tracing off, and the two are compared; --baseline DIR adds a node run
+// from another build (a checkout at an older commit, built), to compare tracing off with no tracing code.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -21,6 +24,8 @@ const { values: flags } = parseArgs({
     cycles: { type: 'string', default: '12' },
     slice: { type: 'string', default: '1' },
     burst: { type: 'string', default: '1000' },
+    otlp: { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 });
 const DURATION = Number(flags.duration);
@@ -53,6 +58,34 @@ async function fixedRateSlice(pool: Pool, path: string, rate: number, seconds: n
     );
   }
   await Promise.all(inFlight);
+}
+
+/** An OTLP/HTTP receiver standing in for a collector: takes POST /v1/traces (JSON) and counts the spans. */
+async function startSpanSink(port: number): Promise<{ spans: () => number; close: () => Promise<void> }> {
+  let spans = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: unknown[] }> }> };
+        for (const rs of body.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) spans += ss.spans?.length ?? 0;
+      } catch {
+        // Counted as nothing; the node counts its own failures.
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { spans: () => spans, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** One counter's value from a node's /metrics text (summed over labels); 0 when absent. */
+async function scrapeCounter(metricsUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
 }
 
 /** Latencies (ms) of each target at a fixed rate, one list per cycle. */
@@ -122,6 +155,7 @@ async function main(): Promise<void> {
   const upstreamPort = 18_301;
   const nginxPort = 18_302;
   const children: ChildProcess[] = [];
+  const sink = flags.otlp ? await startSpanSink(18_305) : undefined;
   try {
     children.push(spawn(process.execPath, ['-e', UPSTREAM_SOURCE], { env: { PORT: String(upstreamPort) }, stdio: 'inherit' }));
     await writeFile(
@@ -151,6 +185,30 @@ async function main(): Promise<void> {
     );
     const gateway = `http://127.0.0.1:${gatewayPort}`;
     const admin = `http://127.0.0.1:${adminPort}`;
+    // The same app on a node with tracing on, exporting every request's spans to the sink above.
+    const tracedGatewayPort = 18_306;
+    const tracedAdminPort = 18_307;
+    if (sink) {
+      children.push(
+        spawn(
+          process.execPath,
+          [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'up', appDir, '--port', String(tracedGatewayPort), '--admin-port', String(tracedAdminPort), '--data', path.join(work, 'data-traced'), '--otlp-endpoint', 'http://127.0.0.1:18305'],
+          { stdio: ['ignore', 'ignore', 'inherit'] },
+        ),
+      );
+    }
+    const viaTraced = `http://127.0.0.1:${tracedGatewayPort}/`;
+    const baselinePort = 18_308;
+    let baselineChild: ChildProcess | undefined;
+    if (flags.baseline !== undefined) {
+      baselineChild = spawn(
+        process.execPath,
+        [path.join(path.resolve(flags.baseline), 'dist', 'src', 'cli', 'main.js'), 'up', appDir, '--port', String(baselinePort), '--admin-port', '18309', '--data', path.join(work, 'data-baseline')],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
+      children.push(baselineChild);
+    }
+    const viaBaseline = `http://127.0.0.1:${baselinePort}/`;
 
     const direct = `http://127.0.0.1:${upstreamPort}/`;
     const viaNginx = `http://127.0.0.1:${nginxPort}/`;
@@ -158,16 +216,21 @@ async function main(): Promise<void> {
     await waitForHttp(direct, 10_000);
     await waitForHttp(viaNginx, 10_000);
     await waitForHttp(viaLamplighter, 20_000);
+    if (sink) await waitForHttp(viaTraced, 20_000);
+    if (baselineChild) await waitForHttp(viaBaseline, 20_000);
 
     // Each target's serving process, whose CPU time per request is measured: the upstream itself,
     // nginx's one worker (a child of its master), Lamplighter's `up` process.
     const [upstreamChild, nginxChild, lamplighterChild] = children as [ChildProcess, ChildProcess, ChildProcess];
+    const tracedChild = sink ? children[3] : undefined;
     const nginxWorker = Number((await readFile(`/proc/${nginxChild.pid}/task/${nginxChild.pid}/children`, 'utf8')).trim().split(/\s+/)[0]);
     const targets: Array<[string, string, number]> = [
       ['upstream direct (ceiling)', direct, upstreamChild.pid!],
       ['nginx 1 worker → upstream (peer)', viaNginx, nginxWorker],
       ['Lamplighter gateway → upstream', viaLamplighter, lamplighterChild.pid!],
     ];
+    if (tracedChild) targets.push(['Lamplighter gateway, tracing on → upstream', viaTraced, tracedChild.pid!]);
+    if (baselineChild) targets.push([`Lamplighter baseline build (${flags.baseline}) → upstream`, viaBaseline, baselineChild.pid!]);
     const results = new Map<string, Array<WrkResult & { cpuUs: number }>>(targets.map(([n]) => [n, []]));
     for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: 1 });
     for (let r = 0; r < ROUNDS; r++) {
@@ -192,7 +255,13 @@ async function main(): Promise<void> {
     const cycles = Number(flags.cycles);
     const sliceSeconds = Number(flags.slice);
     const fixed = await interleavedFixedRate(
-      [['direct', direct], ['nginx', viaNginx], ['lamplighter', viaLamplighter]],
+      [
+        ['direct', direct],
+        ['nginx', viaNginx],
+        ['lamplighter', viaLamplighter],
+        ...(sink ? ([['traced', viaTraced]] as Array<[string, string]>) : []),
+        ...(baselineChild ? ([['baseline', viaBaseline]] as Array<[string, string]>) : []),
+      ],
       rate,
       cycles,
       sliceSeconds,
@@ -205,6 +274,32 @@ async function main(): Promise<void> {
     const p99Overhead = (name: string, from?: number, to?: number): number => percentile(pooled(name, from, to), 99) - percentile(pooled('direct', from, to), 99);
     // Thirds of the cycles (as even as the count allows); none when there are fewer than three.
     const parts = cycles < 3 ? [] : [0, 1, 2].map((i) => p99Overhead('lamplighter', Math.round((i * cycles) / 3), Math.round(((i + 1) * cycles) / 3)));
+
+    const tracing: string[] = [];
+    if (baselineChild) {
+      const baseRow = rows[rows.length - 1]!;
+      tracing.push(
+        '',
+        `Tracing off against the baseline build, ${new Date().toISOString().slice(0, 10)}: ${oursRow.rps.toFixed(0)} vs ${baseRow.rps.toFixed(0)} req/s (${(oursRow.rps / baseRow.rps).toFixed(3)}×), ` +
+          `CPU ${oursRow.cpuUs.toFixed(1)} vs ${baseRow.cpuUs.toFixed(1)} µs/request, p99 overhead at ${rate} req/s ${p99Overhead('lamplighter').toFixed(3)} vs ${p99Overhead('baseline').toFixed(3)} ms`,
+      );
+    }
+    if (sink) {
+      const tracedRow = rows[3]!;
+      const metricsUrl = `http://127.0.0.1:${tracedAdminPort}/metrics`;
+      // Whatever is still queued goes out within the export interval (1 s).
+      await new Promise((r) => setTimeout(r, 1500));
+      const dropped = await scrapeCounter(metricsUrl, 'lamplighter_spans_dropped_total');
+      const exported = await scrapeCounter(metricsUrl, 'lamplighter_spans_exported_total');
+      tracing.push(
+        '',
+        `Tracing (OTLP/HTTP to a receiver in the benchmark process), ${new Date().toISOString().slice(0, 10)}:`,
+        `  throughput: off ${oursRow.rps.toFixed(0)} req/s, on ${tracedRow.rps.toFixed(0)} req/s: on/off ${(tracedRow.rps / oursRow.rps).toFixed(3)}×`,
+        `  CPU µs/request: off ${oursRow.cpuUs.toFixed(1)}, on ${tracedRow.cpuUs.toFixed(1)}: on/off ${(tracedRow.cpuUs / oursRow.cpuUs).toFixed(3)}×`,
+        `  p99 overhead over direct at ${rate} req/s: off ${p99Overhead('lamplighter').toFixed(3)} ms, on ${p99Overhead('traced').toFixed(3)} ms; pooled: on ${latencyOf('traced')}`,
+        `  spans: ${exported.toLocaleString('en')} exported, ${dropped.toLocaleString('en')} dropped by the node; ${sink.spans().toLocaleString('en')} received`,
+      );
+    }
 
     const burstCount = Number(flags.burst);
     const token = (await readFile(path.join(dataDir, 'token'), 'utf8')).trim();
@@ -227,11 +322,13 @@ async function main(): Promise<void> {
         `Lamplighter p99 overhead over direct: ${p99Overhead('lamplighter').toFixed(3)} ms [each third of the cycles: ${parts.map((o) => o.toFixed(2)).join(', ')}]; nginx's ${p99Overhead('nginx').toFixed(3)} ms   (goal < 1 ms)`,
         '',
         `Burst at zero: ${burstCount} concurrent requests to a process function at zero answered in ${burst.ms.toFixed(0)} ms (${burst.ok} × 200, instances peaked at ${burst.instances}, max 4)`,
+        ...tracing,
       ].join('\n'),
     );
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode === null ? once(c, 'exit') : undefined)));
+    await sink?.close();
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -9,6 +9,7 @@ import { Platform } from '../control/index.js';
 import { deployStepChannel, parseLogFormat, type DeployStepEvent } from '../observability/index.js';
 import { installExitHook } from '../runtime/process/index.js';
 import type { Revision } from '../store/index.js';
+import { tracingFromEnvironment } from '../tracing/index.js';
 import { DEFAULT_DATA_DIR } from './admin-client.js';
 import type { CommandIo } from './client-commands.js';
 import { printFunctionOutput } from './function-output.js';
@@ -27,6 +28,7 @@ interface NodeFlags {
   logFormat?: string;
   logMaxSize?: string;
   logMaxFiles?: string;
+  otlpEndpoint?: string;
 }
 
 interface ClusterFlags {
@@ -99,6 +101,8 @@ function startNode(flags: NodeFlags & ClusterFlags, dataDir: string, logLevel?: 
     logFormat: flags.logFormat === undefined ? undefined : parseLogFormat(flags.logFormat),
     functionLogs: functionLogSettings(flags),
     beforeListen,
+    tracing: tracingFromEnvironment(flags.otlpEndpoint),
+    otlpEndpoint: flags.otlpEndpoint,
   });
 }
 
@@ -152,7 +156,8 @@ function withNodeOptions(cmd: Command): Command {
     .option('--variables-file <file>', 'TOML file of name = "value" giving app variables their values, after LAMPLIGHTER_VAR_<NAME> (or LAMPLIGHTER_VARIABLES_FILE)')
     .option('--log-format <format>', "the node's own log: json (one object a line) or pretty (for a terminal) (default: $LAMPLIGHTER_LOG_FORMAT, then json)")
     .option('--log-max-size <size>', 'rotate a function\'s log file in <data>/logs before it passes this size (default: 10MiB)')
-    .option('--log-max-files <n>', 'log files kept per function, the current one included (default: 5)');
+    .option('--log-max-files <n>', 'log files kept per function, the current one included (default: 5)')
+    .option('--otlp-endpoint <url>', 'export request traces and function logs over OTLP/HTTP to this base URL, e.g. http://localhost:4318 (or OTEL_EXPORTER_OTLP_ENDPOINT)');
 }
 
 async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => Promise<void>): Promise<void> {

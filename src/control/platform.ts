@@ -16,6 +16,7 @@ import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
 import { decideScale } from '../scaler/index.js';
 import { EnvironmentVariables, FileVariables } from '../variables/index.js';
+import { RequestTracer, type TracingOptions } from '../tracing/index.js';
 import { startAdminApi } from './admin-api.js';
 import { appStatuses, functionStatus, type AppStatus, type FunctionStatus } from './app-status.js';
 import { Deployments, type DeployRequest, type DeployResult } from './deployments.js';
@@ -75,6 +76,8 @@ export interface PlatformOptions {
    * so no request finds the node without it. A rejection fails the start. @default undefined
    */
   beforeListen?: (platform: Platform) => Promise<void>;
+  /** Traces requests and exports the spans over OTLP/HTTP (`--otlp-endpoint`); tracing is off without it. @default undefined */
+  tracing?: TracingOptions;
 }
 
 /** One node: serves deployed apps through its gateway and keeps them scaled. */
@@ -86,6 +89,8 @@ export class Platform {
   readonly logger: Logger;
   readonly gateway: Gateway;
   readonly pool: SandboxPool;
+  /** The node's tracer; undefined when tracing is off. */
+  readonly tracer: RequestTracer | undefined;
   readonly #deployments: Deployments;
   private scaleTimer: NodeJS.Timeout | undefined;
   /** Port the gateway listens on. */
@@ -126,7 +131,8 @@ export class Platform {
         notice: (level, fields, message) => this.logger[level](fields, message),
       },
     });
-    this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger, nodeName: cluster ? this.nodeName : undefined });
+    this.tracer = options.tracing && new RequestTracer(options.tracing, { metrics: this.metrics, logger: this.logger, nodeName: this.nodeName });
+    this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger, nodeName: cluster ? this.nodeName : undefined, tracer: this.tracer });
     this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline, maxWorkers: options.sandboxMaxWorkers });
     this.metrics.setSource({
       functions: () => this.functionFigures(),
@@ -368,6 +374,8 @@ export class Platform {
     await this.pool.close();
     await this.logs.close();
     await this.#cluster?.close();
+    // Last: the spans of the requests that just finished are sent before the node is gone.
+    await this.tracer?.close();
   }
 }
 

@@ -7,6 +7,7 @@ import type { FunctionPeers, PeerChoice } from './function-peers.js';
 import { instanceStartChannel, instanceStopChannel, type Metrics } from '../observability/index.js';
 import { systemClock, type Clock, type ClockTimer } from '../runtime/process/index.js';
 import { decideScale, DemandTracker, type ScaleDecision } from '../scaler/index.js';
+import { traceOf } from '../tracing/index.js';
 
 /** Options for {@link Dispatcher}. */
 export interface DispatcherOptions {
@@ -249,7 +250,16 @@ export class Dispatcher implements GatewayTarget {
         this.endDemand();
         return { response: this.placeholderResponse(), coldStart: true };
       }
-      slot = await this.hold(request, coldStart);
+      // The wait is a span of its own when the request is traced, marked cold when nothing was lit.
+      const wait = traceOf(request)?.startWait(coldStart);
+      try {
+        slot = await this.hold(request, coldStart);
+      } catch (err) {
+        wait?.fail(err);
+        throw err;
+      } finally {
+        wait?.end();
+      }
     } catch (err) {
       this.endDemand();
       throw err;

@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { LamplighterError } from '../errors/index.js';
 import { HOP_HEADER, type MatchedRoute, type RoutedRequest } from '../instance/index.js';
+import { REQUEST_TRACE, type RequestTrace, type Traceable } from '../tracing/index.js';
 
 /** Where a request's method, headers, peer and body come from: the server's request, or an in-process one. */
 export interface RequestSource {
@@ -38,7 +39,9 @@ export function applyRoute(url: string, headers: IncomingHttpHeaders, route: Mat
  * abort, so the AbortController behind `signal` is created on first use — if the client has gone
  * by then, the signal is created already aborted.
  */
-export class GatewayRequest implements RoutedRequest {
+export class GatewayRequest implements RoutedRequest, Traceable {
+  /** The request's trace when tracing is on; set by the gateway, read by the dispatcher and runtimes through `traceOf`. */
+  [REQUEST_TRACE]: RequestTrace | undefined = undefined;
   private controller: AbortController | undefined;
   private gone = false;
   private reason: LamplighterError | undefined;

@@ -7,6 +7,7 @@ import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/inde
 import { closingResponse, Http1Server, type ServerRequest, type ServerResponse } from '../http1/index.js';
 import { HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, type GatewayTarget, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
+import { REQUEST_TRACE, TraceAttributes, type RequestTrace, type RequestTracer } from '../tracing/index.js';
 import { errorResponse } from './error-response.js';
 import { applyRoute, GatewayRequest } from './gateway-request.js';
 import { nextRequestId } from './request-id.js';
@@ -18,6 +19,8 @@ export interface GatewayOptions {
   logger: Logger;
   /** In a cluster, this node's name: every response says which node served it. @default undefined (embedded) */
   nodeName?: string;
+  /** Traces each request (a server span, the child of the client's traceparent); none when tracing is off. @default undefined */
+  tracer?: RequestTracer;
 }
 
 /** A request handed to {@link Gateway.handle} in-process, as a client would send it. */
@@ -141,20 +144,39 @@ export class Gateway {
     const { url, path, host } = splitTarget(req.url, req.headers.host);
     const requestId = forwardedRequestId(req.headers) ?? nextRequestId();
     const match = this.routes.match(host, path);
+    const tracer = this.options.tracer;
+    // Tracing off: no span, no context, no header parsing; below, `trace` is only ever compared with undefined.
+    const trace = tracer === undefined ? undefined : tracer.startRequest({ method: req.method, headers: req.headers, host, port: this.port, path, remoteAddress: req.remoteAddress, requestId });
     if (!match) {
       this.options.metrics.recordUnrouted(404);
-      this.sendError(res, notRouted(host, path), requestId);
+      const err = notRouted(host, path);
+      if (trace !== undefined) {
+        trace.fail(err);
+        res.onClose = (finished) => trace.end(finished);
+      }
+      this.sendError(res, err, requestId);
       return;
     }
     const target = match.target;
     const fn = target.spec.name;
     const invocation = new GatewayRequest(requestId, req, url, host, this.port, match.route, start + target.spec.limits.timeoutMs);
-    res.onClose = (finished) => {
-      if (!finished) invocation.abort();
-    };
+    if (trace === undefined) {
+      res.onClose = (finished) => {
+        if (!finished) invocation.abort();
+      };
+    } else {
+      trace.routed(match.route.pattern, fn);
+      invocation[REQUEST_TRACE] = trace;
+      res.onClose = (finished) => {
+        if (!finished) invocation.abort();
+        trace.end(finished);
+      };
+    }
     // Admission (the deadline among it) is the target's: one answer or one error comes back.
     target.dispatch(invocation).then(
       ({ response, coldStart, node }) => {
+        // Recorded before the answer is written: a whole one ends the server span as it goes out.
+        trace?.respond(response.status, coldStart);
         try {
           this.sendResponse(res, response, requestId, coldStart, node);
         } catch (err) {
@@ -162,6 +184,7 @@ export class Gateway {
           // handler's fault, and must never escape as an unhandled rejection.
           destroyBody(response);
           const bad = badResponse(fn, err);
+          trace?.fail(bad);
           this.finish(fn, bad.status, start, coldStart, requestId);
           this.sendError(res, bad, requestId);
           return;
@@ -169,7 +192,7 @@ export class Gateway {
         this.finish(fn, response.status, start, coldStart, requestId);
       },
       (err: unknown) => {
-        const e = this.failed(fn, err, start, requestId);
+        const e = this.failed(fn, err, start, requestId, trace);
         this.sendError(res, e, requestId);
       },
     );
@@ -182,6 +205,23 @@ export class Gateway {
    */
   async handle(request: GatewayHandleRequest): Promise<GatewayHandleResponse> {
     const start = performance.now();
+    const tracer = this.options.tracer;
+    if (tracer === undefined) return this.#handle(request, start, undefined);
+    const headers: IncomingHttpHeaders = {};
+    for (const [name, value] of Object.entries(request.headers ?? {})) headers[name.toLowerCase()] = value;
+    const { path, host } = splitTarget(request.url, headers.host);
+    const trace = tracer.startRequest({ method: request.method.toUpperCase(), headers, host, port: this.port, path, remoteAddress: request.remoteAddress ?? '127.0.0.1' });
+    try {
+      return await this.#handle(request, start, trace);
+    } catch (err) {
+      trace.end(false);
+      throw err;
+    } finally {
+      trace.end();
+    }
+  }
+
+  async #handle(request: GatewayHandleRequest, start: number, trace: RequestTrace | undefined): Promise<GatewayHandleResponse> {
     const headers: IncomingHttpHeaders = {};
     for (const [name, value] of Object.entries(request.headers ?? {})) headers[name.toLowerCase()] = value;
     const body = request.body === undefined ? EMPTY : Buffer.from(request.body);
@@ -189,19 +229,26 @@ export class Gateway {
     const { url, path, host } = splitTarget(request.url, headers.host);
     const requestId = forwardedRequestId(headers) ?? nextRequestId();
     const match = this.routes.match(host, path);
+    trace?.server.setAttribute(TraceAttributes.requestId, requestId);
     if (!match) {
       this.options.metrics.recordUnrouted(404);
-      return errorAnswer(notRouted(host, path), requestId);
+      const err = notRouted(host, path);
+      trace?.fail(err);
+      return errorAnswer(err, requestId);
     }
     const target = match.target;
     const fn = target.spec.name;
     const source = { method: request.method.toUpperCase(), headers, remoteAddress: request.remoteAddress ?? '127.0.0.1', body: Readable.from(body.length > 0 ? [body] : [], { objectMode: false }) };
     const invocation = new GatewayRequest(requestId, source, url, host, this.port, match.route, start + target.spec.limits.timeoutMs);
+    if (trace !== undefined) {
+      trace.routed(match.route.pattern, fn);
+      invocation[REQUEST_TRACE] = trace;
+    }
     let served;
     try {
       served = await target.dispatch(invocation);
     } catch (err) {
-      return errorAnswer(this.failed(fn, err, start, requestId), requestId);
+      return errorAnswer(this.failed(fn, err, start, requestId, trace), requestId);
     }
     const { response, coldStart, node } = served;
     const out = new Headers();
@@ -215,6 +262,7 @@ export class Gateway {
     } catch (err) {
       destroyBody(response);
       const bad = badResponse(fn, err);
+      trace?.fail(bad);
       this.finish(fn, bad.status, start, coldStart, requestId);
       return errorAnswer(bad, requestId);
     }
@@ -224,6 +272,7 @@ export class Gateway {
     if (self !== undefined) out.set(NODE_HEADER, node ?? self);
     // Counted at the answer's head, as on the socket; a body that fails midway rejects, as a
     // client would see its connection cut.
+    trace?.respond(response.status, coldStart);
     this.finish(fn, response.status, start, coldStart, requestId);
     const content = response.body === null ? EMPTY : Buffer.isBuffer(response.body) ? response.body : Buffer.concat(await response.body.toArray());
     // As on the socket: the answer to a HEAD keeps the handler's length.
@@ -233,9 +282,10 @@ export class Gateway {
   }
 
   /** A request that failed before its answer: logged when internal, counted, returned as a LamplighterError. */
-  private failed(fn: string, err: unknown, start: number, requestId: string): LamplighterError {
+  private failed(fn: string, err: unknown, start: number, requestId: string, trace?: RequestTrace): LamplighterError {
     const e = toLamplighterError(err);
     if (e.code === ErrorCodes.INTERNAL) this.options.logger.error({ err: e.cause ?? e, function: fn, requestId }, 'request failed');
+    trace?.fail(e);
     this.finish(fn, e.status, start, false, requestId);
     return e;
   }

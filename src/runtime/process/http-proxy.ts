@@ -2,6 +2,7 @@
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import { listTokens } from '../../http1/index.js';
 import { HOP_BY_HOP_HEADERS, type InvocationRequest, type InvocationResponse } from '../../instance/index.js';
+import { traceOf, type TraceSpan } from '../../tracing/index.js';
 import { MalformedResponseError } from './response-parser.js';
 import type { ExchangeControl, UpstreamPool } from './upstream-pool.js';
 
@@ -42,15 +43,16 @@ const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfe
  * what it asks for) plus the x-forwarded-* ones. `host` is kept as the client sent it. The
  * gateway's parser has already refused names and values that could not be written back as they came.
  */
-export function requestHead(request: InvocationRequest, framing: 'chunked' | 'raw' | 'none' | 'upgrade'): string {
+export function requestHead(request: InvocationRequest, framing: 'chunked' | 'raw' | 'none' | 'upgrade', options?: RequestHeadOptions): string {
   const headers = request.headers;
+  const traceparent = options?.traceparent;
   const upgrade = framing === 'upgrade';
   const named = upgrade ? NO_TOKENS : connectionTokens(headers.connection);
   let head = `${request.method} ${request.url} HTTP/1.1\r\n`;
   // The gateway's parser gives lower-case names; a loop over them beats building entry arrays here.
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || FORWARDED_HEADERS.has(name)) continue;
+    if (value === undefined || FORWARDED_HEADERS.has(name) || (traceparent !== undefined && name === 'traceparent')) continue;
     if (!upgrade) {
       if (HOP_BY_HOP_HEADERS.has(name) || DROPPED_REQUEST_HEADERS.has(name) || name === 'content-length') continue;
       if (named.size > 0 && named.has(name) && !FRAMING_HEADERS.has(name)) continue;
@@ -62,9 +64,16 @@ export function requestHead(request: InvocationRequest, framing: 'chunked' | 'ra
   const host = headers.host ?? request.host;
   if (headers.host === undefined) head += `host: ${host}\r\n`;
   head += forwardedHeaderLines(Array.isArray(priorFor) ? priorFor.join(', ') : priorFor, request.remoteAddress, host);
+  if (traceparent !== undefined) head += `traceparent: ${traceparent}\r\n`;
   if (framing === 'chunked') head += 'transfer-encoding: chunked\r\n';
   else if (framing === 'raw') head += `content-length: ${headers['content-length']}\r\n`;
   return `${head}\r\n`;
+}
+
+/** Options for {@link requestHead}. */
+export interface RequestHeadOptions {
+  /** The call's span as a W3C traceparent, sent in place of the client's. @default the client's header, if any */
+  traceparent?: string;
 }
 
 /** How the client's body is sent on: as it came (content-length), re-chunked, or not at all. */
@@ -90,6 +99,8 @@ export interface ProxyRequestOptions {
   headersTimeoutMs?: number;
   /** Called once when the exchange is over: failed, or the response body ended or was destroyed. @default undefined */
   onSettled?: () => void;
+  /** The instance's id, named on the span of a traced call. @default undefined */
+  instanceId?: string;
 }
 
 /** Turns a failed upstream exchange into the LamplighterError a user should see. */
@@ -148,10 +159,14 @@ export function proxyRequest(pool: UpstreamPool, request: InvocationRequest, opt
   // A request without a body leaves its (empty) body stream alone: the gateway makes none unless asked.
   const framing = bodyFraming(request);
   const exchange = new ProxiedExchange(request, options);
+  const trace = traceOf(request);
+  // Traced: the call is a span, lasting until the response body ends, and the program gets it as its traceparent.
+  const span = trace === undefined ? undefined : trace.startCall(request.method, `http://${options.target}${request.url}`, { name: 'run in process', runtime: 'process', instanceId: options.instanceId });
+  exchange.span = span;
   const pending = pool.request(
     {
       method: request.method,
-      head: requestHead(request, framing),
+      head: span === undefined ? requestHead(request, framing) : requestHead(request, framing, { traceparent: span.traceparent }),
       body: framing === 'none' ? null : request.body,
       framing,
       retryable: IDEMPOTENT.has(request.method),
@@ -159,6 +174,7 @@ export function proxyRequest(pool: UpstreamPool, request: InvocationRequest, opt
     exchange,
   );
   exchange.listen();
+  if (span !== undefined) pending.then((response) => exchange.answered(response.status), () => undefined);
   const headersTimeoutMs = options.headersTimeoutMs ?? 0;
   if (headersTimeoutMs <= 0 || request.deadline !== undefined) return pending;
   const timer = setTimeout(() => {
@@ -170,8 +186,11 @@ export function proxyRequest(pool: UpstreamPool, request: InvocationRequest, opt
 /** The pool's hooks for one proxied request: its abort, its settling, its errors, in one object per request. */
 class ProxiedExchange implements ExchangeControl {
   abort?: (reason: Error) => void;
+  /** The call's span, when the request is traced; ended once both its outcome is known and the exchange is over. */
+  span: TraceSpan | undefined;
   #removeAbort: (() => void) | undefined;
   #settled = false;
+  #outcomeKnown = false;
 
   constructor(
     private readonly request: InvocationRequest,
@@ -200,9 +219,24 @@ class ProxiedExchange implements ExchangeControl {
     this.#settled = true;
     this.#removeAbort?.();
     this.options.onSettled?.();
+    // A whole response settles before its status reaches answered(); the span ends there then.
+    if (this.#outcomeKnown) this.span?.end();
+  }
+
+  /** The child answered with `status` (traced requests only). */
+  answered(status: number): void {
+    const span = this.span!;
+    span.setStatus(status);
+    this.#outcomeKnown = true;
+    if (this.#settled) span.end();
   }
 
   mapError(err: Error): Error {
-    return toProxyError(err, this.options);
+    const mapped = toProxyError(err, this.options);
+    if (this.span !== undefined) {
+      this.span.fail(mapped);
+      this.#outcomeKnown = true;
+    }
+    return mapped;
   }
 }

@@ -319,6 +319,7 @@ export class ProcessInstance implements Instance {
         target: `${LOOPBACK}:${this.#port}`,
         headersTimeoutMs: this.#spec.limits.timeoutMs,
         onSettled: () => this.#release(),
+        instanceId: this.id,
       };
       if (this.#state === 'starting') this.#state = 'ready';
       this.#options.supervisor.onReady(this);

@@ -4,6 +4,7 @@ export type { SandboxPoolOptions, SandboxJob, SandboxResult, SandboxWorkerView }
 export { compileWagiModule, createWagiFactory } from './wagi-runtime.js';
 export type { CompiledWagiModule, WagiFactory, WagiFactoryOptions } from './wagi-runtime.js';
 export { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
+export type { WagiEnvOptions } from './wagi-cgi.js';
 export { packRunInput } from './sandbox-protocol.js';
 export { binaryKind, capMemory, memoryDeclaration, WASM_PAGE } from './wasm-binary.js';
 export type { BinaryKind, MemoryLimits, CappedModule, MemoryDeclaration } from './wasm-binary.js';

@@ -49,8 +49,14 @@ export function manifestEnvPrefix(functionEnv: Readonly<Record<string, string>>)
   return out;
 }
 
+/** Options for {@link wagiEnv}. */
+export interface WagiEnvOptions {
+  /** The run's span as a W3C traceparent: set as HTTP_TRACEPARENT in place of the client's. @default the client's header, if any */
+  traceparent?: string;
+}
+
 /** The CGI environment of one request as `NAME=value` entries, each ending in NUL, after `prefix`. */
-export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: string): string {
+export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: string, options?: WagiEnvOptions): string {
   const url = request.url;
   const q = url.indexOf('?');
   const query = q < 0 ? '' : url.slice(q + 1);
@@ -68,11 +74,13 @@ export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: 
   // A route's named parameters: /users/:id gives X_PARAM_ID.
   const params = request.route.params;
   if (params) for (const name in params) env += `X_PARAM_${name.toUpperCase().replace(/-/g, '_')}=${params[name]}\0`;
+  const traceparent = options?.traceparent;
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined) continue;
+    if (value === undefined || (traceparent !== undefined && name === 'traceparent')) continue;
     env += `HTTP_${name.toUpperCase().replace(/-/g, '_')}=${Array.isArray(value) ? value.join(', ') : value}\0`;
   }
+  if (traceparent !== undefined) env += `HTTP_TRACEPARENT=${traceparent}\0`;
   return env;
 }
 

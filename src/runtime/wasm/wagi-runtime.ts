@@ -5,11 +5,12 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCodes, LamplighterError, ModuleError } from '../../errors/index.js';
 import { readBodyLimited, type Instance, type InstanceExit, type InstanceFactory, type InstanceState, type InvocationRequest, type InvocationResponse, type LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
+import { traceOf, type TraceSpan } from '../../tracing/index.js';
 import { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
 import { packRunInput } from './sandbox-protocol.js';
 import { WasiHost } from './wasi-host.js';
 import { binaryKind, capMemory, importMemory, MEMORY_IMPORT, memoryDeclaration } from './wasm-binary.js';
-import type { SandboxPool } from './sandbox-pool.js';
+import type { SandboxPool, SandboxResult } from './sandbox-pool.js';
 
 /** A WAGI module checked and compiled at deploy time; shared by all its instances and workers. */
 export interface CompiledWagiModule {
@@ -144,18 +145,42 @@ class WagiInstance implements Instance {
     // A request with neither content-length nor transfer-encoding has no body (RFC 9112 §6.3).
     const framed = contentLength !== undefined || request.headers['transfer-encoding'] !== undefined;
     const body = framed ? await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength, 'limits.body_size') : EMPTY_BODY;
-    const result = await this.options.pool.run({
+    const trace = traceOf(request);
+    if (trace === undefined) return this.answer(request, await this.runInSandbox(request, body, undefined));
+    // Traced: the run is a span, and the module sees it (not the client's) as HTTP_TRACEPARENT.
+    const span = trace.startRun('wagi', this.id);
+    try {
+      const response = this.answer(request, await this.runInSandbox(request, body, span));
+      span.setStatus(response.status);
+      return response;
+    } catch (err) {
+      span.fail(err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  private runInSandbox(request: InvocationRequest, body: Buffer, span: TraceSpan | undefined): Promise<SandboxResult> {
+    const { spec } = this;
+    const env = wagiEnv(request, body.length, this.envPrefix, span === undefined ? undefined : { traceparent: span.traceparent });
+    return this.options.pool.run({
       key: this.compiled.key,
       // Fairness is per function: two functions running the same bytes are two tenants.
       owner: spec.name,
       module: this.compiled.module,
       memoryPages: [this.compiled.initialPages, this.compiled.maximumPages],
-      input: packRunInput(`${wagiArgs(request, this.argv0, spec.argv).join('\0')}\0`, wagiEnv(request, body.length, this.envPrefix), body),
+      input: packRunInput(`${wagiArgs(request, this.argv0, spec.argv).join('\0')}\0`, env, body),
       maxStdout: spec.limits.responseBytes,
       deadline: request.deadline ?? performance.now() + spec.limits.timeoutMs,
       // Read only if the run has to queue: most runs never create the request's AbortSignal.
       signal: { get aborted() { return request.signal.aborted; } },
     });
+  }
+
+  /** The response of a finished run, or the error its failure is. */
+  private answer(request: InvocationRequest, result: SandboxResult): InvocationResponse {
+    const { spec } = this;
     if (result.stderr.length > 0) this.options.log('stderr', Buffer.from(result.stderr).toString('utf8'));
     if (result.error) {
       if (result.error.kind === 'internal') {
