@@ -2,6 +2,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { InvocationRequest, MatchedRoute } from '../instance/index.js';
+import { REQUEST_TRACE, traceOf, type RequestTrace } from '../tracing/index.js';
 import { HOP_HEADER } from './forward-headers.js';
 
 /**
@@ -12,6 +13,11 @@ import { HOP_HEADER } from './forward-headers.js';
 export class ForwardedRequest implements InvocationRequest {
   readonly headers: IncomingHttpHeaders;
   readonly #inner: InvocationRequest;
+
+  /** The request's trace, when tracing is on: the hop is a span of it, and the peer continues it. */
+  get [REQUEST_TRACE](): RequestTrace | undefined {
+    return traceOf(this.#inner);
+  }
 
   constructor(inner: InvocationRequest, node: string) {
     this.#inner = inner;

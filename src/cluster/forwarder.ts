@@ -198,6 +198,8 @@ export class PeerForwarder {
       label: context.label,
       target: context.address,
       onSettled: () => this.#settled(link, context.address),
+      // Traced: the hop is a client span, and the peer's server span becomes its child.
+      span: { name: 'forward to peer', runtime: 'peer' },
     }).then(undefined, (err: unknown) => {
       throw toForwardError(err, context, request.aborted);
     });

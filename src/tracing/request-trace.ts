@@ -2,8 +2,8 @@
 import { SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { LamplighterError } from '../errors/index.js';
 
-/** The runtimes a run span can name. */
-export type RunRuntime = 'wagi' | 'component' | 'process';
+/** What ran a request: a runtime, or a peer node it was forwarded to. */
+export type RunRuntime = 'wagi' | 'component' | 'process' | 'peer';
 
 /** Attribute names of Lamplighter's own (the HTTP ones follow the semantic conventions). */
 export const TraceAttributes = {

@@ -2,7 +2,7 @@
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import { listTokens } from '../../http1/index.js';
 import { HOP_BY_HOP_HEADERS, type InvocationRequest, type InvocationResponse } from '../../instance/index.js';
-import { traceOf, type TraceSpan } from '../../tracing/index.js';
+import { traceOf, type RunRuntime, type TraceSpan } from '../../tracing/index.js';
 import { MalformedResponseError } from './response-parser.js';
 import type { ExchangeControl, UpstreamPool } from './upstream-pool.js';
 
@@ -101,6 +101,8 @@ export interface ProxyRequestOptions {
   onSettled?: () => void;
   /** The instance's id, named on the span of a traced call. @default undefined */
   instanceId?: string;
+  /** Name of a traced call's span, and the runtime it names. @default 'run in process', 'process' */
+  span?: { name: string; runtime: RunRuntime };
 }
 
 /** Turns a failed upstream exchange into the LamplighterError a user should see. */
@@ -161,7 +163,7 @@ export function proxyRequest(pool: UpstreamPool, request: InvocationRequest, opt
   const exchange = new ProxiedExchange(request, options);
   const trace = traceOf(request);
   // Traced: the call is a span, lasting until the response body ends, and the program gets it as its traceparent.
-  const span = trace === undefined ? undefined : trace.startCall(request.method, `http://${options.target}${request.url}`, { name: 'run in process', runtime: 'process', instanceId: options.instanceId });
+  const span = trace === undefined ? undefined : trace.startCall(request.method, `http://${options.target}${request.url}`, { name: options.span?.name ?? 'run in process', runtime: options.span?.runtime ?? 'process', instanceId: options.instanceId });
   exchange.span = span;
   const pending = pool.request(
     {
