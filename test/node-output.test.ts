@@ -78,9 +78,9 @@ test('node output — LAMPLIGHTER_LOG_FORMAT=pretty without the flag; a wrong fo
   }
   const bad = await runCli(['up', appDir, '--port', '0', '--admin-port', '0', '--log-format', 'xml']);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /--log-format must be 'json' or 'pretty', got 'xml'/);
+  assert.match(bad.stderr, /Invalid log_format from --log-format: expected 'json' or 'pretty', got 'xml'/);
   const badEnv = await runCli(['up', appDir, '--port', '0', '--admin-port', '0'], { env: { LAMPLIGHTER_LOG_FORMAT: 'yaml' } });
-  assert.match(badEnv.stderr, /LAMPLIGHTER_LOG_FORMAT must be 'json' or 'pretty', got 'yaml'/);
+  assert.match(badEnv.stderr, /Invalid log_format from environment variable LAMPLIGHTER_LOG_FORMAT: expected 'json' or 'pretty', got 'yaml'/);
 });
 
 test('node output — serve keeps function output out of its terminal (it is in the logs)', async () => {
@@ -116,7 +116,7 @@ test('node output — --log-max-size and --log-max-files set the rotation of the
   assert.deepEqual((await readdir(dir)).sort(), ['current.log', 'current.log.1']);
   for (const f of ['current.log', 'current.log.1']) assert.ok((await stat(path.join(dir, f))).size <= 1024, `${f} within 1 KiB`);
   const bad = await runCli(['up', app, '--port', '0', '--admin-port', '0', '--log-max-size', 'lots']);
-  assert.match(bad.stderr, /--log-max-size must be a size like 10MiB, got 'lots'/);
+  assert.match(bad.stderr, /Invalid log_max_size from --log-max-size: expected a size with a unit, like '10MiB', got 'lots'/);
   const badFiles = await runCli(['up', app, '--port', '0', '--admin-port', '0', '--log-max-files', '0']);
-  assert.match(badFiles.stderr, /--log-max-files must be a whole number of at least 1, got '0'/);
+  assert.match(badFiles.stderr, /Invalid log_max_files from --log-max-files: expected a whole number from 1 to 1000, like 5, got '0'/);
 });

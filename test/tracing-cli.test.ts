@@ -45,5 +45,5 @@ test('tracing cli — OTEL_EXPORTER_OTLP_ENDPOINT turns tracing on without the f
 test('tracing cli — an --otlp-endpoint that is not a URL stops up with the reason', async () => {
   const result = await runCli(['up', HELLO_DIR, '--port', '0', '--admin-port', '0', '--otlp-endpoint', 'localhost:4318'], { timeoutMs: 15_000 });
   assert.notEqual(result.code, 0);
-  assert.match(result.stderr, /--otlp-endpoint must be an http:\/\/ or https:\/\/ URL such as http:\/\/localhost:4318, got 'localhost:4318'/);
+  assert.match(result.stderr, /Invalid otlp_endpoint from --otlp-endpoint: expected an http:\/\/ or https:\/\/ URL, like http:\/\/localhost:4318, got 'localhost:4318'/);
 });

@@ -9,6 +9,7 @@ import { registerNewCommand } from './new-command.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerInspectCommand } from './inspect-command.js';
 import { registerCompletionCommand } from './completion-command.js';
+import { registerConfigCommand } from './config-command.js';
 import { STDIO } from './command-io.js';
 import { registerServerCommands } from './server-commands.js';
 
@@ -25,6 +26,7 @@ registerInspectCommand(program, io);
 registerBenchCommand(program, io);
 registerBuildCommand(program, io);
 registerNewCommand(program, io);
+registerConfigCommand(program, io);
 registerCompletionCommand(program, io);
 
 try {

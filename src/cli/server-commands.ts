@@ -3,117 +3,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration, parseSize, PlatformDefaults } from '../config/index.js';
-import { parseClusterUrls, type ClusterSettings } from '../cluster/index.js';
+import { settingValue, type NodeConfig } from '../config/index.js';
 import { Platform } from '../control/index.js';
-import { deployStepChannel, parseLogFormat, type DeployStepEvent } from '../observability/index.js';
+import { deployStepChannel, type DeployStepEvent } from '../observability/index.js';
 import { installExitHook } from '../runtime/process/index.js';
 import type { Revision } from '../store/index.js';
-import { tracingFromEnvironment } from '../tracing/index.js';
 import { DEFAULT_DATA_DIR } from './admin-client.js';
 import type { CommandIo } from './client-commands.js';
+import { reloadsConfig } from './config-reload.js';
 import { printFunctionOutput } from './function-output.js';
 import { noteLocalNode } from './local-nodes.js';
+import { addNodeOptions, nodeConfigOf, platformOptionsOf } from './node-options.js';
 import { watchApp } from './watch-app.js';
-
-interface NodeFlags {
-  port: string;
-  adminPort: string;
-  host: string;
-  adminHost: string;
-  data?: string;
-  workers?: string;
-  kedaPort?: string;
-  variablesFile?: string;
-  logFormat?: string;
-  logMaxSize?: string;
-  logMaxFiles?: string;
-  otlpEndpoint?: string;
-}
-
-interface ClusterFlags {
-  cluster?: string;
-  nodeName?: string;
-  advertise?: string;
-  natsCa?: string;
-  natsCert?: string;
-  natsKey?: string;
-  natsCreds?: string;
-  natsToken?: string;
-  downAfter?: string;
-  replicas?: string;
-  forwardLogs?: boolean;
-}
-
-/** The cluster a `serve` joins, from its flags; undefined (embedded) without `--cluster`. */
-function clusterSettings(flags: ClusterFlags): ClusterSettings | undefined {
-  if (flags.cluster === undefined) {
-    const stray = (['natsCa', 'natsCert', 'natsKey', 'natsCreds', 'natsToken', 'advertise', 'downAfter', 'replicas'] as const).find((k) => flags[k] !== undefined);
-    if (stray) throw new Error(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} only applies with --cluster nats://HOST:PORT`);
-    return undefined;
-  }
-  return {
-    servers: parseClusterUrls(flags.cluster),
-    ca: flags.natsCa,
-    cert: flags.natsCert,
-    key: flags.natsKey,
-    creds: flags.natsCreds,
-    token: flags.natsToken ?? process.env.LAMPLIGHTER_NATS_TOKEN,
-    advertise: flags.advertise,
-    timing: flags.downAfter === undefined ? undefined : discoveryTiming(flags.downAfter),
-    replicas: flags.replicas === undefined ? undefined : replicaCount(flags.replicas),
-  };
-}
-
-function replicaCount(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 5) throw new Error(`--replicas must be a whole number from 1 to 5 (JetStream's limit), got '${text}'`);
-  return n;
-}
-
-/** Heartbeats three times per drop time: one lost heartbeat never drops a node. */
-function discoveryTiming(text: string): { heartbeatMs: number; downAfterMs: number } {
-  const ms = parseDuration(text);
-  if (ms === undefined || ms < 300) throw new Error(`--down-after must be a duration of at least 300ms, like "3s", got '${text}'`);
-  return { heartbeatMs: Math.floor(ms / 3), downAfterMs: ms };
-}
-
-function port(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${flag} must be a port number, got '${value}'`);
-  return n;
-}
-
-/** Starts a node with the flags both `up` and `serve` take. */
-function startNode(flags: NodeFlags & ClusterFlags, dataDir: string, logLevel?: string, beforeListen?: (platform: Platform) => Promise<void>): Promise<Platform> {
-  return Platform.start({
-    cluster: clusterSettings(flags),
-    forwardLogs: flags.forwardLogs === true,
-    nodeName: flags.nodeName,
-    dataDir,
-    port: port(flags.port, '--port'),
-    adminPort: port(flags.adminPort, '--admin-port'),
-    host: flags.host,
-    adminHost: flags.adminHost,
-    sandboxWorkers: flags.workers ? Number(flags.workers) : undefined,
-    variablesFile: flags.variablesFile ?? process.env.LAMPLIGHTER_VARIABLES_FILE,
-    logLevel,
-    logFormat: flags.logFormat === undefined ? undefined : parseLogFormat(flags.logFormat),
-    functionLogs: functionLogSettings(flags),
-    beforeListen,
-    tracing: tracingFromEnvironment(flags.otlpEndpoint),
-    otlpEndpoint: flags.otlpEndpoint,
-  });
-}
-
-/** Rotation of the function log files, from `--log-max-size` and `--log-max-files`. */
-function functionLogSettings(flags: NodeFlags): { maxBytes?: number; maxFiles?: number } {
-  const maxBytes = flags.logMaxSize === undefined ? undefined : parseSize(flags.logMaxSize);
-  if (maxBytes === 0 || (flags.logMaxSize !== undefined && maxBytes === undefined)) throw new Error(`--log-max-size must be a size like 10MiB, got '${flags.logMaxSize}'`);
-  const maxFiles = flags.logMaxFiles === undefined ? undefined : Number(flags.logMaxFiles);
-  if (maxFiles !== undefined && !(Number.isInteger(maxFiles) && maxFiles >= 1)) throw new Error(`--log-max-files must be a whole number of at least 1, got '${flags.logMaxFiles}'`);
-  return { maxBytes, maxFiles };
-}
 
 /** Steps shorter than this print nothing. */
 const PROGRESS_AFTER_MS = 1000;
@@ -144,20 +45,6 @@ function reportProgress(io: CommandIo): () => void {
     deployStepChannel.unsubscribe(onStep);
     for (const timer of running.values()) clearTimeout(timer);
   };
-}
-
-function withNodeOptions(cmd: Command): Command {
-  return cmd
-    .option('--port <port>', 'gateway port', String(PlatformDefaults.port))
-    .option('--admin-port <port>', 'admin API and /metrics port', String(PlatformDefaults.adminPort))
-    .option('--host <addr>', 'gateway bind address', PlatformDefaults.host)
-    .option('--admin-host <addr>', 'admin API and /metrics bind address (loopback unless told otherwise, whatever --host is)', PlatformDefaults.adminHost)
-    .option('--workers <n>', 'sandbox worker threads (default: max(2, cores))')
-    .option('--variables-file <file>', 'TOML file of name = "value" giving app variables their values, after LAMPLIGHTER_VAR_<NAME> (or LAMPLIGHTER_VARIABLES_FILE)')
-    .option('--log-format <format>', "the node's own log: json (one object a line) or pretty (for a terminal) (default: $LAMPLIGHTER_LOG_FORMAT, then json)")
-    .option('--log-max-size <size>', 'rotate a function\'s log file in <data>/logs before it passes this size (default: 10MiB)')
-    .option('--log-max-files <n>', 'log files kept per function, the current one included (default: 5)')
-    .option('--otlp-endpoint <url>', 'export request traces and function logs over OTLP/HTTP to this base URL, e.g. http://localhost:4318 (or OTEL_EXPORTER_OTLP_ENDPOINT)');
 }
 
 async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => Promise<void>): Promise<void> {
@@ -193,71 +80,82 @@ function describeRoutes(platform: Platform, host: string, io: CommandIo): void {
 
 /** Registers `up` and `serve` on `program`. */
 export function registerServerCommands(program: Command, io: CommandIo): void {
-  withNodeOptions(program.command('up').argument('[dir]', 'app directory holding lamplighter.toml', '.').description('serve the app in [dir] on an embedded node (no other service needed)'))
-    .option('--data <dir>', 'keep state in this directory (default: a temporary one)')
-    .option('--no-function-output', "do not show the functions' output here (it stays in the logs)")
-    .option('--watch', "rebuild (each function's build command, or `lamplighter build` for a JS/TS handler) and redeploy when a source changes")
-    .action(async (dir: string, flags: NodeFlags & { functionOutput: boolean; watch?: boolean }) => {
+  addNodeOptions(program.command('up').argument('[dir]', 'app directory holding lamplighter.toml (or spin.toml)', '.').description('serve the app in [dir] on an embedded node (no other service needed)'), 'up')
+    .action(async (dir: string, _options: unknown, cmd: Command) => {
       installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
-      const dataDir = flags.data ?? (await mkdtemp(path.join(tmpdir(), 'lamplighter-up-')));
+      const tempData = await mkdtemp(path.join(tmpdir(), 'lamplighter-up-'));
+      let config: NodeConfig;
+      try {
+        config = await nodeConfigOf(cmd, 'up', tempData);
+      } catch (err) {
+        await rm(tempData, { recursive: true, force: true });
+        throw err;
+      }
+      const dataDir = settingValue<string>(config, 'data')!;
+      const ownsData = dataDir === tempData;
+      if (!ownsData) await rm(tempData, { recursive: true, force: true });
       // The app is deployed before the gateway listens: a request never finds the node without it.
       const stopProgress = reportProgress(io);
       let revision: Revision | undefined;
       let platform: Platform;
       try {
-        platform = await startNode(flags, dataDir, process.env.LAMPLIGHTER_LOG ?? 'warn', async (p) => {
-          // Shown from before the deploy, so what a function prints as it starts is seen too.
-          if (flags.functionOutput) printFunctionOutput(p.logs, io);
-          ({ revision } = await p.deployDir(dir));
-        });
+        platform = await Platform.start(
+          platformOptionsOf(config, {
+            dataDir,
+            beforeListen: async (p) => {
+              // Shown from before the deploy, so what a function prints as it starts is seen too.
+              if (settingValue<boolean>(config, 'function_output')) printFunctionOutput(p.logs, io);
+              ({ revision } = await p.deployDir(dir));
+            },
+          }),
+        );
       } catch (err) {
-        if (!flags.data) await rm(dataDir, { recursive: true, force: true });
+        if (ownsData) await rm(dataDir, { recursive: true, force: true });
         throw err;
       } finally {
         stopProgress();
       }
-      const adminUrl = `http://${urlHost(flags.adminHost)}:${platform.adminPort}`;
-      io.out(`Serving app '${revision!.app}' on http://${flags.host}:${platform.port} (admin and /metrics on ${adminUrl})`);
-      describeRoutes(platform, flags.host, io);
+      const host = settingValue<string>(config, 'host')!;
+      const adminUrl = `http://${urlHost(settingValue<string>(config, 'admin_host')!)}:${platform.adminPort}`;
+      io.out(`Serving app '${revision!.app}' on http://${host}:${platform.port} (admin and /metrics on ${adminUrl})`);
+      describeRoutes(platform, host, io);
       io.out(`Dashboard: ${adminUrl}/ui`);
       // `ls`, `logs` and `inspect` in another terminal find this node's token through the note.
       const forget = noteLocalNode(adminUrl, platform.adminPort, path.join(dataDir, 'token'));
-      const stopWatching = flags.watch ? watchApp(dir, platform, io) : undefined;
+      const stopWatching = settingValue<boolean>(config, 'watch') ? watchApp(dir, platform, io) : undefined;
+      const stopReloads = reloadsConfig(platform, config, () => nodeConfigOf(cmd, 'up', ownsData ? dataDir : undefined));
       await runUntilSignal(platform, io, async () => {
+        stopReloads();
         stopWatching?.();
         forget();
-        if (!flags.data) await rm(dataDir, { recursive: true, force: true });
+        if (ownsData) await rm(dataDir, { recursive: true, force: true });
       });
     });
 
-  withNodeOptions(program.command('serve').description('run a long-lived node; deploy to it with `lamplighter deploy`'))
-    .option('--data <dir>', 'data directory (artifacts, revisions, admin token)', DEFAULT_DATA_DIR)
-    .option('--keda-port <port>', 'serve the KEDA external-scaler gRPC protocol on this port')
-    .option('--cluster <urls>', 'join a cluster through NATS: nats://HOST:PORT[,nats://…] (tls:// requires TLS); without it the node is embedded')
-    .option('--node-name <name>', 'this node\'s name in the cluster (default: the host name)')
-    .option('--advertise <host:port>', 'address peers forward requests to (default: --host and the gateway port)')
-    .option('--nats-ca <file>', 'CA certificate that signed the NATS servers\' certificates')
-    .option('--nats-cert <file>', 'client certificate for NATS (with --nats-key)')
-    .option('--nats-key <file>', 'client key for NATS')
-    .option('--nats-creds <file>', 'NATS credentials file (JWT and seed)')
-    .option('--nats-token <token>', 'NATS token (or LAMPLIGHTER_NATS_TOKEN)')
-    .option('--replicas <n>', 'copies JetStream keeps of Lamplighter\'s buckets: 3 on a 3-server NATS cluster (default: 1)')
-    .option('--down-after <duration>', 'drop a node not heard from for this long, heartbeating every third of it (default: 3s)')
-    .option('--forward-logs', 'in a cluster, also publish function output to NATS subjects lamplighter.logs.<function>')
-    .action(async (flags: NodeFlags & ClusterFlags) => {
+  addNodeOptions(program.command('serve').description('run a long-lived node; deploy to it with `lamplighter deploy`'), 'serve')
+    .action(async (_options: unknown, cmd: Command) => {
       installExitHook({ signals: [] }); // SIGINT/SIGTERM stop gracefully below; the hook stays the last resort on exit.
-      const dataDir = flags.data ?? DEFAULT_DATA_DIR;
-      const platform = await startNode(flags, dataDir);
+      const config = await nodeConfigOf(cmd, 'serve', DEFAULT_DATA_DIR);
+      const dataDir = settingValue<string>(config, 'data')!;
+      const platform = await Platform.start(platformOptionsOf(config, { dataDir }));
+      const host = settingValue<string>(config, 'host')!;
+      const adminHost = urlHost(settingValue<string>(config, 'admin_host')!);
       let closeKeda = async (): Promise<void> => {};
-      if (flags.kedaPort !== undefined) {
-        const keda = await platform.startKeda(port(flags.kedaPort, '--keda-port'), flags.host);
+      const kedaPort = settingValue<number>(config, 'keda_port');
+      if (kedaPort !== undefined) {
+        const keda = await platform.startKeda(kedaPort, host);
         closeKeda = () => keda.close();
-        io.out(`KEDA external scaler on ${flags.host}:${keda.port}`);
+        io.out(`KEDA external scaler on ${host}:${keda.port}`);
       }
-      if (flags.cluster !== undefined) io.out(`Joined the cluster at ${flags.cluster} as node '${platform.nodeName}'`);
-      io.out(`Lamplighter serving on http://${flags.host}:${platform.port}; admin API on http://${urlHost(flags.adminHost)}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
-      describeRoutes(platform, flags.host, io);
-      io.out(`Dashboard: http://${urlHost(flags.adminHost)}:${platform.adminPort}/ui`);
-      await runUntilSignal(platform, io, closeKeda);
+      const cluster = settingValue<string>(config, 'cluster');
+      if (cluster !== undefined) io.out(`Joined the cluster at ${cluster} as node '${platform.nodeName}'`);
+      io.out(`Lamplighter serving on http://${host}:${platform.port}; admin API on http://${adminHost}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
+      describeRoutes(platform, host, io);
+      io.out(`Dashboard: http://${adminHost}:${platform.adminPort}/ui`);
+      const stopReloads = reloadsConfig(platform, config, () => nodeConfigOf(cmd, 'serve', DEFAULT_DATA_DIR));
+      await runUntilSignal(platform, io, async () => {
+        stopReloads();
+        await closeKeda();
+      });
     });
 }

@@ -241,6 +241,19 @@ async function handle(platform: Platform, dashboard: Dashboard, req: IncomingMes
   }
   if (resource === 'cluster' && !name && method === 'GET') return sendJson(res, 200, platform.clusterView());
   if (resource === 'inspect') return handleInspect(platform, method, name, url, res);
+  if (resource === 'config') {
+    const control = platform.configControl;
+    if (!control) throw new LamplighterError(ErrorCodes.NOT_FOUND, 'This node was not started by `lamplighter serve` or `up`: it has no settings to show or reload');
+    if (!name && method === 'GET') return sendJson(res, 200, control.show());
+    if (name === 'reload' && method === 'POST') {
+      try {
+        return sendJson(res, 200, await control.reload());
+      } catch (err) {
+        if (err instanceof LamplighterError) throw err;
+        throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Configuration not reloaded: ${(err as Error).message}`);
+      }
+    }
+  }
   if (resource === 'apps' && !name && method === 'GET') return sendJson(res, 200, { apps: platform.list() });
   if (resource === 'apps' && !name && method === 'POST') {
     const body = await readJson(req, deploySchema);

@@ -23,6 +23,18 @@ import { Deployments, type DeployRequest, type DeployResult } from './deployment
 import { inspectNode, type NodeInspection } from './node-inspection.js';
 import { NodeProfiler } from './node-profiler.js';
 
+/** What a reload did: settings applied live, and settings whose new value needs a restart. */
+export interface ConfigReport {
+  applied: string[];
+  restartNeeded: string[];
+}
+
+/** The node's settings as the admin API shows and reloads them; set by the command that started it. */
+export interface ConfigControl {
+  show(): unknown;
+  reload(): Promise<ConfigReport>;
+}
+
 /** Options for {@link Platform.start}. */
 export interface PlatformOptions {
   /** Data directory (artifacts, revisions, admin token). */
@@ -86,6 +98,8 @@ export class Platform {
   readonly logs: FunctionLogs;
   /** CPU profiles and heap snapshots of this node, one at a time. */
   readonly profiler = new NodeProfiler();
+  /** Its settings and how to reload them, when the command that started it resolved them. */
+  configControl: ConfigControl | undefined;
   readonly logger: Logger;
   readonly gateway: Gateway;
   readonly pool: SandboxPool;
@@ -313,6 +327,11 @@ export class Platform {
     const app = this.#deployments.apps.get(name);
     if (app) return [...app.groups.keys()];
     return this.group(name) ? [name] : undefined;
+  }
+
+  /** Changes the node's log level at once (a reload). */
+  setLogLevel(level: string): void {
+    this.logger.level = level;
   }
 
   /** What the node is doing now (`lamplighter inspect`); `fn` narrows it to one function. */

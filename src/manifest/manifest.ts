@@ -3,9 +3,8 @@ import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { z } from 'zod';
-import { PlatformDefaults } from '../config/index.js';
+import { nearestName, PlatformDefaults } from '../config/index.js';
 import { ManifestError } from '../errors/index.js';
-import { nearestName } from './nearest-name.js';
 import { SPIN_MANIFEST_FILE, translateSpinManifest } from './spin-manifest.js';
 import { KNOWN_FIELDS, manifestSchema, type RawBreakerPartition, type RawManifest } from './schema.js';
 
