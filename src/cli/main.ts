@@ -10,6 +10,7 @@ import { registerClientCommands } from './client-commands.js';
 import { registerInspectCommand } from './inspect-command.js';
 import { registerCompletionCommand } from './completion-command.js';
 import { registerConfigCommand } from './config-command.js';
+import { registerVariablesCommand } from './variables-command.js';
 import { STDIO } from './command-io.js';
 import { registerServerCommands } from './server-commands.js';
 
@@ -27,6 +28,7 @@ registerBenchCommand(program, io);
 registerBuildCommand(program, io);
 registerNewCommand(program, io);
 registerConfigCommand(program, io);
+registerVariablesCommand(program, io);
 registerCompletionCommand(program, io);
 
 try {

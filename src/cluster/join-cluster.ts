@@ -1,6 +1,7 @@
 // Joining a cluster: one NATS connection, the JetStream store, discovery over NATS, forwarding to peers.
 import type { DiscoveryEventKind, DiscoveryTiming } from '../discovery/index.js';
 import { NatsDiscovery } from '../discovery/index.js';
+import { ClusterVariables } from '../variables/index.js';
 import { ClusterBreakers, type BreakerClusterEvent } from '../breaker-cluster/index.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { JetStreamStore, type ArtifactStore, type StoreEvents } from '../store/index.js';
@@ -39,6 +40,8 @@ export interface JoinedCluster {
   connection: NatsConnection;
   /** Breakers judged across the cluster: each function revision's gate is attached here. */
   breakers: ClusterBreakers;
+  /** App variable values every node reads (JetStream KV). */
+  variables: ClusterVariables;
   /** Leaves discovery, stops forwarding, closes the store and the connection. */
   close(): Promise<void>;
 }
@@ -51,11 +54,13 @@ export async function joinCluster(name: string, settings: ClusterSettings, hooks
     const scope = await NatsDiscovery.start(nc, { node: name, timing: settings.timing, onEvent: hooks.onDiscoveryEvent });
     const node = new ClusterNode({ scope, forwarder: new PeerForwarder({ node: name }), isUnreachable: isPeerUnreachable, onForward: hooks.onForward });
     const breakers = new ClusterBreakers(nc, scope, { onEvent: hooks.onBreakerEvent });
+    const variables = await ClusterVariables.open(nc, { prefix: settings.prefix, replicas: settings.replicas });
     return {
       store,
       node,
       connection: nc,
       breakers,
+      variables,
       close: async () => {
         breakers.close();
         await node.close();

@@ -32,6 +32,7 @@ const deploySchema = z.object({
 });
 const missingSchema = z.object({ digests: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(10_000) });
 const rollbackSchema = z.object({ revision: z.number().int().positive().optional() });
+const variableSchema = z.object({ value: z.string() });
 
 /** Largest JSON body the admin API accepts. */
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
@@ -241,6 +242,21 @@ async function handle(platform: Platform, dashboard: Dashboard, req: IncomingMes
   }
   if (resource === 'cluster' && !name && method === 'GET') return sendJson(res, 200, platform.clusterView());
   if (resource === 'inspect') return handleInspect(platform, method, name, url, res);
+  if (resource === 'variables') {
+    const variables = platform.clusterVariables;
+    if (!variables) throw new LamplighterError(ErrorCodes.NOT_FOUND, 'Variables are set through the admin API in a cluster only; on a lone node use LAMPLIGHTER_VAR_<NAME> or --variables-file');
+    // Names only, never values: some are secrets.
+    if (!name && method === 'GET') return sendJson(res, 200, { names: await variables.names() });
+    if (name && method === 'PUT') {
+      const { value } = await readJson(req, variableSchema);
+      await variables.set(name, value);
+      return sendJson(res, 200, { set: name });
+    }
+    if (name && method === 'DELETE') {
+      if (!(await variables.remove(name))) throw new LamplighterError(ErrorCodes.NOT_FOUND, `Variable '${name}' has no value in the cluster`);
+      return sendJson(res, 200, { removed: name });
+    }
+  }
   if (resource === 'config') {
     const control = platform.configControl;
     if (!control) throw new LamplighterError(ErrorCodes.NOT_FOUND, 'This node was not started by `lamplighter serve` or `up`: it has no settings to show or reload');

@@ -15,7 +15,7 @@ import { SandboxPool } from '../runtime/wasm/index.js';
 import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type Revision, type StoreFs, type WriteFailure } from '../store/index.js';
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
 import { decideScale } from '../scaler/index.js';
-import { EnvironmentVariables, FileVariables } from '../variables/index.js';
+import { EnvironmentVariables, FileVariables, type ClusterVariables } from '../variables/index.js';
 import { RequestTracer, type TracingOptions } from '../tracing/index.js';
 import { startAdminApi } from './admin-api.js';
 import { appStatuses, functionStatus, type AppStatus, type FunctionStatus } from './app-status.js';
@@ -168,7 +168,7 @@ export class Platform {
         if (gate && cluster) cluster.breakers.attach(gate);
         return gate;
       },
-      variables: [new EnvironmentVariables(), ...(options.variablesFile ? [new FileVariables(options.variablesFile)] : [])],
+      variables: [new EnvironmentVariables(), ...(options.variablesFile ? [new FileVariables(options.variablesFile)] : []), ...(cluster ? [cluster.variables] : [])],
     });
   }
 
@@ -327,6 +327,11 @@ export class Platform {
     const app = this.#deployments.apps.get(name);
     if (app) return [...app.groups.keys()];
     return this.group(name) ? [name] : undefined;
+  }
+
+  /** The cluster's variables (set through any node); undefined on an embedded node. */
+  get clusterVariables(): ClusterVariables | undefined {
+    return this.#cluster?.variables;
   }
 
   /** Changes the node's log level at once (a reload). */
