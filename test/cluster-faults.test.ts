@@ -33,7 +33,8 @@ describe('cluster faults', () => {
       const cut = await cluster.addNode('node-cut', { cluster: { servers: [proxy.url] } });
       const [a, b] = cluster.nodes;
       await a!.deploy(helloApp('Hi'), { 'hello.wasm': HELLO_WASM });
-      await waitFor(async () => serves(cut, '/hello', 'Hi from Lamplighter!\n'), 3000, 'the third node to serve the app');
+      // Through the proxy, on a busy machine: the 2 s goal is measured by cluster-state and bench/cluster.
+      await waitFor(async () => serves(cut, '/hello', 'Hi from Lamplighter!\n'), 6000, 'the third node to serve the app');
       await waitFor(() => names(a!) === 'node-a,node-b,node-cut' && names(cut) === names(a!), 3000, 'three nodes in every view');
       proxy.cut();
       await waitFor(() => names(a!) === 'node-a,node-b' && names(b!) === 'node-a,node-b' && names(cut) === 'node-cut', TEST_TIMING.downAfterMs * 4, 'both sides to drop each other');
