@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { parseDuration, parseSize, PlatformDefaults } from '../config/index.js';
 import { parseClusterUrls, type ClusterSettings } from '../cluster/index.js';
-import { Platform } from '../control/index.js';
+import { Platform, type GatewayTlsSettings } from '../control/index.js';
 import { deployStepChannel, parseLogFormat, type DeployStepEvent } from '../observability/index.js';
 import { installExitHook } from '../runtime/process/index.js';
 import type { Revision } from '../store/index.js';
@@ -25,6 +25,11 @@ interface NodeFlags {
   logFormat?: string;
   logMaxSize?: string;
   logMaxFiles?: string;
+  tlsCert: string[];
+  tlsKey: string[];
+  httpRedirectPort?: string;
+  adminTlsCert?: string;
+  adminTlsKey?: string;
 }
 
 interface ClusterFlags {
@@ -97,7 +102,33 @@ function startNode(flags: NodeFlags & ClusterFlags, dataDir: string, logLevel?: 
     logFormat: flags.logFormat === undefined ? undefined : parseLogFormat(flags.logFormat),
     functionLogs: functionLogSettings(flags),
     beforeListen,
+    tls: gatewayTls(flags),
+    adminTls: adminTls(flags),
   });
+}
+
+/** The gateway's certificates from repeated `--tls-cert`/`--tls-key` pairs, in order. */
+function gatewayTls(flags: NodeFlags): GatewayTlsSettings | undefined {
+  const { tlsCert: certs, tlsKey: keys } = flags;
+  if (certs.length !== keys.length) {
+    throw new Error(`--tls-cert and --tls-key come in pairs, one key after each certificate; got ${certs.length} certificate(s) and ${keys.length} key(s)`);
+  }
+  if (certs.length === 0) {
+    if (flags.httpRedirectPort !== undefined) throw new Error('--http-redirect-port only applies with --tls-cert FILE --tls-key FILE');
+    return undefined;
+  }
+  const certificates = certs.map((cert, i) => ({ cert, key: keys[i]! }));
+  return { certificates, redirectPort: flags.httpRedirectPort === undefined ? undefined : port(flags.httpRedirectPort, '--http-redirect-port') };
+}
+
+function adminTls(flags: NodeFlags): { cert: string; key: string } | undefined {
+  if ((flags.adminTlsCert === undefined) !== (flags.adminTlsKey === undefined)) throw new Error('--admin-tls-cert and --admin-tls-key go together: give both, or neither');
+  return flags.adminTlsCert === undefined ? undefined : { cert: flags.adminTlsCert, key: flags.adminTlsKey! };
+}
+
+/** Collects a repeatable option's values in order. */
+function repeated(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 /** Rotation of the function log files, from `--log-max-size` and `--log-max-files`. */
@@ -150,7 +181,12 @@ function withNodeOptions(cmd: Command): Command {
     .option('--variables-file <file>', 'TOML file of name = "value" giving app variables their values, after LAMPLIGHTER_VAR_<NAME> (or LAMPLIGHTER_VARIABLES_FILE)')
     .option('--log-format <format>', "the node's own log: json (one object a line) or pretty (for a terminal) (default: $LAMPLIGHTER_LOG_FORMAT, then json)")
     .option('--log-max-size <size>', 'rotate a function\'s log file in <data>/logs before it passes this size (default: 10MiB)')
-    .option('--log-max-files <n>', 'log files kept per function, the current one included (default: 5)');
+    .option('--log-max-files <n>', 'log files kept per function, the current one included (default: 5)')
+    .option('--tls-cert <file>', 'serve the gateway over HTTPS with this PEM certificate (chain); repeat with --tls-key for more, chosen by SNI, the first the default', repeated, [])
+    .option('--tls-key <file>', 'the PEM private key of the --tls-cert before it', repeated, [])
+    .option('--http-redirect-port <port>', 'with --tls-cert, also answer plain HTTP on this port with a 308 to HTTPS')
+    .option('--admin-tls-cert <file>', 'serve the admin API and /metrics over HTTPS with this PEM certificate (with --admin-tls-key)')
+    .option('--admin-tls-key <file>', 'the PEM private key of --admin-tls-cert');
 }
 
 async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => Promise<void>): Promise<void> {
@@ -179,7 +215,7 @@ function describeRoutes(platform: Platform, host: string, io: CommandIo): void {
   const authority = urlHost(host);
   for (const app of platform.list()) {
     for (const fn of app.functions) {
-      for (const route of fn.routes) io.out(`  ${fn.name} (${fn.runtime}): http://${authority}:${platform.port}${route}`);
+      for (const route of fn.routes) io.out(`  ${fn.name} (${fn.runtime}): ${platform.scheme}://${authority}:${platform.port}${route}`);
     }
   }
 }
@@ -208,7 +244,8 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       } finally {
         stopProgress();
       }
-      io.out(`Serving app '${revision!.app}' on http://${flags.host}:${platform.port} (admin and /metrics on http://${urlHost(flags.adminHost)}:${platform.adminPort})`);
+      io.out(`Serving app '${revision!.app}' on ${platform.scheme}://${flags.host}:${platform.port} (admin and /metrics on ${platform.adminScheme}://${urlHost(flags.adminHost)}:${platform.adminPort})`);
+      if (platform.redirectPort) io.out(`Redirecting http://${flags.host}:${platform.redirectPort} to HTTPS`);
       describeRoutes(platform, flags.host, io);
       await runUntilSignal(platform, io, async () => {
         if (!flags.data) await rm(dataDir, { recursive: true, force: true });
@@ -240,7 +277,8 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
         io.out(`KEDA external scaler on ${flags.host}:${keda.port}`);
       }
       if (flags.cluster !== undefined) io.out(`Joined the cluster at ${flags.cluster} as node '${platform.nodeName}'`);
-      io.out(`Lamplighter serving on http://${flags.host}:${platform.port}; admin API on http://${urlHost(flags.adminHost)}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
+      io.out(`Lamplighter serving on ${platform.scheme}://${flags.host}:${platform.port}; admin API on ${platform.adminScheme}://${urlHost(flags.adminHost)}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
+      if (platform.redirectPort) io.out(`Redirecting http://${flags.host}:${platform.redirectPort} to HTTPS`);
       describeRoutes(platform, flags.host, io);
       await runUntilSignal(platform, io, closeKeda);
     });
