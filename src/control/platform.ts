@@ -83,6 +83,8 @@ export interface GatewayTlsSettings {
   certificates: CertificateFiles[];
   /** Also listen for plain HTTP on this port (on the gateway's host) and redirect it to HTTPS. @default undefined */
   redirectPort?: number;
+  /** Time a client has to complete its TLS handshake. @default DEFAULT_HANDSHAKE_TIMEOUT_MS (10 s) */
+  handshakeTimeoutMs?: number;
 }
 
 /** One node: serves deployed apps through its gateway and keeps them scaled. */
@@ -205,7 +207,7 @@ export class Platform {
       });
       if (stopWatch) platform.#stopWatch = stopWatch;
       // Certificates are checked before the restore: a bad file is refused without waiting for it.
-      if (options.tls) platform.#tls = await TlsCertificates.load(options.tls.certificates, { logger });
+      if (options.tls) platform.#tls = await TlsCertificates.load(options.tls.certificates, { logger, handshakeTimeoutMs: options.tls.handshakeTimeoutMs });
       if (options.adminTls) platform.#adminTls = await TlsCertificates.load([options.adminTls], { logger, flags: { cert: '--admin-tls-cert', key: '--admin-tls-key' } });
       await platform.#deployments.restore();
       await options.beforeListen?.(platform);

@@ -101,6 +101,11 @@ export class Http1Server implements ConnectionHost {
     });
   }
 
+  /** TCP sockets open, those still in their TLS handshake and upgraded ones included. */
+  get socketCount(): number {
+    return this.#accepted.size;
+  }
+
   /** True when the server speaks TLS. */
   get secure(): boolean {
     return this.#server instanceof tls.Server;

@@ -18,6 +18,8 @@ export interface TlsCertificatesOptions {
   settleMs?: number;
   /** The flags that named the files, for messages. @default --tls-cert / --tls-key */
   flags?: CertificateFlags;
+  /** Time a client has to complete its handshake, for the server that uses these certificates. @default 10_000 */
+  handshakeTimeoutMs?: number;
 }
 
 /** What one {@link TlsCertificates.reload} did. */
@@ -27,6 +29,9 @@ export interface TlsReloadResult {
   /** Certificates whose new files could not be used; the old ones are still served. */
   failed: Array<{ cert: string; message: string }>;
 }
+
+/** Default time a client has to complete its TLS handshake: a slow mobile link needs a few round trips. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Default time for a burst of file writes (certificate, then key) to settle. */
 export const DEFAULT_TLS_SETTLE_MS = 200;
@@ -43,10 +48,13 @@ export class TlsCertificates {
   #settle: NodeJS.Timeout | undefined;
   #reloading: Promise<TlsReloadResult> = Promise.resolve({ reloaded: [], failed: [] });
   #closed = false;
+  /** Time a client has to complete its handshake. */
+  readonly handshakeTimeoutMs: number;
 
   private constructor(current: LoadedCertificate[], options: TlsCertificatesOptions) {
     this.#current = current;
     this.#options = options;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   }
 
   /**
