@@ -71,6 +71,7 @@ export class Http1Server implements ConnectionHost {
   #sweep: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
   #allForgotten: (() => void) | undefined;
+  #allClosed: (() => void) | undefined;
   date = new Date().toUTCString();
   now = Date.now();
   closing = false;
@@ -97,7 +98,10 @@ export class Http1Server implements ConnectionHost {
     this.#server = options.tls ? this.#tlsServer(options.tls, onSocket) : net.createServer({ allowHalfOpen: true }, onSocket);
     this.#server.on('connection', (socket: Socket) => {
       this.#accepted.add(socket);
-      socket.once('close', () => this.#accepted.delete(socket));
+      socket.once('close', () => {
+        this.#accepted.delete(socket);
+        if (this.#accepted.size === 0) this.#allClosed?.();
+      });
     });
   }
 
@@ -176,6 +180,8 @@ export class Http1Server implements ConnectionHost {
     await listening;
     // net's callback can come before each socket's 'close', which is when a connection lets go.
     if (this.#connections.size > 0) await new Promise<void>((resolve) => (this.#allForgotten = resolve));
+    // The same holds for sockets that never became connections (a TLS handshake cut by the grace).
+    if (this.#accepted.size > 0) await new Promise<void>((resolve) => (this.#allClosed = resolve));
     clearTimeout(grace);
     clearInterval(this.#sweep);
   }
