@@ -71,7 +71,6 @@ export class Http1Server implements ConnectionHost {
   #sweep: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
   #allForgotten: (() => void) | undefined;
-  #allClosed: (() => void) | undefined;
   date = new Date().toUTCString();
   now = Date.now();
   closing = false;
@@ -98,16 +97,15 @@ export class Http1Server implements ConnectionHost {
     this.#server = options.tls ? this.#tlsServer(options.tls, onSocket) : net.createServer({ allowHalfOpen: true }, onSocket);
     this.#server.on('connection', (socket: Socket) => {
       this.#accepted.add(socket);
-      socket.once('close', () => {
-        this.#accepted.delete(socket);
-        if (this.#accepted.size === 0) this.#allClosed?.();
-      });
+      socket.once('close', () => this.#accepted.delete(socket));
     });
   }
 
   /** TCP sockets open, those still in their TLS handshake and upgraded ones included. */
   get socketCount(): number {
-    return this.#accepted.size;
+    let open = 0;
+    for (const socket of this.#accepted) if (!socket.closed) open++;
+    return open;
   }
 
   /** True when the server speaks TLS. */
@@ -181,7 +179,9 @@ export class Http1Server implements ConnectionHost {
     // net's callback can come before each socket's 'close', which is when a connection lets go.
     if (this.#connections.size > 0) await new Promise<void>((resolve) => (this.#allForgotten = resolve));
     // The same holds for sockets that never became connections (a TLS handshake cut by the grace).
-    if (this.#accepted.size > 0) await new Promise<void>((resolve) => (this.#allClosed = resolve));
+    // A socket is `closed` a tick before its 'close' event: those are done already.
+    const open = [...this.#accepted].filter((socket) => !socket.closed);
+    await Promise.all(open.map((socket) => new Promise((resolve) => socket.once('close', resolve))));
     clearTimeout(grace);
     clearInterval(this.#sweep);
   }
