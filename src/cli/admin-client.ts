@@ -1,6 +1,7 @@
 // A small client of the admin API for the CLI: token lookup, JSON calls, errors as messages.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Agent, fetch as fetchWith } from 'undici';
 import { PlatformDefaults } from '../config/index.js';
 import { ADMIN_API_HEADER } from '../control/index.js';
 import { localNodeToken } from './local-nodes.js';
@@ -13,6 +14,8 @@ export interface ClientOptions {
   token?: string;
   /** Data directory of a local node, to read its token from. @default .lamplighter */
   data?: string;
+  /** PEM file of the CA that signed an https admin API's certificate. @default $LAMPLIGHTER_CA, then the system's (and NODE_EXTRA_CA_CERTS) */
+  ca?: string;
 }
 
 /** Default data directory, relative to the working directory. */
@@ -57,6 +60,21 @@ async function resolveToken(options: ClientOptions): Promise<string | undefined>
   }
 }
 
+/** Where the CA came from, for messages; undefined when none was given. */
+function caSource(options: ClientOptions): { file: string; from: string } | undefined {
+  if (options.ca) return { file: options.ca, from: '--ca' };
+  if (process.env.LAMPLIGHTER_CA) return { file: process.env.LAMPLIGHTER_CA, from: '$LAMPLIGHTER_CA' };
+  return undefined;
+}
+
+/** Codes a TLS client gives when it does not trust the server's certificate or its name. */
+const UNTRUSTED_CODES: ReadonlySet<string> = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_UNTRUSTED', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+type Fetch = (url: string, init: { method: string; headers: Record<string, string>; body: string | Uint8Array<ArrayBuffer> | undefined }) => Promise<Response>;
+
 /** Talks to one node's admin API. */
 export class AdminClient {
   private constructor(
@@ -64,6 +82,9 @@ export class AdminClient {
     private readonly token: string | undefined,
     /** Where `base` came from (a flag, the environment, the default). */
     private readonly source: string,
+    private readonly fetch: Fetch,
+    /** Where the trusted CA came from, for messages. */
+    private readonly ca: { file: string; from: string } | undefined,
   ) {}
 
   /** Builds a client from CLI options. */
@@ -73,7 +94,8 @@ export class AdminClient {
     if (!URL.canParse(base) || !/^https?:$/.test(new URL(base).protocol)) {
       throw new ClientError(`The admin API URL from ${source} must be an http:// or https:// URL like ${DEFAULT_SERVER}, got '${base}'`);
     }
-    return new AdminClient(base, await resolveToken(options), source);
+    const ca = caSource(options);
+    return new AdminClient(base, await resolveToken(options), source, ca ? await fetchTrusting(ca) : fetch, ca);
   }
 
   /** Refuses an answer that did not come from a Lamplighter admin API, saying what it was. */
@@ -90,7 +112,7 @@ export class AdminClient {
   async call(method: string, route: string, body?: unknown, raw?: Uint8Array): Promise<Response> {
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    let payload: BodyInit | undefined;
+    let payload: string | Uint8Array<ArrayBuffer> | undefined;
     if (raw) {
       headers['content-type'] = 'application/octet-stream';
       payload = raw as Uint8Array<ArrayBuffer>;
@@ -100,10 +122,16 @@ export class AdminClient {
     }
     let res: Response;
     try {
-      res = await fetch(`${this.base}${route}`, { method, headers, body: payload });
+      res = await this.fetch(`${this.base}${route}`, { method, headers, body: payload });
     } catch (err) {
       const cause = (err as Error).cause as { code?: string; message?: string } | undefined;
       const reason = cause?.message || cause?.code || (err as Error).message;
+      if (cause?.code !== undefined && UNTRUSTED_CODES.has(cause.code)) {
+        const given = this.ca ? `the CA from ${this.ca.from} ('${this.ca.file}') did not sign it` : 'no CA was given for it';
+        throw new ClientError(
+          `The admin API at ${this.base} (from ${this.source}) presented a certificate this client does not trust (${reason}): ${given}. Give the CA that signed it with --ca FILE or LAMPLIGHTER_CA (or NODE_EXTRA_CA_CERTS), and check that the URL's host is one the certificate names.`,
+        );
+      }
       throw new ClientError(
         `Cannot reach the Lamplighter admin API at ${this.base} (from ${this.source}): ${reason}. Is a node running there (\`lamplighter serve\` or \`lamplighter up\`)? Point --server or LAMPLIGHTER_SERVER at its admin API.`,
       );
@@ -132,4 +160,18 @@ export class AdminClient {
       throw new ClientError(`${this.base} answered ${method} ${route} with something that is not JSON: ${JSON.stringify(text.slice(0, 80))}`);
     }
   }
+}
+
+/** A fetch that trusts the CA in `ca.file` (besides the system's) for https admin URLs. */
+async function fetchTrusting(ca: { file: string; from: string }): Promise<Fetch> {
+  let pem: string;
+  try {
+    pem = await readFile(ca.file, 'utf8');
+  } catch (err) {
+    throw new ClientError(`Cannot read the CA file '${ca.file}' from ${ca.from}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}. Give the PEM certificate of the CA that signed the admin API's certificate`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ClientError(`The CA file '${ca.file}' from ${ca.from} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  const agent = new Agent({ connect: { ca: pem } });
+  // undici's own fetch, the one that takes a dispatcher; its Response is the global one's shape.
+  return async (url, init) => (await fetchWith(url, { ...init, dispatcher: agent })) as unknown as Response;
 }

@@ -16,7 +16,8 @@ export function withClientOptions(cmd: Command): Command {
   return cmd
     .option('--server <url>', `admin API of the node (default: $LAMPLIGHTER_SERVER, then ${DEFAULT_SERVER})`)
     .option('--token <token>', 'admin token (default: $LAMPLIGHTER_TOKEN, then <data>/token)')
-    .option('--data <dir>', 'data directory of a local node, to read its token', DEFAULT_DATA_DIR);
+    .option('--data <dir>', 'data directory of a local node, to read its token', DEFAULT_DATA_DIR)
+    .option('--ca <file>', 'PEM certificate of the CA that signed an https admin API\'s certificate (default: $LAMPLIGHTER_CA)');
 }
 
 /** Uploads what the node lacks of an app directory's artifacts and deploys it. */

@@ -27,9 +27,12 @@ export function reloadsConfig(platform: Platform, initial: NodeConfig, resolve: 
       settings.set(key, setting);
       applied.push(key);
     }
+    // The certificate files are read again on every reload: a renewal keeps their names. New
+    // connections get what changed; a file that cannot be used keeps its old certificate.
+    const certificates = await platform.reloadTls();
     // What needs a restart keeps showing the value in force, with what the sources say now reported.
     current = { ...current, file: next.file, settings };
-    const report: ConfigReport = { applied, restartNeeded: restart };
+    const report: ConfigReport = { applied, restartNeeded: restart, ...(certificates.reloaded.length + certificates.failed.length > 0 ? { certificates } : {}) };
     if (applied.length > 0 || restart.length > 0) platform.logger.info({ applied, restartNeeded: restart }, 'configuration reloaded');
     return report;
   };

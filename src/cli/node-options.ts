@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { NODE_SETTINGS, flagOf, envOf, resolveNodeConfig, settingValue, settingsOf, type NodeCommand, type NodeConfig } from '../config/index.js';
 import { parseClusterUrls, type ClusterSettings } from '../cluster/index.js';
-import type { PlatformOptions } from '../control/index.js';
+import type { GatewayTlsSettings, PlatformOptions } from '../control/index.js';
 import { tracingFromEnvironment } from '../tracing/index.js';
 
 /** A setting's key as commander names its option value: `admin_port` → `adminPort`. */
@@ -20,6 +20,7 @@ export function addNodeOptions(cmd: Command, command: NodeCommand): Command {
     const help = `${def.help} (${envOf(def.key)}${shown})`;
     if (def.key === 'function_output') cmd.option('--no-function-output', `do not show the functions' output here (${envOf(def.key)}=false)`);
     else if (SWITCHES.has(def.key)) cmd.option(flagOf(def.key), help);
+    else if (def.list) cmd.option(`${flagOf(def.key)} <${def.valueName}>`, `${help}; repeatable`, (value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     else cmd.option(`${flagOf(def.key)} <${def.valueName}>`, help);
   }
   return cmd;
@@ -66,6 +67,28 @@ function clusterSettings(config: NodeConfig): ClusterSettings | undefined {
   };
 }
 
+/** The gateway's certificates from tls_cert/tls_key pairs, in order, and the redirect port. */
+function gatewayTls(config: NodeConfig): GatewayTlsSettings | undefined {
+  const certs = settingValue<string[]>(config, 'tls_cert') ?? [];
+  const keys = settingValue<string[]>(config, 'tls_key') ?? [];
+  if (certs.length !== keys.length) {
+    throw new Error(`tls_cert and tls_key come in pairs, one key for each certificate (--tls-cert FILE --tls-key FILE); got ${certs.length} certificate(s) and ${keys.length} key(s)`);
+  }
+  const redirectPort = settingValue<number>(config, 'http_redirect_port');
+  if (certs.length === 0) {
+    if (redirectPort !== undefined) throw new Error('http_redirect_port (--http-redirect-port) only applies with --tls-cert FILE --tls-key FILE');
+    return undefined;
+  }
+  return { certificates: certs.map((cert, i) => ({ cert, key: keys[i]! })), redirectPort };
+}
+
+function adminTls(config: NodeConfig): { cert: string; key: string } | undefined {
+  const cert = settingValue<string>(config, 'admin_tls_cert');
+  const key = settingValue<string>(config, 'admin_tls_key');
+  if ((cert === undefined) !== (key === undefined)) throw new Error('admin_tls_cert and admin_tls_key go together (--admin-tls-cert and --admin-tls-key): give both, or neither');
+  return cert === undefined ? undefined : { cert, key: key! };
+}
+
 /** The PlatformOptions a resolved config makes; `extra` adds what the command itself decides. */
 export function platformOptionsOf(config: NodeConfig, extra: Partial<PlatformOptions> & { dataDir: string }): PlatformOptions {
   const value = <T extends string | number | boolean>(key: string): T | undefined => settingValue<T>(config, key);
@@ -85,6 +108,8 @@ export function platformOptionsOf(config: NodeConfig, extra: Partial<PlatformOpt
     functionLogs: { maxBytes: value('log_max_size'), maxFiles: value('log_max_files') },
     tracing: tracingFromEnvironment(otlp),
     otlpEndpoint: otlp,
+    tls: gatewayTls(config),
+    adminTls: adminTls(config),
     ...extra,
   };
 }

@@ -73,7 +73,7 @@ function describeRoutes(platform: Platform, host: string, io: CommandIo): void {
   const authority = urlHost(host);
   for (const app of platform.list()) {
     for (const fn of app.functions) {
-      for (const route of fn.routes) io.out(`  ${fn.name} (${fn.runtime}): http://${authority}:${platform.port}${route}`);
+      for (const route of fn.routes) io.out(`  ${fn.name} (${fn.runtime}): ${platform.scheme}://${authority}:${platform.port}${route}`);
     }
   }
 }
@@ -116,8 +116,9 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
         stopProgress();
       }
       const host = settingValue<string>(config, 'host')!;
-      const adminUrl = `http://${urlHost(settingValue<string>(config, 'admin_host')!)}:${platform.adminPort}`;
-      io.out(`Serving app '${revision!.app}' on http://${host}:${platform.port} (admin and /metrics on ${adminUrl})`);
+      const adminUrl = `${platform.adminScheme}://${urlHost(settingValue<string>(config, 'admin_host')!)}:${platform.adminPort}`;
+      io.out(`Serving app '${revision!.app}' on ${platform.scheme}://${host}:${platform.port} (admin and /metrics on ${adminUrl})`);
+      if (platform.redirectPort) io.out(`Redirecting http://${host}:${platform.redirectPort} to HTTPS`);
       describeRoutes(platform, host, io);
       io.out(`Dashboard: ${adminUrl}/ui`);
       // `ls`, `logs` and `inspect` in another terminal find this node's token through the note.
@@ -149,9 +150,10 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       }
       const cluster = settingValue<string>(config, 'cluster');
       if (cluster !== undefined) io.out(`Joined the cluster at ${cluster} as node '${platform.nodeName}'`);
-      io.out(`Lamplighter serving on http://${host}:${platform.port}; admin API on http://${adminHost}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
+      io.out(`Lamplighter serving on ${platform.scheme}://${host}:${platform.port}; admin API on ${platform.adminScheme}://${adminHost}:${platform.adminPort} (token in ${path.join(dataDir, 'token')})`);
+      if (platform.redirectPort) io.out(`Redirecting http://${host}:${platform.redirectPort} to HTTPS`);
       describeRoutes(platform, host, io);
-      io.out(`Dashboard: http://${adminHost}:${platform.adminPort}/ui`);
+      io.out(`Dashboard: ${platform.adminScheme}://${adminHost}:${platform.adminPort}/ui`);
       const stopReloads = reloadsConfig(platform, config, () => nodeConfigOf(cmd, 'serve', DEFAULT_DATA_DIR));
       await runUntilSignal(platform, io, async () => {
         stopReloads();

@@ -26,6 +26,8 @@ export interface SettingDef {
   readonly live?: boolean;
   /** Commands that take it. @default both */
   readonly commands?: readonly NodeCommand[];
+  /** Takes several values: the flag repeats, the variable separates them by commas, the file gives a list. @default false */
+  readonly list?: boolean;
   /** Older environment variables that also set it, after the main one. @default none */
   readonly envAliases?: readonly string[];
   /** Its value is never shown (`config show` prints `(set)`). @default false */
@@ -89,6 +91,10 @@ const url = expect('an http:// or https:// URL, like http://localhost:4318', (ra
   const t = text(raw);
   return /^https?:\/\/[^\s]+$/.test(t) && URL.canParse(t) ? t : undefined;
 });
+const files = expect('one or more file paths (a TOML list in the file, commas in a variable)', (raw) => {
+  const list = Array.isArray(raw) ? raw.map((v) => text(v)) : text(raw).split(',').map((s) => s.trim()).filter(Boolean);
+  return list.length > 0 ? list : undefined;
+});
 const natsUrls = expect('nats://HOST:PORT, several joined by commas (tls:// for TLS)', (raw) => {
   const list = text(raw).split(',').map((s) => s.trim()).filter(Boolean);
   return list.length > 0 && list.every((u) => /^(nats|tls):\/\/[^\s/]+$/.test(u)) ? list.join(',') : undefined;
@@ -108,6 +114,11 @@ export const NODE_SETTINGS: readonly SettingDef[] = [
   { key: 'log_max_files', help: 'log files kept per function, the current one included', valueName: 'n', parse: wholeNumber(1, 1000, '5'), default: 5 },
   { key: 'variables_file', help: 'TOML file of name = "value" giving app variables their values, after LAMPLIGHTER_VAR_<NAME>', valueName: 'file', parse: anyText },
   { key: 'otlp_endpoint', help: 'export request traces and function logs over OTLP/HTTP to this base URL, e.g. http://localhost:4318 (or OTEL_EXPORTER_OTLP_ENDPOINT)', valueName: 'url', parse: url },
+  { key: 'tls_cert', help: 'serve the gateway over HTTPS with this PEM certificate (chain); repeat with tls_key for more, chosen by SNI, the first the default', valueName: 'file', parse: files, list: true },
+  { key: 'tls_key', help: 'the PEM private key of each tls_cert, in the same order', valueName: 'file', parse: files, list: true },
+  { key: 'http_redirect_port', help: 'with tls_cert, also answer plain HTTP on this port with a 308 to HTTPS', valueName: 'port', parse: portNumber },
+  { key: 'admin_tls_cert', help: 'serve the admin API, /metrics and the dashboard over HTTPS with this PEM certificate (with admin_tls_key)', valueName: 'file', parse: anyText },
+  { key: 'admin_tls_key', help: 'the PEM private key of admin_tls_cert', valueName: 'file', parse: anyText },
   { key: 'keda_port', help: 'serve the KEDA external-scaler gRPC protocol on this port', valueName: 'port', parse: portNumber, commands: ['serve'] },
   { key: 'cluster', help: 'join a cluster through NATS: nats://HOST:PORT[,nats://…] (tls:// requires TLS); without it the node is embedded', valueName: 'urls', parse: natsUrls, commands: ['serve'] },
   { key: 'node_name', help: "this node's name in the cluster (default: the host name)", valueName: 'name', parse: anyText, commands: ['serve'] },

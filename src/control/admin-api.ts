@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
@@ -13,6 +14,7 @@ import { Dashboard } from '../dashboard/index.js';
 import { errorResponse } from '../gateway/index.js';
 import { readBodyLimited } from '../instance/index.js';
 import type { LogLine } from '../observability/index.js';
+import type { TlsCertificates } from '../tls/index.js';
 import { MAX_PROFILE_SECONDS } from './node-profiler.js';
 import type { Platform } from './platform.js';
 
@@ -117,10 +119,17 @@ function formatLine(line: LogLine): string {
   return `${JSON.stringify(line)}\n`;
 }
 
+/** Options for {@link startAdminApi}. */
+export interface AdminApiOptions {
+  /** Serve HTTPS with these certificates. @default undefined (plain HTTP) */
+  tls?: TlsCertificates | undefined;
+}
+
 /** Serves the admin API for `platform`; resolves with the bound address and a close function. */
-export async function startAdminApi(platform: Platform, port: number, host: string): Promise<{ port: number; address: AddressInfo; close(): Promise<void> }> {
+export async function startAdminApi(platform: Platform, port: number, host: string, options: AdminApiOptions = {}): Promise<{ port: number; address: AddressInfo; close(): Promise<void> }> {
+  const tls = options.tls;
   const dashboard = new Dashboard(platform);
-  const server = http.createServer((req, res) => {
+  const listener: http.RequestListener = (req, res) => {
     res.setHeader(ADMIN_API_HEADER, '1');
     handle(platform, dashboard, req, res).catch((err: unknown) => {
       if (res.headersSent) {
@@ -131,7 +140,13 @@ export async function startAdminApi(platform: Platform, port: number, host: stri
       res.writeHead(out.status, Object.fromEntries(out.headers));
       res.end(out.body);
     });
-  });
+  };
+  const server = tls
+    ? https.createServer({ ...tls.defaultCredentials(), SNICallback: (name, done) => done(null, tls.contextFor(name)) }, listener)
+    : http.createServer(listener);
+  // Clients without SNI get the server's own context, which only setSecureContext replaces.
+  const stopTls = tls?.onChange(() => (server as https.Server).setSecureContext(tls.defaultCredentials()));
+  server.once('close', () => stopTls?.());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

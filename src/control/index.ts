@@ -1,6 +1,6 @@
 // Control plane: the node (Platform) and its admin API.
 export { Platform } from './platform.js';
-export type { ConfigControl, ConfigReport, PlatformOptions } from './platform.js';
+export type { ConfigControl, ConfigReport, GatewayTlsSettings, PlatformOptions } from './platform.js';
 export type { DeployRequest, DeployResult } from './deployments.js';
 export type { AppStatus, FunctionStatus } from './app-status.js';
 export type { RestoreNote } from './restore-plan.js';

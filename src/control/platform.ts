@@ -17,6 +17,7 @@ import { startKedaServer, type DemandSource, type KedaServer } from '../keda/ind
 import { decideScale } from '../scaler/index.js';
 import { EnvironmentVariables, FileVariables, type ClusterVariables } from '../variables/index.js';
 import { RequestTracer, type TracingOptions } from '../tracing/index.js';
+import { startHttpsRedirect, TlsCertificates, type CertificateFiles, type HttpsRedirect, type TlsReloadResult } from '../tls/index.js';
 import { startAdminApi } from './admin-api.js';
 import { appStatuses, functionStatus, type AppStatus, type FunctionStatus } from './app-status.js';
 import { Deployments, type DeployRequest, type DeployResult } from './deployments.js';
@@ -27,6 +28,8 @@ import { NodeProfiler } from './node-profiler.js';
 export interface ConfigReport {
   applied: string[];
   restartNeeded: string[];
+  /** Certificate files read again: those now served, and those whose new contents could not be used. */
+  certificates?: TlsReloadResult;
 }
 
 /** The node's settings as the admin API shows and reloads them; set by the command that started it. */
@@ -90,6 +93,20 @@ export interface PlatformOptions {
   beforeListen?: (platform: Platform) => Promise<void>;
   /** Traces requests and exports the spans over OTLP/HTTP (`--otlp-endpoint`); tracing is off without it. @default undefined */
   tracing?: TracingOptions;
+  /** Serve the gateway over HTTPS (`--tls-cert`/`--tls-key`, `--http-redirect-port`). @default undefined (plain HTTP) */
+  tls?: GatewayTlsSettings;
+  /** Serve the admin API over HTTPS (`--admin-tls-cert`/`--admin-tls-key`). @default undefined (plain HTTP) */
+  adminTls?: CertificateFiles;
+}
+
+/** The gateway's certificates and its optional plain-HTTP redirect. */
+export interface GatewayTlsSettings {
+  /** Certificate and key files, in order: SNI picks among them, the first is the default. */
+  certificates: CertificateFiles[];
+  /** Also listen for plain HTTP on this port (on the gateway's host) and redirect it to HTTPS. @default undefined */
+  redirectPort?: number;
+  /** Time a client has to complete its TLS handshake. @default DEFAULT_HANDSHAKE_TIMEOUT_MS (10 s) */
+  handshakeTimeoutMs?: number;
 }
 
 /** One node: serves deployed apps through its gateway and keeps them scaled. */
@@ -117,6 +134,11 @@ export class Platform {
   /** Address the admin API is bound to; undefined when disabled. */
   adminAddress: AddressInfo | undefined;
   private admin: { close(): Promise<void> } | undefined;
+  #tls: TlsCertificates | undefined;
+  #adminTls: TlsCertificates | undefined;
+  #redirect: HttpsRedirect | undefined;
+  /** Port of the plain-HTTP redirect to HTTPS (0 when there is none). */
+  redirectPort = 0;
   #stopWatch: (() => void) | undefined;
   private readonly activityListeners = new Set<(fn: string, active: boolean) => void>();
   private readonly lastActive = new Map<string, boolean>();
@@ -213,13 +235,20 @@ export class Platform {
         platform!.#deployments.follow(change).catch((err: unknown) => logger.error({ app: change.app, err: (err as Error).message }, 'could not follow a change made in the cluster'));
       });
       if (stopWatch) platform.#stopWatch = stopWatch;
+      // Certificates are checked before the restore: a bad file is refused without waiting for it.
+      if (options.tls) platform.#tls = await TlsCertificates.load(options.tls.certificates, { logger, handshakeTimeoutMs: options.tls.handshakeTimeoutMs });
+      if (options.adminTls) platform.#adminTls = await TlsCertificates.load([options.adminTls], { logger, flags: { cert: '--admin-tls-cert', key: '--admin-tls-key' } });
       await platform.#deployments.restore();
       await options.beforeListen?.(platform);
       const host = options.host ?? PlatformDefaults.host;
-      platform.port = await platform.gateway.listen(options.port ?? PlatformDefaults.port, host);
+      platform.port = await platform.gateway.listen(options.port ?? PlatformDefaults.port, host, platform.#tls ? { tls: platform.#tls } : {});
+      if (options.tls?.redirectPort !== undefined) {
+        platform.#redirect = await startHttpsRedirect(options.tls.redirectPort, host, { httpsPort: platform.port });
+        platform.redirectPort = platform.#redirect.port;
+      }
       cluster?.node.announce(options.cluster?.advertise ?? `${advertisedHost(host)}:${platform.port}`);
       if (options.adminPort !== null) {
-        const admin = await startAdminApi(platform, options.adminPort ?? PlatformDefaults.adminPort, options.adminHost ?? PlatformDefaults.adminHost);
+        const admin = await startAdminApi(platform, options.adminPort ?? PlatformDefaults.adminPort, options.adminHost ?? PlatformDefaults.adminHost, { tls: platform.#adminTls });
         platform.admin = admin;
         platform.adminPort = admin.port;
         platform.adminAddress = admin.address;
@@ -232,6 +261,29 @@ export class Platform {
     platform.scaleTimer = setInterval(() => platform.reconcile(), interval);
     platform.scaleTimer.unref();
     return platform;
+  }
+
+  /** The gateway's scheme: `https` when it serves TLS. */
+  get scheme(): 'http' | 'https' {
+    return this.#tls ? 'https' : 'http';
+  }
+
+  /** The admin API's scheme: `https` when it serves TLS. */
+  get adminScheme(): 'http' | 'https' {
+    return this.#adminTls ? 'https' : 'http';
+  }
+
+  /**
+   * Reads the gateway's and the admin API's certificate files again (for SIGHUP or a config
+   * reload; file changes are also picked up on their own). New connections get the new
+   * certificates; a file that cannot be used is logged and its old certificate kept.
+   */
+  async reloadTls(): Promise<TlsReloadResult> {
+    const results = await Promise.all([this.#tls?.reload(), this.#adminTls?.reload()]);
+    return {
+      reloaded: results.flatMap((r) => r?.reloaded ?? []),
+      failed: results.flatMap((r) => r?.failed ?? []),
+    };
   }
 
   /** Logs and counts a damaged file the store found. */
@@ -393,7 +445,10 @@ export class Platform {
     this.#stopWatch?.();
     this.#cluster?.node.drain();
     await this.admin?.close();
+    await this.#redirect?.close();
     await this.gateway.close();
+    this.#tls?.close();
+    this.#adminTls?.close();
     await this.#deployments.close();
     await this.pool.close();
     await this.logs.close();

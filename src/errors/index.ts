@@ -22,6 +22,7 @@ export const ErrorCodes = {
   SHUTTING_DOWN: 'LL_SHUTTING_DOWN',
   STORAGE_FULL: 'LL_STORAGE_FULL',
   STORE_DAMAGED: 'LL_STORE_DAMAGED',
+  TLS_INVALID: 'LL_TLS_INVALID',
   INTERNAL: 'LL_INTERNAL',
 } as const;
 
@@ -50,6 +51,7 @@ export const httpStatusOf: Readonly<Record<ErrorCode, number>> = {
   LL_SHUTTING_DOWN: 503,
   LL_STORAGE_FULL: 507,
   LL_STORE_DAMAGED: 500,
+  LL_TLS_INVALID: 400,
   LL_INTERNAL: 500,
 };
 

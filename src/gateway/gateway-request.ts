@@ -12,6 +12,8 @@ export interface RequestSource {
   readonly headers: IncomingHttpHeaders;
   readonly remoteAddress: string;
   readonly body: Readable;
+  /** @default 'http' */
+  readonly scheme?: 'http' | 'https';
 }
 
 /** Prefix of the headers that carry a route's named parameters to processes and components (as Spin names them). */
@@ -73,6 +75,10 @@ export class GatewayRequest implements RoutedRequest, Traceable {
 
   get headers(): IncomingHttpHeaders {
     return this.req.headers;
+  }
+
+  get scheme(): 'http' | 'https' {
+    return this.req.scheme ?? 'http';
   }
 
   /** The node that forwarded this request, from its hop header. */

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
-import { closingResponse, Http1Server, type ServerRequest, type ServerResponse } from '../http1/index.js';
+import { closingResponse, Http1Server, type Http1TlsSource, type ServerRequest, type ServerResponse } from '../http1/index.js';
 import { HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, type GatewayTarget, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { REQUEST_TRACE, TraceAttributes, type RequestTrace, type RequestTracer } from '../tracing/index.js';
@@ -21,6 +21,12 @@ export interface GatewayOptions {
   nodeName?: string;
   /** Traces each request (a server span, the child of the client's traceparent); none when tracing is off. @default undefined */
   tracer?: RequestTracer;
+}
+
+/** Options for {@link Gateway.listen}. */
+export interface GatewayListenOptions {
+  /** Serve HTTPS with these certificates (src/tls's TlsCertificates). @default undefined (plain HTTP) */
+  tls?: Http1TlsSource;
 }
 
 /** A request handed to {@link Gateway.handle} in-process, as a client would send it. */
@@ -56,8 +62,8 @@ export class Gateway {
     this.routes = table;
   }
 
-  /** Starts listening; resolves with the bound port. */
-  async listen(port: number, host: string): Promise<number> {
+  /** Starts listening, over HTTPS when `options.tls` gives certificates; resolves with the bound port. */
+  async listen(port: number, host: string, options: GatewayListenOptions = {}): Promise<number> {
     const server = new Http1Server({
       request: (req, res) => this.onRequest(req, res),
       upgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
@@ -66,7 +72,7 @@ export class Gateway {
         this.options.metrics.recordUnrouted(status);
         return errorParts(new LamplighterError(ErrorCodes.BAD_REQUEST, `Bad request: ${message}`), nextRequestId());
       },
-    });
+    }, options.tls ? { tls: options.tls } : {});
     this.server = server;
     this.port = await server.listen(port, host);
     return this.port;
@@ -127,6 +133,7 @@ export class Gateway {
       remoteAddress: req.remoteAddress,
       host,
       serverPort: this.port,
+      scheme: req.scheme,
       route: match.route,
       signal: controller.signal,
       forwardedBy: typeof req.headers[HOP_HEADER] === 'string' ? req.headers[HOP_HEADER] : undefined,

@@ -3,6 +3,7 @@
 // that does not read its answers, until they drain), and closes the connection when the client,
 // the protocol or the server asks.
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { RequestError, RequestParser, type RequestHead } from './request-parser.js';
 import { RequestAbortedError, ServerRequest, type BodySource } from './server-request.js';
 import { closingResponse, ServerResponse, type ResponseSink } from './server-response.js';
@@ -168,7 +169,7 @@ export class Connection implements BodySource, ResponseSink {
 
   #onHead(head: RequestHead): boolean {
     this.#headSince = -1;
-    const req = new ServerRequest(head, this.socket.remoteAddress ?? '', this);
+    const req = new ServerRequest(head, this.socket.remoteAddress ?? '', this, (this.socket as Partial<TLSSocket>).encrypted === true ? 'https' : 'http');
     this.#req = req;
     if (head.upgrade && this.host.onUpgrade) {
       this.#upgrading = true;

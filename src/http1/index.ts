@@ -1,5 +1,5 @@
 // The gateway's own HTTP/1.1 server: strict request parsing, pipelining, keep-alive, upgrades.
-export { Http1Server, type Http1Handlers, type Http1ServerOptions } from './server.js';
+export { Http1Server, type Http1Handlers, type Http1ServerOptions, type Http1TlsSource } from './server.js';
 export { ServerRequest, RequestAbortedError } from './server-request.js';
 export { ServerResponse, closingResponse } from './server-response.js';
 export type { Refusal } from './connection.js';

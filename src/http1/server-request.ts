@@ -33,6 +33,8 @@ export class ServerRequest {
     readonly head: RequestHead,
     readonly remoteAddress: string,
     private readonly source: BodySource,
+    /** `https` when the request came over TLS. */
+    readonly scheme: 'http' | 'https' = 'http',
   ) {
     this.complete = head.framing === 'none';
   }

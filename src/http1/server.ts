@@ -1,6 +1,7 @@
-// The gateway's HTTP/1.1 server: a net.Server whose connections parse and answer requests
-// themselves (see connection.ts), with one sweep a second for the idle and slow-header timeouts.
+// The gateway's HTTP/1.1 server: a net.Server (or a tls.Server) whose connections parse and answer
+// requests themselves (see connection.ts), with one sweep a second for the idle and slow-header timeouts.
 import net, { type AddressInfo, type Socket } from 'node:net';
+import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { Connection, type ConnectionHost, type Refusal } from './connection.js';
 import type { ServerRequest } from './server-request.js';
 import type { ServerResponse } from './server-response.js';
@@ -32,7 +33,23 @@ export interface Http1ServerOptions {
   keepAliveTimeoutMs?: number;
   /** Time connections still busy when {@link Http1Server.close} is called are given before they are cut. @default 2000 */
   closeGraceMs?: number;
+  /** Serve HTTPS with these certificates; ALPN offers `http/1.1`. @default undefined (plain HTTP) */
+  tls?: Http1TlsSource;
 }
+
+/** The certificates of an HTTPS server (src/tls's TlsCertificates is one). */
+export interface Http1TlsSource {
+  /** Key and certificate (PEM) for clients that name no server (no SNI). */
+  defaultCredentials(): { cert: Buffer; key: Buffer };
+  /** The context for a client that names a server (SNI). */
+  contextFor(serverName: string): SecureContext;
+  /** Calls `listener` when the certificates change; returns a function that removes it. */
+  onChange(listener: () => void): () => void;
+  /** Time a client has to complete its TLS handshake. @default 10_000 */
+  readonly handshakeTimeoutMs?: number;
+}
+
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const DEFAULT_HEADERS_TIMEOUT_MS = 60_000;
 const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
@@ -44,6 +61,9 @@ export class Http1Server implements ConnectionHost {
   readonly #connections = new Set<Connection>();
   /** Sockets handed to the upgrade handler: no longer ours to read, but cut when a close's grace ends. */
   readonly #upgraded = new Set<Socket>();
+  /** Every accepted TCP socket, handshaking ones included, so that a close's grace can cut them all. */
+  readonly #accepted = new Set<Socket>();
+  #stopTls: (() => void) | undefined;
   readonly headersMs: number;
   readonly keepAliveMs: number;
   readonly sweepMs: number;
@@ -54,6 +74,8 @@ export class Http1Server implements ConnectionHost {
   date = new Date().toUTCString();
   now = Date.now();
   closing = false;
+  /** Connections cut before their TLS handshake completed (a plain-HTTP client, a timeout, a bad hello). */
+  tlsClientErrors = 0;
   readonly onUpgrade: ((req: ServerRequest, socket: Socket, head: Buffer) => void) | undefined;
 
   constructor(
@@ -67,11 +89,49 @@ export class Http1Server implements ConnectionHost {
     this.sweepMs = Math.min(SWEEP_MS, ...[headersMs, keepAliveMs].filter((ms) => ms > 0));
     this.#graceMs = options.closeGraceMs ?? 2000;
     this.onUpgrade = handlers.upgrade?.bind(handlers);
-    // allowHalfOpen: the connection, not net, decides what a client's FIN means (see connection.ts).
-    this.#server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const onSocket = (socket: Socket): void => {
       if (this.closing) return void socket.destroy();
       this.#connections.add(new Connection(socket, this));
+    };
+    // allowHalfOpen: the connection, not net, decides what a client's FIN means (see connection.ts).
+    this.#server = options.tls ? this.#tlsServer(options.tls, onSocket) : net.createServer({ allowHalfOpen: true }, onSocket);
+    this.#server.on('connection', (socket: Socket) => {
+      this.#accepted.add(socket);
+      socket.once('close', () => this.#accepted.delete(socket));
     });
+  }
+
+  /** TCP sockets open, those still in their TLS handshake and upgraded ones included. */
+  get socketCount(): number {
+    let open = 0;
+    for (const socket of this.#accepted) if (!socket.closed) open++;
+    return open;
+  }
+
+  /** True when the server speaks TLS. */
+  get secure(): boolean {
+    return this.#server instanceof tls.Server;
+  }
+
+  #tlsServer(source: Http1TlsSource, onSocket: (socket: TLSSocket) => void): tls.Server {
+    const server = tls.createServer(
+      {
+        allowHalfOpen: true,
+        ...source.defaultCredentials(),
+        ALPNProtocols: ['http/1.1'],
+        handshakeTimeout: source.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        SNICallback: (serverName, done) => done(null, source.contextFor(serverName)),
+      },
+      onSocket,
+    );
+    // Clients without SNI get the server's own context, which only setSecureContext replaces.
+    this.#stopTls = source.onChange(() => server.setSecureContext(source.defaultCredentials()));
+    // net leaves a socket whose handshake failed or timed out open; it has nothing more to say.
+    server.on('tlsClientError', (_err, socket) => {
+      this.tlsClientErrors++;
+      socket.destroy();
+    });
+    return server;
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -106,16 +166,22 @@ export class Http1Server implements ConnectionHost {
 
   async #close(): Promise<void> {
     this.closing = true;
+    this.#stopTls?.();
     const listening = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const connection of this.#connections) connection.closeIfIdle();
     const grace = setTimeout(() => {
       for (const connection of this.#connections) connection.socket.destroy();
       for (const socket of this.#upgraded) socket.destroy();
+      for (const socket of this.#accepted) socket.destroy();
     }, this.#graceMs);
     grace.unref();
     await listening;
     // net's callback can come before each socket's 'close', which is when a connection lets go.
     if (this.#connections.size > 0) await new Promise<void>((resolve) => (this.#allForgotten = resolve));
+    // The same holds for sockets that never became connections (a TLS handshake cut by the grace).
+    // A socket is `closed` a tick before its 'close' event: those are done already.
+    const open = [...this.#accepted].filter((socket) => !socket.closed);
+    await Promise.all(open.map((socket) => new Promise((resolve) => socket.once('close', resolve))));
     clearTimeout(grace);
     clearInterval(this.#sweep);
   }

@@ -37,6 +37,8 @@ export interface InvocationRequest {
   readonly host: string;
   /** Port the gateway received the request on. */
   readonly serverPort: number;
+  /** `https` when the client reached the gateway over TLS. @default 'http' */
+  readonly scheme?: 'http' | 'https';
   readonly route: MatchedRoute;
   /** Aborted when the client goes away or the request's deadline passes. */
   readonly signal: AbortSignal;

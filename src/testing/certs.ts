@@ -10,6 +10,8 @@ const run = promisify(execFile);
 export interface TestCertificates {
   /** The CA that signed the server and client certificates. */
   ca: string;
+  /** The CA's key, for {@link makeTestServerCertificate}. */
+  caKey: string;
   /** Server certificate for 127.0.0.1, ::1 and localhost, signed by {@link ca}. */
   serverCert: string;
   serverKey: string;
@@ -29,6 +31,7 @@ export async function makeTestCertificates(dir: string): Promise<TestCertificate
   const file = (name: string): string => path.join(dir, name);
   const certs: TestCertificates = {
     ca: file('ca.pem'),
+    caKey: file('ca-key.pem'),
     serverCert: file('server.pem'),
     serverKey: file('server-key.pem'),
     clientCert: file('client.pem'),
@@ -37,7 +40,7 @@ export async function makeTestCertificates(dir: string): Promise<TestCertificate
     otherServerCert: file('other-server.pem'),
     otherServerKey: file('other-server-key.pem'),
   };
-  const caKey = file('ca-key.pem');
+  const caKey = certs.caKey;
   const otherCaKey = file('other-ca-key.pem');
   await Promise.all([
     _selfSigned(caKey, certs.ca, 'Lamplighter Test CA'),
@@ -69,6 +72,34 @@ export async function makeTestCertificates(dir: string): Promise<TestCertificate
     }),
   ]);
   return certs;
+}
+
+/** Options for {@link makeTestServerCertificate}. */
+export interface TestServerCertificateOptions {
+  /** File name stem: writes `<name>.pem` and `<name>-key.pem` beside the CA. */
+  name: string;
+  /** The subject's common name. */
+  cn: string;
+  /** DNS names of its subjectAltName (wildcards such as `*.example.test` allowed). */
+  dns: string[];
+  /** IP addresses of its subjectAltName. @default [] */
+  ips?: string[];
+}
+
+/** A server certificate for the given names, signed by the CA of `certs`; resolves with its files. */
+export async function makeTestServerCertificate(certs: TestCertificates, options: TestServerCertificateOptions): Promise<{ cert: string; key: string }> {
+  const dir = path.dirname(certs.ca);
+  const cert = path.join(dir, `${options.name}.pem`);
+  const key = path.join(dir, `${options.name}-key.pem`);
+  const san = [...options.dns.map((d) => `DNS:${d}`), ...(options.ips ?? []).map((ip) => `IP:${ip}`)].join(',');
+  const ext = [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
+    'extendedKeyUsage=serverAuth',
+    ...(san ? [`subjectAltName=${san}`] : []),
+  ];
+  await _signed({ dir, name: options.name, cn: options.cn, ext, key, cert, ca: certs.ca, caKey: certs.caKey });
+  return { cert, key };
 }
 
 async function _openssl(args: string[]): Promise<void> {

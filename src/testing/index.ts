@@ -14,3 +14,5 @@ export { makeTestOperator } from './nats-jwt.js';
 export type { TestOperator } from './nats-jwt.js';
 export { startTestCluster, TEST_TIMING } from './cluster-harness.js';
 export type { ChildNode, TestCluster, TestClusterOptions } from './cluster-harness.js';
+export { makeTestServerCertificate } from './certs.js';
+export type { TestServerCertificateOptions } from './certs.js';

@@ -297,7 +297,7 @@ export class ComponentInstance implements Instance {
       id: job.id,
       method: request.method,
       pathWithQuery: request.url,
-      scheme: 'http',
+      scheme: request.scheme ?? 'http',
       authority: typeof request.headers.host === 'string' ? request.headers.host : `${request.host}:${request.serverPort}`,
       headers: wireHeadersOf(request),
       deadline: Date.now() + left,

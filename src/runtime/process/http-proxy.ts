@@ -16,10 +16,10 @@ const FORWARDED_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-for', 'x-fo
  * The x-forwarded-* header lines a child gets: `priorFor` (the client's own x-forwarded-for, if
  * any) with `remote` appended, and the host and protocol the gateway saw. Each line ends in CRLF.
  */
-function forwardedHeaderLines(priorFor: string | undefined, remote: string, host: string): string {
+function forwardedHeaderLines(priorFor: string | undefined, remote: string, host: string, proto: string): string {
   const forwardedFor = priorFor ? (remote ? `${priorFor}, ${remote}` : priorFor) : remote;
   const forLine = forwardedFor ? `x-forwarded-for: ${forwardedFor}\r\n` : '';
-  return `${forLine}x-forwarded-host: ${host}\r\nx-forwarded-proto: http\r\n`;
+  return `${forLine}x-forwarded-host: ${host}\r\nx-forwarded-proto: ${proto}\r\n`;
 }
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
@@ -63,7 +63,7 @@ export function requestHead(request: InvocationRequest, framing: 'chunked' | 'ra
   const priorFor = headers['x-forwarded-for'];
   const host = headers.host ?? request.host;
   if (headers.host === undefined) head += `host: ${host}\r\n`;
-  head += forwardedHeaderLines(Array.isArray(priorFor) ? priorFor.join(', ') : priorFor, request.remoteAddress, host);
+  head += forwardedHeaderLines(Array.isArray(priorFor) ? priorFor.join(', ') : priorFor, request.remoteAddress, host, request.scheme ?? 'http');
   if (traceparent !== undefined) head += `traceparent: ${traceparent}\r\n`;
   if (framing === 'chunked') head += 'transfer-encoding: chunked\r\n';
   else if (framing === 'raw') head += `content-length: ${headers['content-length']}\r\n`;

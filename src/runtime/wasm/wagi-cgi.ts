@@ -33,7 +33,7 @@ export function wagiArgs(request: InvocationRequest, argv0: string, extra: reado
 const CGI_NAMES = new Set([
   'REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'X_RAW_PATH_INFO', 'PATH_TRANSLATED', 'QUERY_STRING', 'SERVER_NAME',
   'SERVER_PORT', 'SERVER_PROTOCOL', 'SERVER_SOFTWARE', 'GATEWAY_INTERFACE', 'CONTENT_TYPE', 'CONTENT_LENGTH',
-  'REMOTE_ADDR', 'REMOTE_HOST', 'AUTH_TYPE', 'REMOTE_USER', 'X_FULL_URL', 'X_MATCHED_ROUTE',
+  'REMOTE_ADDR', 'REMOTE_HOST', 'AUTH_TYPE', 'REMOTE_USER', 'X_FULL_URL', 'X_MATCHED_ROUTE', 'HTTPS',
 ]);
 
 /**
@@ -70,7 +70,9 @@ export function wagiEnv(request: InvocationRequest, bodyLength: number, prefix: 
     `SERVER_NAME=${request.host}\0SERVER_PORT=${request.serverPort}\0SERVER_PROTOCOL=HTTP/1.1\0SERVER_SOFTWARE=Lamplighter\0` +
     `GATEWAY_INTERFACE=CGI/1.1\0CONTENT_TYPE=${typeof contentType === 'string' ? contentType : ''}\0CONTENT_LENGTH=${bodyLength}\0` +
     `REMOTE_ADDR=${request.remoteAddress}\0REMOTE_HOST=${request.remoteAddress}\0AUTH_TYPE=\0REMOTE_USER=\0` +
-    `X_FULL_URL=http://${hostHeader}${request.originalUrl ?? url}\0X_MATCHED_ROUTE=${request.route.pattern}\0`;
+    `X_FULL_URL=${request.scheme ?? 'http'}://${hostHeader}${request.originalUrl ?? url}\0X_MATCHED_ROUTE=${request.route.pattern}\0`;
+  // As Apache and nginx set it: present, and `on`, only for a request that came over TLS.
+  if (request.scheme === 'https') env += 'HTTPS=on\0';
   // A route's named parameters: /users/:id gives X_PARAM_ID.
   const params = request.route.params;
   if (params) for (const name in params) env += `X_PARAM_${name.toUpperCase().replace(/-/g, '_')}=${params[name]}\0`;
