@@ -4,25 +4,15 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { Command, CommanderError } from 'commander';
+import { CommanderError } from 'commander';
 import { registerClientCommands } from '../src/cli/client-commands.js';
 import type { ClusterView } from '../src/cluster/index.js';
 import { ADMIN_API_HEADER } from '../src/control/index.js';
 import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
+import { runInProcess } from './cli-helpers.js';
 
 /** Runs one client command in-process; resolves with its output, or the error it failed with. */
-async function run(args: string[]): Promise<{ out: string; err: string; error: Error | undefined }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const program = new Command('lamplighter').exitOverride().configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => err.push(s) });
-  registerClientCommands(program, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { out: out.join('\n'), err: err.join('\n'), error: undefined };
-  } catch (error) {
-    return { out: out.join('\n'), err: err.join('\n'), error: error as Error };
-  }
-}
+const run = (args: string[]): ReturnType<typeof runInProcess> => runInProcess(registerClientCommands, args);
 
 const HELLO = wagiFixture('../../../examples/hello/hello');
 

@@ -2,17 +2,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { Command } from 'commander';
 import { registerClientCommands } from '../src/cli/client-commands.js';
 import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
-import { CLI, cliEnv } from './cli-helpers.js';
+import { CLI, cliEnv, runInProcess } from './cli-helpers.js';
 
 async function run(node: TestNode, args: string[]): Promise<string> {
-  const out: string[] = [];
-  const program = new Command('lamplighter').exitOverride();
-  registerClientCommands(program, { out: (s) => out.push(s), err: () => undefined });
-  await program.parseAsync([...args, '--server', node.adminUrl, '--token', node.platform.token], { from: 'user' });
-  return out.join('\n');
+  const result = await runInProcess(registerClientCommands, [...args, '--server', node.adminUrl, '--token', node.platform.token]);
+  if (result.error) throw result.error;
+  return result.out;
 }
 
 describe('revisions', () => {

@@ -4,6 +4,8 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import type { CommandIo } from '../src/cli/command-io.js';
 
 /** Repository root (this file runs from dist/test/). */
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -237,4 +239,21 @@ export async function writeApp(dir: string, toml: string, files: Record<string, 
     else await writeFile(path.join(dir, name), source);
   }
   return dir;
+}
+
+/** What a CLI module registers its commands with. */
+export type RegisterCommands = (program: Command, io: CommandIo) => void;
+
+/** Runs one command in-process with the commands `register` adds; resolves with its output, or the error it failed with. */
+export async function runInProcess(register: RegisterCommands, args: readonly string[]): Promise<{ out: string; err: string; error: Error | undefined }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const program = new Command('lamplighter').exitOverride().configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => err.push(s) });
+  register(program, { out: (s) => out.push(s), err: (s) => err.push(s) });
+  try {
+    await program.parseAsync([...args], { from: 'user' });
+    return { out: out.join('\n'), err: err.join('\n'), error: undefined };
+  } catch (error) {
+    return { out: out.join('\n'), err: err.join('\n'), error: error as Error };
+  }
 }

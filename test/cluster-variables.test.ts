@@ -1,19 +1,17 @@
 // Variables kept by the cluster: set through one node, read by every node's build; names listed, values never.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Command } from 'commander';
 import { registerVariablesCommand } from '../src/cli/variables-command.js';
 import { startTestCluster, startTestNode, wagiFixture, type TestCluster, type TestNode } from '../src/testing/index.js';
+import { runInProcess } from './cli-helpers.js';
 import { waitFor } from './cluster-helpers.js';
 
 const APP = `name = "vars"\n[variables]\ntoken = { required = true, secret = true }\n[[function]]\nname = "vars"\nsource = "env.wasm"\nroutes = ["/vars"]\n[function.env]\nTOKEN = "{{ token }}"\n`;
 
 async function cli(node: TestNode, args: string[]): Promise<string> {
-  const out: string[] = [];
-  const program = new Command('lamplighter').exitOverride();
-  registerVariablesCommand(program, { out: (s) => out.push(s), err: () => undefined });
-  await program.parseAsync([...args, '--server', node.adminUrl, '--token', node.platform.token], { from: 'user' });
-  return out.join('\n');
+  const result = await runInProcess(registerVariablesCommand, [...args, '--server', node.adminUrl, '--token', node.platform.token]);
+  if (result.error) throw result.error;
+  return result.out;
 }
 
 describe('cluster variables', () => {

@@ -5,24 +5,15 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Command } from 'commander';
 import { registerInspectCommand } from '../src/cli/inspect-command.js';
 import { formatInspection } from '../src/cli/inspect-format.js';
 import type { NodeInspection } from '../src/control/index.js';
 import { repoRoot, startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
+import { runInProcess } from './cli-helpers.js';
 
 /** Runs `inspect …` in-process against `node`; resolves with its output, or the error it failed with. */
-async function inspect(node: TestNode, args: string[]): Promise<{ out: string; err: string; error: Error | undefined }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const program = new Command('lamplighter').exitOverride().configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => err.push(s) });
-  registerInspectCommand(program, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  try {
-    await program.parseAsync(['inspect', ...args, '--server', node.adminUrl, '--token', node.platform.token], { from: 'user' });
-    return { out: out.join('\n'), err: err.join('\n'), error: undefined };
-  } catch (error) {
-    return { out: out.join('\n'), err: err.join('\n'), error: error as Error };
-  }
+function inspect(node: TestNode, args: string[]): ReturnType<typeof runInProcess> {
+  return runInProcess(registerInspectCommand, ['inspect', ...args, '--server', node.adminUrl, '--token', node.platform.token]);
 }
 
 async function inspection(node: TestNode, query = ''): Promise<NodeInspection> {

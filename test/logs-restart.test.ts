@@ -5,24 +5,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Command } from 'commander';
 import { registerClientCommands } from '../src/cli/client-commands.js';
 import { repoRoot, startTestNode, wagiFixture, type TestNode } from '../src/testing/index.js';
-import { CliProcess, killAllChildren } from './cli-helpers.js';
+import { CliProcess, killAllChildren, runInProcess } from './cli-helpers.js';
 
 /** Runs one client command in-process; resolves with its output, or the error it failed with. */
-async function run(args: string[]): Promise<{ out: string; err: string; error: Error | undefined }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const program = new Command('lamplighter').exitOverride().configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => err.push(s) });
-  registerClientCommands(program, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { out: out.join('\n'), err: err.join('\n'), error: undefined };
-  } catch (error) {
-    return { out: out.join('\n'), err: err.join('\n'), error: error as Error };
-  }
-}
+const run = (args: string[]): ReturnType<typeof runInProcess> => runInProcess(registerClientCommands, args);
 
 const ECHO_SERVER = path.join(repoRoot, 'test', 'fixtures', 'process', 'echo-server.mjs');
 const MANIFEST = `name = "shop"
