@@ -7,12 +7,12 @@
 // in alternating rounds; the figure is the node process's CPU time per request (from /proc), so
 // neither wrk nor the upstream is counted. bench/breaker.ts measures the breaker alone, in ns.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../src/testing/index.js';
-import { median, runWrk, waitForHttp, type WrkResult } from './wrk.js';
+import { cpuSeconds, median, runWrk, waitForHttp, type WrkResult } from './wrk.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -26,13 +26,6 @@ const CONNECTIONS = Number(flags.connections);
 const ROUNDS = Number(flags.rounds);
 
 const UPSTREAM_SOURCE = `require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'text/plain'});s.end('ok\\n')}).listen(Number(process.env.PORT),'127.0.0.1')`;
-
-/** User plus system CPU time a process has used, in seconds (from /proc; clock ticks of 10 ms). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 function processFunction(name: string, extra: string): string {
   return `[[function]]\nname = "${name}"\nruntime = "process"\ncommand = ["node", "upstream.js"]\nroutes = ["/${name}"]\n[function.limits]\nconcurrency = 256\n[function.scale]\nmin = 1\nmax = 1\n${extra}\n`;

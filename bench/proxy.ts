@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { repoRoot } from '../src/testing/index.js';
-import { median, percentile, runWrk, waitForHttp, type WrkResult } from './wrk.js';
+import { cpuSeconds, median, percentile, runWrk, waitForHttp, type WrkResult } from './wrk.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -33,13 +33,6 @@ const CONNECTIONS = Number(flags.connections);
 const ROUNDS = Number(flags.rounds);
 
 const UPSTREAM_SOURCE = `require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'text/plain'});s.end('Hello from upstream\\n')}).listen(Number(process.env.PORT),'127.0.0.1')`;
-
-/** User plus system CPU time a process has used, in seconds (from /proc; clock ticks of 10 ms). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /** Sends GETs on `pool` at a fixed rate for `seconds`, whatever the answers do; adds each latency (ms) to `into`. */
 async function fixedRateSlice(pool: Pool, path: string, rate: number, seconds: number, into: number[]): Promise<void> {

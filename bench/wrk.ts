@@ -1,6 +1,7 @@
 // Helpers shared by the benchmarks: running wrk and reading its figures, medians, waiting for a server.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 
 /** What one wrk run measured. */
 export interface WrkResult {
@@ -68,4 +69,11 @@ export async function waitForHttp(url: string, ms: number): Promise<void> {
     if (Date.now() > until) throw new Error(`${url} did not come up within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** User plus system CPU time a process has used, in seconds (from /proc; clock ticks of 10 ms). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
