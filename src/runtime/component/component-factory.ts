@@ -2,7 +2,8 @@
 import { availableParallelism } from 'node:os';
 import type { Instance, InstanceFactory, LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
-import { capCoreMemory } from './component-binary.js';
+import { hookBindings } from './bindings-hooks.js';
+import { compileCoreModule } from './component-binary.js';
 import { ComponentInstance, type ComponentRuntime } from './component-instance.js';
 import { parseOutboundRules } from './outbound-policy.js';
 import { handlerExportOf, validateComponentSpec, type PreparedComponent } from './prepare-component.js';
@@ -43,7 +44,7 @@ async function compileModules(prepared: PreparedComponent, memoryLimit: number):
   const modules: Record<string, WebAssembly.Module> = {};
   for (const [name, bytes] of Object.entries(prepared.files)) {
     if (!name.endsWith('.wasm')) continue;
-    modules[name] = await WebAssembly.compile(capCoreMemory(bytes, memoryLimit) as Uint8Array<ArrayBuffer>);
+    modules[name] = await compileCoreModule(bytes, memoryLimit);
   }
   return modules;
 }
@@ -62,7 +63,8 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
     spec,
     log: options.log,
     modules,
-    bindings: entry ? Buffer.from(entry).toString('utf8') : '',
+    // Hooked once here, so that workers can reset the bindings' handle tables between requests.
+    bindings: entry ? hookBindings(Buffer.from(entry).toString('utf8')).source : '',
     handlerExport: handlerExportOf(prepared.exports) ?? 'incomingHandler',
     rules: parseOutboundRules(spec.allowedOutboundHosts),
     workerHeapMb: options.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB,

@@ -13,7 +13,7 @@ import {
   type InvocationResponse,
   type LogSink,
 } from '../../instance/index.js';
-import type { FunctionSpec } from '../../manifest/index.js';
+import { IsolationDefaults, type FunctionSpec } from '../../manifest/index.js';
 import { OutboundClient } from './outbound-client.js';
 import type { OutboundRule } from './outbound-policy.js';
 import {
@@ -24,6 +24,7 @@ import {
   type RunFailure,
   type ToWorker,
   type WireHeaders,
+  type WorkerStats,
 } from './component-protocol.js';
 
 /** What every instance of one component function shares: compiled modules, bindings, policy. */
@@ -76,6 +77,8 @@ class WorkerSlot {
   job: Job | undefined;
   loaded = false;
   dead = false;
+  /** The worker's counters as its last answer carried them. */
+  stats: WorkerStats | undefined;
 
   constructor(
     runtime: ComponentRuntime,
@@ -94,6 +97,8 @@ class WorkerSlot {
       handlerExport: runtime.handlerExport,
       env: Object.entries(runtime.spec.env),
       allowedOutboundHosts: runtime.spec.allowedOutboundHosts,
+      isolation: runtime.spec.isolation ?? IsolationDefaults.isolation,
+      maxReuse: runtime.spec.maxReuse ?? IsolationDefaults.maxReuse,
       port: port2 as unknown as globalThis.MessagePort,
       signal,
     };
@@ -105,8 +110,10 @@ class WorkerSlot {
     this.worker.unref();
     this.port.unref();
     this.ready = new Promise<void>((resolve, reject) => {
-      this.port.on('message', (message: FromWorker) => {
-        if (message.t === 'ready') {
+      const onMessage = (message: FromWorker): void => {
+        if (message.t === 'batch') {
+          for (const each of message.messages) onMessage(each);
+        } else if (message.t === 'ready') {
           this.loaded = true;
           resolve();
         } else if (message.t === 'load-failed') {
@@ -115,7 +122,8 @@ class WorkerSlot {
         } else {
           this.onMessage(this, message);
         }
-      });
+      };
+      this.port.on('message', onMessage);
       this.worker.on('error', (err) => {
         reject(err);
         this.exited(`worker failed: ${err.message}`);
@@ -172,6 +180,14 @@ function responseHeadersOf(headers: WireHeaders): HeaderPairs {
   return headers.filter(([name]) => !HOP_BY_HOP_HEADERS.has(name.toLowerCase()));
 }
 
+function emptyStats(): WorkerStats {
+  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
+}
+
+function addStats(into: WorkerStats, from: WorkerStats): void {
+  for (const key of Object.keys(into) as Array<keyof WorkerStats>) into[key] += from[key];
+}
+
 /** A lit component function: up to `limits.concurrency` workers (capped), each one request at a time. */
 export class ComponentInstance implements Instance {
   state: InstanceState = 'starting';
@@ -184,6 +200,7 @@ export class ComponentInstance implements Instance {
   private idleWaiters: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
   private modules: Record<string, WebAssembly.Module> | undefined;
+  private readonly retired: WorkerStats = emptyStats();
 
   constructor(
     readonly id: string,
@@ -202,6 +219,13 @@ export class ComponentInstance implements Instance {
   /** Worker threads currently running (for tests and metrics). */
   get workers(): number {
     return this.slots.filter((s) => !s.dead).length;
+  }
+
+  /** What this instance's workers, gone ones included, have done (for tests, benches and metrics). */
+  get stats(): WorkerStats {
+    const total = { ...this.retired };
+    for (const slot of this.slots) if (slot.stats) addStats(total, slot.stats);
+    return total;
   }
 
   private async start(): Promise<void> {
@@ -240,7 +264,9 @@ export class ComponentInstance implements Instance {
 
   private removeSlot(slot: WorkerSlot): void {
     const i = this.slots.indexOf(slot);
-    if (i >= 0) this.slots.splice(i, 1);
+    if (i < 0) return;
+    this.slots.splice(i, 1);
+    if (slot.stats) addStats(this.retired, slot.stats);
   }
 
   async handle(request: InvocationRequest): Promise<InvocationResponse> {
@@ -367,6 +393,7 @@ export class ComponentInstance implements Instance {
         }
         break;
       case 'done':
+        slot.stats = message.stats;
         this.onDone(job, slot, message.failure);
         break;
       default:

@@ -28,6 +28,10 @@ export interface ComponentWorkerData {
   env: Array<[string, string]>;
   /** Outbound allow-list entries as written in the manifest. */
   allowedOutboundHosts: string[];
+  /** "request": each request on an instance as new (restored); "instance": one instance reused. */
+  isolation: 'request' | 'instance';
+  /** Requests one instance serves under isolation "instance" before it is replaced. */
+  maxReuse: number;
   /** The end of the channel the worker reads and writes. */
   port: MessagePort;
   /** Two Int32 slots: 0 counts messages sent to the worker (it waits on it while blocked in wasm); 1 stays 0 (for plain sleeps). */
@@ -78,12 +82,34 @@ export type FromWorker =
   /** The handler read `bytes` more of the request body. */
   | { t: 'ack'; id: number; bytes: number }
   | { t: 'log'; stream: 'stdout' | 'stderr'; text: string }
-  | { t: 'done'; id: number; failure?: RunFailure }
+  | { t: 'done'; id: number; failure?: RunFailure; stats: WorkerStats }
+  /** Several of the above, in order (one postMessage instead of several). */
+  | { t: 'batch'; messages: FromWorker[] }
   | { t: 'fetch'; oid: number; id: number; method: string; url: string; headers: WireHeaders; timeouts: OutboundTimeouts }
   | { t: 'fetch-body'; oid: number; chunk: Uint8Array }
   | { t: 'fetch-body-end'; oid: number }
   | { t: 'fetch-ack'; oid: number; bytes: number }
   | { t: 'fetch-cancel'; oid: number };
+
+/** What one worker has done since it started: counts, and CPU time by part in nanoseconds. */
+export interface WorkerStats {
+  /** Requests run. */
+  requests: number;
+  /** Instances made (the first one, and each replacement). */
+  instantiated: number;
+  /** Instances put back to their first state after a request. */
+  restored: number;
+  /** Instances let go after a request (trap, growth, limit reached, restore refused). */
+  replaced: number;
+  /** Memory blocks copied back by restores. */
+  dirtyBlocks: number;
+  /** Time in the handler's export, bindings and host calls included. */
+  handlerNs: number;
+  /** Time restoring instances. */
+  restoreNs: number;
+  /** Time making new instances. */
+  instantiateNs: number;
+}
 
 /** Timeouts a handler set on an outbound request, in milliseconds. */
 export interface OutboundTimeouts {
