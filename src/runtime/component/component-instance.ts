@@ -65,7 +65,17 @@ interface Job {
   settled: boolean;
   timer: NodeJS.Timeout | undefined;
   detach: () => void;
+  /** Set once the caller gave up on the job: what to log if its worker must be stopped. */
+  abandoned: string | undefined;
 }
+
+/**
+ * Time a handler the caller gave up on (timeout, client gone) has to unwind by itself before its
+ * worker thread is terminated. A handler waiting on the host (a timer, a body, an outbound call)
+ * stops at once and its worker stays, with a new instance; one busy computing cannot be
+ * interrupted inside the thread, and its worker is replaced.
+ */
+export const STOP_GRACE_MS = 250;
 
 /** One worker thread and its channel. */
 class WorkerSlot {
@@ -221,6 +231,11 @@ export class ComponentInstance implements Instance {
     return this.slots.filter((s) => !s.dead).length;
   }
 
+  /** Thread ids of the running workers (a worker kept across a failed request keeps its id). */
+  get workerThreadIds(): number[] {
+    return this.slots.filter((s) => !s.dead).map((s) => s.worker.threadId);
+  }
+
   /** What this instance's workers, gone ones included, have done (for tests, benches and metrics). */
   get stats(): WorkerStats {
     const total = { ...this.retired };
@@ -289,6 +304,7 @@ export class ComponentInstance implements Instance {
         settled: false,
         timer: undefined,
         detach: () => undefined,
+        abandoned: undefined,
       };
       this.inFlight++;
       this.queue.push(job);
@@ -420,7 +436,9 @@ export class ComponentInstance implements Instance {
       },
       destroy: (err, callback) => {
         // The reader went away while the handler still writes: stop it.
-        if (slot.job === job && !job.bodyEnded) this.kill(slot, job, new LamplighterError(ErrorCodes.BAD_REQUEST, 'The response body was abandoned by its reader'));
+        if (slot.job === job && !job.bodyEnded && !job.abandoned) {
+          this.abandon(slot, job, new LamplighterError(ErrorCodes.BAD_REQUEST, 'The response body was abandoned by its reader'), `abandoned: request ${job.request.id} lost its reader`);
+        }
         callback(err);
       },
     });
@@ -429,7 +447,9 @@ export class ComponentInstance implements Instance {
 
   private onDone(job: Job, slot: WorkerSlot, failure: RunFailure | undefined): void {
     this.release(job, slot);
-    if (failure) {
+    if (job.abandoned) {
+      this.runtime.log('stderr', `${job.abandoned}; the handler stopped at its next wait (the worker stays)\n`);
+    } else if (failure) {
       this.runtime.log('stderr', `${failure.kind}: ${failure.message} (request ${job.request.id})\n`);
       this.fail(job, this.errorFor(failure));
     } else if (job.body && !job.bodyEnded) {
@@ -479,13 +499,26 @@ export class ComponentInstance implements Instance {
     }
   }
 
-  /** Stops a worker in the middle of `job`, fails the job and starts a replacement worker. */
-  private kill(slot: WorkerSlot, job: Job, err: LamplighterError): void {
-    slot.terminate();
-    this.removeSlot(slot);
-    if (slot.job === job) this.release(job, slot);
+  /**
+   * Gives up on `job`: fails it now, asks its handler to stop, and terminates the worker (starting
+   * a replacement) if the handler has not come back within STOP_GRACE_MS.
+   */
+  private abandon(slot: WorkerSlot, job: Job, err: LamplighterError, note: string): void {
+    if (job.abandoned) return;
+    job.abandoned = note;
     this.fail(job, err);
-    this.replace();
+    job.detach();
+    job.detach = () => undefined;
+    slot.send({ t: 'stop', id: job.id });
+    clearTimeout(job.timer);
+    job.timer = setTimeout(() => {
+      if (slot.job !== job) return;
+      this.runtime.log('stderr', `${note}; worker stopped\n`);
+      slot.terminate();
+      this.removeSlot(slot);
+      this.release(job, slot);
+      this.replace();
+    }, STOP_GRACE_MS);
   }
 
   private replace(): void {
@@ -497,8 +530,8 @@ export class ComponentInstance implements Instance {
     const slot = job.slot;
     if (!slot || slot.job !== job) return;
     const { timeoutMs } = this.runtime.spec.limits;
-    this.runtime.log('stderr', `timeout: request ${job.request.id} still running after ${timeoutMs} ms; worker stopped\n`);
-    this.kill(slot, job, new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer within ${timeoutMs} ms (limits.timeout)`));
+    const err = new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer within ${timeoutMs} ms (limits.timeout)`);
+    this.abandon(slot, job, err, `timeout: request ${job.request.id} still running after ${timeoutMs} ms`);
   }
 
   private onAbort(job: Job): void {
@@ -512,7 +545,7 @@ export class ComponentInstance implements Instance {
         : (reason as Error | undefined)?.name === 'TimeoutError'
           ? new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer before the request deadline`)
           : new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the response was complete');
-    if (slot && slot.job === job) this.kill(slot, job, err);
+    if (slot && slot.job === job) this.abandon(slot, job, err, `abort: request ${job.request.id} was given up by its caller`);
     else this.fail(job, err);
   }
 

@@ -57,6 +57,8 @@ export type ToWorker =
   | { t: 'body'; id: number; chunk: Uint8Array }
   | { t: 'body-end'; id: number }
   | { t: 'body-error'; id: number; message: string }
+  /** The caller gave up on the request (timeout, client gone): stop at the next wait. */
+  | { t: 'stop'; id: number }
   /** The caller consumed `bytes` more of the response body; the handler may write that much more. */
   | { t: 'credit'; id: number; bytes: number }
   | { t: 'fetch-head'; oid: number; status: number; headers: WireHeaders }
