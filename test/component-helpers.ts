@@ -77,6 +77,10 @@ export interface ComponentSpecOptions {
   memory?: string;
   /** limits.concurrency. @default 1 */
   concurrency?: number;
+  /** isolation. @default unset ("request") */
+  isolation?: string;
+  /** max_reuse. @default unset (128) */
+  maxReuse?: number;
 }
 
 /** A component FunctionSpec as the manifest parser makes it. */
@@ -91,6 +95,8 @@ runtime = "component"
 source = "handler.wasm"
 routes = ["/..."]
 allowed_outbound_hosts = ${JSON.stringify(options.allowedOutboundHosts ?? [])}
+${options.isolation === undefined ? '' : `isolation = ${JSON.stringify(options.isolation)}`}
+${options.maxReuse === undefined ? '' : `max_reuse = ${options.maxReuse}`}
 [function.limits]
 timeout = "${options.timeout ?? '10s'}"
 memory = "${options.memory ?? '64MiB'}"

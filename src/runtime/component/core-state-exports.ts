@@ -181,6 +181,20 @@ function mutableGlobals(bytes: Uint8Array, section: Section | undefined, importe
   return found;
 }
 
+/** The names a core module exports, read from its binary. */
+export function coreExportNames(bytes: Uint8Array): string[] {
+  const section = readSections(bytes).find((s) => s.id === SECTION_EXPORT);
+  if (!section) return [];
+  const names: string[] = [];
+  let [count, pos] = readU32(bytes, section.contentStart);
+  for (; count > 0; count--) {
+    const [len, start] = readU32(bytes, pos);
+    names.push(Buffer.from(bytes.subarray(start, start + len)).toString('utf8'));
+    pos = skipLeb(bytes, start + len + 1);
+  }
+  return names;
+}
+
 /** The names under which {@link exposeCoreState} exports an entity. */
 export function stateExportName(kind: 'global' | 'table' | 'memory', index: number): string {
   return `${STATE_EXPORT_PREFIX}${kind}:${index}`;
