@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LamplighterError } from '../src/errors/index.js';
 import { ComponentInstance, createComponentFactory, prepareComponent, type ComponentFactory, type PreparedComponent } from '../src/runtime/component/index.js';
-import { buildFixtureComponent, buildTrappingComponent, componentSpec, memoryLog, type ComponentSpecOptions } from './component-helpers.js';
+import { buildFixtureComponent, buildReusableComponent, buildTrappingComponent, componentSpec, memoryLog, type ComponentSpecOptions, type ReusableComponentOptions } from './component-helpers.js';
 import { makeInvocationRequest, readBody, withTimeout } from './instance-conformance.js';
 
 /** Generous bound for one request on a busy two-core machine. */
@@ -16,6 +16,11 @@ let preparedOnce: Promise<PreparedComponent> | undefined;
 function isolationComponent(): Promise<PreparedComponent> {
   preparedOnce ??= (async () => prepareComponent(await buildFixtureComponent('isolation.js'), componentSpec()))();
   return preparedOnce;
+}
+
+/** The reusable stand-in component (a wasm global counts requests), transpiled. */
+async function reusableComponent(options: ReusableComponentOptions = {}): Promise<PreparedComponent> {
+  return prepareComponent(await buildReusableComponent(options), componentSpec());
 }
 
 const lit: Array<{ factory: ComponentFactory; instance: ComponentInstance }> = [];
@@ -127,6 +132,12 @@ describe('component isolation — per request (the default)', () => {
     assert.deepEqual(await get(instance, '/count'), { status: 200, text: '1 1' });
   });
 
+  test('component isolation — a wasm global a request changed is put back (a component other than the JS engine)', async () => {
+    const { instance } = await light({}, await reusableComponent());
+    for (let i = 0; i < 50; i++) assert.deepEqual(await get(instance, '/'), { status: 200, text: '1' }, `request ${i + 1}`);
+    assert.ok(instance.stats.restored >= 49, `only ${instance.stats.restored} restores`);
+  });
+
   test('component isolation — a trapping instance is replaced on the same worker thread, each request trapping afresh', async () => {
     const trapping = await prepareComponent(await buildTrappingComponent('worlds.wit', 'trap'), componentSpec());
     const { instance, log } = await light({}, trapping);
@@ -140,6 +151,34 @@ describe('component isolation — per request (the default)', () => {
 });
 
 describe('component isolation — per instance (isolation = "instance")', () => {
+  test('component isolation — one instance serves max_reuse requests, keeping its state, then a new one starts over', async () => {
+    const { instance } = await light({ isolation: 'instance', maxReuse: 5 }, await reusableComponent());
+    const seen: string[] = [];
+    for (let i = 0; i < 12; i++) seen.push((await get(instance, '/')).text);
+    assert.deepEqual(seen, ['1', '2', '3', '4', '5', '1', '2', '3', '4', '5', '1', '2']);
+    assert.equal(instance.stats.restored, 0);
+  });
+
+  test('component isolation — under reuse, a trap is followed by a correct answer from a new instance on the same worker', async () => {
+    const { instance, log } = await light({ isolation: 'instance' }, await reusableComponent({ trapAt: 3 }));
+    const threads = instance.workerThreadIds;
+    const seen: Array<string | number> = [];
+    for (let i = 0; i < 7; i++) {
+      const status = await statusOf(instance, '/');
+      seen.push(status === 200 ? 'ok' : status);
+    }
+    assert.deepEqual(seen, ['ok', 'ok', 500, 'ok', 'ok', 500, 'ok']);
+    assert.deepEqual(instance.workerThreadIds, threads);
+    assert.match(log.text(), /trap: wasm trap: unreachable/);
+  });
+
+  test('component isolation — under reuse, memory grown past twice its start replaces the instance', async () => {
+    const { instance } = await light({ isolation: 'instance' }, await reusableComponent({ growAt: 3 }));
+    const seen: string[] = [];
+    for (let i = 0; i < 7; i++) seen.push((await get(instance, '/')).text);
+    assert.deepEqual(seen, ['1', '2', '3', '1', '2', '3', '1']);
+  });
+
   test('component isolation — "instance" is refused for a JS component, whose engine answers one request per instance', async () => {
     const prepared = await isolationComponent();
     assert.throws(
