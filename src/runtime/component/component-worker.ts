@@ -106,7 +106,7 @@ type Bindings = { instantiate?: Instantiate; [BINDINGS_STATE_EXPORT]?: () => Bin
 /** A component instance and how it may be reused. */
 interface Lit {
   root: Root;
-  /** Its post-initialisation state, when isolation is per request and it could be captured. */
+  /** Its post-initialisation state, when it could be captured. */
   snapshot: InstanceSnapshot | undefined;
   /** Its linear memories. */
   memories: WebAssembly.Memory[];
@@ -161,7 +161,8 @@ function instantiateLit(): Lit {
   const memories = [...new Set(cores.flatMap((core) => Object.values(core.instance.exports).filter((v): v is WebAssembly.Memory => v instanceof WebAssembly.Memory)))];
   const lit: Lit = { root, snapshot: undefined, memories, initialMemory: 0, served: 0 };
   lit.initialMemory = currentMemory(lit);
-  if (data.isolation !== 'request') return lit;
+  // Under reuse too: an instance that reached max_reuse starts over by a restore, which keeps the
+  // bindings' code warm in V8 (a new instance runs its first hundred requests or so at half speed).
   try {
     lit.snapshot = new InstanceSnapshot(cores, state);
   } catch (err) {
@@ -171,30 +172,31 @@ function instantiateLit(): Lit {
   return lit;
 }
 
-/** Decides whether `lit` may serve the next request, restoring it first under per-request isolation. */
+/** Decides whether `lit` may serve the next request, restoring it first when isolation asks for it. */
 function keep(lit: Lit, failed: boolean): boolean {
   const started = performance.now();
-  const kept = reusable(lit, failed);
+  const outcome = reusable(lit, failed);
   stats.restoreNs += Math.round((performance.now() - started) * 1e6);
-  if (kept && lit.snapshot) stats.restored++;
-  if (!kept) stats.replaced++;
-  return kept;
+  if (outcome === 'restored') stats.restored++;
+  if (outcome === 'replaced') stats.replaced++;
+  return outcome !== 'replaced';
 }
 
-function reusable(lit: Lit, failed: boolean): boolean {
-  if (failed) return false;
+function reusable(lit: Lit, failed: boolean): 'kept' | 'restored' | 'replaced' {
+  if (failed) return 'replaced';
   if (data.isolation === 'instance') {
-    if (lit.served >= data.maxReuse) return false;
-    return currentMemory(lit) <= lit.initialMemory * INSTANCE_MEMORY_GROWTH;
+    if (currentMemory(lit) > lit.initialMemory * INSTANCE_MEMORY_GROWTH) return 'replaced';
+    if (lit.served < data.maxReuse) return 'kept';
   }
-  if (!lit.snapshot) return false;
+  if (!lit.snapshot) return 'replaced';
   const outcome = lit.snapshot.restore();
   if (!outcome.restored) {
-    note(`an instance was replaced: ${outcome.reason}`);
-    return false;
+    if (data.isolation === 'request') note(`an instance was replaced: ${outcome.reason}`);
+    return 'replaced';
   }
   stats.dirtyBlocks += outcome.dirtyBlocks;
-  return true;
+  lit.served = 0;
+  return 'restored';
 }
 
 function currentMemory(lit: Lit): number {
