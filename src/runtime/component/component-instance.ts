@@ -77,8 +77,14 @@ interface Job {
  */
 export const STOP_GRACE_MS = 250;
 
+/** Where a worker's messages and exit go: the instance that owns it, or the factory's standby. */
+export interface SlotOwner {
+  onMessage(slot: WorkerSlot, message: FromWorker): void;
+  onExit(slot: WorkerSlot, reason: string): void;
+}
+
 /** One worker thread and its channel. */
-class WorkerSlot {
+export class WorkerSlot {
   readonly worker: Worker;
   private readonly port: MessagePort;
   private readonly signal: Int32Array;
@@ -87,14 +93,17 @@ class WorkerSlot {
   job: Job | undefined;
   loaded = false;
   dead = false;
-  /** The worker's counters as its last answer carried them. */
+  /** The worker's counters since its current owner took it, as its last answer carried them. */
   stats: WorkerStats | undefined;
+  /** The worker's own counters (since it started), as its last answer carried them. */
+  private raw: WorkerStats | undefined;
+  /** The worker's own counters when its current owner took it. */
+  private baseline: WorkerStats | undefined;
 
   constructor(
     runtime: ComponentRuntime,
     modules: Record<string, WebAssembly.Module>,
-    private readonly onMessage: (slot: WorkerSlot, message: FromWorker) => void,
-    private readonly onExit: (slot: WorkerSlot, reason: string) => void,
+    private owner: SlotOwner,
   ) {
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(8);
@@ -130,7 +139,11 @@ class WorkerSlot {
           reject(new Error(message.message));
           this.terminate();
         } else {
-          this.onMessage(this, message);
+          if (message.t === 'done') {
+            this.raw = message.stats;
+            this.stats = since(message.stats, this.baseline);
+          }
+          this.owner.onMessage(this, message);
         }
       };
       this.port.on('message', onMessage);
@@ -150,6 +163,13 @@ class WorkerSlot {
     return this.loaded && !this.dead && this.job === undefined;
   }
 
+  /** Hands the worker to a new owner; its counters start over for it. */
+  adopt(owner: SlotOwner): void {
+    this.owner = owner;
+    this.baseline = this.raw;
+    this.stats = undefined;
+  }
+
   /** Sends a message and wakes the worker if it is blocked waiting in wasm. */
   send(message: ToWorker, transfer?: ArrayBuffer[]): void {
     if (this.dead) return;
@@ -163,7 +183,7 @@ class WorkerSlot {
     this.dead = true;
     this.outbound.cancelAll();
     this.port.close();
-    this.onExit(this, reason);
+    this.owner.onExit(this, reason);
   }
 
   /** Stops the worker at once, whatever it is running. */
@@ -191,11 +211,26 @@ function responseHeadersOf(headers: WireHeaders): HeaderPairs {
 }
 
 function emptyStats(): WorkerStats {
-  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
+  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, sampled: 0, handlerCpuNs: 0, restoreCpuNs: 0, instantiateCpuNs: 0 };
 }
 
 function addStats(into: WorkerStats, from: WorkerStats): void {
   for (const key of Object.keys(into) as Array<keyof WorkerStats>) into[key] += from[key];
+}
+
+function since(now: WorkerStats, base: WorkerStats | undefined): WorkerStats {
+  if (!base) return now;
+  const out = { ...now };
+  for (const key of Object.keys(out) as Array<keyof WorkerStats>) out[key] -= base[key];
+  return out;
+}
+
+/** A parked worker with an instance ready, which a function lit from zero takes instead of starting one. */
+export interface Standby {
+  /** The parked worker, if there is one; it is the caller's from now on. */
+  take(): WorkerSlot | undefined;
+  /** Offers an idle worker to park; false when one is parked already (the caller stops it). */
+  give(slot: WorkerSlot): boolean;
 }
 
 /** A lit component function: up to `limits.concurrency` workers (capped), each one request at a time. */
@@ -216,6 +251,7 @@ export class ComponentInstance implements Instance {
     readonly id: string,
     private readonly runtime: ComponentRuntime,
     private readonly onClosed: (instance: ComponentInstance) => void,
+    private readonly standby?: Standby,
   ) {
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
     this.ready = this.start();
@@ -245,9 +281,15 @@ export class ComponentInstance implements Instance {
 
   private async start(): Promise<void> {
     try {
+      const parked = this.standby?.take();
+      if (parked) {
+        // Lit from zero without waiting: a worker, its bindings and a restored instance are ready.
+        parked.adopt(this.owner);
+        this.slots.push(parked);
+      }
       this.modules = await this.runtime.modules;
       if (this.state !== 'starting') throw new Error(`instance is ${this.state}`);
-      await this.spawn().ready;
+      if (!parked) await this.spawn().ready;
     } catch (err) {
       const message = `Function '${this.functionName}' could not start: ${err instanceof Error ? err.message : String(err)}`;
       if (this.state === 'starting') {
@@ -262,13 +304,13 @@ export class ComponentInstance implements Instance {
     this.pump();
   }
 
+  private readonly owner: SlotOwner = {
+    onMessage: (s, m) => this.onWorkerMessage(s, m),
+    onExit: (s, reason) => this.onWorkerExit(s, reason),
+  };
+
   private spawn(): WorkerSlot {
-    const slot = new WorkerSlot(
-      this.runtime,
-      this.modules as Record<string, WebAssembly.Module>,
-      (s, m) => this.onWorkerMessage(s, m),
-      (s, reason) => this.onWorkerExit(s, reason),
-    );
+    const slot = new WorkerSlot(this.runtime, this.modules as Record<string, WebAssembly.Module>, this.owner);
     this.slots.push(slot);
     slot.ready.then(
       () => this.pump(),
@@ -591,6 +633,8 @@ export class ComponentInstance implements Instance {
     }
     for (const slot of this.slots) {
       const job = slot.job;
+      // A function going to zero leaves one worker parked, so that it lights again without waiting.
+      if (!job && slot.idle && this.standby?.give(slot)) continue;
       slot.terminate();
       if (job) {
         this.release(job, slot);

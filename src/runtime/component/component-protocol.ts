@@ -57,6 +57,8 @@ export type ToWorker =
   | { t: 'body'; id: number; chunk: Uint8Array }
   | { t: 'body-end'; id: number }
   | { t: 'body-error'; id: number; message: string }
+  /** The worker is parked for another instance: its instance must start over (isolation "instance"). */
+  | { t: 'reset' }
   /** The caller gave up on the request (timeout, client gone): stop at the next wait. */
   | { t: 'stop'; id: number }
   /** The caller consumed `bytes` more of the response body; the handler may write that much more. */
@@ -93,7 +95,7 @@ export type FromWorker =
   | { t: 'fetch-ack'; oid: number; bytes: number }
   | { t: 'fetch-cancel'; oid: number };
 
-/** What one worker has done since it started: counts, and CPU time by part in nanoseconds. */
+/** What one worker has done since it started: counts, and thread CPU time by part in nanoseconds. */
 export interface WorkerStats {
   /** Requests run. */
   requests: number;
@@ -105,13 +107,18 @@ export interface WorkerStats {
   replaced: number;
   /** Memory blocks copied back by restores. */
   dirtyBlocks: number;
-  /** Time in the handler's export, bindings and host calls included. */
-  handlerNs: number;
-  /** Time restoring instances. */
-  restoreNs: number;
-  /** Time making new instances. */
-  instantiateNs: number;
+  /** Requests whose CPU time was measured (one in SAMPLE_EVERY: a reading costs microseconds). */
+  sampled: number;
+  /** Thread CPU time of sampled requests in the handler's export, bindings and host calls included. */
+  handlerCpuNs: number;
+  /** Thread CPU time of sampled requests restoring (or judging) the instance afterwards. */
+  restoreCpuNs: number;
+  /** Thread CPU time making new instances (all of them). */
+  instantiateCpuNs: number;
 }
+
+/** One request in this many has its CPU time measured by the worker. */
+export const SAMPLE_EVERY = 8;
 
 /** Timeouts a handler set on an outbound request, in milliseconds. */
 export interface OutboundTimeouts {
