@@ -11,14 +11,15 @@
 // (test/fixtures/component/reusable.wat) under "request" and "instance" (the JS engine serves one
 // request per instance, so it cannot be reused). For each component target it reports CPU per
 // request of this process (all threads), split into the worker's parts from the instance's
-// counters; the rest is messages between threads and the HTTP harness.
+// counters; the rest is messages between threads and the HTTP harness. Last, the hello lit from
+// zero to its first answer, from a parked worker and starting one.
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Instance, InstanceFactory, InvocationRequest } from '../src/instance/index.js';
@@ -121,17 +122,13 @@ function listen(server: http.Server): Promise<string> {
 interface CpuTally {
   cpuUs: number;
   requests: number;
-  sampled: number;
-  handlerCpuNs: number;
-  restoreCpuNs: number;
-  instantiateCpuNs: number;
   restored: number;
   replaced: number;
   dirtyBlocks: number;
 }
 
 function emptyTally(): CpuTally {
-  return { cpuUs: 0, requests: 0, sampled: 0, handlerCpuNs: 0, restoreCpuNs: 0, instantiateCpuNs: 0, restored: 0, replaced: 0, dirtyBlocks: 0 };
+  return { cpuUs: 0, requests: 0, restored: 0, replaced: 0, dirtyBlocks: 0 };
 }
 
 interface Target {
@@ -216,31 +213,93 @@ async function round(target: Target): Promise<void> {
   const tally = target.cpu;
   tally.cpuUs += used.user + used.system;
   tally.requests += after.requests - before.requests;
-  tally.sampled += after.sampled - before.sampled;
-  tally.handlerCpuNs += after.handlerCpuNs - before.handlerCpuNs;
-  tally.restoreCpuNs += after.restoreCpuNs - before.restoreCpuNs;
-  tally.instantiateCpuNs += after.instantiateCpuNs - before.instantiateCpuNs;
   tally.restored += after.restored - before.restored;
   tally.replaced += after.replaced - before.replaced;
   tally.dirtyBlocks += after.dirtyBlocks - before.dirtyBlocks;
 }
 
+/** Where one request's CPU goes, measured one request at a time (no HTTP, no contention inside the process). */
 interface CpuSplit {
+  /** CPU of this process per request, all threads. */
   totalUs: number;
+  /** Worker: the handler's export, bindings and host calls included (wall time, one request at a time). */
   handlerUs: number;
+  /** Worker: restoring the instance afterwards. */
   restoreUs: number;
+  /** Worker: new instances, spread over the requests. */
   instantiateUs: number;
-  restOfProcessUs: number;
+  /** The rest: messages between threads on both sides, the caller's side of the instance. */
+  restUs: number;
 }
 
-function cpuSplit(t: CpuTally): CpuSplit {
-  // Handler and restore are sampled (one request in eight); new instances are all counted.
-  const perSampled = (ns: number): number => ns / 1000 / Math.max(1, t.sampled);
-  const totalUs = t.cpuUs / Math.max(1, t.requests);
-  const handler = perSampled(t.handlerCpuNs);
-  const restore = perSampled(t.restoreCpuNs);
-  const instantiate = t.instantiateCpuNs / 1000 / Math.max(1, t.requests);
-  return { totalUs, handlerUs: handler, restoreUs: restore, instantiateUs: instantiate, restOfProcessUs: totalUs - handler - restore - instantiate };
+function invocation(i: number): InvocationRequest {
+  return {
+    id: `seq-${i}`,
+    method: 'GET',
+    url: '/hello',
+    headers: { host: '127.0.0.1' },
+    body: Readable.from([]),
+    remoteAddress: '127.0.0.1',
+    host: '127.0.0.1',
+    serverPort: 0,
+    route: { pattern: '/...', scriptName: '', pathInfo: '/hello' },
+    signal: new AbortController().signal,
+  };
+}
+
+async function drain(body: InvocationResponseBody): Promise<void> {
+  if (body && !Buffer.isBuffer(body)) for await (const chunk of body as Readable) void chunk;
+}
+
+type InvocationResponseBody = Awaited<ReturnType<Instance['handle']>>['body'];
+
+/** Sends `count` requests one after another straight to the instance and splits their CPU. */
+async function cpuSplit(instance: ComponentInstance, count: number): Promise<CpuSplit> {
+  for (let i = 0; i < 50; i++) await drain((await instance.handle(invocation(i))).body);
+  const before = instance.stats;
+  const cpu = process.cpuUsage();
+  for (let i = 0; i < count; i++) await drain((await instance.handle(invocation(i))).body);
+  const used = process.cpuUsage(cpu);
+  const after = instance.stats;
+  const requests = Math.max(1, after.requests - before.requests);
+  const per = (ns: number): number => ns / 1000 / requests;
+  const totalUs = (used.user + used.system) / requests;
+  const handlerUs = per(after.handlerNs - before.handlerNs);
+  const restoreUs = per(after.restoreNs - before.restoreNs);
+  const instantiateUs = per(after.instantiateNs - before.instantiateNs);
+  return { totalUs, handlerUs, restoreUs, instantiateUs, restUs: totalUs - handlerUs - restoreUs - instantiateUs };
+}
+
+/** Lights an instance from zero and times it to its first answer, `samples` times; the median in ms. */
+async function coldStart(prepared: PreparedComponent, spec: FunctionSpec, standby: boolean, samples: number): Promise<number> {
+  const factory = createComponentFactory(prepared, spec, { log: () => undefined, maxWorkers: WORKERS, standby });
+  await factory.standbyReady();
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < samples; i++) {
+      const started = performance.now();
+      const instance = factory.create(`cold-${i}`);
+      await instance.ready;
+      const response = await instance.handle({
+        id: `cold-${i}`,
+        method: 'GET',
+        url: '/hello',
+        headers: { host: '127.0.0.1' },
+        body: Readable.from([]),
+        remoteAddress: '127.0.0.1',
+        host: '127.0.0.1',
+        serverPort: 0,
+        route: { pattern: '/...', scriptName: '', pathInfo: '/hello' },
+        signal: new AbortController().signal,
+      });
+      if (response.body && !Buffer.isBuffer(response.body)) for await (const chunk of response.body as Readable) void chunk;
+      times.push(performance.now() - started);
+      await instance.stop();
+    }
+  } finally {
+    await factory.close();
+  }
+  return median(times);
 }
 
 async function main(): Promise<void> {
@@ -252,6 +311,7 @@ async function main(): Promise<void> {
   const reusablePrepared = await prepareComponent(reusable, specOf(componentManifest('request'), () => undefined));
   const pool = new SandboxPool({ size: WORKERS });
 
+  const splits = new Map<string, CpuSplit>();
   const targets: Target[] = [
     await plainTarget(),
     await lightWagi(pool),
@@ -262,10 +322,14 @@ async function main(): Promise<void> {
   try {
     for (const target of targets) await runWrk(target.url, { connections: CONNECTIONS, seconds: 1 });
     for (let r = 0; r < ROUNDS; r++) for (const target of targets) await round(target);
+    for (const target of targets) if (target.instance instanceof ComponentInstance) splits.set(target.name, await cpuSplit(target.instance, 1000));
   } finally {
     for (const target of targets) await target.close();
     await pool.close();
   }
+
+  const coldParked = await coldStart(helloPrepared, helloSpec, true, 15);
+  const coldUnparked = await coldStart(helloPrepared, helloSpec, false, 7);
 
   const summary = targets.map((t) => ({
     name: t.name,
@@ -273,7 +337,11 @@ async function main(): Promise<void> {
     p50: median(t.runs.map((r) => r.p50)),
     p99: median(t.runs.map((r) => r.p99)),
     errors: t.runs.reduce((a, r) => a + r.errors, 0),
-    cpu: t.cpu.requests > 0 ? { ...cpuSplit(t.cpu), restored: t.cpu.restored, replaced: t.cpu.replaced, dirtyBlocksPerRestore: t.cpu.dirtyBlocks / Math.max(1, t.cpu.restored) } : undefined,
+    cpuUnderLoadUs: t.cpu.requests > 0 ? t.cpu.cpuUs / t.cpu.requests : undefined,
+    restored: t.cpu.restored,
+    replaced: t.cpu.replaced,
+    dirtyBlocksPerRestore: t.cpu.dirtyBlocks / Math.max(1, t.cpu.restored),
+    split: splits.get(t.name),
   }));
   const wagi = summary[1]!;
   say('');
@@ -281,15 +349,20 @@ async function main(): Promise<void> {
   say('|---|---:|---:|---:|---:|---:|');
   for (const s of summary) say(`| ${s.name} | ${s.rps.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.errors} | ${(s.rps / wagi.rps).toFixed(3)}× |`);
   say('');
-  say('CPU per request (µs): total of this process, all threads = worker thread CPU in the handler (bindings + guest + host) + restore + new instances, and the rest (messages, HTTP harness, main thread)');
-  say('| target | total | handler | restore | new instances | rest | restores | replacements | dirty 64 KiB blocks per restore |');
+  say('CPU per request (µs). Under load: this process, all threads, during the rounds. Split: 1,000 requests one at a time');
+  say('straight to the instance; handler (bindings + guest + host) and restore are the worker\'s, the rest is messages and the caller\'s side.');
+  say('| target | under load | one at a time | handler | restore | new instances | rest | restores / replacements under load | dirty 64 KiB blocks per restore |');
   say('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of summary) {
-    if (!s.cpu) continue;
-    const c = s.cpu;
-    say(`| ${s.name} | ${c.totalUs.toFixed(0)} | ${c.handlerUs.toFixed(0)} | ${c.restoreUs.toFixed(0)} | ${c.instantiateUs.toFixed(0)} | ${c.restOfProcessUs.toFixed(0)} | ${c.restored} | ${c.replaced} | ${c.dirtyBlocksPerRestore.toFixed(1)} |`);
+    const c = s.split;
+    if (!c || s.cpuUnderLoadUs === undefined) continue;
+    say(
+      `| ${s.name} | ${s.cpuUnderLoadUs.toFixed(0)} | ${c.totalUs.toFixed(0)} | ${c.handlerUs.toFixed(0)} | ${c.restoreUs.toFixed(0)} | ${c.instantiateUs.toFixed(0)} | ${c.restUs.toFixed(0)} | ${s.restored} / ${s.replaced} | ${s.dirtyBlocksPerRestore.toFixed(1)} |`,
+    );
   }
-  if (flags.json) process.stdout.write(`${JSON.stringify({ connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, workers: WORKERS, summary }, null, 2)}\n`);
+  say('');
+  say(`Component hello lit from zero to its first answer (median): ${coldParked.toFixed(1)} ms from a parked worker (15 samples), ${coldUnparked.toFixed(1)} ms starting a worker (7 samples)`);
+  if (flags.json) process.stdout.write(`${JSON.stringify({ connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, workers: WORKERS, summary, coldParked, coldUnparked }, null, 2)}\n`);
 }
 
 await main();

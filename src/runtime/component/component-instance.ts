@@ -211,7 +211,7 @@ function responseHeadersOf(headers: WireHeaders): HeaderPairs {
 }
 
 function emptyStats(): WorkerStats {
-  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, sampled: 0, handlerCpuNs: 0, restoreCpuNs: 0, instantiateCpuNs: 0 };
+  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
 }
 
 function addStats(into: WorkerStats, from: WorkerStats): void {

@@ -95,7 +95,7 @@ export type FromWorker =
   | { t: 'fetch-ack'; oid: number; bytes: number }
   | { t: 'fetch-cancel'; oid: number };
 
-/** What one worker has done since it started: counts, and thread CPU time by part in nanoseconds. */
+/** What one worker has done since it started: counts, and time by part in nanoseconds. */
 export interface WorkerStats {
   /** Requests run. */
   requests: number;
@@ -107,18 +107,17 @@ export interface WorkerStats {
   replaced: number;
   /** Memory blocks copied back by restores. */
   dirtyBlocks: number;
-  /** Requests whose CPU time was measured (one in SAMPLE_EVERY: a reading costs microseconds). */
-  sampled: number;
-  /** Thread CPU time of sampled requests in the handler's export, bindings and host calls included. */
-  handlerCpuNs: number;
-  /** Thread CPU time of sampled requests restoring (or judging) the instance afterwards. */
-  restoreCpuNs: number;
-  /** Thread CPU time making new instances (all of them). */
-  instantiateCpuNs: number;
+  /**
+   * Wall time in the handler's export, bindings and host calls included (Node 20 has no cheap
+   * per-thread CPU clock: /proc's schedstat leaves out the running slice). On a busy machine it
+   * counts time the thread waited for a CPU too.
+   */
+  handlerNs: number;
+  /** Wall time restoring (or judging) instances after their requests. */
+  restoreNs: number;
+  /** Wall time making new instances. */
+  instantiateNs: number;
 }
-
-/** One request in this many has its CPU time measured by the worker. */
-export const SAMPLE_EVERY = 8;
 
 /** Timeouts a handler set on an outbound request, in milliseconds. */
 export interface OutboundTimeouts {

@@ -6,8 +6,7 @@ import { parseOutboundRules } from './outbound-policy.js';
 import { ComponentHost, DeadlineExceeded, GuestExit, type HostChannel } from './wasi-host.js';
 import { BINDINGS_STATE_EXPORT, type BindingsState } from './bindings-hooks.js';
 import { InstanceSnapshot, UnrestorableInstance, type CoreInstance } from './instance-snapshot.js';
-import { SAMPLE_EVERY, type ComponentWorkerData, type FromWorker, type RunFailure, type RunRequest, type ToWorker, type WorkerStats } from './component-protocol.js';
-import { threadCpuNs } from './thread-cpu.js';
+import type { ComponentWorkerData, FromWorker, RunFailure, RunRequest, ToWorker, WorkerStats } from './component-protocol.js';
 
 type HandlerExport = { handle(request: unknown, responseOut: unknown): void };
 type Root = Record<string, HandlerExport | undefined>;
@@ -129,15 +128,19 @@ function note(text: string): void {
   channel.post({ t: 'log', stream: 'stderr', text: `component worker: ${text}\n` });
 }
 
-const stats: WorkerStats = { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, sampled: 0, handlerCpuNs: 0, restoreCpuNs: 0, instantiateCpuNs: 0 };
+const stats: WorkerStats = { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
+
+function nsSince(started: number): number {
+  return Math.round((performance.now() - started) * 1e6);
+}
 
 function fresh(): Lit {
-  const started = threadCpuNs();
+  const started = performance.now();
   try {
     return instantiateLit();
   } finally {
     stats.instantiated++;
-    stats.instantiateCpuNs += threadCpuNs() - started;
+    stats.instantiateNs += nsSince(started);
   }
 }
 
@@ -174,10 +177,10 @@ function instantiateLit(): Lit {
 }
 
 /** Decides whether `lit` may serve the next request, restoring it first when isolation asks for it. */
-function keep(lit: Lit, failed: boolean, sample: boolean): boolean {
-  const started = sample ? threadCpuNs() : 0;
+function keep(lit: Lit, failed: boolean): boolean {
+  const started = performance.now();
   const outcome = reusable(lit, failed);
-  if (sample) stats.restoreCpuNs += threadCpuNs() - started;
+  stats.restoreNs += nsSince(started);
   if (outcome === 'restored') stats.restored++;
   if (outcome === 'replaced') stats.replaced++;
   return outcome !== 'replaced';
@@ -218,20 +221,18 @@ function run(request: RunRequest): void {
   let thrown: RunFailure | undefined;
   let lit: Lit | undefined;
   stats.requests++;
-  const sample = stats.requests % SAMPLE_EVERY === 0;
-  if (sample) stats.sampled++;
   try {
     lit = warm ?? fresh();
     warm = undefined;
     lit.served++;
-    const started = sample ? threadCpuNs() : 0;
+    const started = performance.now();
     const handler = lit.root[data.handlerExport] ?? lit.root.incomingHandler;
     if (!handler) throw new Error(`the component has no export ${data.handlerExport}`);
     const { request: incoming, responseOut } = host.begin(request);
     try {
       handler.handle(incoming, responseOut);
     } finally {
-      if (sample) stats.handlerCpuNs += threadCpuNs() - started;
+      stats.handlerNs += nsSince(started);
     }
   } catch (err) {
     thrown = describe(err);
@@ -242,7 +243,7 @@ function run(request: RunRequest): void {
   flush();
   // After the answer is on its way: put the instance back as new, or let it go and light another
   // while idle, so the next request does not wait for it.
-  if (lit && keep(lit, thrown !== undefined, sample)) warm = lit;
+  if (lit && keep(lit, thrown !== undefined)) warm = lit;
   busy = false;
   if (!warm) setImmediate(prewarm);
 }
