@@ -119,12 +119,13 @@ interface Lit {
 let bindings: Bindings | undefined;
 let warm: Lit | undefined;
 let busy = false;
-/** Why the last instance was not restored, reported once per distinct reason. */
+/** Notes already logged, by their text without numbers: each kind is logged once per worker. */
 const noted = new Set<string>();
 
 function note(text: string): void {
-  if (noted.has(text) || noted.size > 32) return;
-  noted.add(text);
+  const kind = text.replace(/\d+/g, '#');
+  if (noted.has(kind) || noted.size > 32) return;
+  noted.add(kind);
   channel.post({ t: 'log', stream: 'stderr', text: `component worker: ${text}\n` });
 }
 
