@@ -158,7 +158,8 @@ export class InstanceSnapshot {
   #resetBindings(): number {
     let open = 0;
     for (const table of this.#bindings.handleTables) {
-      if (!table) continue;
+      // Most resource types are not used by a request: their tables are as new already.
+      if (!table || (table.length === 2 && table[0] === T_FLAG && !table._createdReps?.size)) continue;
       for (let slot = 2; slot < table.length; slot += 2) if (((table[slot] as number) & T_FLAG) === 0) open++;
       table.length = 2;
       table[0] = T_FLAG;
@@ -167,6 +168,7 @@ export class InstanceSnapshot {
     }
     const handle = this.#bindings.handleSymbol();
     for (const capture of this.#bindings.captureTables) {
+      if (capture.size === 0) continue;
       // A host object remembers its handle and would be passed under it again: forget it.
       if (handle) for (const object of capture.values()) if (object && typeof object === 'object' && handle in object) (object as Record<symbol, unknown>)[handle] = undefined;
       capture.clear();
