@@ -38,6 +38,11 @@ const HANDLE_TABLES = /\bconst HANDLE_TABLES\s*=\s*\[\];/;
  * bindings read it dozens of times a request (about 0.3 ms). It is read once instead.
  */
 const DEBUG_SWITCH = /if \(!globalThis\?\.process\?\.env\?\.JCO_DEBUG\) \{ return; \}/g;
+/**
+ * A debug-log statement: its arguments (object literals, copies of the call's arguments) are
+ * built on every host call even when logging is off, several hundred allocations a request.
+ */
+const DEBUG_CALL = /^(\s*)_debugLog\(/gm;
 const CAPTURE_TABLE = /\bconst (captureTable\d+)\s*=\s*new Map\(\);/g;
 
 /** Reads a binding by name without failing when this jco version has no such name in scope. */
@@ -59,10 +64,15 @@ export function hookBindings(source: string): HookedBindings {
     `  currentTaskIds: ${maybe('ASYNC_CURRENT_TASK_IDS')},`,
     `  handleSymbol: ${maybe('symbolRscHandle')} };`,
   ].join(' ');
-  let hooked = source.replace(HANDLE_TABLES, record).replace(DEBUG_SWITCH, 'if (!__lamplighterDebug) { return; }');
+  let hooked = source
+    .replace(HANDLE_TABLES, record)
+    .replace(DEBUG_SWITCH, 'if (!__lamplighterDebug) { return; }')
+    .replace(DEBUG_CALL, '$1if (__lamplighterDebug) _debugLog(');
   hooked = hooked.replace(CAPTURE_TABLE, (whole, name: string) => `${whole} __lamplighterState.captureTables.push(${name});`);
+  // Declared first, so that no code of the module can reach it before it is set.
+  const directive = /^"use [^"]*";\n/.exec(hooked)?.[0] ?? '';
+  hooked = `${directive}const __lamplighterDebug = Boolean(globalThis?.process?.env?.JCO_DEBUG);\n${hooked.slice(directive.length)}`;
   hooked += `
-const __lamplighterDebug = Boolean(globalThis?.process?.env?.JCO_DEBUG);
 let __lamplighterState;
 export function ${BINDINGS_STATE_EXPORT}() {
   const state = __lamplighterState;
