@@ -1,13 +1,18 @@
-// Component runtime benchmark: hello throughput and latency under wrk, and what one fresh instance costs.
+// Component runtime benchmark: hello under wrk with isolation "request" and "instance", beside WAGI, with CPU per request by part.
 //
-// Usage: node dist/bench/component.js [-c 16] [-d 10] [--workers N] [--json]
-// Builds examples/hello-ts (cached under the OS temp dir by source hash), serves it through a small
-// node:http server that routes every request to one component instance with N workers (a fresh
-// component instance per request), and loads it with wrk from a separate process. A plain node:http
-// hello server is measured the same way in the same run as the baseline. Then it times, on this
-// thread: transpile-free instantiation of the component (JS bindings + core modules) and of the
-// main core module alone, and reports the memory snapshot size that bounds both.
-import { execFile } from 'node:child_process';
+// Usage: node dist/bench/component.js [-c 32] [-d 5] [--rounds 3] [--workers N] [--json]
+//
+// Every target is served the same way: a small node:http server hands each request to one
+// Lamplighter Instance (N worker threads, or the WAGI sandbox pool), and wrk loads it from its own
+// process, in alternating rounds so that background noise hits all alike; medians are reported.
+// Targets: plain node:http (the ceiling), WAGI hello (examples/hello, a fresh sandbox per request),
+// the TypeScript hello (examples/hello-ts built with componentize-js; isolation "request": an
+// instance restored as new per request), and the stand-in component of the tests
+// (test/fixtures/component/reusable.wat) under "request" and "instance" (the JS engine serves one
+// request per instance, so it cannot be reused). For each component target it reports CPU per
+// request of this process (all threads), split into the worker's parts from the instance's
+// counters; the rest is messages between threads and the HTTP harness. Last, the hello lit from
+// zero to its first answer, from a parked worker and starting one.
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -16,80 +21,42 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { median } from '../src/loadgen/index.js';
-import { parseManifest } from '../src/manifest/index.js';
-import type { InvocationRequest } from '../src/instance/index.js';
-import { buildComponent, createComponentFactory, prepareComponent, type PreparedComponent } from '../src/runtime/component/index.js';
+import { parseArgs } from 'node:util';
+import type { Instance, InstanceFactory, InvocationRequest } from '../src/instance/index.js';
+import { parseManifest, type FunctionSpec } from '../src/manifest/index.js';
+import { buildComponent, ComponentInstance, createComponentFactory, prepareComponent, type PreparedComponent } from '../src/runtime/component/index.js';
+import { compileWagiModule, createWagiFactory, SandboxPool } from '../src/runtime/wasm/index.js';
+import { buildReusableComponent } from '../test/component-helpers.js';
+import { median, runWrk, type WrkResult } from './wrk.js';
 
-const execFileAsync = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const HANDLER = path.join(REPO, 'examples', 'hello-ts', 'handler.ts');
-const WRK = '/usr/bin/wrk';
 
-interface Flags {
-  connections: number;
-  seconds: number;
-  workers: number;
-  json: boolean;
+const { values: flags } = parseArgs({
+  options: {
+    c: { type: 'string', default: '32' },
+    d: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    workers: { type: 'string', default: String(Math.max(1, availableParallelism())) },
+    json: { type: 'boolean', default: false },
+  },
+});
+const CONNECTIONS = Number(flags.c);
+const SECONDS = Number(flags.d);
+const ROUNDS = Number(flags.rounds);
+const WORKERS = Number(flags.workers);
+
+function say(line: string): void {
+  if (!flags.json) process.stdout.write(`${line}\n`);
 }
 
-function parseFlags(argv: string[]): Flags {
-  const flags: Flags = { connections: 16, seconds: 10, workers: Math.max(1, availableParallelism()), json: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const next = (): number => Number(argv[++i]);
-    if (arg === '-c') flags.connections = next();
-    else if (arg === '-d') flags.seconds = next();
-    else if (arg === '--workers') flags.workers = next();
-    else if (arg === '--json') flags.json = true;
-    else throw new Error(`unknown argument ${arg}`);
-  }
-  return flags;
-}
-
-/** Load figures from one wrk run. */
-interface WrkFigures {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  errors: number;
-}
-
-function toMs(value: string): number {
-  const match = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
-  if (!match) return Number.NaN;
-  const n = Number(match[1]);
-  return match[2] === 'us' ? n / 1000 : match[2] === 's' ? n * 1000 : n;
-}
-
-async function wrk(url: string, flags: Flags): Promise<WrkFigures> {
-  const threads = Math.min(2, flags.connections);
-  const { stdout } = await execFileAsync(WRK, ['-t', String(threads), '-c', String(flags.connections), '-d', `${flags.seconds}s`, '--latency', '--timeout', '10s', url], {
-    timeout: (flags.seconds + 30) * 1000,
-  });
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN);
-  const p50 = toMs(/\s50%\s+(\S+)/.exec(stdout)?.[1] ?? '');
-  const p99 = toMs(/\s99%\s+(\S+)/.exec(stdout)?.[1] ?? '');
-  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
-  const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0) + Number(/Socket errors:.*?timeout (\d+)/.exec(stdout)?.[1] ?? 0);
-  return { rps, p50Ms: p50, p99Ms: p99, requests, errors };
-}
-
-function listen(server: http.Server): Promise<number> {
-  server.keepAliveTimeout = 60_000;
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
-}
-
-async function cachedBuild(): Promise<Uint8Array> {
-  const source = await readFile(HANDLER);
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 24);
+async function cachedHelloBuild(): Promise<Uint8Array> {
+  const handler = path.join(REPO, 'examples', 'hello-ts', 'handler.ts');
+  const hash = createHash('sha256').update(await readFile(handler)).digest('hex').slice(0, 24);
   const file = path.join(tmpdir(), 'lamplighter-bench', `hello-ts-${hash}.wasm`);
   try {
     return new Uint8Array(await readFile(file));
   } catch {
-    const { component } = await buildComponent(HANDLER);
+    const { component } = await buildComponent(handler);
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(`${file}.tmp`, component);
     await rename(`${file}.tmp`, file);
@@ -97,87 +64,23 @@ async function cachedBuild(): Promise<Uint8Array> {
   }
 }
 
-/** Per-instantiation cost measured on this thread, with imports that are never called. */
-async function instantiationCost(prepared: PreparedComponent, rounds: number): Promise<{ componentMs: number; coreMs: number; memoryBytes: number; dataBytes: number }> {
-  const modules: Record<string, WebAssembly.Module> = {};
-  let main: { name: string; module: WebAssembly.Module } | undefined;
-  for (const [name, bytes] of Object.entries(prepared.files)) {
-    if (!name.endsWith('.wasm')) continue;
-    const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-    modules[name] = module;
-    if (WebAssembly.Module.exports(module).some((e) => e.kind === 'memory')) main = { name, module };
-  }
-  const never = (): never => {
-    throw new Error('not called while instantiating');
-  };
-  const iface = new Proxy({}, { get: (_t, key) => (typeof key === 'string' && /^[A-Z]/.test(key) ? class {} : never) });
-  const imports = new Proxy({}, { get: () => iface });
-  // As in the component worker: a cheap WebAssembly.promising stub (see component-worker.ts).
-  const wasm = WebAssembly as unknown as { promising?: unknown };
-  if (wasm.promising === undefined) {
-    const unsupported = new TypeError('no JSPI');
-    wasm.promising = (): never => {
-      throw unsupported;
-    };
-  }
-  const bindings = Buffer.from(prepared.files[prepared.entry] as Uint8Array).toString('utf8');
-  const { instantiate } = (await import(`data:text/javascript;base64,${Buffer.from(bindings).toString('base64')}`)) as {
-    instantiate: (get: (p: string) => WebAssembly.Module, imports: unknown) => unknown;
-  };
-  const time = (fn: () => void): number => {
-    const samples: number[] = [];
-    for (let i = 0; i < rounds; i++) {
-      const t = performance.now();
-      fn();
-      samples.push(performance.now() - t);
-    }
-    return median(samples);
-  };
-  const componentMs = time(() => instantiate((p) => modules[p] as WebAssembly.Module, imports));
-  let coreMs = Number.NaN;
-  let memoryBytes = 0;
-  if (main) {
-    const coreImports: Record<string, Record<string, unknown>> = {};
-    for (const imp of WebAssembly.Module.imports(main.module)) {
-      coreImports[imp.module] ??= {};
-      (coreImports[imp.module] as Record<string, unknown>)[imp.name] = never;
-    }
-    coreMs = time(() => new WebAssembly.Instance(main.module, coreImports as WebAssembly.Imports));
-    const instance = new WebAssembly.Instance(main.module, coreImports as WebAssembly.Imports);
-    const memory = Object.values(instance.exports).find((e) => e instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined;
-    memoryBytes = memory?.buffer.byteLength ?? 0;
-  }
-  const dataBytes = main ? (prepared.files[main.name] as Uint8Array).length : 0;
-  return { componentMs, coreMs, memoryBytes, dataBytes };
+function specOf(manifest: string, patch: (spec: FunctionSpec) => void): FunctionSpec {
+  const spec = parseManifest(manifest).functions[0];
+  if (!spec) throw new Error('no function in the manifest');
+  spec.limits.concurrency = WORKERS;
+  spec.limits.timeoutMs = 30_000;
+  patch(spec);
+  return spec;
 }
 
-async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2));
-  const say = (line: string): void => {
-    if (!flags.json) process.stdout.write(`${line}\n`);
-  };
+function componentManifest(isolation: 'request' | 'instance'): string {
+  return `name = "bench"\n[[function]]\nname = "hello"\nruntime = "component"\nsource = "h.wasm"\nroutes = ["/..."]\nisolation = "${isolation}"\n`;
+}
 
-  let t = performance.now();
-  const bytes = await cachedBuild();
-  say(`component: ${(bytes.length / 1024 / 1024).toFixed(1)} MiB (built or cached in ${((performance.now() - t) / 1000).toFixed(1)} s)`);
-  const spec = parseManifest(await readFile(path.join(REPO, 'examples', 'hello-ts', 'lamplighter.toml'), 'utf8')).functions[0];
-  if (!spec) throw new Error('examples/hello-ts has no function');
-  spec.limits.concurrency = flags.workers;
-  spec.limits.timeoutMs = 30_000;
-  t = performance.now();
-  const prepared = await prepareComponent(bytes, spec);
-  const prepareMs = performance.now() - t;
-  say(`prepare (validate + transpile): ${prepareMs.toFixed(0)} ms`);
-
-  const factory = createComponentFactory(prepared, spec, { log: () => undefined });
-  const instance = factory.create('bench');
-  t = performance.now();
-  await instance.ready;
-  const readyMs = performance.now() - t;
-  say(`instance ready (compile + first worker + first component instance): ${readyMs.toFixed(0)} ms`);
-
+/** Serves every request of a node:http server with one Lamplighter instance. */
+function harness(instance: Instance): http.Server {
   let nextId = 0;
-  const componentServer = http.createServer((req, res) => {
+  return http.createServer((req, res) => {
     const controller = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) controller.abort();
@@ -208,38 +111,258 @@ async function main(): Promise<void> {
       },
     );
   });
-  const baselineServer = http.createServer((req, res) => {
+}
+
+function listen(server: http.Server): Promise<string> {
+  server.keepAliveTimeout = 60_000;
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hello`)));
+}
+
+/** CPU of one component target, summed over its measured rounds. */
+interface CpuTally {
+  cpuUs: number;
+  requests: number;
+  restored: number;
+  replaced: number;
+  dirtyBlocks: number;
+}
+
+function emptyTally(): CpuTally {
+  return { cpuUs: 0, requests: 0, restored: 0, replaced: 0, dirtyBlocks: 0 };
+}
+
+interface Target {
+  name: string;
+  url: string;
+  instance: Instance | undefined;
+  runs: WrkResult[];
+  cpu: CpuTally;
+  close: () => Promise<void>;
+}
+
+async function lightComponent(name: string, prepared: PreparedComponent, spec: FunctionSpec): Promise<Target> {
+  const factory = createComponentFactory(prepared, spec, { log: () => undefined, maxWorkers: WORKERS });
+  const instance = factory.create(name);
+  const started = performance.now();
+  await instance.ready;
+  say(`  ${name}: ready in ${(performance.now() - started).toFixed(0)} ms`);
+  const server = harness(instance);
+  return {
+    name,
+    url: await listen(server),
+    instance,
+    runs: [],
+    cpu: emptyTally(),
+    close: async () => {
+      server.close();
+      await instance.stop();
+      await factory.close();
+    },
+  };
+}
+
+async function lightWagi(pool: SandboxPool): Promise<Target> {
+  const manifest = await readFile(path.join(REPO, 'examples', 'hello', 'lamplighter.toml'), 'utf8');
+  const spec = specOf(manifest, () => undefined);
+  const compiled = await compileWagiModule(new Uint8Array(await readFile(path.join(REPO, 'examples', 'hello', 'hello.wasm'))), spec.limits.memory);
+  const factory: InstanceFactory = createWagiFactory(compiled, spec, { pool, log: () => undefined });
+  const instance = factory.create('wagi');
+  await instance.ready;
+  const server = harness(instance);
+  return {
+    name: 'WAGI hello (C), fresh sandbox per request',
+    url: await listen(server),
+    instance: undefined,
+    runs: [],
+    cpu: emptyTally(),
+    close: async () => {
+      server.close();
+      await instance.stop();
+      await factory.close();
+    },
+  };
+}
+
+async function plainTarget(): Promise<Target> {
+  const server = http.createServer((req, res) => {
     req.resume();
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
     res.end(`Hello from a Lamplighter component! You asked for ${new URL(req.url ?? '/', 'http://x').pathname}\n`);
   });
-  const componentPort = await listen(componentServer);
-  const baselinePort = await listen(baselineServer);
+  return {
+    name: 'node:http hello (ceiling)',
+    url: await listen(server),
+    instance: undefined,
+    runs: [],
+    cpu: emptyTally(),
+    close: async () => {
+      server.close();
+    },
+  };
+}
 
-  say(`load: wrk -c ${flags.connections} -d ${flags.seconds}s from a separate process; component instance with ${flags.workers} worker(s)`);
-  const baseline = await wrk(`http://127.0.0.1:${baselinePort}/hello`, flags);
-  say(`  baseline node:http hello   ${baseline.rps.toFixed(0).padStart(7)} req/s  p50 ${baseline.p50Ms.toFixed(2)} ms  p99 ${baseline.p99Ms.toFixed(2)} ms`);
-  const component = await wrk(`http://127.0.0.1:${componentPort}/hello`, flags);
-  say(`  component hello (fresh)    ${component.rps.toFixed(0).padStart(7)} req/s  p50 ${component.p50Ms.toFixed(2)} ms  p99 ${component.p99Ms.toFixed(2)} ms  errors ${component.errors}`);
-  const single = await wrk(`http://127.0.0.1:${componentPort}/hello`, { ...flags, connections: 1 });
-  say(`  component, one connection  ${single.rps.toFixed(0).padStart(7)} req/s  p50 ${single.p50Ms.toFixed(2)} ms  p99 ${single.p99Ms.toFixed(2)} ms  errors ${single.errors}`);
+/** Runs one round against a target, adding the CPU this process spent meanwhile to its tally. */
+async function round(target: Target): Promise<void> {
+  const component = target.instance instanceof ComponentInstance ? target.instance : undefined;
+  const before = component?.stats;
+  const cpu = process.cpuUsage();
+  target.runs.push(await runWrk(target.url, { connections: CONNECTIONS, seconds: SECONDS }));
+  const used = process.cpuUsage(cpu);
+  if (!component || !before) return;
+  const after = component.stats;
+  const tally = target.cpu;
+  tally.cpuUs += used.user + used.system;
+  tally.requests += after.requests - before.requests;
+  tally.restored += after.restored - before.restored;
+  tally.replaced += after.replaced - before.replaced;
+  tally.dirtyBlocks += after.dirtyBlocks - before.dirtyBlocks;
+}
 
-  await instance.stop();
-  await factory.close();
-  componentServer.close();
-  baselineServer.close();
+/** Where one request's CPU goes, measured one request at a time (no HTTP, no contention inside the process). */
+interface CpuSplit {
+  /** CPU of this process per request, all threads. */
+  totalUs: number;
+  /** Worker: the handler's export, bindings and host calls included (wall time, one request at a time). */
+  handlerUs: number;
+  /** Worker: restoring the instance afterwards. */
+  restoreUs: number;
+  /** Worker: new instances, spread over the requests. */
+  instantiateUs: number;
+  /** The rest: messages between threads on both sides, the caller's side of the instance. */
+  restUs: number;
+}
 
-  const cost = await instantiationCost(prepared, 30);
-  say(`per-request instantiation (median of 30, this thread):`);
-  say(`  component (jco bindings + core modules): ${cost.componentMs.toFixed(2)} ms`);
-  say(`  main core module alone:                  ${cost.coreMs.toFixed(2)} ms`);
-  say(`  snapshot: ${(cost.dataBytes / 1024 / 1024).toFixed(1)} MiB main module, ${(cost.memoryBytes / 1024 / 1024).toFixed(1)} MiB initial linear memory`);
+function invocation(i: number): InvocationRequest {
+  return {
+    id: `seq-${i}`,
+    method: 'GET',
+    url: '/hello',
+    headers: { host: '127.0.0.1' },
+    body: Readable.from([]),
+    remoteAddress: '127.0.0.1',
+    host: '127.0.0.1',
+    serverPort: 0,
+    route: { pattern: '/...', scriptName: '', pathInfo: '/hello' },
+    signal: new AbortController().signal,
+  };
+}
 
-  if (flags.json) {
-    process.stdout.write(
-      `${JSON.stringify({ componentBytes: bytes.length, prepareMs, readyMs, workers: flags.workers, connections: flags.connections, seconds: flags.seconds, baseline, component, single, instantiation: cost }, null, 2)}\n`,
+async function drain(body: InvocationResponseBody): Promise<void> {
+  if (body && !Buffer.isBuffer(body)) for await (const chunk of body as Readable) void chunk;
+}
+
+type InvocationResponseBody = Awaited<ReturnType<Instance['handle']>>['body'];
+
+/** Sends `count` requests one after another straight to the instance and splits their CPU. */
+async function cpuSplit(instance: ComponentInstance, count: number): Promise<CpuSplit> {
+  for (let i = 0; i < 50; i++) await drain((await instance.handle(invocation(i))).body);
+  const before = instance.stats;
+  const cpu = process.cpuUsage();
+  for (let i = 0; i < count; i++) await drain((await instance.handle(invocation(i))).body);
+  const used = process.cpuUsage(cpu);
+  const after = instance.stats;
+  const requests = Math.max(1, after.requests - before.requests);
+  const per = (ns: number): number => ns / 1000 / requests;
+  const totalUs = (used.user + used.system) / requests;
+  const handlerUs = per(after.handlerNs - before.handlerNs);
+  const restoreUs = per(after.restoreNs - before.restoreNs);
+  const instantiateUs = per(after.instantiateNs - before.instantiateNs);
+  return { totalUs, handlerUs, restoreUs, instantiateUs, restUs: totalUs - handlerUs - restoreUs - instantiateUs };
+}
+
+/** Lights an instance from zero and times it to its first answer, `samples` times; the median in ms. */
+async function coldStart(prepared: PreparedComponent, spec: FunctionSpec, standby: boolean, samples: number): Promise<number> {
+  const factory = createComponentFactory(prepared, spec, { log: () => undefined, maxWorkers: WORKERS, standby });
+  await factory.standbyReady();
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < samples; i++) {
+      const started = performance.now();
+      const instance = factory.create(`cold-${i}`);
+      await instance.ready;
+      const response = await instance.handle({
+        id: `cold-${i}`,
+        method: 'GET',
+        url: '/hello',
+        headers: { host: '127.0.0.1' },
+        body: Readable.from([]),
+        remoteAddress: '127.0.0.1',
+        host: '127.0.0.1',
+        serverPort: 0,
+        route: { pattern: '/...', scriptName: '', pathInfo: '/hello' },
+        signal: new AbortController().signal,
+      });
+      if (response.body && !Buffer.isBuffer(response.body)) for await (const chunk of response.body as Readable) void chunk;
+      times.push(performance.now() - started);
+      await instance.stop();
+    }
+  } finally {
+    await factory.close();
+  }
+  return median(times);
+}
+
+async function main(): Promise<void> {
+  say(`Component benchmark — wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} alternating rounds, medians; ${WORKERS} worker(s) per instance; ${new Date().toISOString().slice(0, 10)}`);
+  const hello = await cachedHelloBuild();
+  const helloSpec = specOf(componentManifest('request'), () => undefined);
+  const helloPrepared = await prepareComponent(hello, helloSpec);
+  const reusable = await buildReusableComponent();
+  const reusablePrepared = await prepareComponent(reusable, specOf(componentManifest('request'), () => undefined));
+  const pool = new SandboxPool({ size: WORKERS });
+
+  const splits = new Map<string, CpuSplit>();
+  const targets: Target[] = [
+    await plainTarget(),
+    await lightWagi(pool),
+    await lightComponent('component hello (TS), isolation = "request"', helloPrepared, helloSpec),
+    await lightComponent('stand-in component (wasm), isolation = "request"', reusablePrepared, specOf(componentManifest('request'), () => undefined)),
+    await lightComponent('stand-in component (wasm), isolation = "instance"', reusablePrepared, specOf(componentManifest('instance'), () => undefined)),
+  ];
+  try {
+    for (const target of targets) await runWrk(target.url, { connections: CONNECTIONS, seconds: 1 });
+    for (let r = 0; r < ROUNDS; r++) for (const target of targets) await round(target);
+    for (const target of targets) if (target.instance instanceof ComponentInstance) splits.set(target.name, await cpuSplit(target.instance, 1000));
+  } finally {
+    for (const target of targets) await target.close();
+    await pool.close();
+  }
+
+  const coldParked = await coldStart(helloPrepared, helloSpec, true, 15);
+  const coldUnparked = await coldStart(helloPrepared, helloSpec, false, 7);
+
+  const summary = targets.map((t) => ({
+    name: t.name,
+    rps: median(t.runs.map((r) => r.rps)),
+    p50: median(t.runs.map((r) => r.p50)),
+    p99: median(t.runs.map((r) => r.p99)),
+    errors: t.runs.reduce((a, r) => a + r.errors, 0),
+    cpuUnderLoadUs: t.cpu.requests > 0 ? t.cpu.cpuUs / t.cpu.requests : undefined,
+    restored: t.cpu.restored,
+    replaced: t.cpu.replaced,
+    dirtyBlocksPerRestore: t.cpu.dirtyBlocks / Math.max(1, t.cpu.restored),
+    split: splits.get(t.name),
+  }));
+  const wagi = summary[1]!;
+  say('');
+  say('| target | req/s | p50 ms | p99 ms | errors | vs WAGI |');
+  say('|---|---:|---:|---:|---:|---:|');
+  for (const s of summary) say(`| ${s.name} | ${s.rps.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.errors} | ${(s.rps / wagi.rps).toFixed(3)}× |`);
+  say('');
+  say('CPU per request (µs). Under load: this process, all threads, during the rounds. Split: 1,000 requests one at a time');
+  say('straight to the instance; handler (bindings + guest + host) and restore are the worker\'s, the rest is messages and the caller\'s side.');
+  say('| target | under load | one at a time | handler | restore | new instances | rest | restores / replacements under load | dirty 64 KiB blocks per restore |');
+  say('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const s of summary) {
+    const c = s.split;
+    if (!c || s.cpuUnderLoadUs === undefined) continue;
+    say(
+      `| ${s.name} | ${s.cpuUnderLoadUs.toFixed(0)} | ${c.totalUs.toFixed(0)} | ${c.handlerUs.toFixed(0)} | ${c.restoreUs.toFixed(0)} | ${c.instantiateUs.toFixed(0)} | ${c.restUs.toFixed(0)} | ${s.restored} / ${s.replaced} | ${s.dirtyBlocksPerRestore.toFixed(1)} |`,
     );
   }
+  say('');
+  say(`Component hello lit from zero to its first answer (median): ${coldParked.toFixed(1)} ms from a parked worker (15 samples), ${coldUnparked.toFixed(1)} ms starting a worker (7 samples)`);
+  if (flags.json) process.stdout.write(`${JSON.stringify({ connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, workers: WORKERS, summary, coldParked, coldUnparked }, null, 2)}\n`);
 }
 
 await main();

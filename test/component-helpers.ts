@@ -63,6 +63,34 @@ export async function buildTrappingComponent(witFile: string, world: string): Pr
   return jco.componentNew(core, undefined);
 }
 
+interface JcoBuild {
+  parse(wat: string): Promise<Uint8Array>;
+  componentEmbed(options: { binary: Uint8Array; witSource: string; world: string }): Promise<Uint8Array>;
+  componentNew(core: Uint8Array, adapters: undefined): Promise<Uint8Array>;
+}
+
+/** Behaviours of the reusable stand-in component, by the request count at which they happen (0: never). */
+export interface ReusableComponentOptions {
+  /** Grow linear memory by 4 MiB at this count. @default 0 */
+  growAt?: number;
+  /** Trap (`unreachable`) at this count. @default 0 */
+  trapAt?: number;
+}
+
+/**
+ * Builds `test/fixtures/component/reusable.wat` into a component (well under a second): unlike the
+ * JS engine, it answers any number of requests per instance, each with the count it has served.
+ */
+export async function buildReusableComponent(options: ReusableComponentOptions = {}): Promise<Uint8Array> {
+  const source = (await readFile(path.join(COMPONENT_FIXTURES, 'reusable.wat'), 'utf8'))
+    .replace('(i32.const GROW_AT)', `(i32.const ${options.growAt ?? 0})`)
+    .replace('(i32.const TRAP_AT)', `(i32.const ${options.trapAt ?? 0})`);
+  const witSource = await readFile(path.join(COMPONENT_FIXTURES, 'reusable.wit'), 'utf8');
+  const jco = (await import('@bytecodealliance/jco')) as unknown as JcoBuild;
+  const core = await jco.componentEmbed({ binary: await jco.parse(source), witSource, world: 'reusable' });
+  return jco.componentNew(core, undefined);
+}
+
 /** Options for {@link componentSpec}. */
 export interface ComponentSpecOptions {
   /** Function name. @default 'echo' */
@@ -77,6 +105,10 @@ export interface ComponentSpecOptions {
   memory?: string;
   /** limits.concurrency. @default 1 */
   concurrency?: number;
+  /** isolation. @default unset ("request") */
+  isolation?: string;
+  /** max_reuse. @default unset (128) */
+  maxReuse?: number;
 }
 
 /** A component FunctionSpec as the manifest parser makes it. */
@@ -91,6 +123,8 @@ runtime = "component"
 source = "handler.wasm"
 routes = ["/..."]
 allowed_outbound_hosts = ${JSON.stringify(options.allowedOutboundHosts ?? [])}
+${options.isolation === undefined ? '' : `isolation = ${JSON.stringify(options.isolation)}`}
+${options.maxReuse === undefined ? '' : `max_reuse = ${options.maxReuse}`}
 [function.limits]
 timeout = "${options.timeout ?? '10s'}"
 memory = "${options.memory ?? '64MiB'}"

@@ -1,10 +1,10 @@
 // The app manifest (lamplighter.toml): parsing, validation and the typed specs.
 export { MANIFEST_FILE, parseManifest, validateManifest, loadManifest } from './manifest.js';
-export type { AppManifest, FunctionSpec, FunctionLimits, FunctionScale, Placeholder, RuntimeKind, BreakerSpec, BreakerPartition, VariableSpec } from './manifest.js';
+export type { AppManifest, FunctionSpec, FunctionLimits, FunctionScale, Placeholder, RuntimeKind, Isolation, BreakerSpec, BreakerPartition, VariableSpec } from './manifest.js';
 export { parseEnvTemplate, referencedVariables, renderEnvTemplate, VARIABLE_NAME } from './env-template.js';
 export type { EnvTemplate } from './env-template.js';
 export { literalPath, parseRoute } from './route-pattern.js';
 export type { RoutePattern, RouteSegment } from './route-pattern.js';
-export { BreakerDefaults } from './schema.js';
+export { BreakerDefaults, IsolationDefaults } from './schema.js';
 export { readArtifact } from './read-artifact.js';
 export { SPIN_MANIFEST_FILE, SpinManifestError, translateSpinManifest } from './spin-manifest.js';

@@ -6,13 +6,16 @@ import type { z } from 'zod';
 import { nearestName, PlatformDefaults } from '../config/index.js';
 import { ManifestError } from '../errors/index.js';
 import { SPIN_MANIFEST_FILE, translateSpinManifest } from './spin-manifest.js';
-import { KNOWN_FIELDS, manifestSchema, type RawBreakerPartition, type RawManifest } from './schema.js';
+import { IsolationDefaults, KNOWN_FIELDS, manifestSchema, type RawBreakerPartition, type RawManifest } from './schema.js';
 
 /** File name of an app manifest inside its directory. */
 export const MANIFEST_FILE = 'lamplighter.toml';
 
 /** The runtimes a function can use. */
 export type RuntimeKind = 'wagi' | 'component' | 'process';
+
+/** How a component function's requests share an instance (see FunctionSpec.isolation). */
+export type Isolation = 'request' | 'instance';
 
 /** Limits of one function, units resolved (bytes, milliseconds). */
 export interface FunctionLimits {
@@ -98,6 +101,14 @@ export interface FunctionSpec {
   startupTimeoutMs: number;
   drainTimeoutMs: number;
   allowedOutboundHosts: string[];
+  /**
+   * What a component instance may keep between requests: nothing ("request", it is restored to
+   * its first state after each) or its state ("instance", reused for up to maxReuse requests).
+   * The parser always sets it; a spec built in code without it means "request".
+   */
+  isolation?: Isolation;
+  /** Requests one component instance serves under isolation "instance" before it is replaced; IsolationDefaults.maxReuse when unset. */
+  maxReuse?: number;
   placeholder: Placeholder | undefined;
   limits: FunctionLimits;
   scale: FunctionScale;
@@ -143,6 +154,8 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
     startupTimeoutMs: raw.startup_timeout,
     drainTimeoutMs: raw.drain_timeout,
     allowedOutboundHosts: raw.allowed_outbound_hosts,
+    isolation: raw.isolation ?? IsolationDefaults.isolation,
+    maxReuse: raw.max_reuse ?? IsolationDefaults.maxReuse,
     placeholder: raw.placeholder && {
       status: raw.placeholder.status,
       body: raw.placeholder.body,

@@ -150,6 +150,24 @@ const breakerSchema = z
   .refine((b) => b.open_for >= 1, { message: "breaker.open_for must be at least '1ms'", path: ['open_for'] })
   .refine((b) => b.slow_call === undefined || b.slow_call >= 1, { message: "breaker.slow_call must be at least '1ms'", path: ['slow_call'] });
 
+/** Defaults of a component function's instance isolation (`isolation`, `max_reuse`). */
+export const IsolationDefaults = {
+  /** A component instance restored to its first state before every request. */
+  isolation: 'request',
+  /** Under `isolation = "instance"`, requests one instance serves before it is replaced. */
+  maxReuse: 128,
+} as const;
+
+const isolation = z.enum(['request', 'instance'], {
+  error: (issue) => `isolation must be "request" (a component instance as new for every request) or "instance" (one instance reused for up to max_reuse requests), got ${shown(issue.input)}`,
+});
+
+const maxReuse = z
+  .number({ error: (issue) => `max_reuse must be a whole number from 1 to 1000000, got ${shown(issue.input)}` })
+  .int({ error: (issue) => `max_reuse must be a whole number from 1 to 1000000, got ${shown(issue.input)}` })
+  .min(1, { error: (issue) => `max_reuse must be a whole number from 1 to 1000000, got ${shown(issue.input)}` })
+  .max(1_000_000, { error: (issue) => `max_reuse must be a whole number from 1 to 1000000, got ${shown(issue.input)}` });
+
 const functionSchema = z
   .object({
     name: z.string().regex(NAME, 'a function name must be lower-case letters, digits and dashes, starting with a letter'),
@@ -167,6 +185,8 @@ const functionSchema = z
     startup_timeout: duration('startup_timeout').default(PlatformDefaults.startupTimeoutMs),
     drain_timeout: duration('drain_timeout').default(PlatformDefaults.drainTimeoutMs),
     allowed_outbound_hosts: z.array(z.string()).default([]),
+    isolation: isolation.optional(),
+    max_reuse: maxReuse.optional(),
     placeholder: placeholderSchema.optional(),
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     scale: scaleSchema.default(() => scaleSchema.parse({})),
@@ -180,6 +200,13 @@ const functionSchema = z
     } else {
       if (!f.source) ctx.addIssue({ code: 'custom', path: ['source'], message: `a ${f.runtime} function needs source = "file.wasm"` });
       if (f.command) ctx.addIssue({ code: 'custom', path: ['command'], message: `a ${f.runtime} function takes source, not command` });
+    }
+    if (f.runtime !== 'component') {
+      // WAGI modules and processes have isolation of their own (a fresh sandbox; one process).
+      if (f.isolation !== undefined) ctx.addIssue({ code: 'custom', path: ['isolation'], message: `isolation applies to runtime = "component" only (this function's runtime is "${f.runtime}")` });
+      if (f.max_reuse !== undefined) ctx.addIssue({ code: 'custom', path: ['max_reuse'], message: `max_reuse applies to runtime = "component" only (this function's runtime is "${f.runtime}")` });
+    } else if (f.max_reuse !== undefined && f.isolation !== 'instance') {
+      ctx.addIssue({ code: 'custom', path: ['max_reuse'], message: 'max_reuse applies only with isolation = "instance" (under the default isolation = "request" every request gets an instance as new)' });
     }
   });
 

@@ -1,6 +1,7 @@
 // Reads the memory declarations of the core modules inside a transpiled component, to cap and check them.
 import { ModuleError } from '../../errors/index.js';
 import { binaryKind, capMemory, memoryDeclaration, WASM_PAGE } from '../wasm/index.js';
+import { exposeCoreState } from './core-state-exports.js';
 
 /** What a core module says about linear memory. */
 export interface CoreMemoryInfo {
@@ -30,4 +31,12 @@ export function capCoreMemory(bytes: Uint8Array, limitBytes: number): Uint8Array
     );
   }
   return capMemory(bytes, limitBytes).bytes;
+}
+
+/**
+ * Compiles a core module as instances run it: memory capped at `limitBytes`, and its globals,
+ * tables and memory exported (see exposeCoreState) so that an instance can be restored.
+ */
+export function compileCoreModule(bytes: Uint8Array, limitBytes: number): Promise<WebAssembly.Module> {
+  return WebAssembly.compile(exposeCoreState(capCoreMemory(bytes, limitBytes)) as Uint8Array<ArrayBuffer>);
 }

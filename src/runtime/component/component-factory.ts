@@ -2,8 +2,10 @@
 import { availableParallelism } from 'node:os';
 import type { Instance, InstanceFactory, LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
-import { capCoreMemory } from './component-binary.js';
+import { hookBindings } from './bindings-hooks.js';
+import { compileCoreModule } from './component-binary.js';
 import { ComponentInstance, type ComponentRuntime } from './component-instance.js';
+import { StandbyWorker } from './standby-worker.js';
 import { parseOutboundRules } from './outbound-policy.js';
 import { handlerExportOf, validateComponentSpec, type PreparedComponent } from './prepare-component.js';
 
@@ -26,6 +28,14 @@ export interface ComponentFactoryOptions {
   /** Most worker threads per instance, whatever limits.concurrency says. @default DEFAULT_MAX_WORKERS */
   maxWorkers?: number;
   /**
+   * Keep one worker parked with its instance ready while the function has no instance (from when
+   * the modules are compiled, and again each time an instance stops), so that a function at zero
+   * lights without starting a thread, loading bindings or instantiating. Costs one idle thread
+   * (tens of MiB) per component function.
+   * @default true
+   */
+  standby?: boolean;
+  /**
    * Core modules already compiled and capped at this spec's limits.memory (by
    * prepareComponentOffThread); without them the factory compiles the prepared files itself.
    * @default undefined
@@ -37,13 +47,15 @@ export interface ComponentFactoryOptions {
 export interface ComponentFactory extends InstanceFactory {
   /** Resolves once the core modules are compiled; rejects with the compile error. */
   readonly compiled: Promise<void>;
+  /** Resolves once a worker is parked and ready (at once when none is kept or none can be). */
+  standbyReady(): Promise<void>;
 }
 
 async function compileModules(prepared: PreparedComponent, memoryLimit: number): Promise<Record<string, WebAssembly.Module>> {
   const modules: Record<string, WebAssembly.Module> = {};
   for (const [name, bytes] of Object.entries(prepared.files)) {
     if (!name.endsWith('.wasm')) continue;
-    modules[name] = await WebAssembly.compile(capCoreMemory(bytes, memoryLimit) as Uint8Array<ArrayBuffer>);
+    modules[name] = await compileCoreModule(bytes, memoryLimit);
   }
   return modules;
 }
@@ -62,22 +74,26 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
     spec,
     log: options.log,
     modules,
-    bindings: entry ? Buffer.from(entry).toString('utf8') : '',
+    // Hooked once here, so that workers can reset the bindings' handle tables between requests.
+    bindings: entry ? hookBindings(Buffer.from(entry).toString('utf8')).source : '',
     handlerExport: handlerExportOf(prepared.exports) ?? 'incomingHandler',
     rules: parseOutboundRules(spec.allowedOutboundHosts),
     workerHeapMb: options.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB,
     maxWorkers: Math.max(1, Math.min(spec.limits.concurrency, options.maxWorkers ?? DEFAULT_MAX_WORKERS)),
   };
   const live = new Set<ComponentInstance>();
+  const standby = options.standby === false ? undefined : new StandbyWorker(runtime, modules);
   return {
     compiled: modules.then(() => undefined),
     capacity: runtime.maxWorkers,
+    standbyReady: () => standby?.ready() ?? Promise.resolve(),
     create(id: string): Instance {
-      const instance = new ComponentInstance(id, runtime, (i) => live.delete(i));
+      const instance = new ComponentInstance(id, runtime, (i) => live.delete(i), standby);
       live.add(instance);
       return instance;
     },
     async close(): Promise<void> {
+      standby?.close();
       await Promise.allSettled([...live].map((i) => i.stop()));
       live.clear();
     },

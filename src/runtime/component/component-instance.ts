@@ -13,7 +13,7 @@ import {
   type InvocationResponse,
   type LogSink,
 } from '../../instance/index.js';
-import type { FunctionSpec } from '../../manifest/index.js';
+import { IsolationDefaults, type FunctionSpec } from '../../manifest/index.js';
 import { OutboundClient } from './outbound-client.js';
 import type { OutboundRule } from './outbound-policy.js';
 import {
@@ -24,6 +24,7 @@ import {
   type RunFailure,
   type ToWorker,
   type WireHeaders,
+  type WorkerStats,
 } from './component-protocol.js';
 
 /** What every instance of one component function shares: compiled modules, bindings, policy. */
@@ -64,10 +65,26 @@ interface Job {
   settled: boolean;
   timer: NodeJS.Timeout | undefined;
   detach: () => void;
+  /** Set once the caller gave up on the job: what to log if its worker must be stopped. */
+  abandoned: string | undefined;
+}
+
+/**
+ * Time a handler the caller gave up on (timeout, client gone) has to unwind by itself before its
+ * worker thread is terminated. A handler waiting on the host (a timer, a body, an outbound call)
+ * stops at once and its worker stays, with a new instance; one busy computing cannot be
+ * interrupted inside the thread, and its worker is replaced.
+ */
+export const STOP_GRACE_MS = 250;
+
+/** Where a worker's messages and exit go: the instance that owns it, or the factory's standby. */
+export interface SlotOwner {
+  onMessage(slot: WorkerSlot, message: FromWorker): void;
+  onExit(slot: WorkerSlot, reason: string): void;
 }
 
 /** One worker thread and its channel. */
-class WorkerSlot {
+export class WorkerSlot {
   readonly worker: Worker;
   private readonly port: MessagePort;
   private readonly signal: Int32Array;
@@ -76,12 +93,17 @@ class WorkerSlot {
   job: Job | undefined;
   loaded = false;
   dead = false;
+  /** The worker's counters since its current owner took it, as its last answer carried them. */
+  stats: WorkerStats | undefined;
+  /** The worker's own counters (since it started), as its last answer carried them. */
+  private raw: WorkerStats | undefined;
+  /** The worker's own counters when its current owner took it. */
+  private baseline: WorkerStats | undefined;
 
   constructor(
     runtime: ComponentRuntime,
     modules: Record<string, WebAssembly.Module>,
-    private readonly onMessage: (slot: WorkerSlot, message: FromWorker) => void,
-    private readonly onExit: (slot: WorkerSlot, reason: string) => void,
+    private owner: SlotOwner,
   ) {
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(8);
@@ -94,6 +116,8 @@ class WorkerSlot {
       handlerExport: runtime.handlerExport,
       env: Object.entries(runtime.spec.env),
       allowedOutboundHosts: runtime.spec.allowedOutboundHosts,
+      isolation: runtime.spec.isolation ?? IsolationDefaults.isolation,
+      maxReuse: runtime.spec.maxReuse ?? IsolationDefaults.maxReuse,
       port: port2 as unknown as globalThis.MessagePort,
       signal,
     };
@@ -105,17 +129,24 @@ class WorkerSlot {
     this.worker.unref();
     this.port.unref();
     this.ready = new Promise<void>((resolve, reject) => {
-      this.port.on('message', (message: FromWorker) => {
-        if (message.t === 'ready') {
+      const onMessage = (message: FromWorker): void => {
+        if (message.t === 'batch') {
+          for (const each of message.messages) onMessage(each);
+        } else if (message.t === 'ready') {
           this.loaded = true;
           resolve();
         } else if (message.t === 'load-failed') {
           reject(new Error(message.message));
           this.terminate();
         } else {
-          this.onMessage(this, message);
+          if (message.t === 'done') {
+            this.raw = message.stats;
+            this.stats = since(message.stats, this.baseline);
+          }
+          this.owner.onMessage(this, message);
         }
-      });
+      };
+      this.port.on('message', onMessage);
       this.worker.on('error', (err) => {
         reject(err);
         this.exited(`worker failed: ${err.message}`);
@@ -132,6 +163,13 @@ class WorkerSlot {
     return this.loaded && !this.dead && this.job === undefined;
   }
 
+  /** Hands the worker to a new owner; its counters start over for it. */
+  adopt(owner: SlotOwner): void {
+    this.owner = owner;
+    this.baseline = this.raw;
+    this.stats = undefined;
+  }
+
   /** Sends a message and wakes the worker if it is blocked waiting in wasm. */
   send(message: ToWorker, transfer?: ArrayBuffer[]): void {
     if (this.dead) return;
@@ -145,7 +183,7 @@ class WorkerSlot {
     this.dead = true;
     this.outbound.cancelAll();
     this.port.close();
-    this.onExit(this, reason);
+    this.owner.onExit(this, reason);
   }
 
   /** Stops the worker at once, whatever it is running. */
@@ -172,6 +210,29 @@ function responseHeadersOf(headers: WireHeaders): HeaderPairs {
   return headers.filter(([name]) => !HOP_BY_HOP_HEADERS.has(name.toLowerCase()));
 }
 
+function emptyStats(): WorkerStats {
+  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
+}
+
+function addStats(into: WorkerStats, from: WorkerStats): void {
+  for (const key of Object.keys(into) as Array<keyof WorkerStats>) into[key] += from[key];
+}
+
+function since(now: WorkerStats, base: WorkerStats | undefined): WorkerStats {
+  if (!base) return now;
+  const out = { ...now };
+  for (const key of Object.keys(out) as Array<keyof WorkerStats>) out[key] -= base[key];
+  return out;
+}
+
+/** A parked worker with an instance ready, which a function lit from zero takes instead of starting one. */
+export interface Standby {
+  /** The parked worker, if there is one; it is the caller's from now on. */
+  take(): WorkerSlot | undefined;
+  /** Offers an idle worker to park; false when one is parked already (the caller stops it). */
+  give(slot: WorkerSlot): boolean;
+}
+
 /** A lit component function: up to `limits.concurrency` workers (capped), each one request at a time. */
 export class ComponentInstance implements Instance {
   state: InstanceState = 'starting';
@@ -184,11 +245,13 @@ export class ComponentInstance implements Instance {
   private idleWaiters: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
   private modules: Record<string, WebAssembly.Module> | undefined;
+  private readonly retired: WorkerStats = emptyStats();
 
   constructor(
     readonly id: string,
     private readonly runtime: ComponentRuntime,
     private readonly onClosed: (instance: ComponentInstance) => void,
+    private readonly standby?: Standby,
   ) {
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
     this.ready = this.start();
@@ -204,11 +267,29 @@ export class ComponentInstance implements Instance {
     return this.slots.filter((s) => !s.dead).length;
   }
 
+  /** Thread ids of the running workers (a worker kept across a failed request keeps its id). */
+  get workerThreadIds(): number[] {
+    return this.slots.filter((s) => !s.dead).map((s) => s.worker.threadId);
+  }
+
+  /** What this instance's workers, gone ones included, have done (for tests, benches and metrics). */
+  get stats(): WorkerStats {
+    const total = { ...this.retired };
+    for (const slot of this.slots) if (slot.stats) addStats(total, slot.stats);
+    return total;
+  }
+
   private async start(): Promise<void> {
     try {
+      const parked = this.standby?.take();
+      if (parked) {
+        // Lit from zero without waiting: a worker, its bindings and a restored instance are ready.
+        parked.adopt(this.owner);
+        this.slots.push(parked);
+      }
       this.modules = await this.runtime.modules;
       if (this.state !== 'starting') throw new Error(`instance is ${this.state}`);
-      await this.spawn().ready;
+      if (!parked) await this.spawn().ready;
     } catch (err) {
       const message = `Function '${this.functionName}' could not start: ${err instanceof Error ? err.message : String(err)}`;
       if (this.state === 'starting') {
@@ -223,13 +304,13 @@ export class ComponentInstance implements Instance {
     this.pump();
   }
 
+  private readonly owner: SlotOwner = {
+    onMessage: (s, m) => this.onWorkerMessage(s, m),
+    onExit: (s, reason) => this.onWorkerExit(s, reason),
+  };
+
   private spawn(): WorkerSlot {
-    const slot = new WorkerSlot(
-      this.runtime,
-      this.modules as Record<string, WebAssembly.Module>,
-      (s, m) => this.onWorkerMessage(s, m),
-      (s, reason) => this.onWorkerExit(s, reason),
-    );
+    const slot = new WorkerSlot(this.runtime, this.modules as Record<string, WebAssembly.Module>, this.owner);
     this.slots.push(slot);
     slot.ready.then(
       () => this.pump(),
@@ -240,7 +321,9 @@ export class ComponentInstance implements Instance {
 
   private removeSlot(slot: WorkerSlot): void {
     const i = this.slots.indexOf(slot);
-    if (i >= 0) this.slots.splice(i, 1);
+    if (i < 0) return;
+    this.slots.splice(i, 1);
+    if (slot.stats) addStats(this.retired, slot.stats);
   }
 
   async handle(request: InvocationRequest): Promise<InvocationResponse> {
@@ -263,6 +346,7 @@ export class ComponentInstance implements Instance {
         settled: false,
         timer: undefined,
         detach: () => undefined,
+        abandoned: undefined,
       };
       this.inFlight++;
       this.queue.push(job);
@@ -367,6 +451,7 @@ export class ComponentInstance implements Instance {
         }
         break;
       case 'done':
+        slot.stats = message.stats;
         this.onDone(job, slot, message.failure);
         break;
       default:
@@ -393,7 +478,9 @@ export class ComponentInstance implements Instance {
       },
       destroy: (err, callback) => {
         // The reader went away while the handler still writes: stop it.
-        if (slot.job === job && !job.bodyEnded) this.kill(slot, job, new LamplighterError(ErrorCodes.BAD_REQUEST, 'The response body was abandoned by its reader'));
+        if (slot.job === job && !job.bodyEnded && !job.abandoned) {
+          this.abandon(slot, job, new LamplighterError(ErrorCodes.BAD_REQUEST, 'The response body was abandoned by its reader'), `abandoned: request ${job.request.id} lost its reader`);
+        }
         callback(err);
       },
     });
@@ -402,7 +489,9 @@ export class ComponentInstance implements Instance {
 
   private onDone(job: Job, slot: WorkerSlot, failure: RunFailure | undefined): void {
     this.release(job, slot);
-    if (failure) {
+    if (job.abandoned) {
+      this.runtime.log('stderr', `${job.abandoned}; the handler stopped at its next wait (the worker stays)\n`);
+    } else if (failure) {
       this.runtime.log('stderr', `${failure.kind}: ${failure.message} (request ${job.request.id})\n`);
       this.fail(job, this.errorFor(failure));
     } else if (job.body && !job.bodyEnded) {
@@ -452,13 +541,26 @@ export class ComponentInstance implements Instance {
     }
   }
 
-  /** Stops a worker in the middle of `job`, fails the job and starts a replacement worker. */
-  private kill(slot: WorkerSlot, job: Job, err: LamplighterError): void {
-    slot.terminate();
-    this.removeSlot(slot);
-    if (slot.job === job) this.release(job, slot);
+  /**
+   * Gives up on `job`: fails it now, asks its handler to stop, and terminates the worker (starting
+   * a replacement) if the handler has not come back within STOP_GRACE_MS.
+   */
+  private abandon(slot: WorkerSlot, job: Job, err: LamplighterError, note: string): void {
+    if (job.abandoned) return;
+    job.abandoned = note;
     this.fail(job, err);
-    this.replace();
+    job.detach();
+    job.detach = () => undefined;
+    slot.send({ t: 'stop', id: job.id });
+    clearTimeout(job.timer);
+    job.timer = setTimeout(() => {
+      if (slot.job !== job) return;
+      this.runtime.log('stderr', `${note}; worker stopped\n`);
+      slot.terminate();
+      this.removeSlot(slot);
+      this.release(job, slot);
+      this.replace();
+    }, STOP_GRACE_MS);
   }
 
   private replace(): void {
@@ -470,8 +572,8 @@ export class ComponentInstance implements Instance {
     const slot = job.slot;
     if (!slot || slot.job !== job) return;
     const { timeoutMs } = this.runtime.spec.limits;
-    this.runtime.log('stderr', `timeout: request ${job.request.id} still running after ${timeoutMs} ms; worker stopped\n`);
-    this.kill(slot, job, new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer within ${timeoutMs} ms (limits.timeout)`));
+    const err = new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer within ${timeoutMs} ms (limits.timeout)`);
+    this.abandon(slot, job, err, `timeout: request ${job.request.id} still running after ${timeoutMs} ms`);
   }
 
   private onAbort(job: Job): void {
@@ -485,7 +587,7 @@ export class ComponentInstance implements Instance {
         : (reason as Error | undefined)?.name === 'TimeoutError'
           ? new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer before the request deadline`)
           : new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the response was complete');
-    if (slot && slot.job === job) this.kill(slot, job, err);
+    if (slot && slot.job === job) this.abandon(slot, job, err, `abort: request ${job.request.id} was given up by its caller`);
     else this.fail(job, err);
   }
 
@@ -531,6 +633,8 @@ export class ComponentInstance implements Instance {
     }
     for (const slot of this.slots) {
       const job = slot.job;
+      // A function going to zero leaves one worker parked, so that it lights again without waiting.
+      if (!job && slot.idle && this.standby?.give(slot)) continue;
       slot.terminate();
       if (job) {
         this.release(job, slot);

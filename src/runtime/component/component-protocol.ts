@@ -28,6 +28,10 @@ export interface ComponentWorkerData {
   env: Array<[string, string]>;
   /** Outbound allow-list entries as written in the manifest. */
   allowedOutboundHosts: string[];
+  /** "request": each request on an instance as new (restored); "instance": one instance reused. */
+  isolation: 'request' | 'instance';
+  /** Requests one instance serves under isolation "instance" before it is replaced. */
+  maxReuse: number;
   /** The end of the channel the worker reads and writes. */
   port: MessagePort;
   /** Two Int32 slots: 0 counts messages sent to the worker (it waits on it while blocked in wasm); 1 stays 0 (for plain sleeps). */
@@ -53,6 +57,10 @@ export type ToWorker =
   | { t: 'body'; id: number; chunk: Uint8Array }
   | { t: 'body-end'; id: number }
   | { t: 'body-error'; id: number; message: string }
+  /** The worker is parked for another instance: its instance must start over (isolation "instance"). */
+  | { t: 'reset' }
+  /** The caller gave up on the request (timeout, client gone): stop at the next wait. */
+  | { t: 'stop'; id: number }
   /** The caller consumed `bytes` more of the response body; the handler may write that much more. */
   | { t: 'credit'; id: number; bytes: number }
   | { t: 'fetch-head'; oid: number; status: number; headers: WireHeaders }
@@ -78,12 +86,38 @@ export type FromWorker =
   /** The handler read `bytes` more of the request body. */
   | { t: 'ack'; id: number; bytes: number }
   | { t: 'log'; stream: 'stdout' | 'stderr'; text: string }
-  | { t: 'done'; id: number; failure?: RunFailure }
+  | { t: 'done'; id: number; failure?: RunFailure; stats: WorkerStats }
+  /** Several of the above, in order (one postMessage instead of several). */
+  | { t: 'batch'; messages: FromWorker[] }
   | { t: 'fetch'; oid: number; id: number; method: string; url: string; headers: WireHeaders; timeouts: OutboundTimeouts }
   | { t: 'fetch-body'; oid: number; chunk: Uint8Array }
   | { t: 'fetch-body-end'; oid: number }
   | { t: 'fetch-ack'; oid: number; bytes: number }
   | { t: 'fetch-cancel'; oid: number };
+
+/** What one worker has done since it started: counts, and time by part in nanoseconds. */
+export interface WorkerStats {
+  /** Requests run. */
+  requests: number;
+  /** Instances made (the first one, and each replacement). */
+  instantiated: number;
+  /** Instances put back to their first state after a request. */
+  restored: number;
+  /** Instances let go after a request (trap, growth, limit reached, restore refused). */
+  replaced: number;
+  /** Memory blocks copied back by restores. */
+  dirtyBlocks: number;
+  /**
+   * Wall time in the handler's export, bindings and host calls included (Node 20 has no cheap
+   * per-thread CPU clock: /proc's schedstat leaves out the running slice). On a busy machine it
+   * counts time the thread waited for a CPU too.
+   */
+  handlerNs: number;
+  /** Wall time restoring (or judging) instances after their requests. */
+  restoreNs: number;
+  /** Wall time making new instances. */
+  instantiateNs: number;
+}
 
 /** Timeouts a handler set on an outbound request, in milliseconds. */
 export interface OutboundTimeouts {

@@ -6,7 +6,9 @@ export type { ComponentFactory, ComponentFactoryOptions } from './component-fact
 export { prepareComponentOffThread } from './prepare-off-thread.js';
 export type { PrepareOffThreadOptions, CompiledComponent } from './prepare-off-thread.js';
 export { ComponentCache, componentCacheDir } from './component-cache.js';
-export { ComponentInstance } from './component-instance.js';
+export { ComponentInstance, STOP_GRACE_MS } from './component-instance.js';
+export type { WorkerStats } from './component-protocol.js';
+export { servesOneRequestPerInstance } from './prepare-component.js';
 export { buildComponent, HANDLER_WORLD_WIT, ENGINE_HTTP_VERSION, ENGINE_CLI_VERSION } from './build-component.js';
 export type { BuildComponentOptions, BuiltComponent } from './build-component.js';
 export { parseOutboundRules, isOutboundAllowed } from './outbound-policy.js';

@@ -3,6 +3,7 @@ import { ManifestError, ModuleError } from '../../errors/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { binaryKind, WASM_PAGE } from '../wasm/index.js';
 import { coreMemoryInfo } from './component-binary.js';
+import { coreExportNames } from './core-state-exports.js';
 import { HANDLER_INTERFACE, HOST_INTERFACES, splitVersion, WASI_VERSION_PREFIX } from './host-interfaces.js';
 import { parseOutboundRules } from './outbound-policy.js';
 
@@ -132,6 +133,7 @@ export async function prepareComponent(bytes: Uint8Array, spec: FunctionSpec): P
 
   const prepared = { files, entry, imports: world.imports, exports: world.exports };
   checkMemory(prepared, spec);
+  checkIsolation(prepared, spec);
   return prepared;
 }
 
@@ -156,6 +158,23 @@ function checkMemory(prepared: PreparedComponent, spec: FunctionSpec): void {
 }
 
 /**
+ * True when the component embeds the JavaScript engine componentize-js builds (StarlingMonkey,
+ * what `lamplighter build` makes): its core module exports componentize-js's `check_init`. That
+ * engine keeps one fetch event for the life of an instance and refuses a second `respondWith`, so
+ * an instance answers one request; only a restore makes it answer again.
+ */
+export function servesOneRequestPerInstance(prepared: PreparedComponent): boolean {
+  return Object.entries(prepared.files).some(([name, content]) => name.endsWith('.wasm') && coreExportNames(content).includes('check_init'));
+}
+
+function checkIsolation(prepared: PreparedComponent, spec: FunctionSpec): void {
+  if (spec.isolation !== 'instance' || !servesOneRequestPerInstance(prepared)) return;
+  throw new ManifestError(
+    `function[${spec.name}].isolation = "instance" cannot be used with this component: it embeds the JavaScript engine of componentize-js (StarlingMonkey, as lamplighter build makes), which answers only one request per instance. Leave isolation out: each request then gets the instance restored as new, at about the same cost`,
+  );
+}
+
+/**
  * The checks of {@link prepareComponent} that depend on the spec rather than the bytes (the
  * outbound allow-list, initial memory against limits.memory), for a prepared component taken from
  * a cache. Throws ManifestError or ModuleError.
@@ -163,5 +182,6 @@ function checkMemory(prepared: PreparedComponent, spec: FunctionSpec): void {
 export function validateComponentSpec(prepared: PreparedComponent, spec: FunctionSpec): void {
   checkOutbound(spec);
   checkMemory(prepared, spec);
+  checkIsolation(prepared, spec);
   if (!prepared.files[prepared.entry]) throw new ModuleError(`the prepared component has no ${prepared.entry}`);
 }

@@ -4,7 +4,7 @@ import { getPriority, setPriority } from 'node:os';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { LamplighterError } from '../../errors/index.js';
-import { capCoreMemory } from './component-binary.js';
+import { compileCoreModule } from './component-binary.js';
 import { ComponentCache } from './component-cache.js';
 import { prepareComponent, type PreparedComponent } from './prepare-component.js';
 import type { PrepareWorkerData, FromPrepareWorker, ToPrepareWorker } from './prepare-protocol.js';
@@ -69,7 +69,7 @@ async function run(): Promise<void> {
   const modules: Record<string, WebAssembly.Module> = {};
   for (const [name, bytes] of Object.entries(prepared.files)) {
     if (!name.endsWith('.wasm')) continue;
-    modules[name] = await WebAssembly.compile(capCoreMemory(bytes, data.spec.limits.memory) as Uint8Array<ArrayBuffer>);
+    modules[name] = await compileCoreModule(bytes, data.spec.limits.memory);
   }
   // Only views that own their whole buffer move; a slice of a shared one (Buffer's pool) is copied.
   const transfer = Object.values(prepared.files)

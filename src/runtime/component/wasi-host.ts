@@ -41,10 +41,10 @@ export class GuestExit extends Error {
   }
 }
 
-/** Thrown when the component keeps waiting past its request's deadline. */
+/** Thrown when the component keeps waiting past its request's deadline, or after the caller gave up on it. */
 export class DeadlineExceeded extends Error {
-  constructor() {
-    super('the handler was still waiting when its deadline passed');
+  constructor(message = 'the handler was still waiting when its deadline passed') {
+    super(message);
   }
 }
 
@@ -842,6 +842,8 @@ class RequestScope {
   private headSent = false;
   failure: RunFailure | undefined;
   private incomplete = false;
+  /** Set when the caller stopped waiting (timeout, client gone): the next wait unwinds the handler. */
+  stopped = false;
   readonly outbound = new Map<number, OutboundCall>();
   private responseSinks: StreamedSink[] = [];
 
@@ -892,6 +894,9 @@ class RequestScope {
         break;
       case 'credit':
         this.response?.sink.credit(message.bytes);
+        break;
+      case 'stop':
+        this.stopped = true;
         break;
       default:
         if ('oid' in message) this.outbound.get(message.oid)?.onMessage(message);
@@ -1006,11 +1011,16 @@ export class ComponentHost {
     return (activeScope?.request.deadline ?? Date.now() + 60_000) + DEADLINE_GRACE_MS;
   }
 
-  /** Blocks until `predicate` holds; throws DeadlineExceeded past the request's deadline. */
+  private checkStopped(): void {
+    if (activeScope?.stopped) throw new DeadlineExceeded('the handler was stopped while waiting: its caller gave up on it');
+  }
+
+  /** Blocks until `predicate` holds; throws DeadlineExceeded past the request's deadline or once stopped. */
   waitUntil(predicate: () => boolean): void {
     this.channel.pump();
     const deadline = this.deadline();
     while (!predicate()) {
+      this.checkStopped();
       const left = deadline - Date.now();
       if (left <= 0) throw new DeadlineExceeded();
       this.channel.wait(Math.min(left, WAIT_SLICE_MS));
@@ -1030,6 +1040,7 @@ export class ComponentHost {
         else if (p.deadline !== undefined && (nextTimer === undefined || p.deadline < nextTimer)) nextTimer = p.deadline;
       });
       if (ready.length > 0) return Uint32Array.from(ready);
+      this.checkStopped();
       const left = deadline - Date.now();
       if (left <= 0) throw new DeadlineExceeded();
       let wait = Math.min(left, WAIT_SLICE_MS);

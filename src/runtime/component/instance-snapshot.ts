@@ -1,0 +1,178 @@
+// The post-initialisation state of one component instance, and putting a used instance back to it.
+import type { BindingsState } from './bindings-hooks.js';
+import { coreStateFacts, STATE_EXPORT_PREFIX } from './core-state-exports.js';
+
+/**
+ * Bytes compared, and copied back when they differ, as one unit. Smaller blocks copy less of a
+ * page a request barely touched but cost more calls; 64 KiB measured best on StarlingMonkey (see
+ * docs/component-runtime.md).
+ */
+export const RESTORE_BLOCK = 64 * 1024;
+
+/** jco's flag bit in handle-table words: on a scope word it marks the slot free. */
+const T_FLAG = 1 << 30;
+
+/** What one restore did, or why the instance cannot be restored. */
+export type RestoreOutcome =
+  | {
+      restored: true;
+      /** Memory blocks that differed and were copied back. */
+      dirtyBlocks: number;
+      totalBlocks: number;
+      /** Resource handles the guest left open (its engine drops them only when it collects garbage). */
+      droppedHandles: number;
+    }
+  | { restored: false; reason: string };
+
+interface MemoryImage {
+  memory: WebAssembly.Memory;
+  pristine: Buffer;
+  bytes: number;
+}
+
+interface GlobalImage {
+  global: WebAssembly.Global;
+  value: unknown;
+}
+
+interface TableImage {
+  table: WebAssembly.Table;
+  length: number;
+}
+
+/** A core module and its instance, as the bindings made them. */
+export interface CoreInstance {
+  module: WebAssembly.Module;
+  instance: WebAssembly.Instance;
+}
+
+/** Why an instance's state cannot be captured at all (then every request gets a new instance). */
+export class UnrestorableInstance extends Error {
+  override name = 'UnrestorableInstance';
+}
+
+function uniq<T>(items: T[]): T[] {
+  return [...new Set(items)];
+}
+
+/**
+ * A copy of everything a request can change in a component instance: each linear memory, each
+ * mutable global, each table (through the exports exposeCoreState added), and the bindings' handle
+ * tables. {@link restore} puts it all back, copying only the memory blocks that differ, and
+ * refuses (so that the caller discards the instance) whenever it cannot prove the result equal to
+ * a new instance: a memory that grew, a table whose size or entries changed, a resource handle
+ * still open, a call still in progress in the bindings.
+ */
+export class InstanceSnapshot {
+  readonly #memories: MemoryImage[];
+  readonly #globals: GlobalImage[];
+  readonly #tables: TableImage[];
+  readonly #bindings: BindingsState;
+
+  /** Captures the state of a newly made instance from its core instances and its bindings. */
+  constructor(cores: readonly CoreInstance[], bindings: BindingsState | undefined) {
+    if (!bindings) throw new UnrestorableInstance('the bindings do not expose their handle tables');
+    const memories: WebAssembly.Memory[] = [];
+    const globals: WebAssembly.Global[] = [];
+    const tables: WebAssembly.Table[] = [];
+    for (const core of cores) {
+      const facts = coreStateFacts(core.module);
+      if (!facts) throw new UnrestorableInstance('a core module was compiled without its state exported');
+      // Tables are checked by size only: their entries stay as instantiation set them unless code writes them.
+      if (facts.writesTables) throw new UnrestorableInstance(`a core module may write a table: ${facts.reason ?? 'unknown'}`);
+      for (const [name, value] of Object.entries(core.instance.exports)) {
+        if (value instanceof WebAssembly.Memory) memories.push(value);
+        else if (value instanceof WebAssembly.Table) tables.push(value);
+        else if (value instanceof WebAssembly.Global && name.startsWith(STATE_EXPORT_PREFIX)) globals.push(value);
+      }
+    }
+    this.#memories = uniq(memories).map((memory) => ({ memory, pristine: Buffer.from(new Uint8Array(memory.buffer)), bytes: memory.buffer.byteLength }));
+    this.#globals = uniq(globals).map((global) => {
+      try {
+        return { global, value: global.value };
+      } catch (err) {
+        // A v128 global cannot be read from JS.
+        throw new UnrestorableInstance(`a global cannot be read: ${(err as Error).message}`);
+      }
+    });
+    this.#tables = uniq(tables).map((table) => ({ table, length: table.length }));
+    this.#bindings = bindings;
+  }
+
+  /** Bytes of linear memory the snapshot holds. */
+  get memoryBytes(): number {
+    return this.#memories.reduce((sum, m) => sum + m.bytes, 0);
+  }
+
+  /** Linear memory in use now, in bytes (grows when the guest grows a memory). */
+  currentMemoryBytes(): number {
+    return this.#memories.reduce((sum, m) => sum + m.memory.buffer.byteLength, 0);
+  }
+
+  /** Puts the instance back to its captured state, or says why it cannot. */
+  restore(): RestoreOutcome {
+    for (const image of this.#memories) {
+      if (image.memory.buffer.byteLength !== image.bytes) return { restored: false, reason: `linear memory grew from ${image.bytes} to ${image.memory.buffer.byteLength} bytes` };
+    }
+    for (const image of this.#tables) {
+      if (image.table.length !== image.length) return { restored: false, reason: `a table changed size from ${image.length} to ${image.table.length}` };
+    }
+    const busy = this.#callInProgress();
+    if (busy) return { restored: false, reason: busy };
+
+    let dirtyBlocks = 0;
+    let totalBlocks = 0;
+    for (const image of this.#memories) {
+      const live = Buffer.from(image.memory.buffer);
+      const { pristine } = image;
+      for (let at = 0; at < image.bytes; at += RESTORE_BLOCK) {
+        const end = Math.min(at + RESTORE_BLOCK, image.bytes);
+        totalBlocks++;
+        if (live.compare(pristine, at, end, at, end) !== 0) {
+          pristine.copy(live, at, at, end);
+          dirtyBlocks++;
+        }
+      }
+    }
+    for (const image of this.#globals) image.global.value = image.value;
+    const droppedHandles = this.#resetBindings();
+    return { restored: true, dirtyBlocks, totalBlocks, droppedHandles };
+  }
+
+  /** Names a call the bindings still have in progress, if any: its state would not be restored. */
+  #callInProgress(): string | undefined {
+    const bindings = this.#bindings;
+    if (bindings.borrows().length > 0) return 'a borrowed resource is still in use';
+    const tasks = bindings.tasks();
+    if (tasks) for (const list of tasks.values()) if (list.length > 0) return 'a call is still in progress in the bindings';
+    if ((bindings.currentTaskIds()?.length ?? 0) > 0) return 'a call is still in progress in the bindings';
+    return undefined;
+  }
+
+  /**
+   * Empties the handle tables as a new instance has them, so that handle numbers start over, and
+   * lets go of the host objects behind handles the guest left open. Its references to them lived
+   * in linear memory, which is restored by now, so nothing can name them again; they belong to a
+   * request whose scope has ended (outbound calls cancelled, bodies closed). Returns how many.
+   */
+  #resetBindings(): number {
+    let open = 0;
+    for (const table of this.#bindings.handleTables) {
+      // Most resource types are not used by a request: their tables are as new already.
+      if (!table || (table.length === 2 && table[0] === T_FLAG && !table._createdReps?.size)) continue;
+      for (let slot = 2; slot < table.length; slot += 2) if (((table[slot] as number) & T_FLAG) === 0) open++;
+      table.length = 2;
+      table[0] = T_FLAG;
+      table[1] = 0;
+      table._createdReps?.clear();
+    }
+    const handle = this.#bindings.handleSymbol();
+    for (const capture of this.#bindings.captureTables) {
+      if (capture.size === 0) continue;
+      // A host object remembers its handle and would be passed under it again: forget it.
+      if (handle) for (const object of capture.values()) if (object && typeof object === 'object' && handle in object) (object as Record<symbol, unknown>)[handle] = undefined;
+      capture.clear();
+    }
+    return open;
+  }
+}
