@@ -14,6 +14,7 @@ import {
   type LogSink,
 } from '../../instance/index.js';
 import { IsolationDefaults, type FunctionSpec } from '../../manifest/index.js';
+import { traceOf, type TraceSpan } from '../../tracing/index.js';
 import { OutboundClient } from './outbound-client.js';
 import type { OutboundRule } from './outbound-policy.js';
 import {
@@ -67,6 +68,8 @@ interface Job {
   detach: () => void;
   /** Set once the caller gave up on the job: what to log if its worker must be stopped. */
   abandoned: string | undefined;
+  /** The run's span, when the request is traced; outbound calls are its children. */
+  span?: TraceSpan | undefined;
 }
 
 /**
@@ -109,7 +112,17 @@ export class WorkerSlot {
     const signal = new SharedArrayBuffer(8);
     this.port = port1;
     this.signal = new Int32Array(signal);
-    this.outbound = new OutboundClient({ rules: runtime.rules, send: (m, t) => this.send(m, t), log: runtime.log });
+    this.outbound = new OutboundClient({
+      rules: runtime.rules,
+      send: (m, t) => this.send(m, t),
+      log: runtime.log,
+      // One request at a time per worker: an outbound call belongs to the job it runs.
+      traceOfCall: () => {
+        const job = this.job;
+        const trace = job && traceOf(job.request);
+        return trace && job.span ? { trace, run: job.span } : undefined;
+      },
+    });
     const workerData: ComponentWorkerData = {
       modules,
       bindings: runtime.bindings,
@@ -196,13 +209,15 @@ export class WorkerSlot {
   }
 }
 
-function wireHeadersOf(request: InvocationRequest): WireHeaders {
+/** The request's headers for the handler; a traced run's own `traceparent` replaces the client's. */
+function wireHeadersOf(request: InvocationRequest, traceparent: string | undefined): WireHeaders {
   const out: WireHeaders = [];
   for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined || HOP_BY_HOP_HEADERS.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || (traceparent !== undefined && name === 'traceparent')) continue;
     if (Array.isArray(value)) for (const v of value) out.push([name, v]);
     else out.push([name, value]);
   }
+  if (traceparent !== undefined) out.push(['traceparent', traceparent]);
   return out;
 }
 
@@ -374,6 +389,7 @@ export class ComponentInstance implements Instance {
     job.id = nextRequestId++;
     job.slot = slot;
     slot.job = job;
+    job.span = traceOf(request)?.startRun('component', this.id);
     const deadline = request.deadline ?? performance.now() + spec.limits.timeoutMs;
     const left = Math.max(0, deadline - performance.now());
     slot.send({
@@ -383,7 +399,7 @@ export class ComponentInstance implements Instance {
       pathWithQuery: request.url,
       scheme: request.scheme ?? 'http',
       authority: typeof request.headers.host === 'string' ? request.headers.host : `${request.host}:${request.serverPort}`,
-      headers: wireHeadersOf(request),
+      headers: wireHeadersOf(request, job.span?.traceparent),
       deadline: Date.now() + left,
     });
     job.timer = setTimeout(() => this.onTimeout(job), left);
@@ -469,6 +485,7 @@ export class ComponentInstance implements Instance {
       return;
     }
     job.settled = true;
+    job.span?.setStatus(status);
     job.body = new Readable({
       read: () => {
         if (job.uncredited > 0 && slot.job === job) {
@@ -518,6 +535,7 @@ export class ComponentInstance implements Instance {
 
   /** Hands the outcome to the caller: a rejection before the head, a broken body after it. */
   private fail(job: Job, err: LamplighterError): void {
+    job.span?.fail(err);
     if (!job.settled) {
       job.settled = true;
       job.reject(err);
@@ -528,6 +546,7 @@ export class ComponentInstance implements Instance {
 
   /** Frees the slot of a finished job and moves the queue on. */
   private release(job: Job, slot: WorkerSlot): void {
+    job.span?.end();
     clearTimeout(job.timer);
     job.detach();
     job.detach = () => undefined;

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { HOP_BY_HOP_HEADERS, type LogSink } from '../../instance/index.js';
+import type { RequestTrace, TraceSpan } from '../../tracing/index.js';
 import { isOutboundAllowed, type OutboundRule } from './outbound-policy.js';
 import { STREAM_WINDOW, type FromWorker, type HttpErrorCode, type ToWorker, type WireHeaders } from './component-protocol.js';
 
@@ -14,9 +15,10 @@ interface Call {
   outstanding: number;
   paused: boolean;
   settled: boolean;
+  /** The call's span, when its request is traced. */
+  span?: TraceSpan | undefined;
   timer: NodeJS.Timeout | undefined;
 }
-
 
 function errorCodeOf(err: unknown): HttpErrorCode {
   const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
@@ -66,6 +68,8 @@ export interface OutboundClientOptions {
   send: (message: ToWorker, transfer?: ArrayBuffer[]) => void;
   /** The function's log. */
   log: LogSink;
+  /** The trace and run span of the request the worker runs now, when it is traced. @default never traced */
+  traceOfCall?: () => { trace: RequestTrace; run: TraceSpan } | undefined;
 }
 
 /** Runs the outbound requests of one worker. */
@@ -120,6 +124,7 @@ export class OutboundClient {
     call.settled = true;
     clearTimeout(call.timer);
     call.request.destroy();
+    call.span?.end();
   }
 
   private fail(oid: number, code: HttpErrorCode): void {
@@ -129,6 +134,8 @@ export class OutboundClient {
     this.calls.delete(oid);
     clearTimeout(call.timer);
     call.request.destroy();
+    call.span?.fail(code.tag);
+    call.span?.end();
     this.options.send({ t: 'fetch-error', oid, code });
   }
 
@@ -146,8 +153,14 @@ export class OutboundClient {
       return;
     }
     const transport = url.protocol === 'https:' ? https : http;
-    const request = transport.request(url, { method: message.method, headers: toNodeHeaders(message.headers) });
-    const call: Call = { request, response: undefined, outstanding: 0, paused: false, settled: false, timer: undefined };
+    // Traced: the call is a client span under the run, and the server it calls continues the trace
+    // (unless the handler set a traceparent of its own).
+    const traced = this.options.traceOfCall?.();
+    const span = traced?.trace.startCall(message.method, url, { parent: traced.run, runtime: 'component' });
+    const headers = toNodeHeaders(message.headers);
+    if (span && headers.traceparent === undefined) headers.traceparent = span.traceparent;
+    const request = transport.request(url, { method: message.method, headers });
+    const call: Call = { request, response: undefined, outstanding: 0, paused: false, settled: false, timer: undefined, span };
     this.calls.set(oid, call);
     const firstByteMs = Math.min(message.timeouts.connectMs ?? Infinity, message.timeouts.firstByteMs ?? Infinity);
     if (Number.isFinite(firstByteMs)) {
@@ -161,6 +174,7 @@ export class OutboundClient {
         return;
       }
       call.response = response;
+      call.span?.setStatus(response.statusCode ?? 502);
       this.options.send({ t: 'fetch-head', oid, status: response.statusCode ?? 502, headers: pairsOf(response.rawHeaders) });
       response.on('data', (data: Buffer) => {
         if (call.settled) return;
@@ -177,6 +191,7 @@ export class OutboundClient {
         if (call.settled) return;
         call.settled = true;
         this.calls.delete(oid);
+        call.span?.end();
         this.options.send({ t: 'fetch-end', oid });
       });
       response.on('error', (err) => this.fail(oid, errorCodeOf(err)));
