@@ -428,10 +428,10 @@ export class Platform {
     };
   }
 
-  private functionFigures(): Array<{ name: string; instances: number; pending: number; inFlight: number }> {
+  private functionFigures(): Array<{ name: string; instances: number; pending: number; inFlight: number; memoryBytes: number }> {
     const out = [];
     for (const app of this.#deployments.apps.values()) {
-      for (const g of app.groups.values()) out.push({ name: g.spec.name, instances: g.instanceCount, pending: g.pendingCount, inFlight: g.inFlightCount });
+      for (const g of app.groups.values()) out.push({ name: g.spec.name, instances: g.instanceCount, pending: g.pendingCount, inFlight: g.inFlightCount, memoryBytes: g.memoryBytes() });
     }
     return out;
   }

@@ -19,6 +19,8 @@ export interface RuntimeContext {
   /** Directory the app was deployed from (process functions run there). */
   appDir: string | undefined;
   log: LogSink;
+  /** Told the thread time of each WAGI or component run, in seconds. @default not told */
+  onRun?: (seconds: number) => void;
 }
 
 /**
@@ -48,7 +50,7 @@ async function prepareFactory(spec: FunctionSpec, ctx: RuntimeContext): Promise<
       case 'wagi': {
         const bytes = await ctx.artifact(spec.source as string);
         const compiled = await compileWagiModule(bytes, spec.limits.memory);
-        return { factory: createWagiFactory(compiled, spec, { pool: ctx.pool, log: ctx.log }) };
+        return { factory: createWagiFactory(compiled, spec, { pool: ctx.pool, log: ctx.log, ...(ctx.onRun ? { onRun: ctx.onRun } : {}) }) };
       }
       case 'process': {
         if (!ctx.appDir) throw new ModuleError('a process function needs the app directory it was deployed from');
@@ -64,7 +66,7 @@ async function prepareFactory(spec: FunctionSpec, ctx: RuntimeContext): Promise<
           cacheDir: componentCacheDir(),
           onNote: (text) => ctx.log('stderr', `${text}\n`),
         });
-        const factory = createComponentFactory(prepared, spec, { log: ctx.log, modules });
+        const factory = createComponentFactory(prepared, spec, { log: ctx.log, modules, ...(ctx.onRun ? { onRun: ctx.onRun } : {}) });
         await factory.compiled;
         return { factory, outcome: cached ? 'from the cache' : 'transpiled' };
       }

@@ -444,6 +444,7 @@ export class Dispatcher implements GatewayTarget {
     if (instanceStartChannel.hasSubscribers) instanceStartChannel.publish({ function: this.spec.name, instance: id });
     instance.ready.then(
       () => {
+        this.options.metrics.instanceStart.observe({ function: this.spec.name }, (this.time.now() - slot.litAt) / 1000);
         slot.ready = true;
         this.options.peers?.changed();
         this.lastFailure = undefined;
@@ -483,6 +484,13 @@ export class Dispatcher implements GatewayTarget {
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
     this.options.peers?.changed();
+  }
+
+  /** Linear memory its instances report holding now (components, WAGI runs in flight), in bytes. */
+  memoryBytes(): number {
+    let total = 0;
+    for (const s of this.slots) total += s.instance.figures?.().memoryBytes ?? 0;
+    return total;
   }
 
   /** What the dispatcher is doing at `now`: instances, held requests (the oldest `heldLimit` ages), demand, last decision. */

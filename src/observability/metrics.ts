@@ -5,7 +5,7 @@ import { RequestSeriesSet, type RequestSeries } from './request-series.js';
 /** Live figures the metrics read at scrape time rather than tracking on every change. */
 export interface MetricsSource {
   /** Every deployed function with its lit instances and held requests. */
-  functions(): Array<{ name: string; instances: number; pending: number; inFlight: number }>;
+  functions(): Array<{ name: string; instances: number; pending: number; inFlight: number; memoryBytes?: number }>;
   /** The sandbox pool's state, when the node runs one. */
   sandbox?(): SandboxFigures;
   /** Nodes of the cluster seen as healthy, this one included; without it the node is alone (1). */
@@ -64,6 +64,9 @@ export class Metrics {
   readonly #requests = new RequestSeriesSet();
   readonly coldStarts: Counter<'function'>;
   readonly coldStartWait: Histogram<'function'>;
+  /** Time each instance took to light (cold-start waits are coldStartWait, per held request). */
+  readonly instanceStart: Histogram<'function'>;
+  readonly #functionCpu: Counter<'function' | 'runtime'>;
   /** Damaged files found in the store (revision, pointer, blob), each counted once. */
   readonly storeDamagedFiles: Counter<'kind'>;
   readonly #forwarded: Counter<'function' | 'outcome'>;
@@ -84,6 +87,19 @@ export class Metrics {
       help: 'Time requests were held waiting for an instance to light',
       labelNames: ['function'],
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+      registers,
+    });
+    this.instanceStart = new Histogram({
+      name: 'lamplighter_instance_start_seconds',
+      help: 'Time an instance took to light, from its start until it could take requests, by function',
+      labelNames: ['function'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.#functionCpu = new Counter({
+      name: 'lamplighter_function_cpu_seconds_total',
+      help: 'Time sandbox and component worker threads spent running each function (its code and host calls; runs are synchronous on their thread), by function and runtime',
+      labelNames: ['function', 'runtime'],
       registers,
     });
     this.storeDamagedFiles = new Counter({ name: 'lamplighter_store_damaged_files_total', help: 'Damaged files found in the store, by kind (revision, pointer, blob)', labelNames: ['kind'], registers });
@@ -148,6 +164,16 @@ export class Metrics {
       collect() {
         this.reset();
         for (const f of self.source.functions()) this.set({ function: f.name }, f.instances);
+      },
+    });
+    new Gauge({
+      name: 'lamplighter_function_memory_bytes',
+      help: "Linear memory a function's instances hold now, by function (components: each worker's instance; WAGI: the runs in flight)",
+      labelNames: ['function'],
+      registers,
+      collect() {
+        this.reset();
+        for (const f of self.source.functions()) if (f.memoryBytes !== undefined) this.set({ function: f.name }, f.memoryBytes);
       },
     });
     new Gauge({
@@ -263,6 +289,11 @@ export class Metrics {
   }
 
   /** Sets where the live gauges read from. */
+  /** Thread time one run of `fn` took, in seconds. */
+  functionRun(fn: string, runtime: string, seconds: number): void {
+    if (seconds > 0) this.#functionCpu.inc({ function: fn, runtime }, seconds);
+  }
+
   setSource(source: MetricsSource): void {
     this.source = source;
   }

@@ -23,6 +23,8 @@ export const DEFAULT_MAX_WORKERS = 2 * availableParallelism();
 export interface ComponentFactoryOptions {
   /** Where the handler's stdout, stderr and traps go. */
   log: LogSink;
+  /** Told the thread time of each request's run, in seconds (the function CPU metric). @default not told */
+  onRun?: (seconds: number) => void;
   /** JS heap limit of each worker thread, in MiB. @default DEFAULT_WORKER_HEAP_MB */
   workerHeapMb?: number;
   /** Most worker threads per instance, whatever limits.concurrency says. @default DEFAULT_MAX_WORKERS */
@@ -80,6 +82,7 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
     rules: parseOutboundRules(spec.allowedOutboundHosts),
     workerHeapMb: options.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB,
     maxWorkers: Math.max(1, Math.min(spec.limits.concurrency, options.maxWorkers ?? DEFAULT_MAX_WORKERS)),
+    ...(options.onRun ? { onRun: options.onRun } : {}),
   };
   const live = new Set<ComponentInstance>();
   const standby = options.standby === false ? undefined : new StandbyWorker(runtime, modules);

@@ -43,6 +43,8 @@ export interface ComponentRuntime {
   readonly workerHeapMb: number;
   /** Worker threads an instance may run: limits.concurrency, capped. */
   readonly maxWorkers: number;
+  /** Told, after each request, the thread time its worker spent since the last one (handler, restore, instantiation), in seconds. @default not told */
+  readonly onRun?: (seconds: number) => void;
 }
 
 const WORKER_URL = new URL('./component-worker.js', import.meta.url);
@@ -98,6 +100,8 @@ export class WorkerSlot {
   dead = false;
   /** The worker's counters since its current owner took it, as its last answer carried them. */
   stats: WorkerStats | undefined;
+  /** Linear memory its instance held at its last answer, in bytes. */
+  memoryBytes = 0;
   /** The worker's own counters (since it started), as its last answer carried them. */
   private raw: WorkerStats | undefined;
   /** The worker's own counters when its current owner took it. */
@@ -153,6 +157,9 @@ export class WorkerSlot {
           this.terminate();
         } else {
           if (message.t === 'done') {
+            const busy = (s: WorkerStats | undefined): number => (s ? s.handlerNs + s.restoreNs + s.instantiateNs : 0);
+            runtime.onRun?.((busy(message.stats) - busy(this.raw)) / 1e9);
+            this.memoryBytes = message.memoryBytes ?? this.memoryBytes;
             this.raw = message.stats;
             this.stats = since(message.stats, this.baseline);
           }
@@ -285,6 +292,13 @@ export class ComponentInstance implements Instance {
   /** Thread ids of the running workers (a worker kept across a failed request keeps its id). */
   get workerThreadIds(): number[] {
     return this.slots.filter((s) => !s.dead).map((s) => s.worker.threadId);
+  }
+
+  /** Memory its live workers' instances hold, for `inspect` and the function memory gauge. */
+  figures(): Readonly<Record<string, number>> {
+    let memoryBytes = 0;
+    for (const slot of this.slots) if (!slot.dead) memoryBytes += slot.memoryBytes;
+    return { workers: this.slots.filter((s) => !s.dead).length, memoryBytes };
   }
 
   /** What this instance's workers, gone ones included, have done (for tests, benches and metrics). */

@@ -86,7 +86,7 @@ export type FromWorker =
   /** The handler read `bytes` more of the request body. */
   | { t: 'ack'; id: number; bytes: number }
   | { t: 'log'; stream: 'stdout' | 'stderr'; text: string }
-  | { t: 'done'; id: number; failure?: RunFailure; stats: WorkerStats }
+  | { t: 'done'; id: number; failure?: RunFailure; stats: WorkerStats; memoryBytes?: number }
   /** Several of the above, in order (one postMessage instead of several). */
   | { t: 'batch'; messages: FromWorker[] }
   | { t: 'fetch'; oid: number; id: number; method: string; url: string; headers: WireHeaders; timeouts: OutboundTimeouts }

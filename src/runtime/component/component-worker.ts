@@ -239,7 +239,9 @@ function run(request: RunRequest): void {
     thrown = describe(err);
   }
   const failure = host.end(thrown);
-  channel.post(failure ? { t: 'done', id: request.id, failure, stats } : { t: 'done', id: request.id, stats });
+  // The memory the instance holds now: what the function costs while this worker keeps it.
+  const memoryBytes = lit ? currentMemory(lit) : 0;
+  channel.post(failure ? { t: 'done', id: request.id, failure, stats, memoryBytes } : { t: 'done', id: request.id, stats, memoryBytes });
   batching = false;
   flush();
   // After the answer is on its way: put the instance back as new, or let it go and light another

@@ -432,7 +432,7 @@ export class SandboxPool {
     const [pending] = worker.sent.splice(index, 1) as [Pending];
     if (!pending.settled) {
       pending.settled = true;
-      pending.resolve({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, error: result.error });
+      pending.resolve({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, error: result.error, runMs: result.runMs, memoryBytes: result.memoryBytes });
     }
     if (worker.retired) return;
     const now = performance.now();

@@ -28,6 +28,14 @@ export interface WorkerResult {
   stderr: Uint8Array;
   /** Set when the run did not end by returning or calling proc_exit. */
   error?: { kind: 'trap' | 'output-limit' | 'internal'; message: string };
+  /**
+   * Time the worker thread spent on the run, instantiation included, in ms. A run is synchronous
+   * on its thread (WASI calls return at once), so this is the run's CPU time plus any time the
+   * thread waited for a core. @default 0 (a run that never started)
+   */
+  runMs?: number;
+  /** Size of the run's linear memory when it ended, in bytes. @default 0 */
+  memoryBytes?: number;
 }
 
 /** What one run reads: argv and environ as NUL-terminated UTF-8 strings laid end to end, and stdin. */

@@ -89,6 +89,7 @@ function run(msg: WorkerRun): [WorkerResult, LoadedModule | undefined, WebAssemb
   let exitCode = 0;
   let error: WorkerResult['error'];
   let memory: WebAssembly.Memory | undefined;
+  const started = performance.now();
   try {
     memory = loaded.spare.pop() ?? new WebAssembly.Memory({ initial: loaded.initial, maximum: loaded.maximum });
     memoryImports[MEMORY_IMPORT.name] = memory;
@@ -103,7 +104,15 @@ function run(msg: WorkerRun): [WorkerResult, LoadedModule | undefined, WebAssemb
     host.end();
     delete memoryImports[MEMORY_IMPORT.name];
   }
-  const result: WorkerResult = { job: msg.job, exitCode, stdout: concat(wasi.stdout, wasi.stdoutBytes), stderr: concat(wasi.stderr, wasi.stderrBytes), error };
+  const result: WorkerResult = {
+    job: msg.job,
+    exitCode,
+    stdout: concat(wasi.stdout, wasi.stdoutBytes),
+    stderr: concat(wasi.stderr, wasi.stderrBytes),
+    error,
+    runMs: performance.now() - started,
+    memoryBytes: memory?.buffer.byteLength ?? 0,
+  };
   return [result, loaded, memory];
 }
 

@@ -69,6 +69,8 @@ export interface WagiFactoryOptions {
   pool: SandboxPool;
   /** Where the handler's stderr goes. */
   log: LogSink;
+  /** Told the thread time of each run, in seconds (the function CPU metric). @default not told */
+  onRun?: (seconds: number) => void;
 }
 
 /** An InstanceFactory for WAGI functions; names its module in the sandbox pool. */
@@ -107,6 +109,8 @@ class WagiInstance implements Instance {
   readonly closed: Promise<InstanceExit>;
   private markClosed!: (exit: InstanceExit) => void;
   private inFlight = 0;
+  /** Linear memory the last run ended with: a run's memory is its own, made and dropped with it. */
+  private lastMemoryBytes = 0;
   private drained: (() => void) | undefined;
   private draining: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -126,6 +130,11 @@ class WagiInstance implements Instance {
 
   get functionName(): string {
     return this.spec.name;
+  }
+
+  /** Memory of the runs in flight, each counted at the size the last run ended with. */
+  figures(): Readonly<Record<string, number>> {
+    return { memoryBytes: this.inFlight * Math.max(this.lastMemoryBytes, this.compiled.initialPages * 65_536) };
   }
 
   async handle(request: InvocationRequest): Promise<InvocationResponse> {
@@ -181,6 +190,8 @@ class WagiInstance implements Instance {
   /** The response of a finished run, or the error its failure is. */
   private answer(request: InvocationRequest, result: SandboxResult): InvocationResponse {
     const { spec } = this;
+    if (result.runMs !== undefined) this.options.onRun?.(result.runMs / 1000);
+    if (result.memoryBytes) this.lastMemoryBytes = result.memoryBytes;
     if (result.stderr.length > 0) this.options.log('stderr', Buffer.from(result.stderr).toString('utf8'));
     if (result.error) {
       if (result.error.kind === 'internal') {
