@@ -156,8 +156,11 @@ describe('process functions behind the gateway', () => {
   test('process gateway — 1,000 concurrent requests at zero are all answered and instances stay within max', async () => {
     const group = node.platform.group('burst')!;
     assert.equal(group.instanceCount, 0);
+    // scale.max bounds the instances taking requests; one the scaler is putting out (it finishes
+    // its requests) is not counted, as a terminating pod is not by a Deployment's replicas.
+    const live = (): number => group.inspect().instances.filter((i) => i.state !== 'retiring').length;
     let most = 0;
-    const sampler = setInterval(() => (most = Math.max(most, group.instanceCount)), 2);
+    const sampler = setInterval(() => (most = Math.max(most, live())), 2);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1000 });
     const started = Date.now();
     const statuses = await Promise.all(
@@ -172,7 +175,7 @@ describe('process functions behind the gateway', () => {
     );
     clearInterval(sampler);
     agent.destroy();
-    most = Math.max(most, group.instanceCount);
+    most = Math.max(most, live());
     assert.equal(statuses.length, 1000);
     assert.equal(statuses.filter((s) => s === 200).length, 1000, `statuses: ${[...new Set(statuses)].join(',')}`);
     assert.ok(most >= 1 && most <= 3, `instances peaked at ${most}`);
