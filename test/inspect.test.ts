@@ -77,7 +77,7 @@ describe('inspect', () => {
     assert.equal(text.error, undefined, text.err);
     assert.match(text.out, /^Node '.+' at .+: up .+, RSS \d+ MiB, heap \d+ MiB$/m);
     assert.match(text.out, /^slow +slow +1 +wagi +1 +2 \(oldest \d+(ms|\.\d+s)\) +3 active, /m);
-    assert.match(text.out, /^slow-1 +ready +\S+ +1 +2 +-$/m);
+    assert.match(text.out, /^slow-1 +ready +\S+ +1 +2 +memoryBytes=\d+$/m, "a WAGI instance holds the memory of its runs in flight");
     assert.match(text.out, /^Held requests of 'slow': 2, waiting /m);
     assert.match(text.out, /^#\d+ +(busy|held(?: \(low priority\))?) +1 +slow for \d+/m);
     assert.deepEqual(await Promise.all(calls), ['slept=900\n', 'slept=900\n', 'slept=900\n']);

@@ -38,6 +38,7 @@ component = "echo"
 
 [component.wagi-env]
 source = "env.wasm"
+files = [{ source = "page.txt", destination = "/page.txt" }]
 environment = { GREETING = "{{ greeting }}", PLAIN = "yes" }
 [component.wagi-env.build]
 command = "make env.wasm"
@@ -73,6 +74,7 @@ describe('spin manifests', () => {
     assert.deepEqual(wagi!.argv, ['--verbose']);
     assert.deepEqual(wagi!.env, { GREETING: '{{ greeting }}', PLAIN: 'yes' });
     assert.equal(wagi!.build, 'make env.wasm', "Spin's build command is up --watch's");
+    assert.deepEqual(wagi!.files, [{ source: 'page.txt', destination: '/page.txt' }], "Spin's files are shipped as they are");
     assert.equal(echo!.runtime, 'component');
     assert.deepEqual(echo!.allowedOutboundHosts, ['https://api.example.com', 'http://localhost:3000']);
   });
@@ -86,14 +88,14 @@ describe('spin manifests', () => {
     const message = refused(
       `${header}[application.trigger.redis]\naddress = "redis://localhost"\n` +
         `[[trigger.http]]\nroute = "/kv"\ncomponent = "kv"\n[[trigger.redis]]\nchannel = "x"\ncomponent = "kv"\n` +
-        `[component.kv]\nsource = { url = "https://example.com/kv.wasm", digest = "sha256:00" }\nkey_value_stores = ["default"]\nsqlite_databases = ["default"]\nfiles = ["static/**"]\nallowed_outbound_hosts = ["redis://cache:6379"]\n`,
+        `[component.kv]\nsource = { url = "https://example.com/kv.wasm", digest = "sha256:00" }\nkey_value_stores = ["default"]\nsqlite_databases = ["default"]\nexclude_files = ["x"]\nallowed_outbound_hosts = ["redis://cache:6379"]\n`,
     );
     assert.match(message, /^Cannot run Spin manifest spin\.toml on Lamplighter: /);
     assert.match(message, /application\.trigger\.redis: redis triggers are not supported; Lamplighter serves HTTP triggers only/);
     assert.match(message, /trigger\.redis: redis triggers are not supported/);
     assert.match(message, /component\.kv\.key_value_stores: Lamplighter has no key-value store interface/);
     assert.match(message, /component\.kv\.sqlite_databases: Lamplighter has no SQLite interface/);
-    assert.match(message, /component\.kv\.files: files shipped with a component are not supported yet/);
+    assert.match(message, /component\.kv\.exclude_files: exclude_files is not supported/);
     assert.match(message, /component\.kv\.source: remote sources \(\{ url, digest \}\) are not fetched: download the file and set source to its path/);
     assert.match(message, /"redis:\/\/cache:6379": Lamplighter makes outbound HTTP requests only/);
   });
@@ -118,6 +120,7 @@ describe('spin apps on a node', () => {
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, 'spin.toml'), SPIN_APP);
     await copyFile(wagiFixture('env'), path.join(dir, 'env.wasm'));
+    await writeFile(path.join(dir, 'page.txt'), 'a page\n');
     await writeFile(path.join(dir, 'echo.wasm'), await buildFixtureComponent('echo.ts'));
     process.env.LAMPLIGHTER_VAR_PASSWORD = 'from the environment';
     node = await startTestNode();

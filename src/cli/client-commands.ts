@@ -1,9 +1,11 @@
 // CLI commands that talk to a running node: deploy, ls, rm, rollback, logs.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ClusterView } from '../cluster/index.js';
 import type { AppStatus } from '../control/index.js';
 import { parseDuration } from '../config/index.js';
-import { loadManifest, readArtifact } from '../manifest/index.js';
+import { collectFunctionFiles, loadManifest, readArtifact } from '../manifest/index.js';
 import { digestOf } from '../store/index.js';
 import { AdminClient, ClientError, DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveServer, type ClientOptions } from './admin-client.js';
 import type { CommandIo } from './command-io.js';
@@ -31,6 +33,16 @@ export async function deployDirectory(client: AdminClient, dir: string): Promise
     const digest = digestOf(bytes);
     artifacts[fn.source] = digest;
     bytesByDigest.set(digest, bytes);
+  }
+  // Files shipped with functions travel as artifacts named by their app-relative paths.
+  for (const fn of manifest.functions) {
+    for (const rel of await collectFunctionFiles(appDir, fn.name, fn.files ?? [])) {
+      if (artifacts[rel]) continue;
+      const bytes = await readFile(path.join(appDir, rel));
+      const digest = digestOf(bytes);
+      artifacts[rel] = digest;
+      bytesByDigest.set(digest, bytes);
+    }
   }
   const { missing } = await client.json<{ missing: string[] }>('POST', '/v1/blobs/missing', { digests: [...bytesByDigest.keys()] });
   for (const digest of missing) await client.call('PUT', `/v1/blobs/${digest}`, undefined, bytesByDigest.get(digest));

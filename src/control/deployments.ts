@@ -1,16 +1,18 @@
 // The apps a node serves and what changes them — restore, deploy, rollback, remove — one at a time.
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AdmittedFunction, type BreakerGate } from '../admission/index.js';
 import { Dispatcher, type FunctionPeers } from '../dispatch/index.js';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { RouteTable, type Gateway, type RouteEntry } from '../gateway/index.js';
 import type { GatewayTarget } from '../instance/index.js';
-import { loadManifest, parseManifest, readArtifact, type AppManifest, type FunctionSpec } from '../manifest/index.js';
+import { collectFunctionFiles, loadManifest, parseManifest, readArtifact, type AppManifest, type FunctionSpec } from '../manifest/index.js';
 import type { FunctionLogs, Logger, Metrics } from '../observability/index.js';
 import type { SandboxPool } from '../runtime/wasm/index.js';
 import type { ArtifactStore, PointerChange, Revision } from '../store/index.js';
 import { EnvironmentVariables, resolveVariables, withRenderedEnv, type VariableProvider } from '../variables/index.js';
 import { restoreNote, restoreOrder, type RestoreNote } from './restore-plan.js';
+import { functionFilesDir } from './function-files-dir.js';
 import { buildFactory } from './runtimes.js';
 
 /** What a deploy sends: the manifest text and the digests of the artifacts it names. */
@@ -55,6 +57,8 @@ export interface DeploymentsNode {
   breakerFor?: (spec: FunctionSpec) => BreakerGate | undefined;
   /** Where app variables get their values, asked in order. @default the environment only */
   variables?: readonly VariableProvider[];
+  /** Where functions' shipped files are laid out. @default none (a function with files fails to build) */
+  filesRoot?: string;
 }
 
 /** The apps one node serves, and every operation that changes which revision serves. */
@@ -163,7 +167,11 @@ export class Deployments {
       for (const spec of manifest.functions) {
         let group: Dispatcher | undefined;
         const peers = this.#node.peersFor?.(spec.name, () => group?.instanceFigures() ?? []);
+        const filesRoot = this.#node.filesRoot;
+        if (spec.files && !filesRoot) throw new LamplighterError(ErrorCodes.INTERNAL, `function '${spec.name}' ships files, and this node has no place for them`);
+        const filesDir = spec.files && filesRoot ? await functionFilesDir(filesRoot, spec.files, revision.artifacts, (digest) => blobs.get(digest)!) : undefined;
         const factory = await buildFactory(withRenderedEnv(spec, variables), {
+          ...(filesDir === undefined ? {} : { filesDir }),
           pool: this.#node.pool,
           appDir: revision.appDir,
           artifactDigest,
@@ -290,6 +298,12 @@ export class Deployments {
       if (!fn.source || artifacts[fn.source]) continue;
       const bytes = await readArtifact(appDir, fn);
       artifacts[fn.source] = await this.#node.store.putBlob(bytes);
+    }
+    // Files shipped with functions travel as artifacts named by their app-relative paths.
+    for (const fn of manifest.functions) {
+      for (const rel of await collectFunctionFiles(appDir, fn.name, fn.files ?? [])) {
+        artifacts[rel] ??= await this.#node.store.putBlob(await readFile(path.join(appDir, rel)));
+      }
     }
     return this.deploy({ manifest: text, artifacts, appDir });
   }

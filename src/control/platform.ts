@@ -190,6 +190,7 @@ export class Platform {
         if (gate && cluster) cluster.breakers.attach(gate);
         return gate;
       },
+      filesRoot: path.join(options.dataDir, 'files'),
       variables: [new EnvironmentVariables(), ...(options.variablesFile ? [new FileVariables(options.variablesFile)] : []), ...(cluster ? [cluster.variables] : [])],
     });
   }

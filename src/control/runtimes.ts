@@ -21,6 +21,8 @@ export interface RuntimeContext {
   log: LogSink;
   /** Told the thread time of each WAGI or component run, in seconds. @default not told */
   onRun?: (seconds: number) => void;
+  /** Directory of the function's shipped files, laid out for it. @default none */
+  filesDir?: string;
 }
 
 /**
@@ -50,7 +52,7 @@ async function prepareFactory(spec: FunctionSpec, ctx: RuntimeContext): Promise<
       case 'wagi': {
         const bytes = await ctx.artifact(spec.source as string);
         const compiled = await compileWagiModule(bytes, spec.limits.memory);
-        return { factory: createWagiFactory(compiled, spec, { pool: ctx.pool, log: ctx.log, ...(ctx.onRun ? { onRun: ctx.onRun } : {}) }) };
+        return { factory: createWagiFactory(compiled, spec, { pool: ctx.pool, log: ctx.log, ...(ctx.onRun ? { onRun: ctx.onRun } : {}), ...(ctx.filesDir ? { filesDir: ctx.filesDir } : {}) }) };
       }
       case 'process': {
         if (!ctx.appDir) throw new ModuleError('a process function needs the app directory it was deployed from');

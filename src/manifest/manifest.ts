@@ -5,6 +5,7 @@ import { parse as parseToml } from 'smol-toml';
 import type { z } from 'zod';
 import { nearestName, PlatformDefaults } from '../config/index.js';
 import { ManifestError } from '../errors/index.js';
+import type { FileMount } from './function-files.js';
 import { SPIN_MANIFEST_FILE, translateSpinManifest } from './spin-manifest.js';
 import { IsolationDefaults, KNOWN_FIELDS, manifestSchema, type RawBreakerPartition, type RawManifest } from './schema.js';
 
@@ -92,6 +93,8 @@ export interface FunctionSpec {
   stripPrefix?: boolean;
   /** Shell command, run in the app directory, that rebuilds its artifact (`up --watch`). */
   build?: string;
+  /** Files shipped with the function (WAGI: preopened read-only as `/`). @default none */
+  files?: FileMount[];
   hosts: string[];
   env: Record<string, string>;
   /** Extra argv before the query arguments (WAGI). */
@@ -147,6 +150,7 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
     routes: raw.routes,
     stripPrefix: raw.strip_prefix,
     ...(raw.build === undefined ? {} : { build: raw.build }),
+    ...(raw.files.length === 0 ? {} : { files: raw.files.map((f) => (typeof f === 'string' ? { pattern: f } : f)) }),
     hosts: raw.hosts,
     env: raw.env,
     argv: raw.argv ?? [],

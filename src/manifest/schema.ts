@@ -32,6 +32,9 @@ const duration = (field: string) =>
     return ms;
   });
 
+/** A path inside the app directory: relative, without `..`. */
+const safeRelative = (p: string): boolean => !p.startsWith('/') && !p.split('/').includes('..') && !p.includes('\\');
+
 const route = z.string().superRefine((r, ctx) => {
   try {
     parseRoute(r);
@@ -178,6 +181,20 @@ const functionSchema = z
     routes: z.array(route).min(1),
     strip_prefix: z.boolean({ error: 'strip_prefix must be true or false' }).default(false),
     build: z.string().min(1, 'build must be a shell command like "make handler.wasm"').optional(),
+    files: z
+      .array(
+        z.union([
+          z.string().min(1).refine(safeRelative, { message: 'a files pattern is a path inside the app directory, like "static/**", without ".." or a leading /' }),
+          z
+            .object({
+              source: z.string().min(1).refine(safeRelative, { message: 'files source is a file or directory inside the app directory, without ".." or a leading /' }),
+              destination: z.string().refine((d) => d.startsWith('/') && !d.split('/').includes('..'), { message: 'files destination is an absolute path the function sees, like "/assets"' }),
+            })
+            .strict(),
+        ]),
+        { error: 'files must be a list of patterns ("static/**") and { source, destination } tables' },
+      )
+      .default([]),
     hosts: z.array(host).min(1).default(['*']),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must be identifiers'), z.string()).default({}),
     argv: z.array(z.string()).optional(),
@@ -194,6 +211,9 @@ const functionSchema = z
   })
   .strict()
   .superRefine((f, ctx) => {
+    if (f.files.length > 0 && f.runtime !== 'wagi') {
+      ctx.addIssue({ code: 'custom', path: ['files'], message: `files are shipped to WAGI modules (a read-only preopened directory); a ${f.runtime} function does not take them yet` });
+    }
     if (f.runtime === 'process') {
       if (!f.command) ctx.addIssue({ code: 'custom', path: ['command'], message: "a process function needs command = [\"program\", \"arg\"...]" });
       if (f.source) ctx.addIssue({ code: 'custom', path: ['source'], message: 'a process function takes command, not source' });

@@ -19,8 +19,7 @@ const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null 
 
 /** Component fields Lamplighter cannot provide: each refused with what to do instead. */
 const UNSUPPORTED_COMPONENT_FIELDS: Readonly<Record<string, string>> = {
-  files: 'files shipped with a component are not supported yet; serve them from another function, or embed them',
-  exclude_files: 'files shipped with a component are not supported yet',
+  exclude_files: 'exclude_files is not supported: name the files to ship with narrower patterns',
   key_value_stores: 'Lamplighter has no key-value store interface',
   sqlite_databases: 'Lamplighter has no SQLite interface',
   ai_models: 'Lamplighter has no AI inferencing interface',
@@ -66,6 +65,7 @@ interface FunctionDraft {
   env: Record<string, string>;
   allowedOutboundHosts: string[];
   build?: string;
+  files?: unknown[];
 }
 
 /**
@@ -181,6 +181,7 @@ export function translateSpinManifest(text: string, origin = SPIN_MANIFEST_FILE)
     if (d.allowedOutboundHosts.length > 0) fn.allowed_outbound_hosts = d.allowedOutboundHosts;
     if (Object.keys(d.env).length > 0) fn.env = d.env;
     if (d.build !== undefined) fn.build = d.build;
+    if (d.files !== undefined) fn.files = d.files;
     return fn;
   });
   return `# Translated from the Spin manifest ${origin}\n${stringifyToml(manifest)}\n`;
@@ -199,7 +200,7 @@ function componentDraft(id: string, component: unknown, where: string, runtime: 
     if (why !== undefined && !empty) {
       refuse(`${where}.${key}`, why);
       ok = false;
-    } else if (why === undefined && !TOOLING_COMPONENT_FIELDS.has(key) && !['source', 'environment', 'allowed_outbound_hosts', 'id'].includes(key)) {
+    } else if (why === undefined && !TOOLING_COMPONENT_FIELDS.has(key) && !['source', 'environment', 'allowed_outbound_hosts', 'id', 'files'].includes(key)) {
       refuse(`${where}.${key}`, 'not supported');
       ok = false;
     }
@@ -242,5 +243,7 @@ function componentDraft(id: string, component: unknown, where: string, runtime: 
     const workdir = component.build.workdir;
     build = typeof workdir === 'string' ? `cd '${workdir.replace(/'/g, "'\\''")}' && ${component.build.command}` : component.build.command;
   }
-  return { name: lamplighterName(id), runtime, source, env, allowedOutboundHosts, ...(build === undefined ? {} : { build }) };
+  // Spin's files take Lamplighter's form as they are; Lamplighter checks them (WAGI modules only).
+  const files = Array.isArray(component.files) && component.files.length > 0 ? component.files : undefined;
+  return { name: lamplighterName(id), runtime, source, env, allowedOutboundHosts, ...(build === undefined ? {} : { build }), ...(files === undefined ? {} : { files }) };
 }

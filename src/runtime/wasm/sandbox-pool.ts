@@ -34,6 +34,8 @@ export interface SandboxJob {
   /** argv, environ and stdin, packed by packRunInput. */
   input: ArrayBuffer;
   maxStdout: number;
+  /** Directory of the function's shipped files, preopened read-only as `/`. @default none */
+  filesDir?: string;
   /** Monotonic deadline (performance.now() ms); past it the run is stopped and rejected. */
   deadline: number;
   /**
@@ -361,6 +363,7 @@ export class SandboxPool {
       memoryPages: first ? job.memoryPages : undefined,
       input: job.input,
       maxStdout: job.maxStdout,
+      ...(job.filesDir === undefined ? {} : { filesDir: job.filesDir }),
     });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;

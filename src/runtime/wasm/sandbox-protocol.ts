@@ -12,6 +12,8 @@ export interface WorkerRun {
   /** argv, environ and stdin packed by {@link packRunInput}. */
   input: ArrayBuffer;
   maxStdout: number;
+  /** Directory of the function's shipped files, preopened read-only as `/`. @default none */
+  filesDir?: string;
 }
 
 /**

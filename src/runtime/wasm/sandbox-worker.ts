@@ -85,7 +85,7 @@ function run(msg: WorkerRun): [WorkerResult, LoadedModule | undefined, WebAssemb
     return [{ job: msg.job, exitCode: -1, stdout: EMPTY, stderr: EMPTY, error: { kind: 'internal', message: `module ${msg.key} is not loaded on this worker` } }, undefined, undefined];
   }
   const input = unpackRunInput(msg.input);
-  const wasi = newWasiRun(input.args, input.env, input.stdin, msg.maxStdout);
+  const wasi = newWasiRun(input.args, input.env, input.stdin, msg.maxStdout, msg.filesDir);
   let exitCode = 0;
   let error: WorkerResult['error'];
   let memory: WebAssembly.Memory | undefined;

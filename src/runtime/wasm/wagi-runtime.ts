@@ -71,6 +71,8 @@ export interface WagiFactoryOptions {
   log: LogSink;
   /** Told the thread time of each run, in seconds (the function CPU metric). @default not told */
   onRun?: (seconds: number) => void;
+  /** Directory of the function's shipped files (`files`), preopened read-only as `/`. @default none */
+  filesDir?: string;
 }
 
 /** An InstanceFactory for WAGI functions; names its module in the sandbox pool. */
@@ -181,6 +183,7 @@ class WagiInstance implements Instance {
       memoryPages: [this.compiled.initialPages, this.compiled.maximumPages],
       input: packRunInput(`${wagiArgs(request, this.argv0, spec.argv).join('\0')}\0`, env, body),
       maxStdout: spec.limits.responseBytes,
+      ...(this.options.filesDir === undefined ? {} : { filesDir: this.options.filesDir }),
       deadline: request.deadline ?? performance.now() + spec.limits.timeoutMs,
       // Read only if the run has to queue: most runs never create the request's AbortSignal.
       signal: { get aborted() { return request.signal.aborted; } },

@@ -1,11 +1,14 @@
-// WASI preview1 for WAGI handlers: args, environment, stdio, clocks and random — and nothing else.
+// WASI preview1 for WAGI handlers: args, environment, stdio, clocks and random, and the files
+// shipped with the function (read-only, preopened as `/`) — and nothing else.
 //
-// No file system, sockets or host environment exist here: path calls fail with ENOTCAPABLE, there
-// are no preopened directories, and the environment is exactly what the request and manifest give.
+// No sockets or host environment exist here; without shipped files there are no preopened
+// directories and path calls fail with ENOTCAPABLE; the environment is exactly what the request
+// and manifest give.
 // Clocks tell nothing of the host: monotonic and CPU time start at zero for each run, and CPU time
 // is the run's own (its thread's CPU time since the run began).
 import { webcrypto } from 'node:crypto';
 import { threadCpuNs } from './thread-cpu-clock.js';
+import { DIR_RIGHTS, FILE_RIGHTS, FileErrno, PreopenedFiles } from './wasi-files.js';
 
 /** WASI errno values used here. */
 const Errno = {
@@ -69,11 +72,14 @@ export interface WasiRun {
   maxStdout: number;
   /** Cap on stderr bytes kept (the rest is dropped, not an error). */
   maxStderr: number;
+  /** The function's shipped files, preopened read-only as `/`; none when it ships none. */
+  files?: PreopenedFiles;
 }
 
 /** A run over argv and environ given as blocks of NUL-terminated strings. */
-export function newWasiRun(args: Uint8Array, env: Uint8Array, stdin: Uint8Array, maxStdout: number): WasiRun {
+export function newWasiRun(args: Uint8Array, env: Uint8Array, stdin: Uint8Array, maxStdout: number, filesDir?: string): WasiRun {
   return {
+    ...(filesDir === undefined ? {} : { files: new PreopenedFiles(filesDir) }),
     args: readStringBlock(args),
     env: readStringBlock(env),
     stdin,
@@ -88,6 +94,8 @@ export function newWasiRun(args: Uint8Array, env: Uint8Array, stdin: Uint8Array,
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+const textDecoder = new TextDecoder();
+const textEncoder = new TextEncoder();
 
 /**
  * One set of WASI imports per worker, bound to whichever run and memory are current; building
@@ -277,9 +285,92 @@ export class WasiHost {
     return Errno.SUCCESS;
   }
 
+  private text(ptr: number, len: number): string | undefined {
+    if (ptr + len > this.bytes.length) return undefined;
+    return textDecoder.decode(this.bytes.subarray(ptr, ptr + len));
+  }
+
+  /** Copies from an open file into the iovecs at its offset (or `at`, leaving the offset alone). */
+  private readFile(files: PreopenedFiles, fd: number, iovs: number, iovsLen: number, nreadPtr: number, at?: bigint): number {
+    const entry = files.entry(fd);
+    if (!entry) return Errno.BADF;
+    if (entry.kind !== 'file') return FileErrno.ISDIR;
+    let offset = at === undefined ? entry.offset : Number(at);
+    let read = 0;
+    for (let i = 0; i < iovsLen; i++) {
+      const ptr = this.view.getUint32(iovs + i * 8, true);
+      const len = this.view.getUint32(iovs + i * 8 + 4, true);
+      const n = Math.max(0, Math.min(len, entry.data.length - offset));
+      if (n === 0) break;
+      if (ptr + n > this.bytes.length) return Errno.FAULT;
+      this.bytes.set(entry.data.subarray(offset, offset + n), ptr);
+      offset += n;
+      read += n;
+      if (n < len) break;
+    }
+    if (at === undefined) entry.offset = offset;
+    this.view.setUint32(nreadPtr, read, true);
+    return Errno.SUCCESS;
+  }
+
+  private writeFilestat(ptr: number, stat: { filetype: number; size: bigint; ino: bigint; mtimNs: bigint }): void {
+    for (let i = 0; i < 64; i += 8) this.view.setBigUint64(ptr + i, 0n, true);
+    this.view.setBigUint64(ptr + 8, stat.ino, true);
+    this.view.setUint8(ptr + 16, stat.filetype);
+    this.view.setBigUint64(ptr + 24, 1n, true);
+    this.view.setBigUint64(ptr + 32, stat.size, true);
+    this.view.setBigUint64(ptr + 40, stat.mtimNs, true);
+    this.view.setBigUint64(ptr + 48, stat.mtimNs, true);
+    this.view.setBigUint64(ptr + 56, stat.mtimNs, true);
+  }
+
+  /** Directory entries from `cookie` on, each a 24-byte header and its name, cut at the buffer's end. */
+  private readdir(files: PreopenedFiles, fd: number, buf: number, bufLen: number, cookie: bigint, bufusedPtr: number): number {
+    const entry = files.entry(fd);
+    if (!entry) return Errno.BADF;
+    if (entry.kind !== 'dir') return FileErrno.NOTDIR;
+    if (buf + bufLen > this.bytes.length) return Errno.FAULT;
+    const entries = files.list(entry.inner);
+    const out = new Uint8Array(bufLen);
+    let used = 0;
+    for (let i = Number(cookie); i < entries.length && used < bufLen; i++) {
+      const e = entries[i]!;
+      const name = textEncoder.encode(e.name);
+      const record = new Uint8Array(24 + name.length);
+      const rv = new DataView(record.buffer);
+      rv.setBigUint64(0, BigInt(i + 1), true);
+      rv.setBigUint64(8, e.ino, true);
+      rv.setUint32(16, name.length, true);
+      rv.setUint8(20, e.filetype);
+      record.set(name, 24);
+      const n = Math.min(record.length, bufLen - used);
+      out.set(record.subarray(0, n), used);
+      used += n;
+    }
+    this.bytes.set(out.subarray(0, used), buf);
+    this.view.setUint32(bufusedPtr, used, true);
+    return Errno.SUCCESS;
+  }
+
+  /** A path call that would change the files: EROFS inside the preopen, ENOTCAPABLE elsewhere. */
+  private readOnly(dirFd: number, pathPtr: number, pathLen: number): number {
+    const files = this.current().files;
+    const guestPath = this.text(pathPtr, pathLen);
+    if (!files || guestPath === undefined) return Errno.NOTCAPABLE;
+    const resolved = files.resolve(dirFd, guestPath);
+    return 'errno' in resolved ? resolved.errno : FileErrno.ROFS;
+  }
+
   private buildImports(): Record<string, (...args: never[]) => number | bigint | void> {
     const badf = (): number => Errno.BADF;
     const notCapable = (): number => Errno.NOTCAPABLE;
+    const readOnly = (dirFd: number, pathPtr: number, pathLen: number): number => this.readOnly(dirFd, pathPtr, pathLen);
+    // Seeks and tells on stdio are ESPIPE; on a shipped file they move or read its offset.
+    const fileOr = (fd: number, onFile: (files: PreopenedFiles) => number): number => {
+      const files = this.current().files;
+      if (fd > 2 && files) return onFile(files);
+      return stdioOnly(fd);
+    };
     const stdioOnly = (fd: number): number => (fd <= 2 ? Errno.SPIPE : Errno.BADF);
     // Only stdio is open, and it is no socket: ENOTSOCK for it, EBADF for a descriptor that is
     // not open. (A socket would answer ENOTCAPABLE: the sandbox grants no network.)
@@ -309,20 +400,53 @@ export class WasiHost {
       },
       fd_read: (fd: number, iovs: number, iovsLen: number, nread: number) => {
         const run = this.current();
+        if (fd > 2 && run.files) return this.readFile(run.files, fd, iovs, iovsLen, nread);
         if (fd !== 0) return Errno.BADF;
         return this.read(run, iovs, iovsLen, nread);
       },
-      fd_pread: badf,
+      fd_pread: (fd: number, iovs: number, iovsLen: number, offset: bigint, nread: number) => {
+        const files = this.current().files;
+        return fd > 2 && files ? this.readFile(files, fd, iovs, iovsLen, nread, offset) : Errno.BADF;
+      },
       fd_pwrite: badf,
-      fd_close: (fd: number) => (fd <= 2 ? Errno.SUCCESS : Errno.BADF),
-      fd_seek: stdioOnly,
-      fd_tell: stdioOnly,
+      fd_close: (fd: number) => {
+        if (fd <= 2) return Errno.SUCCESS;
+        return this.current().files?.close(fd) ?? Errno.BADF;
+      },
+      fd_seek: (fd: number, offset: bigint, whence: number, newOffsetPtr: number) =>
+        fileOr(fd, (files) => {
+          const entry = files.entry(fd);
+          if (!entry) return Errno.BADF;
+          if (entry.kind !== 'file') return FileErrno.ISDIR;
+          const base = whence === 0 ? 0n : whence === 1 ? BigInt(entry.offset) : whence === 2 ? BigInt(entry.data.length) : undefined;
+          if (base === undefined || base + offset < 0n) return Errno.INVAL;
+          entry.offset = Number(base + offset);
+          this.view.setBigUint64(newOffsetPtr, base + offset, true);
+          return Errno.SUCCESS;
+        }),
+      fd_tell: (fd: number, offsetPtr: number) =>
+        fileOr(fd, (files) => {
+          const entry = files.entry(fd);
+          if (!entry) return Errno.BADF;
+          if (entry.kind !== 'file') return FileErrno.ISDIR;
+          this.view.setBigUint64(offsetPtr, BigInt(entry.offset), true);
+          return Errno.SUCCESS;
+        }),
       fd_sync: stdioOnly,
       fd_datasync: stdioOnly,
       fd_advise: stdioOnly,
       fd_allocate: stdioOnly,
       fd_fdstat_get: (fd: number, statPtr: number) => {
-        this.current();
+        const files = this.current().files;
+        const entry = fd > 2 ? files?.entry(fd) : undefined;
+        if (entry) {
+          const dir = entry.kind === 'dir';
+          this.view.setUint8(statPtr, dir ? 3 : 4);
+          this.view.setUint16(statPtr + 2, 0, true);
+          this.view.setBigUint64(statPtr + 8, dir ? DIR_RIGHTS : FILE_RIGHTS, true);
+          this.view.setBigUint64(statPtr + 16, dir ? DIR_RIGHTS | FILE_RIGHTS : 0n, true);
+          return Errno.SUCCESS;
+        }
         if (fd > 2) return Errno.BADF;
         // Filetype "unknown" rather than "character device": the guest then buffers stdout fully,
         // which turns a response into one or two fd_write calls instead of one per line.
@@ -335,7 +459,14 @@ export class WasiHost {
       fd_fdstat_set_flags: stdioOnly,
       fd_fdstat_set_rights: stdioOnly,
       fd_filestat_get: (fd: number, statPtr: number) => {
-        this.current();
+        const files = this.current().files;
+        const entry = fd > 2 ? files?.entry(fd) : undefined;
+        if (files && entry) {
+          const stat = files.statPath(entry.inner);
+          if (typeof stat === 'number') return stat;
+          this.writeFilestat(statPtr, stat);
+          return Errno.SUCCESS;
+        }
         if (fd > 2) return Errno.BADF;
         for (let i = 0; i < 64; i += 8) this.view.setBigUint64(statPtr + i, 0n, true);
         this.view.setUint8(statPtr + 16, 0);
@@ -343,20 +474,56 @@ export class WasiHost {
       },
       fd_filestat_set_size: stdioOnly,
       fd_filestat_set_times: stdioOnly,
-      fd_prestat_get: badf,
-      fd_prestat_dir_name: badf,
-      fd_readdir: badf,
+      fd_prestat_get: (fd: number, prestatPtr: number) => {
+        const name = this.current().files?.prestatName(fd);
+        if (name === undefined) return Errno.BADF;
+        this.view.setUint8(prestatPtr, 0);
+        this.view.setUint32(prestatPtr + 4, textEncoder.encode(name).length, true);
+        return Errno.SUCCESS;
+      },
+      fd_prestat_dir_name: (fd: number, pathPtr: number, pathLen: number) => {
+        const name = this.current().files?.prestatName(fd);
+        if (name === undefined) return Errno.BADF;
+        const bytes = textEncoder.encode(name);
+        if (pathLen < bytes.length || pathPtr + bytes.length > this.bytes.length) return Errno.INVAL;
+        this.bytes.set(bytes, pathPtr);
+        return Errno.SUCCESS;
+      },
+      fd_readdir: (fd: number, buf: number, bufLen: number, cookie: bigint, bufused: number) => {
+        const files = this.current().files;
+        return files ? this.readdir(files, fd, buf, bufLen, cookie, bufused) : Errno.BADF;
+      },
       fd_renumber: badf,
-      path_create_directory: notCapable,
-      path_filestat_get: notCapable,
-      path_filestat_set_times: notCapable,
+      path_create_directory: (dirFd: number, pathPtr: number, pathLen: number) => readOnly(dirFd, pathPtr, pathLen),
+      path_filestat_get: (dirFd: number, _flags: number, pathPtr: number, pathLen: number, statPtr: number) => {
+        const files = this.current().files;
+        const guestPath = this.text(pathPtr, pathLen);
+        if (!files || guestPath === undefined) return Errno.NOTCAPABLE;
+        const resolved = files.resolve(dirFd, guestPath);
+        if ('errno' in resolved) return resolved.errno;
+        const stat = files.statPath(resolved.inner);
+        if (typeof stat === 'number') return stat;
+        this.writeFilestat(statPtr, stat);
+        return Errno.SUCCESS;
+      },
+      path_filestat_set_times: (dirFd: number, _flags: number, pathPtr: number, pathLen: number) => readOnly(dirFd, pathPtr, pathLen),
       path_link: notCapable,
-      path_open: notCapable,
-      path_readlink: notCapable,
-      path_remove_directory: notCapable,
-      path_rename: notCapable,
-      path_symlink: notCapable,
-      path_unlink_file: notCapable,
+      path_open: (dirFd: number, _dirflags: number, pathPtr: number, pathLen: number, oflags: number, rightsBase: bigint, _rightsInheriting: bigint, _fdflags: number, fdPtr: number) => {
+        const files = this.current().files;
+        const guestPath = this.text(pathPtr, pathLen);
+        if (!files || guestPath === undefined) return Errno.NOTCAPABLE;
+        const resolved = files.resolve(dirFd, guestPath);
+        if ('errno' in resolved) return resolved.errno;
+        const opened = files.open(resolved.inner, oflags, rightsBase);
+        if ('errno' in opened) return opened.errno;
+        this.view.setUint32(fdPtr, opened.fd, true);
+        return Errno.SUCCESS;
+      },
+      path_readlink: (dirFd: number, pathPtr: number, pathLen: number) => (this.current().files ? readOnly(dirFd, pathPtr, pathLen) === FileErrno.ROFS ? Errno.INVAL : Errno.NOTCAPABLE : Errno.NOTCAPABLE),
+      path_remove_directory: (dirFd: number, pathPtr: number, pathLen: number) => readOnly(dirFd, pathPtr, pathLen),
+      path_rename: (dirFd: number, pathPtr: number, pathLen: number) => readOnly(dirFd, pathPtr, pathLen),
+      path_symlink: (_oldPtr: number, _oldLen: number, dirFd: number, pathPtr: number, pathLen: number) => readOnly(dirFd, pathPtr, pathLen),
+      path_unlink_file: (dirFd: number, pathPtr: number, pathLen: number) => readOnly(dirFd, pathPtr, pathLen),
       poll_oneoff: (inPtr: number, outPtr: number, nsubs: number, nevents: number) => {
         this.current();
         return this.pollOneoff(inPtr, outPtr, nsubs, nevents);

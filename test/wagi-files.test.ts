@@ -1,0 +1,91 @@
+// Files shipped with a WAGI function: uploaded as artifacts, laid out on the node, preopened
+// read-only as `/`; nothing else of the host is visible, and nothing can be changed.
+import assert from 'node:assert/strict';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parseManifest } from '../src/manifest/index.js';
+import { startTestNode, wagiFixture, type TestNode } from '../src/testing/index.js';
+
+const APP = `name = "site"
+[[function]]
+name = "site"
+source = "files.wasm"
+routes = ["/site"]
+files = ["static/**", { source = "assets", destination = "/assets" }, { source = "notes/readme.txt", destination = "/README" }]
+[[function]]
+name = "bare"
+source = "files.wasm"
+routes = ["/bare"]
+`;
+
+describe('wagi files', () => {
+  let node: TestNode;
+  const get = async (fn: string, query: string): Promise<string> => (await fetch(`${node.url}/${fn}?${query}`)).text();
+
+  before(async () => {
+    node = await startTestNode();
+    const dir = await node.writeApp(APP, { 'files.wasm': wagiFixture('files') });
+    await mkdir(path.join(dir, 'static', 'css'), { recursive: true });
+    await mkdir(path.join(dir, 'assets'), { recursive: true });
+    await mkdir(path.join(dir, 'notes'), { recursive: true });
+    await writeFile(path.join(dir, 'static', 'hello.txt'), 'hello from a shipped file\n');
+    await writeFile(path.join(dir, 'static', 'css', 'site.css'), 'body { color: black }\n');
+    await writeFile(path.join(dir, 'assets', 'logo.txt'), 'LOGO\n');
+    await writeFile(path.join(dir, 'notes', 'readme.txt'), 'read me\n');
+    await writeFile(path.join(dir, 'secret.txt'), 'not shipped\n');
+    await node.platform.deployDir(dir);
+  });
+  after(() => node.close());
+
+  test('wagi files — shipped files are read at their paths, mounts at their destinations', async () => {
+    assert.equal(await get('site', 'cat=/static/hello.txt'), 'hello from a shipped file\n');
+    assert.equal(await get('site', 'cat=/static/css/site.css'), 'body { color: black }\n');
+    assert.equal(await get('site', 'cat=/assets/logo.txt'), 'LOGO\n');
+    assert.equal(await get('site', 'cat=/README'), 'read me\n');
+    assert.equal(await get('site', 'stat=/static/hello.txt'), 'file 26\n');
+    assert.equal(await get('site', 'stat=/static'), 'dir 0\n');
+    assert.deepEqual((await get('site', 'ls=/')).split('\n').filter(Boolean).sort(), ['../', './', 'README', 'assets/', 'static/']);
+    assert.deepEqual((await get('site', 'ls=/static')).split('\n').filter(Boolean).sort(), ['../', './', 'css/', 'hello.txt']);
+  });
+
+  test('wagi files — nothing else of the host is visible: not the app dir, not the node, not past the root', async () => {
+    assert.equal(await get('site', 'cat=/secret.txt'), 'error ENOENT\n', 'an app file not shipped');
+    assert.equal(await get('site', 'cat=/etc/passwd'), 'error ENOENT\n');
+    assert.equal(await get('site', 'cat=/static/../../etc/passwd'), 'error ENOTCAPABLE\n');
+    assert.equal(await get('site', 'cat=/static/hello.txt/x'), 'error ENOTDIR\n');
+    assert.equal(await get('bare', 'cat=/static/hello.txt'), 'error ENOTCAPABLE\n', 'a function without files has no preopen');
+    assert.equal(await get('bare', 'ls=/'), 'error ENOTCAPABLE\n');
+  });
+
+  test('wagi files — they are read-only: writing, making and removing are refused with EROFS', async () => {
+    assert.equal(await get('site', 'write=/static/hello.txt'), 'error EROFS\n');
+    assert.equal(await get('site', 'write=/static/new.txt'), 'error EROFS\n');
+    assert.equal(await get('site', 'mkdir=/static/more'), 'error EROFS\n');
+    assert.equal(await get('site', 'rm=/static/hello.txt'), 'error EROFS\n');
+    assert.equal(await get('site', 'cat=/static/hello.txt'), 'hello from a shipped file\n', 'and the file is intact');
+  });
+
+  test('wagi files — laid out once per content under the data directory, shared by revisions alike', async () => {
+    const before = await readdir(path.join(node.dataDir, 'files'));
+    assert.equal(before.filter((n) => !n.startsWith('.')).length, 1);
+    const dir = await node.writeApp(APP.replace('name = "site"\n', 'name = "site"\nversion = "2"\n'), { 'files.wasm': wagiFixture('files') });
+    await mkdir(path.join(dir, 'static', 'css'), { recursive: true });
+    await mkdir(path.join(dir, 'assets'), { recursive: true });
+    await mkdir(path.join(dir, 'notes'), { recursive: true });
+    await writeFile(path.join(dir, 'static', 'hello.txt'), 'hello from a shipped file\n');
+    await writeFile(path.join(dir, 'static', 'css', 'site.css'), 'body { color: black }\n');
+    await writeFile(path.join(dir, 'assets', 'logo.txt'), 'LOGO\n');
+    await writeFile(path.join(dir, 'notes', 'readme.txt'), 'read me\n');
+    await node.platform.deployDir(dir);
+    assert.deepEqual(await readdir(path.join(node.dataDir, 'files')), before, 'the same files: the same directory');
+  });
+
+  test('wagi files — a mount that names nothing, and files for a component, are refused with what to do', async () => {
+    const dir = await node.writeApp('name = "empty"\n[[function]]\nname = "empty"\nsource = "files.wasm"\nroutes = ["/empty"]\nfiles = ["public/**"]\n', { 'files.wasm': wagiFixture('files') });
+    await assert.rejects(node.platform.deployDir(dir), /function 'empty': files entry 'public\/\*\*' names no file under/);
+    assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nruntime = "component"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = ["static/**"]\n'), /files are shipped to WAGI modules .*; a component function does not take them yet/);
+    assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = ["../etc/**"]\n'), /a files pattern is a path inside the app directory/);
+    assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = [{ source = "a", destination = "rel" }]\n'), /files destination is an absolute path/);
+  });
+});
