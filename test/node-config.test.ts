@@ -139,3 +139,37 @@ describe('node config', () => {
     }
   });
 });
+
+test('node config — a reload turns tracing on and off without a restart', async () => {
+  const { startOtlpReceiver } = await import('./tracing-helpers.js');
+  const receiver = await startOtlpReceiver();
+  const dir = await scratch();
+  const config = path.join(dir, 'lamplighter.node.toml');
+  await writeFile(config, 'log_level = "warn"\n');
+  const up = new CliProcess(['up', HELLO_DIR, '--port', '0', '--admin-port', '0', '--data', dir, '--no-function-output']);
+  try {
+    const [, gateway, admin] = await up.waitForOutput(/Serving app 'hello' on (http:\/\/127\.0\.0\.1:\d+) \(admin and \/metrics on (http:\/\/127\.0\.0\.1:\d+)\)/);
+    const headers = { authorization: `Bearer ${(await readFile(path.join(dir, 'token'), 'utf8')).trim()}` };
+    const reload = async (): Promise<{ applied: string[]; restartNeeded: string[] }> => (await (await fetch(`${admin}/v1/config/reload`, { method: 'POST', headers })).json()) as { applied: string[]; restartNeeded: string[] };
+    const traced = async (id: string): Promise<void> => {
+      const res = await fetch(`${gateway}/hello`, { headers: { traceparent: `00-${id}-00f067aa0ba902b7-01` } });
+      assert.equal(res.status, 200);
+      await res.text();
+    };
+    await traced('4bf92f3577b34da6a3ce929d0e0e4736');
+    await writeFile(config, `log_level = "warn"\notlp_endpoint = "${receiver.url}"\n`);
+    assert.deepEqual(await reload(), { applied: ['otlp_endpoint'], restartNeeded: [] });
+    await traced('5bf92f3577b34da6a3ce929d0e0e4736');
+    await receiver.waitFor((s) => s.traceId === '5bf92f3577b34da6a3ce929d0e0e4736', 5000);
+    assert.ok(!receiver.spans.some((s) => s.traceId === '4bf92f3577b34da6a3ce929d0e0e4736'), 'nothing traced before the reload');
+    await writeFile(config, 'log_level = "warn"\n');
+    assert.deepEqual(await reload(), { applied: ['otlp_endpoint'], restartNeeded: [] });
+    await traced('6bf92f3577b34da6a3ce929d0e0e4736');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!receiver.spans.some((s) => s.traceId === '6bf92f3577b34da6a3ce929d0e0e4736'), 'nothing traced after tracing was turned off');
+  } finally {
+    await up.stop('SIGTERM', 5_000).catch(() => undefined);
+    await receiver.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

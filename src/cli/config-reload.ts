@@ -3,6 +3,7 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import { configChanges, describeConfig, type NodeConfig } from '../config/index.js';
 import type { ConfigReport, Platform } from '../control/index.js';
+import { tracingFromEnvironment } from '../tracing/index.js';
 
 /** How often the config file is checked for changes, in ms. */
 const FILE_CHECK_MS = 1000;
@@ -26,6 +27,11 @@ export function reloadsConfig(platform: Platform, initial: NodeConfig, resolve: 
       if (key === 'log_level') platform.setLogLevel(String(setting.value ?? 'info'));
       settings.set(key, setting);
       applied.push(key);
+    }
+    if (live.includes('otlp_endpoint') || live.includes('forward_logs')) {
+      // Traces and function logs go where the settings now say; the old exporter is flushed.
+      const endpoint = settings.get('otlp_endpoint')?.value as string | undefined;
+      await platform.reconfigureTelemetry(endpoint, settings.get('forward_logs')?.value === true, tracingFromEnvironment(endpoint));
     }
     // The certificate files are read again on every reload: a renewal keeps their names. New
     // connections get what changed; a file that cannot be used keeps its old certificate.

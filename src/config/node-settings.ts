@@ -113,7 +113,7 @@ export const NODE_SETTINGS: readonly SettingDef[] = [
   { key: 'log_max_size', help: "rotate a function's log file in <data>/logs before it passes this size", valueName: 'size', parse: size, default: 10 * 1024 * 1024 },
   { key: 'log_max_files', help: 'log files kept per function, the current one included', valueName: 'n', parse: wholeNumber(1, 1000, '5'), default: 5 },
   { key: 'variables_file', help: 'TOML file of name = "value" giving app variables their values, after LAMPLIGHTER_VAR_<NAME>', valueName: 'file', parse: anyText },
-  { key: 'otlp_endpoint', help: 'export request traces and function logs over OTLP/HTTP to this base URL, e.g. http://localhost:4318 (or OTEL_EXPORTER_OTLP_ENDPOINT)', valueName: 'url', parse: url },
+  { key: 'otlp_endpoint', help: 'export request traces and function logs over OTLP/HTTP to this base URL, e.g. http://localhost:4318 (or OTEL_EXPORTER_OTLP_ENDPOINT)', valueName: 'url', parse: url, live: true },
   { key: 'tls_cert', help: 'serve the gateway over HTTPS with this PEM certificate (chain); repeat with tls_key for more, chosen by SNI, the first the default', valueName: 'file', parse: files, list: true },
   { key: 'tls_key', help: 'the PEM private key of each tls_cert, in the same order', valueName: 'file', parse: files, list: true },
   { key: 'http_redirect_port', help: 'with tls_cert, also answer plain HTTP on this port with a 308 to HTTPS', valueName: 'port', parse: portNumber },
@@ -130,7 +130,7 @@ export const NODE_SETTINGS: readonly SettingDef[] = [
   { key: 'nats_token', help: 'NATS token', valueName: 'token', parse: anyText, commands: ['serve'], secret: true },
   { key: 'replicas', help: "copies JetStream keeps of Lamplighter's buckets: 3 on a 3-server NATS cluster", valueName: 'n', parse: wholeNumber(1, 5, '3'), commands: ['serve'], default: 1 },
   { key: 'down_after', help: 'drop a node not heard from for this long, heartbeating every third of it', valueName: 'duration', parse: duration(300, '3s'), commands: ['serve'], default: 3000 },
-  { key: 'forward_logs', help: 'in a cluster, also publish function output to NATS subjects lamplighter.logs.<function>', parse: switchValue, commands: ['serve'], default: false },
+  { key: 'forward_logs', help: 'in a cluster, also publish function output to NATS subjects lamplighter.logs.<function>', parse: switchValue, commands: ['serve'], default: false, live: true },
   { key: 'function_output', help: "show the functions' output in this terminal (it stays in the logs either way)", parse: switchValue, commands: ['up'], default: true },
   { key: 'watch', help: "rebuild (each function's build command, or `lamplighter build` for a JS/TS handler) and redeploy when a source changes", parse: switchValue, commands: ['up'], default: false },
 ];

@@ -120,8 +120,11 @@ export class Platform {
   readonly logger: Logger;
   readonly gateway: Gateway;
   readonly pool: SandboxPool;
-  /** The node's tracer; undefined when tracing is off. */
-  readonly tracer: RequestTracer | undefined;
+  #tracer: RequestTracer | undefined;
+  /** Stops each log forwarder now running (to NATS, to OTLP). */
+  #logForwarding: Array<() => Promise<void>> = [];
+  /** The telemetry settings in force, to tell a reload that changes nothing. */
+  #telemetry: { otlpEndpoint: string | undefined; forwardLogs: boolean } = { otlpEndpoint: undefined, forwardLogs: false };
   readonly #deployments: Deployments;
   private scaleTimer: NodeJS.Timeout | undefined;
   /** Port the gateway listens on. */
@@ -167,8 +170,8 @@ export class Platform {
         notice: (level, fields, message) => this.logger[level](fields, message),
       },
     });
-    this.tracer = options.tracing && new RequestTracer(options.tracing, { metrics: this.metrics, logger: this.logger, nodeName: this.nodeName });
-    this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger, nodeName: cluster ? this.nodeName : undefined, tracer: this.tracer });
+    this.#tracer = options.tracing && new RequestTracer(options.tracing, { metrics: this.metrics, logger: this.logger, nodeName: this.nodeName });
+    this.gateway = new Gateway({ metrics: this.metrics, logger: this.logger, nodeName: cluster ? this.nodeName : undefined, tracer: this.#tracer });
     this.pool = new SandboxPool({ size: options.sandboxWorkers, pipeline: options.sandboxPipeline, maxWorkers: options.sandboxMaxWorkers });
     this.metrics.setSource({
       functions: () => this.functionFigures(),
@@ -227,9 +230,7 @@ export class Platform {
       throw err;
     }
     platform = new Platform(store, token, { ...options, nodeName }, cluster, logger);
-    if (cluster && options.forwardLogs) platform.logs.forward(natsLogSink(cluster.connection, { node: nodeName }));
-    const logsUrl = otlpLogsEndpoint(options.otlpEndpoint);
-    if (logsUrl) platform.logs.forward(otlpLogSink({ url: logsUrl, node: nodeName, serviceName: process.env.OTEL_SERVICE_NAME, headers: otlpHeaders() }));
+    platform.#forwardLogs(options.otlpEndpoint, options.forwardLogs === true);
     try {
       // Pointer changes from any node are followed from before the restore, so none falls between.
       const stopWatch = store.watch?.((change) => {
@@ -387,6 +388,39 @@ export class Platform {
     return this.#cluster?.variables;
   }
 
+  /** The node's tracer; undefined when tracing is off. */
+  get tracer(): RequestTracer | undefined {
+    return this.#tracer;
+  }
+
+  /** Starts the log forwarders the settings ask for (NATS in a cluster, OTLP), stopping the ones running. */
+  #forwardLogs(otlpEndpoint: string | undefined, forwardLogs: boolean): void {
+    const stopping = this.#logForwarding;
+    this.#logForwarding = [];
+    // Lines already queued to the old sinks are sent (within their grace), without holding this.
+    for (const stop of stopping) void stop().catch(() => undefined);
+    const cluster = this.#cluster;
+    if (cluster && forwardLogs) this.#logForwarding.push(this.logs.forward(natsLogSink(cluster.connection, { node: this.nodeName })));
+    const logsUrl = otlpLogsEndpoint(otlpEndpoint);
+    if (logsUrl) this.#logForwarding.push(this.logs.forward(otlpLogSink({ url: logsUrl, node: this.nodeName, serviceName: process.env.OTEL_SERVICE_NAME, headers: otlpHeaders() })));
+    this.#telemetry = { otlpEndpoint, forwardLogs };
+  }
+
+  /**
+   * Applies new telemetry settings without a restart (a reload): a new tracer for a new OTLP
+   * endpoint (requests already started finish with the old one, which is then flushed and closed)
+   * and the log forwarders again. False when nothing changed.
+   */
+  async reconfigureTelemetry(otlpEndpoint: string | undefined, forwardLogs: boolean, tracing: TracingOptions | undefined): Promise<boolean> {
+    if (this.#telemetry.otlpEndpoint === otlpEndpoint && this.#telemetry.forwardLogs === forwardLogs) return false;
+    const old = this.#tracer;
+    this.#tracer = tracing && new RequestTracer(tracing, { metrics: this.metrics, logger: this.logger, nodeName: this.nodeName });
+    this.gateway.setTracer(this.#tracer);
+    this.#forwardLogs(otlpEndpoint, forwardLogs);
+    await old?.close();
+    return true;
+  }
+
   /** Changes the node's log level at once (a reload). */
   setLogLevel(level: string): void {
     this.logger.level = level;
@@ -455,7 +489,7 @@ export class Platform {
     await this.logs.close();
     await this.#cluster?.close();
     // Last: the spans of the requests that just finished are sent before the node is gone.
-    await this.tracer?.close();
+    await this.#tracer?.close();
   }
 }
 

@@ -57,6 +57,11 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions) {}
 
+  /** Swaps the tracer (a reload of the node's settings); requests already started keep theirs. */
+  setTracer(tracer: RequestTracer | undefined): void {
+    this.options.tracer = tracer;
+  }
+
   /** Swaps in a new route table; requests already routed finish on the old targets. */
   setRoutes(table: RouteTable<GatewayTarget>): void {
     this.routes = table;

@@ -75,16 +75,21 @@ export class RequestTracer {
     this.#url = options.url;
     this.#logIntervalMs = options.failureLogIntervalMs ?? TracingDefaults.failureLogIntervalMs;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? TracingDefaults.closeTimeoutMs;
-    const registers = [context.metrics.registry];
-    this.#dropped = new Counter({
-      name: 'lamplighter_spans_dropped_total',
-      help: 'Spans not exported, by reason (queue_full: the export queue was full; export_failed: the export request carrying them failed; closed: still queued when the node closed)',
-      labelNames: ['reason'],
-      registers,
-    });
+    const registry = context.metrics.registry;
+    const registers = [registry];
+    // A node that reloads its tracing makes a new tracer: it counts on in the series already there.
+    const existing = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
+    this.#dropped =
+      existing<Counter<'reason'>>('lamplighter_spans_dropped_total') ??
+      new Counter({
+        name: 'lamplighter_spans_dropped_total',
+        help: 'Spans not exported, by reason (queue_full: the export queue was full; export_failed: the export request carrying them failed; closed: still queued when the node closed)',
+        labelNames: ['reason'],
+        registers,
+      });
     for (const reason of DROP_REASONS) this.#dropped.inc({ reason }, 0);
-    this.#exportFailures = new Counter({ name: 'lamplighter_span_export_failures_total', help: 'OTLP span export requests that failed or timed out', registers });
-    this.#exported = new Counter({ name: 'lamplighter_spans_exported_total', help: 'Spans the OTLP endpoint accepted', registers });
+    this.#exportFailures = existing<Counter>('lamplighter_span_export_failures_total') ?? new Counter({ name: 'lamplighter_span_export_failures_total', help: 'OTLP span export requests that failed or timed out', registers });
+    this.#exported = existing<Counter>('lamplighter_spans_exported_total') ?? new Counter({ name: 'lamplighter_spans_exported_total', help: 'Spans the OTLP endpoint accepted', registers });
     const exportTimeoutMs = options.exportTimeoutMs ?? TracingDefaults.exportTimeoutMs;
     const exporter = context.exporter ?? new OTLPTraceExporter({ url: options.url, timeoutMillis: exportTimeoutMs, concurrencyLimit: 2 });
     const maxQueueSize = Math.max(1, options.maxQueueSize ?? TracingDefaults.maxQueueSize);
