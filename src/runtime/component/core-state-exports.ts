@@ -1,5 +1,6 @@
 // Rewrites a core module to export its mutable state (globals, tables, memory), so a used instance can be put back as new.
 import { ModuleError } from '../../errors/index.js';
+import { readSections as sectionsOf, readU32 as u32At, writeU32, type Section } from '../wasm/index.js';
 import { scanCode } from './core-code-scan.js';
 
 /** Prefix of the export names the rewrite adds; a component's own exports never start with it. */
@@ -36,30 +37,12 @@ const EXPORT_TABLE = 0x01;
 const EXPORT_MEMORY = 0x02;
 const EXPORT_GLOBAL = 0x03;
 
-interface Section {
-  id: number;
-  start: number;
-  contentStart: number;
-  end: number;
-}
-
 function malformed(what: string): ModuleError {
   return new ModuleError(`A core module inside the component is malformed: ${what}`);
 }
 
-function readU32(bytes: Uint8Array, offset: number): [value: number, next: number] {
-  let result = 0;
-  let shift = 0;
-  let pos = offset;
-  for (;;) {
-    if (pos >= bytes.length || shift > 28) throw malformed('truncated or overlong LEB128 integer');
-    const byte = bytes[pos++] as number;
-    result |= (byte & 0x7f) << shift;
-    if ((byte & 0x80) === 0) break;
-    shift += 7;
-  }
-  return [result >>> 0, pos];
-}
+const readU32 = (bytes: Uint8Array, offset: number): [value: number, next: number] => u32At(bytes, offset, malformed);
+const readSections = (bytes: Uint8Array): Section[] => sectionsOf(bytes, malformed);
 
 /** Skips any LEB128 integer (signed or not, up to 64 bits). */
 function skipLeb(bytes: Uint8Array, offset: number): number {
@@ -67,33 +50,6 @@ function skipLeb(bytes: Uint8Array, offset: number): number {
   while (pos < bytes.length && ((bytes[pos] as number) & 0x80) !== 0) pos++;
   if (pos >= bytes.length) throw malformed('truncated LEB128 integer');
   return pos + 1;
-}
-
-function writeU32(value: number): number[] {
-  const out: number[] = [];
-  let v = value >>> 0;
-  do {
-    let byte = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0);
-  return out;
-}
-
-function readSections(bytes: Uint8Array): Section[] {
-  const sections: Section[] = [];
-  let pos = 8;
-  while (pos < bytes.length) {
-    const start = pos;
-    const id = bytes[pos++] as number;
-    const [size, contentStart] = readU32(bytes, pos);
-    const end = contentStart + size;
-    if (end > bytes.length) throw malformed(`section ${id} runs past the end`);
-    sections.push({ id, start, contentStart, end });
-    pos = end;
-  }
-  return sections;
 }
 
 function skipName(bytes: Uint8Array, pos: number): number {

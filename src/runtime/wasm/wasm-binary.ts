@@ -1,5 +1,11 @@
 // Reads just enough of a WebAssembly binary to judge it at deploy time and to cap its linear memory.
 import { ModuleError } from '../../errors/index.js';
+import { readSections as sectionsOf, readU32 as u32At, writeU32, type Section } from './wasm-encoding.js';
+
+/** A binary that is not the WebAssembly it claims to be. */
+const malformed = (what: string): ModuleError => new ModuleError(`Malformed WebAssembly binary: ${what}`);
+const readU32 = (bytes: Uint8Array, offset: number): [value: number, next: number] => u32At(bytes, offset, malformed);
+const readSections = (bytes: Uint8Array): Section[] => sectionsOf(bytes, malformed);
 
 /** Bytes in one WebAssembly page. */
 export const WASM_PAGE = 65_536;
@@ -7,57 +13,6 @@ export const WASM_PAGE = 65_536;
 const MAGIC = [0x00, 0x61, 0x73, 0x6d];
 const SECTION_IMPORT = 2;
 const SECTION_MEMORY = 5;
-
-interface Section {
-  id: number;
-  /** Offset of the section's id byte. */
-  start: number;
-  /** Offset of the first content byte. */
-  contentStart: number;
-  /** Offset one past the last content byte. */
-  end: number;
-}
-
-function readU32(bytes: Uint8Array, offset: number): [value: number, next: number] {
-  let result = 0;
-  let shift = 0;
-  let pos = offset;
-  for (;;) {
-    if (pos >= bytes.length || shift > 28) throw new ModuleError('Malformed WebAssembly binary: truncated or overlong LEB128 integer');
-    const byte = bytes[pos++] as number;
-    result |= (byte & 0x7f) << shift;
-    if ((byte & 0x80) === 0) break;
-    shift += 7;
-  }
-  return [result >>> 0, pos];
-}
-
-function writeU32(value: number): number[] {
-  const out: number[] = [];
-  let v = value >>> 0;
-  do {
-    let byte = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0);
-  return out;
-}
-
-function readSections(bytes: Uint8Array): Section[] {
-  const sections: Section[] = [];
-  let pos = 8;
-  while (pos < bytes.length) {
-    const start = pos;
-    const id = bytes[pos++] as number;
-    const [size, contentStart] = readU32(bytes, pos);
-    const end = contentStart + size;
-    if (end > bytes.length) throw new ModuleError(`Malformed WebAssembly binary: section ${id} runs past the end of the file`);
-    sections.push({ id, start, contentStart, end });
-    pos = end;
-  }
-  return sections;
-}
 
 /** The kind of binary a file holds, judged by its header. */
 export type BinaryKind = 'module' | 'component' | 'unknown';
