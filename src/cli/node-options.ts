@@ -16,7 +16,7 @@ const SWITCHES = new Set(NODE_SETTINGS.filter((s) => s.valueName === undefined).
 export function addNodeOptions(cmd: Command, command: NodeCommand): Command {
   cmd.option('--config <file>', 'node config file (TOML, the settings below by their snake_case names; default: <data>/lamplighter.node.toml if present; or LAMPLIGHTER_CONFIG)');
   for (const def of settingsOf(command)) {
-    const shown = def.default !== undefined && typeof def.default !== 'boolean' ? `; default ${def.key.endsWith('size') ? '10MiB' : def.key === 'down_after' ? '3s' : String(def.default)}` : '';
+    const shown = def.default !== undefined && typeof def.default !== 'boolean' ? `; default ${def.defaultText ?? String(def.default)}` : '';
     const help = `${def.help} (${envOf(def.key)}${shown})`;
     if (def.key === 'function_output') cmd.option('--no-function-output', `do not show the functions' output here (${envOf(def.key)}=false)`);
     else if (SWITCHES.has(def.key)) cmd.option(flagOf(def.key), help);

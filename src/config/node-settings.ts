@@ -22,6 +22,8 @@ export interface SettingDef {
   readonly parse: (raw: unknown) => SettingValue;
   /** When nothing sets it; none leaves it unset. */
   readonly default?: SettingValue;
+  /** The default as a person writes it, for help (`10MiB` rather than bytes). @default String(default) */
+  readonly defaultText?: string;
   /** Applied by a reload without a restart. @default false */
   readonly live?: boolean;
   /** Commands that take it. @default both */
@@ -110,7 +112,7 @@ export const NODE_SETTINGS: readonly SettingDef[] = [
   { key: 'workers', help: 'sandbox worker threads (default: max(2, cores))', valueName: 'n', parse: wholeNumber(1, 256, '4') },
   { key: 'log_level', help: "the node's log level: fatal, error, warn, info, debug, trace or silent", valueName: 'level', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), live: true, envAliases: ['LAMPLIGHTER_LOG'] },
   { key: 'log_format', help: "the node's own log: json (one object a line) or pretty (for a terminal)", valueName: 'format', parse: oneOf('json', 'pretty'), default: 'json' },
-  { key: 'log_max_size', help: "rotate a function's log file in <data>/logs before it passes this size", valueName: 'size', parse: size, default: 10 * 1024 * 1024 },
+  { key: 'log_max_size', help: "rotate a function's log file in <data>/logs before it passes this size", valueName: 'size', parse: size, default: 10 * 1024 * 1024, defaultText: '10MiB' },
   { key: 'log_max_files', help: 'log files kept per function, the current one included', valueName: 'n', parse: wholeNumber(1, 1000, '5'), default: 5 },
   { key: 'variables_file', help: 'TOML file of name = "value" giving app variables their values, after LAMPLIGHTER_VAR_<NAME>', valueName: 'file', parse: anyText },
   { key: 'otlp_endpoint', help: 'export request traces and function logs over OTLP/HTTP to this base URL, e.g. http://localhost:4318 (or OTEL_EXPORTER_OTLP_ENDPOINT)', valueName: 'url', parse: url, live: true },
@@ -129,7 +131,7 @@ export const NODE_SETTINGS: readonly SettingDef[] = [
   { key: 'nats_creds', help: 'NATS credentials file (JWT and seed)', valueName: 'file', parse: anyText, commands: ['serve'] },
   { key: 'nats_token', help: 'NATS token', valueName: 'token', parse: anyText, commands: ['serve'], secret: true },
   { key: 'replicas', help: "copies JetStream keeps of Lamplighter's buckets: 3 on a 3-server NATS cluster", valueName: 'n', parse: wholeNumber(1, 5, '3'), commands: ['serve'], default: 1 },
-  { key: 'down_after', help: 'drop a node not heard from for this long, heartbeating every third of it', valueName: 'duration', parse: duration(300, '3s'), commands: ['serve'], default: 3000 },
+  { key: 'down_after', help: 'drop a node not heard from for this long, heartbeating every third of it', valueName: 'duration', parse: duration(300, '3s'), commands: ['serve'], default: 3000, defaultText: '3s' },
   { key: 'forward_logs', help: 'in a cluster, also publish function output to NATS subjects lamplighter.logs.<function>', parse: switchValue, commands: ['serve'], default: false, live: true },
   { key: 'function_output', help: "show the functions' output in this terminal (it stays in the logs either way)", parse: switchValue, commands: ['up'], default: true },
   { key: 'watch', help: "rebuild (each function's build command, or `lamplighter build` for a JS/TS handler) and redeploy when a source changes", parse: switchValue, commands: ['up'], default: false },
