@@ -286,7 +286,9 @@ describe('nats connection — a 3-server cluster', () => {
     peer.subscribe('lamplighter.test.echo', { callback: (_err, msg) => void msg.respond(msg.data) });
     await peer.flush();
     // A short timeout per call lets the retries below notice recovery soon after it happens.
-    const kv = await new Kvm(jetstream(nc, { timeout: 1000 })).create('lamplighter_test', { replicas: 3 });
+    // Reads from the stream leader, as the store reads: a direct get may answer from a replica
+    // that has not yet applied the put just acknowledged.
+    const kv = await new Kvm(jetstream(nc, { timeout: 1000 })).create('lamplighter_test', { replicas: 3, allow_direct: false });
     assert.equal((await kv.status()).replicas, 3);
     const works = async (value: string): Promise<void> => {
       await kv.put('key', value);
