@@ -1,7 +1,8 @@
 // Files shipped with a WAGI function: uploaded as artifacts, laid out on the node, preopened
 // read-only as `/`; nothing else of the host is visible, and nothing can be changed.
 import assert from 'node:assert/strict';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseManifest } from '../src/manifest/index.js';
@@ -88,4 +89,30 @@ describe('wagi files', () => {
     assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = ["../etc/**"]\n'), /a files pattern is a path inside the app directory/);
     assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = [{ source = "a", destination = "rel" }]\n'), /files destination is an absolute path/);
   });
+});
+
+test('wagi files — paths resolve inside the preopen only, counted from the directory they are relative to', async () => {
+  const { PreopenedFiles, PREOPEN_FD, FileErrno } = await import('../src/runtime/wasm/wasi-files.js');
+  const root = await mkdtemp(path.join(tmpdir(), 'lamplighter-preopen-'));
+  try {
+    await mkdir(path.join(root, 'a', 'b'), { recursive: true });
+    await writeFile(path.join(root, 'a', 'b', 'f.txt'), 'f');
+    const files = new PreopenedFiles(root);
+    assert.deepEqual(files.resolve(PREOPEN_FD, 'a/../a/b/f.txt'), { inner: 'a/b/f.txt' });
+    assert.deepEqual(files.resolve(PREOPEN_FD, './a/b/'), { inner: 'a/b' });
+    assert.deepEqual(files.resolve(PREOPEN_FD, '.'), { inner: '' });
+    assert.deepEqual(files.resolve(PREOPEN_FD, 'a/../../x'), { errno: FileErrno.NOTCAPABLE });
+    assert.deepEqual(files.resolve(PREOPEN_FD, '/etc/passwd'), { errno: FileErrno.NOTCAPABLE });
+    assert.deepEqual(files.resolve(PREOPEN_FD + 7, 'a'), { errno: FileErrno.BADF });
+    const opened = files.open('a', 0, 0n);
+    assert.ok('fd' in opened);
+    assert.deepEqual(files.resolve(opened.fd, '../a/b/f.txt'), { inner: 'a/b/f.txt' }, 'from a/, one level up is the root');
+    assert.deepEqual(files.resolve(opened.fd, '../../x'), { errno: FileErrno.NOTCAPABLE });
+    assert.deepEqual(files.open('a/b/f.txt', 1, 0n), { errno: FileErrno.ROFS }, 'O_CREAT is refused');
+    assert.deepEqual(files.open('a/b/f.txt', 0, 1n << 6n), { errno: FileErrno.ROFS }, 'a write right is refused');
+    assert.deepEqual(files.open('a/b/f.txt', 2, 0n), { errno: FileErrno.NOTDIR });
+    assert.deepEqual(files.open('missing', 0, 0n), { errno: FileErrno.NOENT });
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });

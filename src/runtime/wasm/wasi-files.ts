@@ -86,16 +86,15 @@ export class PreopenedFiles {
     if (!dir) return { errno: FileErrno.BADF };
     if (dir.kind !== 'dir') return { errno: FileErrno.NOTDIR };
     if (guestPath.startsWith('/') || guestPath.includes('\0')) return { errno: FileErrno.NOTCAPABLE };
-    const joined = path.posix.normalize(path.posix.join('/', dir.inner, guestPath));
-    if (!(joined === '/' || joined.startsWith('/')) || joined.split('/').includes('..')) return { errno: FileErrno.NOTCAPABLE };
-    // normalize() keeps a leading '..' of a relative path, but a joined absolute one cannot climb
-    // past '/': check that the request did not try to.
+    // Joining under '/' would quietly stop a climb at the root; a path that climbs past it is
+    // refused instead, counting from the directory it is relative to.
     let depth = dir.inner === '' ? 0 : dir.inner.split('/').length;
     for (const part of guestPath.split('/')) {
       if (part === '..') depth--;
       else if (part !== '' && part !== '.') depth++;
       if (depth < 0) return { errno: FileErrno.NOTCAPABLE };
     }
+    const joined = path.posix.normalize(path.posix.join('/', dir.inner, guestPath));
     return { inner: joined.slice(1).replace(/\/$/, '') };
   }
 
