@@ -66,7 +66,7 @@ describe('nodes leaving the cluster', () => {
     const y = await cluster.startChildNode('node-y');
     await waitFor(() => viewOf(cluster, 0).includes('node-y'), 3000, 'A to see node Y');
     const code = await y.stop();
-    assert.equal(code, 0);
+    assert.equal(code, 0, `node Y's output:\n${y.output.slice(-3000)}`);
     // Gone within moments of its exit, well before a silent node would be dropped: it said it was leaving.
     await waitFor(() => !cluster.nodes[0]!.platform.clusterView().functions[0]!.instances.some((i) => i.node === 'node-y') && !cluster.nodes[0]!.platform.clusterView().nodes.some((n) => n.name === 'node-y'), TEST_TIMING.downAfterMs / 3, 'A to drop Y and its instances');
   });

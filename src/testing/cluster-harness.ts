@@ -34,6 +34,8 @@ export interface ChildNode {
   kill(): Promise<void>;
   /** SIGTERM: the graceful leave; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** What it printed (stdout and stderr), and how it died when a signal ended it. */
+  readonly output: string;
 }
 
 /** A cluster started for a test. */
@@ -104,7 +106,13 @@ async function startChildNode(name: string, urls: string[], dataDir: string, set
   if (settings.token) args.push('--nats-token', settings.token);
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LAMPLIGHTER_LOG: 'warn' } });
   let output = '';
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code, signal) => {
+      // A node that dies by a signal says which, with what it printed last, for the test's message.
+      if (code === null) output += `\n[exited by ${signal ?? 'an unknown signal'}]`;
+      resolve(code);
+    }),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`node ${name} did not start within 15 s: ${output}`)), 15_000);
     const onData = (chunk: Buffer): void => {
@@ -134,6 +142,9 @@ async function startChildNode(name: string, urls: string[], dataDir: string, set
     stop: async () => {
       if (!gone()) proc.kill('SIGTERM');
       return exited;
+    },
+    get output() {
+      return output;
     },
   };
 }
