@@ -47,8 +47,13 @@ function reportProgress(io: CommandIo): () => void {
   };
 }
 
-async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => Promise<void>): Promise<void> {
-  await new Promise<void>((resolve) => {
+/**
+ * Resolves on the first SIGINT or SIGTERM. Called as soon as the node has started, before it
+ * prints where it serves: a signal's default action ends the process at once, so a handler added
+ * after that line would leave a window in which a supervisor's SIGTERM kills it without a drain.
+ */
+function stopSignal(io: CommandIo): Promise<void> {
+  return new Promise<void>((resolve) => {
     const stop = (): void => {
       io.err('Shutting down...');
       // A second signal while closing means "now": exit, and the exit hook kills child processes.
@@ -60,6 +65,10 @@ async function runUntilSignal(platform: Platform, io: CommandIo, cleanup: () => 
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+async function runUntilSignal(platform: Platform, stopped: Promise<void>, cleanup: () => Promise<void>): Promise<void> {
+  await stopped;
   await platform.close();
   await cleanup();
 }
@@ -115,6 +124,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       } finally {
         stopProgress();
       }
+      const stopped = stopSignal(io);
       const host = settingValue<string>(config, 'host')!;
       const adminUrl = `${platform.adminScheme}://${urlHost(settingValue<string>(config, 'admin_host')!)}:${platform.adminPort}`;
       io.out(`Serving app '${revision!.app}' on ${platform.scheme}://${host}:${platform.port} (admin and /metrics on ${adminUrl})`);
@@ -125,7 +135,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       const forget = noteLocalNode(adminUrl, platform.adminPort, path.join(dataDir, 'token'));
       const stopWatching = settingValue<boolean>(config, 'watch') ? watchApp(dir, platform, io) : undefined;
       const stopReloads = reloadsConfig(platform, config, () => nodeConfigOf(cmd, 'up', ownsData ? dataDir : undefined));
-      await runUntilSignal(platform, io, async () => {
+      await runUntilSignal(platform, stopped, async () => {
         stopReloads();
         stopWatching?.();
         forget();
@@ -139,6 +149,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       const config = await nodeConfigOf(cmd, 'serve', DEFAULT_DATA_DIR);
       const dataDir = settingValue<string>(config, 'data')!;
       const platform = await Platform.start(platformOptionsOf(config, { dataDir }));
+      const stopped = stopSignal(io);
       const host = settingValue<string>(config, 'host')!;
       const adminHost = urlHost(settingValue<string>(config, 'admin_host')!);
       let closeKeda = async (): Promise<void> => {};
@@ -155,7 +166,7 @@ export function registerServerCommands(program: Command, io: CommandIo): void {
       describeRoutes(platform, host, io);
       io.out(`Dashboard: ${platform.adminScheme}://${adminHost}:${platform.adminPort}/ui`);
       const stopReloads = reloadsConfig(platform, config, () => nodeConfigOf(cmd, 'serve', DEFAULT_DATA_DIR));
-      await runUntilSignal(platform, io, async () => {
+      await runUntilSignal(platform, stopped, async () => {
         stopReloads();
         await closeKeda();
       });
