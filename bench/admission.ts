@@ -4,10 +4,9 @@
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { AdmittedFunction, type BreakerGate } from '../src/admission/index.js';
-import { PlatformDefaults } from '../src/config/index.js';
 import { Dispatcher } from '../src/dispatch/index.js';
 import type { DispatchResult, Instance, InstanceFactory, InvocationResponse, RoutedRequest } from '../src/instance/index.js';
-import type { FunctionSpec } from '../src/manifest/index.js';
+import { parseManifest, type FunctionSpec } from '../src/manifest/index.js';
 import { Metrics } from '../src/observability/index.js';
 
 const { values: flags } = parseArgs({ options: { requests: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } } });
@@ -16,24 +15,9 @@ const ROUNDS = Number(flags.rounds);
 /** Requests in flight at once: enough to exercise the promise machinery, few enough to stay in cache. */
 const BATCH = 1000;
 
-const spec: FunctionSpec = {
-  name: 'bench',
-  runtime: 'process',
-  source: undefined,
-  command: ['true'],
-  cwd: undefined,
-  routes: ['/...'],
-  hosts: ['*'],
-  env: {},
-  argv: [],
-  ready: undefined,
-  startupTimeoutMs: 10_000,
-  drainTimeoutMs: 1_000,
-  allowedOutboundHosts: [],
-  placeholder: undefined,
-  limits: { memory: PlatformDefaults.memory, timeoutMs: 10_000, concurrency: 1_000_000, maxPending: 10, coldStartTimeoutMs: 5_000, responseBytes: PlatformDefaults.maxResponseBytes, bodyBytes: PlatformDefaults.maxBodyBytes },
-  scale: { min: 1, max: 1, idleMs: 30_000, target: undefined, rate: undefined, windowMs: 10_000 },
-};
+// A process function as the manifest makes it, with room for every request in flight at once.
+const parsed = parseManifest('name = "bench"\n[[function]]\nname = "bench"\nruntime = "process"\ncommand = ["true"]\nroutes = ["/..."]\n[function.limits]\nmax_pending = 10\n[function.scale]\nmin = 1\nmax = 1\n').functions[0]!;
+const spec: FunctionSpec = { ...parsed, limits: { ...parsed.limits, concurrency: 1_000_000 } };
 
 const response: InvocationResponse = { status: 200, headers: [], body: Buffer.from('ok') };
 const answered = Promise.resolve(response);

@@ -20,13 +20,8 @@ source = "files.wasm"
 routes = ["/bare"]
 `;
 
-describe('wagi files', () => {
-  let node: TestNode;
-  const get = async (fn: string, query: string): Promise<string> => (await fetch(`${node.url}/${fn}?${query}`)).text();
-
-  before(async () => {
-    node = await startTestNode();
-    const dir = await node.writeApp(APP, { 'files.wasm': wagiFixture('files') });
+/** Writes the files the site app ships into its directory. */
+async function writeSiteFiles(dir: string): Promise<void> {
     await mkdir(path.join(dir, 'static', 'css'), { recursive: true });
     await mkdir(path.join(dir, 'assets'), { recursive: true });
     await mkdir(path.join(dir, 'notes'), { recursive: true });
@@ -34,6 +29,16 @@ describe('wagi files', () => {
     await writeFile(path.join(dir, 'static', 'css', 'site.css'), 'body { color: black }\n');
     await writeFile(path.join(dir, 'assets', 'logo.txt'), 'LOGO\n');
     await writeFile(path.join(dir, 'notes', 'readme.txt'), 'read me\n');
+}
+
+describe('wagi files', () => {
+  let node: TestNode;
+  const get = async (fn: string, query: string): Promise<string> => (await fetch(`${node.url}/${fn}?${query}`)).text();
+
+  before(async () => {
+    node = await startTestNode();
+    const dir = await node.writeApp(APP, { 'files.wasm': wagiFixture('files') });
+    await writeSiteFiles(dir);
     await writeFile(path.join(dir, 'secret.txt'), 'not shipped\n');
     await node.platform.deployDir(dir);
   });
@@ -71,13 +76,7 @@ describe('wagi files', () => {
     const before = await readdir(path.join(node.dataDir, 'files'));
     assert.equal(before.filter((n) => !n.startsWith('.')).length, 1);
     const dir = await node.writeApp(APP.replace('name = "site"\n', 'name = "site"\nversion = "2"\n'), { 'files.wasm': wagiFixture('files') });
-    await mkdir(path.join(dir, 'static', 'css'), { recursive: true });
-    await mkdir(path.join(dir, 'assets'), { recursive: true });
-    await mkdir(path.join(dir, 'notes'), { recursive: true });
-    await writeFile(path.join(dir, 'static', 'hello.txt'), 'hello from a shipped file\n');
-    await writeFile(path.join(dir, 'static', 'css', 'site.css'), 'body { color: black }\n');
-    await writeFile(path.join(dir, 'assets', 'logo.txt'), 'LOGO\n');
-    await writeFile(path.join(dir, 'notes', 'readme.txt'), 'read me\n');
+    await writeSiteFiles(dir);
     await node.platform.deployDir(dir);
     assert.deepEqual(await readdir(path.join(node.dataDir, 'files')), before, 'the same files: the same directory');
   });
