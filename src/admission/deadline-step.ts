@@ -1,7 +1,6 @@
 // Admission step: answers LL_TIMEOUT when a function's limits.timeout passes, abandoning the request.
-import type { Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
-import type { DispatchResult } from '../instance/index.js';
+import { destroyResponseBody, type DispatchResult } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import type { AdmissionStep } from './request-handler.js';
 
@@ -33,7 +32,7 @@ export function deadlineStep(spec: FunctionSpec): AdmissionStep {
       pending.then(
         (result) => {
           clearTimeout(timer);
-          if (settled) return destroyBody(result);
+          if (settled) return destroyResponseBody(result.response);
           settled = true;
           resolve(result);
         },
@@ -47,7 +46,3 @@ export function deadlineStep(spec: FunctionSpec): AdmissionStep {
     });
 }
 
-function destroyBody(result: DispatchResult): void {
-  const body = result.response.body;
-  if (body && !Buffer.isBuffer(body)) (body as Readable).destroy();
-}

@@ -9,7 +9,7 @@ import { collectFunctionFiles, loadManifest, readArtifact } from '../manifest/in
 import { digestOf } from '../store/index.js';
 import { AdminClient, ClientError, DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveServer, type ClientOptions } from './admin-client.js';
 import type { CommandIo } from './command-io.js';
-import { formatListing } from './ls-format.js';
+import { formatListing, table } from './ls-format.js';
 
 export type { CommandIo } from './command-io.js';
 
@@ -97,8 +97,7 @@ export function formatRevisions(app: string, revisions: RevisionRow[], current: 
     const artifacts = Object.entries(r.artifacts).map(([file, digest]) => `${file}=${digest.slice(0, 12)}`).join(' ') || '-';
     rows.push([String(r.number), r.createdAt, r.number === current ? '*' : '', artifacts]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return table(rows);
 }
 
 /** Registers deploy, ls, revisions, rm, rollback and logs on `program`. */

@@ -4,6 +4,7 @@ import { describeConfig, NODE_CONFIG_FILE } from '../config/index.js';
 import type { CommandIo } from './command-io.js';
 import { addNodeOptions, nodeConfigOf } from './node-options.js';
 import { DEFAULT_DATA_DIR } from './admin-client.js';
+import { table } from './ls-format.js';
 
 /** Registers `config show` on `program`. */
 export function registerConfigCommand(program: Command, io: CommandIo): void {
@@ -25,8 +26,7 @@ export function registerConfigCommand(program: Command, io: CommandIo): void {
         const source = s.source === null ? '-' : s.source === 'default' ? 'default' : `${s.source}: ${s.from}`;
         rows.push([s.live ? `${s.key} (live)` : s.key, value, source]);
       }
-      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       io.out(`Config file: ${resolved.file ?? `none (${NODE_CONFIG_FILE} in the data directory, or --config FILE)`}`);
-      io.out(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n'));
+      io.out(table(rows));
     });
 }

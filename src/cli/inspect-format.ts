@@ -1,12 +1,6 @@
 // What `lamplighter inspect` prints: pure functions from what GET /v1/inspect answered to text.
 import type { FunctionInspection, NodeInspection } from '../control/index.js';
-import { formatOpenBreakers } from './ls-format.js';
-
-/** Columns padded to their widest cell, two spaces apart, no trailing blanks. */
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
+import { formatOpenBreakers, table } from './ls-format.js';
 
 /** A duration in ms, short: "850ms", "12.3s", "4m05s", "2h03m". */
 export function formatDuration(ms: number): string {

@@ -4,7 +4,7 @@ import type { BreakerStatus } from '../admission/index.js';
 import type { AppStatus } from '../control/index.js';
 
 /** Columns padded to their widest cell, two spaces apart, no trailing blanks. */
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }

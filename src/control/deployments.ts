@@ -177,7 +177,7 @@ export class Deployments {
           artifactDigest,
           artifact: async (name) => blobs.get(artifactDigest(name))!,
           log: (stream, text) => this.#node.logs.write(spec.name, stream, text),
-          onRun: (seconds) => this.#node.metrics.functionRun(spec.name, spec.runtime, seconds),
+          onRun: this.#node.metrics.functionRun(spec.name, spec.runtime),
         });
         group = new Dispatcher(spec, factory, {
           metrics: this.#node.metrics,

@@ -8,7 +8,7 @@ import { LISTED_OPEN_BREAKERS } from './app-status.js';
 import type { DeployedApp } from './deployments.js';
 
 /** Held requests whose ages are listed per function; the count covers them all. */
-export const LISTED_HELD_REQUESTS = 20;
+const LISTED_HELD_REQUESTS = 20;
 
 /** One function of a live node. */
 export interface FunctionInspection extends DispatcherInspection {

@@ -17,7 +17,7 @@ export interface RequestSource {
 }
 
 /** Prefix of the headers that carry a route's named parameters to processes and components (as Spin names them). */
-export const PATH_MATCH_HEADER_PREFIX = 'spin-path-match-';
+const PATH_MATCH_HEADER_PREFIX = 'spin-path-match-';
 
 /** `url` without `prefix` at the start of its path: `/api/users?x=1` less `/api` is `/users?x=1`. */
 function stripPrefix(url: string, prefix: string): string {

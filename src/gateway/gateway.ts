@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import { closingResponse, Http1Server, type Http1TlsSource, type ServerRequest, type ServerResponse } from '../http1/index.js';
-import { HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, type GatewayTarget, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
+import { destroyResponseBody, HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, type GatewayTarget, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { REQUEST_TRACE, TraceAttributes, type RequestTrace, type RequestTracer } from '../tracing/index.js';
 import { errorResponse } from './error-response.js';
@@ -194,7 +194,7 @@ export class Gateway {
         } catch (err) {
           // A response the server refuses (a bad header or status from a handler) is the
           // handler's fault, and must never escape as an unhandled rejection.
-          destroyBody(response);
+          destroyResponseBody(response);
           const bad = badResponse(fn, err);
           trace?.fail(bad);
           this.finish(fn, bad.status, start, coldStart, requestId);
@@ -217,28 +217,27 @@ export class Gateway {
    */
   async handle(request: GatewayHandleRequest): Promise<GatewayHandleResponse> {
     const start = performance.now();
-    const tracer = this.options.tracer;
-    if (tracer === undefined) return this.#handle(request, start, undefined);
+    // Header names as the server reads them, and the target split, once for the trace and the request.
     const headers: IncomingHttpHeaders = {};
     for (const [name, value] of Object.entries(request.headers ?? {})) headers[name.toLowerCase()] = value;
-    const { path, host } = splitTarget(request.url, headers.host);
-    const trace = tracer.startRequest({ method: request.method.toUpperCase(), headers, host, port: this.port, path, remoteAddress: request.remoteAddress ?? '127.0.0.1' });
+    const target = splitTarget(request.url, headers.host);
+    const tracer = this.options.tracer;
+    if (tracer === undefined) return this.#handle(request, headers, target, start, undefined);
+    const trace = tracer.startRequest({ method: request.method.toUpperCase(), headers, host: target.host, port: this.port, path: target.path, remoteAddress: request.remoteAddress ?? '127.0.0.1' });
+    let finished = false;
     try {
-      return await this.#handle(request, start, trace);
-    } catch (err) {
-      trace.end(false);
-      throw err;
+      const answer = await this.#handle(request, headers, target, start, trace);
+      finished = true;
+      return answer;
     } finally {
-      trace.end();
+      trace.end(finished);
     }
   }
 
-  async #handle(request: GatewayHandleRequest, start: number, trace: RequestTrace | undefined): Promise<GatewayHandleResponse> {
-    const headers: IncomingHttpHeaders = {};
-    for (const [name, value] of Object.entries(request.headers ?? {})) headers[name.toLowerCase()] = value;
+  async #handle(request: GatewayHandleRequest, headers: IncomingHttpHeaders, split: { url: string; path: string; host: string }, start: number, trace: RequestTrace | undefined): Promise<GatewayHandleResponse> {
     const body = request.body === undefined ? EMPTY : Buffer.from(request.body);
     if (body.length > 0 && headers['content-length'] === undefined) headers['content-length'] = String(body.length);
-    const { url, path, host } = splitTarget(request.url, headers.host);
+    const { url, path, host } = split;
     const requestId = forwardedRequestId(headers) ?? nextRequestId();
     const match = this.routes.match(host, path);
     trace?.server.setAttribute(TraceAttributes.requestId, requestId);
@@ -272,7 +271,7 @@ export class Gateway {
         else if (!HOP_BY_HOP_HEADERS.has(lower)) out.append(name, value);
       }
     } catch (err) {
-      destroyBody(response);
+      destroyResponseBody(response);
       const bad = badResponse(fn, err);
       trace?.fail(bad);
       this.finish(fn, bad.status, start, coldStart, requestId);
@@ -395,7 +394,4 @@ function errorAnswer(err: unknown, requestId: string): GatewayHandleResponse {
   return { status: out.status, headers, body: out.body };
 }
 
-function destroyBody(response: InvocationResponse): void {
-  const body = response.body;
-  if (body && !Buffer.isBuffer(body)) body.destroy();
-}
+

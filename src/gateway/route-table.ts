@@ -48,13 +48,6 @@ function newTable<T>(): PathTable<T> {
   return { exact: new Map(), prefix: new Map(), params: [], paramPrefixes: [], shapes: new Map() };
 }
 
-/** Splits a route pattern into its kind and literal path (routes without parameters). */
-export function parseRoutePattern(pattern: string): { kind: 'exact' | 'prefix'; path: string } {
-  const route = parseRoute(pattern);
-  const path = literalPath(route);
-  return route.wildcard ? { kind: 'prefix', path } : { kind: 'exact', path: path || '/' };
-}
-
 /** Literal segments before parameters, left to right: negative when `a` is the more specific. */
 function bySpecificity(a: RoutePattern, b: RoutePattern): number {
   const n = Math.min(a.segments.length, b.segments.length);

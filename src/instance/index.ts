@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 
 export { readBodyLimited } from './read-body.js';
+export { destroyResponseBody } from './response-body.js';
 export type { DispatchResult, GatewayTarget, RoutedRequest } from './gateway-target.js';
 
 /** Where a request matched: the route pattern and the split of its path. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 export type FileMount = { pattern: string } | { source: string; destination: string };
 
 /** A glob as a regular expression: `**` any path, `*` any name part, `?` one character. */
-export function globToRegExp(pattern: string): RegExp {
+function globToRegExp(pattern: string): RegExp {
   let out = '';
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]!;

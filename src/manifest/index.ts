@@ -7,6 +7,6 @@ export { literalPath, parseRoute } from './route-pattern.js';
 export type { RoutePattern, RouteSegment } from './route-pattern.js';
 export { BreakerDefaults, IsolationDefaults } from './schema.js';
 export { readArtifact } from './read-artifact.js';
-export { SPIN_MANIFEST_FILE, SpinManifestError, translateSpinManifest } from './spin-manifest.js';
-export { collectFunctionFiles, fileTargets, globToRegExp } from './function-files.js';
+export { SPIN_MANIFEST_FILE, translateSpinManifest } from './spin-manifest.js';
+export { collectFunctionFiles, fileTargets } from './function-files.js';
 export type { FileMount } from './function-files.js';

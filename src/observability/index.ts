@@ -4,13 +4,13 @@ export type { MetricsSource, MetricsOptions, SandboxFigures, ForwardOutcome, Dis
 export { FunctionLogs, FunctionLogDefaults } from './function-logs.js';
 export type { LogLine, FunctionLogsOptions, FunctionLogEvents } from './function-logs.js';
 export type { LogReadOptions, LogReadResult } from './log-file-reader.js';
-export { natsLogSink, DEFAULT_LOG_SUBJECT_PREFIX, DEFAULT_FORWARD_BUFFER_LINES } from './log-forwarder.js';
+export { natsLogSink } from './log-forwarder.js';
 export type { LogSink, LogPublisher, NatsLogSinkOptions, LogForwarderOptions } from './log-forwarder.js';
 export { nodeLogFs } from './log-fs.js';
 export type { LogFs, LogFileHandle } from './log-fs.js';
-export { createLogger, parseLogFormat, LOG_FORMATS } from './logger.js';
+export { createLogger } from './logger.js';
 export type { Logger, LoggerOptions, LogFormat } from './logger.js';
 export { requestChannel, instanceStartChannel, instanceStopChannel, deployStepChannel } from './diagnostics.js';
 export type { RequestEvent, InstanceEvent, DeployStepEvent } from './diagnostics.js';
-export { otlpHeaders, otlpLogSink, otlpLogsBody, otlpLogsEndpoint } from './otlp-log-sink.js';
+export { otlpHeaders, otlpLogSink, otlpLogsEndpoint } from './otlp-log-sink.js';
 export type { OtlpLogSinkOptions } from './otlp-log-sink.js';

@@ -4,5 +4,5 @@ export type { VariableProvider } from './variable-provider.js';
 export { FileVariables } from './file-variables.js';
 export { resolveVariables, withRenderedEnv } from './resolve-variables.js';
 export type { ResolvedVariables } from './resolve-variables.js';
-export { ClusterVariables, MAX_VARIABLE_BYTES } from './cluster-variables.js';
+export { ClusterVariables } from './cluster-variables.js';
 export type { ClusterVariablesOptions } from './cluster-variables.js';

@@ -1,4 +1,5 @@
 // Walks a core module's code to learn whether any instruction can change a table after instantiation.
+import { readSections, readU32 as readU32At, skipLeb as skipLebAt } from '../wasm/index.js';
 
 /** What a walk over every function body found. */
 export interface CodeScan {
@@ -15,26 +16,9 @@ const SECTION_CODE = 10;
 
 class Unknown extends Error {}
 
-function skipLeb(bytes: Uint8Array, offset: number): number {
-  let pos = offset;
-  while (pos < bytes.length && ((bytes[pos] as number) & 0x80) !== 0) pos++;
-  if (pos >= bytes.length) throw new Unknown('truncated LEB128 integer');
-  return pos + 1;
-}
-
-function readU32(bytes: Uint8Array, offset: number): [value: number, next: number] {
-  let result = 0;
-  let shift = 0;
-  let pos = offset;
-  for (;;) {
-    if (pos >= bytes.length || shift > 28) throw new Unknown('truncated or overlong LEB128 integer');
-    const byte = bytes[pos++] as number;
-    result |= (byte & 0x7f) << shift;
-    if ((byte & 0x80) === 0) break;
-    shift += 7;
-  }
-  return [result >>> 0, pos];
-}
+const unknown = (what: string): Unknown => new Unknown(what);
+const skipLeb = (bytes: Uint8Array, offset: number): number => skipLebAt(bytes, offset, unknown);
+const readU32 = (bytes: Uint8Array, offset: number): [value: number, next: number] => readU32At(bytes, offset, unknown);
 
 /** A value type, a heap type or a block type: one byte for the short forms, else a LEB128 index. */
 function skipType(bytes: Uint8Array, pos: number): number {
@@ -137,14 +121,8 @@ function skipInstruction(bytes: Uint8Array, pos: number): number {
 }
 
 function codeSection(bytes: Uint8Array): [start: number, end: number] | undefined {
-  let pos = 8;
-  while (pos < bytes.length) {
-    const id = bytes[pos++] as number;
-    const [size, contentStart] = readU32(bytes, pos);
-    if (id === SECTION_CODE) return [contentStart, contentStart + size];
-    pos = contentStart + size;
-  }
-  return undefined;
+  const code = readSections(bytes, unknown).find((s) => s.id === SECTION_CODE);
+  return code && [code.contentStart, code.end];
 }
 
 /**

@@ -1,6 +1,6 @@
 // Rewrites a core module to export its mutable state (globals, tables, memory), so a used instance can be put back as new.
 import { ModuleError } from '../../errors/index.js';
-import { readSections as sectionsOf, readU32 as u32At, writeU32, type Section } from '../wasm/index.js';
+import { readSections as sectionsOf, readU32 as u32At, skipLeb as skipLebAt, writeU32, type Section } from '../wasm/index.js';
 import { scanCode } from './core-code-scan.js';
 
 /** Prefix of the export names the rewrite adds; a component's own exports never start with it. */
@@ -44,14 +44,7 @@ function malformed(what: string): ModuleError {
 const readU32 = (bytes: Uint8Array, offset: number): [value: number, next: number] => u32At(bytes, offset, malformed);
 const readSections = (bytes: Uint8Array): Section[] => sectionsOf(bytes, malformed);
 
-/** Skips any LEB128 integer (signed or not, up to 64 bits). */
-function skipLeb(bytes: Uint8Array, offset: number): number {
-  let pos = offset;
-  while (pos < bytes.length && ((bytes[pos] as number) & 0x80) !== 0) pos++;
-  if (pos >= bytes.length) throw malformed('truncated LEB128 integer');
-  return pos + 1;
-}
-
+const skipLeb = (bytes: Uint8Array, offset: number): number => skipLebAt(bytes, offset, malformed);
 function skipName(bytes: Uint8Array, pos: number): number {
   const [len, next] = readU32(bytes, pos);
   return next + len;

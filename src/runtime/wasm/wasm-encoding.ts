@@ -30,6 +30,14 @@ export function readU32(bytes: Uint8Array, offset: number, malformed: Malformed)
   return [result >>> 0, pos];
 }
 
+/** Skips any LEB128 integer (signed or not, up to 64 bits) at `offset`; returns the next offset. */
+export function skipLeb(bytes: Uint8Array, offset: number, malformed: Malformed): number {
+  let pos = offset;
+  while (pos < bytes.length && ((bytes[pos] as number) & 0x80) !== 0) pos++;
+  if (pos >= bytes.length) throw malformed('truncated LEB128 integer');
+  return pos + 1;
+}
+
 /** An unsigned integer as LEB128 bytes. */
 export function writeU32(value: number): number[] {
   const out: number[] = [];
