@@ -1,7 +1,7 @@
 // A node's settings: one schema, four sources (flags, LAMPLIGHTER_* variables, the config file,
 // defaults), `config show`, and a reload under load that drops no request.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -170,6 +170,49 @@ test('node config — a reload turns tracing on and off without a restart', asyn
   } finally {
     await up.stop('SIGTERM', 5_000).catch(() => undefined);
     await receiver.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('node config — limit defaults apply to functions that set none, and a reload changes them live', async () => {
+  const dir = await scratch();
+  const app = path.join(dir, 'app');
+  const config = path.join(dir, 'lamplighter.node.toml');
+  await mkdir(app);
+  await copyFile(path.join(HELLO_DIR, 'hello.wasm'), path.join(app, 'hello.wasm'));
+  // Two functions from one module: one leaves limits.body_size to the node, one sets it.
+  await writeFile(
+    path.join(app, 'lamplighter.toml'),
+    'name = "limits"\n' +
+      '[[function]]\nname = "open"\nsource = "hello.wasm"\nruntime = "wagi"\nroutes = ["/open"]\n' +
+      '[[function]]\nname = "fixed"\nsource = "hello.wasm"\nruntime = "wagi"\nroutes = ["/fixed"]\n[function.limits]\nbody_size = "1KiB"\n',
+  );
+  await writeFile(config, 'limits_body_size = "1KiB"\n');
+  const up = new CliProcess(['up', app, '--port', '0', '--admin-port', '0', '--data', dir, '--no-function-output']);
+  try {
+    const [, gateway, admin] = await up.waitForOutput(/Serving app 'limits' on (http:\/\/127\.0\.0\.1:\d+) \(admin and \/metrics on (http:\/\/127\.0\.0\.1:\d+)\)/);
+    const headers = { authorization: `Bearer ${(await readFile(path.join(dir, 'token'), 'utf8')).trim()}` };
+    const post = async (route: string): Promise<number> => {
+      const res = await fetch(`${gateway}${route}`, { method: 'POST', body: 'x'.repeat(2048) });
+      await res.text();
+      return res.status;
+    };
+    assert.equal(await post('/open'), 413, "the node's default (1KiB) applies to a function that sets none");
+    assert.equal(await post('/fixed'), 413);
+    const shown = (await (await fetch(`${admin}/v1/config`, { headers })).json()) as ReturnType<typeof describeConfig>;
+    assert.deepEqual(shown.settings.find((s) => s.key === 'limits_body_size'), { key: 'limits_body_size', value: 1024, source: 'file', from: `${config} (limits_body_size)`, live: true });
+
+    await writeFile(config, 'limits_body_size = "1MiB"\nlimits_timeout = "2s"\n');
+    const report = (await (await fetch(`${admin}/v1/config/reload`, { method: 'POST', headers })).json()) as { applied: string[]; restartNeeded: string[] };
+    assert.deepEqual({ applied: [...report.applied].sort(), restartNeeded: report.restartNeeded }, { applied: ['limits_body_size', 'limits_timeout'], restartNeeded: [] });
+    assert.equal(await post('/open'), 200, 'the new default applies without a restart or a redeploy');
+    assert.equal(await post('/fixed'), 413, "a limit the manifest sets is the function's own");
+    // What the node serves with is what it reports.
+    const listing = (await (await fetch(`${admin}/v1/apps`, { headers })).json()) as { apps: Array<{ functions: Array<{ name: string; limits: { timeoutMs: number; bodyBytes: number } }> }> };
+    const limits = Object.fromEntries(listing.apps[0]!.functions.map((f) => [f.name, f.limits]));
+    assert.deepEqual([limits.open?.timeoutMs, limits.open?.bodyBytes, limits.fixed?.timeoutMs, limits.fixed?.bodyBytes], [2000, 1024 * 1024, 2000, 1024]);
+  } finally {
+    await up.stop('SIGTERM', 5_000).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -1,7 +1,7 @@
 // Reloading a running node's settings: on SIGHUP, when its config file changes, or through
 // POST /v1/config/reload. What can change live is applied; the rest is reported as needing a restart.
 import { unwatchFile, watchFile } from 'node:fs';
-import { configChanges, describeConfig, type NodeConfig } from '../config/index.js';
+import { configChanges, describeConfig, LIMIT_DEFAULT_SETTINGS, limitDefaultsFrom, type NodeConfig } from '../config/index.js';
 import type { ConfigReport, Platform } from '../control/index.js';
 import { tracingFromEnvironment } from '../tracing/index.js';
 
@@ -27,6 +27,9 @@ export function reloadsConfig(platform: Platform, initial: NodeConfig, resolve: 
       if (key === 'log_level') platform.setLogLevel(String(setting.value ?? 'info'));
       settings.set(key, setting);
       applied.push(key);
+    }
+    if (live.some((key) => LIMIT_DEFAULT_SETTINGS.some((l) => l.setting === key))) {
+      platform.setLimitDefaults(limitDefaultsFrom((key) => settings.get(key)?.value as number | undefined));
     }
     if (live.includes('otlp_endpoint') || live.includes('forward_logs')) {
       // Traces and function logs go where the settings now say; the old exporter is flushed.

@@ -1,7 +1,7 @@
 // The flags of `up` and `serve`, made from the node settings' schema, and the PlatformOptions
 // their resolved values make.
 import type { Command } from 'commander';
-import { NODE_SETTINGS, flagOf, envOf, resolveNodeConfig, settingValue, settingsOf, type NodeCommand, type NodeConfig } from '../config/index.js';
+import { NODE_SETTINGS, flagOf, envOf, limitDefaultsFrom, resolveNodeConfig, settingValue, settingsOf, type NodeCommand, type NodeConfig } from '../config/index.js';
 import { parseClusterUrls, type ClusterSettings } from '../cluster/index.js';
 import type { GatewayTlsSettings, PlatformOptions } from '../control/index.js';
 import { tracingFromEnvironment } from '../tracing/index.js';
@@ -110,6 +110,7 @@ export function platformOptionsOf(config: NodeConfig, extra: Partial<PlatformOpt
     otlpEndpoint: otlp,
     tls: gatewayTls(config),
     adminTls: adminTls(config),
+    limitDefaults: limitDefaultsFrom((key) => value<number>(key)),
     ...extra,
   };
 }

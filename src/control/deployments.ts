@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AdmittedFunction, type BreakerGate } from '../admission/index.js';
 import { Dispatcher, type FunctionPeers } from '../dispatch/index.js';
+import { platformLimitDefaults, type LimitDefaults } from '../config/index.js';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { RouteTable, type Gateway, type RouteEntry } from '../gateway/index.js';
 import type { GatewayTarget } from '../instance/index.js';
@@ -13,6 +14,7 @@ import type { ArtifactStore, PointerChange, Revision } from '../store/index.js';
 import { EnvironmentVariables, resolveVariables, withRenderedEnv, type VariableProvider } from '../variables/index.js';
 import { restoreNote, restoreOrder, type RestoreNote } from './restore-plan.js';
 import { functionFilesDir } from './function-files-dir.js';
+import { withNodeLimits } from './node-limits.js';
 import { buildFactory } from './runtimes.js';
 
 /** What a deploy sends: the manifest text and the digests of the artifacts it names. */
@@ -59,6 +61,8 @@ export interface DeploymentsNode {
   variables?: readonly VariableProvider[];
   /** Where functions' shipped files are laid out. @default none (a function with files fails to build) */
   filesRoot?: string;
+  /** Limits for functions whose manifest sets none; a live object (a reload changes it). @default the platform's */
+  limitDefaults?: Readonly<LimitDefaults>;
 }
 
 /** The apps one node serves, and every operation that changes which revision serves. */
@@ -141,7 +145,10 @@ export class Deployments {
 
   /** Builds the groups of one revision without touching what is being served. */
   async #build(revision: Revision): Promise<DeployedApp> {
-    const manifest = parseManifest(revision.manifest, `app '${revision.app}' revision ${revision.number}`);
+    const declared = parseManifest(revision.manifest, `app '${revision.app}' revision ${revision.number}`);
+    // Limits the manifest leaves unset are this node's, and follow its reloads.
+    const limitDefaults = this.#node.limitDefaults ?? platformLimitDefaults();
+    const manifest = { ...declared, functions: declared.functions.map((spec) => withNodeLimits(spec, limitDefaults)) };
     // Values are this node's: resolved at every build, never stored with the revision.
     const variables = await resolveVariables(manifest, this.#node.variables ?? [new EnvironmentVariables()]);
     const groups = new Map<string, Dispatcher>();

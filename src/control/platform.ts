@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createBreakerGate } from '../admission/index.js';
-import { PlatformDefaults } from '../config/index.js';
+import { PlatformDefaults, platformLimitDefaults, type LimitDefaults } from '../config/index.js';
 import { joinCluster, type ClusterSettings, type ClusterView, type JoinedCluster } from '../cluster/index.js';
 import type { Dispatcher } from '../dispatch/index.js';
 import { Gateway } from '../gateway/index.js';
@@ -97,6 +97,8 @@ export interface PlatformOptions {
   tls?: GatewayTlsSettings;
   /** Serve the admin API over HTTPS (`--admin-tls-cert`/`--admin-tls-key`). @default undefined (plain HTTP) */
   adminTls?: CertificateFiles;
+  /** Limits for functions whose manifest sets none (`limits_*` settings). @default the platform's */
+  limitDefaults?: LimitDefaults;
 }
 
 /** The gateway's certificates and its optional plain-HTTP redirect. */
@@ -126,6 +128,8 @@ export class Platform {
   /** The telemetry settings in force, to tell a reload that changes nothing. */
   #telemetry: { otlpEndpoint: string | undefined; forwardLogs: boolean } = { otlpEndpoint: undefined, forwardLogs: false };
   readonly #deployments: Deployments;
+  /** Limits of functions whose manifest sets none; read at each use, so changing it applies at once. */
+  readonly #limitDefaults: LimitDefaults;
   private scaleTimer: NodeJS.Timeout | undefined;
   /** Port the gateway listens on. */
   port = 0;
@@ -179,6 +183,7 @@ export class Platform {
       clusterNodes: () => (cluster ? cluster.node.nodeViews().filter((n) => n.healthy).length : 1),
     });
     const peersFor = cluster && ((fn: string, figures: () => Array<{ id: string; free: number; ready: boolean }>) => cluster.node.peersFor(fn, figures));
+    this.#limitDefaults = { ...(options.limitDefaults ?? platformLimitDefaults()) };
     this.#deployments = new Deployments({
       store,
       pool: this.pool,
@@ -194,6 +199,7 @@ export class Platform {
         return gate;
       },
       filesRoot: path.join(options.dataDir, 'files'),
+      limitDefaults: this.#limitDefaults,
       variables: [new EnvironmentVariables(), ...(options.variablesFile ? [new FileVariables(options.variablesFile)] : []), ...(cluster ? [cluster.variables] : [])],
     });
   }
@@ -419,6 +425,11 @@ export class Platform {
     this.#forwardLogs(otlpEndpoint, forwardLogs);
     await old?.close();
     return true;
+  }
+
+  /** Changes the limits of functions whose manifest sets none, at once (a reload); admitted requests keep their deadlines. */
+  setLimitDefaults(next: LimitDefaults): void {
+    Object.assign(this.#limitDefaults, next);
   }
 
   /** Changes the node's log level at once (a reload). */

@@ -3,7 +3,7 @@ import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { z } from 'zod';
-import { nearestName, PlatformDefaults } from '../config/index.js';
+import { LIMIT_DEFAULT_SETTINGS, nearestName, PlatformDefaults, platformLimitDefaults, type DefaultableLimit } from '../config/index.js';
 import { ManifestError } from '../errors/index.js';
 import type { FileMount } from './function-files.js';
 import { SPIN_MANIFEST_FILE, translateSpinManifest } from './spin-manifest.js';
@@ -114,6 +114,11 @@ export interface FunctionSpec {
   maxReuse?: number;
   placeholder: Placeholder | undefined;
   limits: FunctionLimits;
+  /**
+   * The limits the manifest left unset: they hold the platform's defaults, which a node replaces
+   * with its own (`limits_*` settings, changed by a reload). None when the manifest sets them all.
+   */
+  defaultedLimits?: readonly DefaultableLimit[];
   scale: FunctionScale;
   /** Circuit breakers, when the manifest has `[function.breaker]`; none otherwise. */
   breaker?: BreakerSpec | undefined;
@@ -141,6 +146,14 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
   // A WebAssembly instance is a compiled module that any sandbox worker can run, so it takes a
   // handful of requests at once; a process is an HTTP server that usually takes many.
   const concurrency = raw.limits.concurrency ?? (raw.runtime === 'process' ? PlatformDefaults.processConcurrency : PlatformDefaults.wasmConcurrency);
+  // Limits the manifest leaves unset hold the platform's defaults here; a node replaces them with its own.
+  const limits = platformLimitDefaults();
+  const defaulted: DefaultableLimit[] = [];
+  for (const { limit, field } of LIMIT_DEFAULT_SETTINGS) {
+    const given = (raw.limits as Record<string, number | undefined>)[field];
+    if (given === undefined) defaulted.push(limit);
+    else limits[limit] = given;
+  }
   return {
     name: raw.name,
     runtime: raw.runtime,
@@ -167,13 +180,10 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
     },
     limits: {
       memory: raw.limits.memory,
-      timeoutMs: raw.limits.timeout,
       concurrency,
-      maxPending: raw.limits.max_pending,
-      coldStartTimeoutMs: raw.limits.cold_start_timeout,
-      responseBytes: raw.limits.response_size,
-      bodyBytes: raw.limits.body_size,
+      ...limits,
     },
+    ...(defaulted.length === 0 ? {} : { defaultedLimits: defaulted }),
     scale: {
       min: raw.scale.min,
       max: raw.scale.max,

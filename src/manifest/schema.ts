@@ -51,12 +51,13 @@ const host = z.string().refine((h) => h === '*' || /^(\*\.)?[a-zA-Z0-9.-]+$/.tes
 const limitsSchema = z
   .object({
     memory: size('limits.memory').default(PlatformDefaults.memory),
-    timeout: duration('limits.timeout').default(PlatformDefaults.timeoutMs),
+    // Left unset, these five take the node's defaults (its limits_* settings), which a reload changes.
+    timeout: duration('limits.timeout').optional(),
     concurrency: z.number().int().min(1).max(10_000).optional(),
-    max_pending: z.number().int().min(0).max(1_000_000).default(PlatformDefaults.maxPending),
-    cold_start_timeout: duration('limits.cold_start_timeout').default(PlatformDefaults.coldStartTimeoutMs),
-    response_size: size('limits.response_size').default(PlatformDefaults.maxResponseBytes),
-    body_size: size('limits.body_size').default(PlatformDefaults.maxBodyBytes),
+    max_pending: z.number().int().min(0).max(1_000_000).optional(),
+    cold_start_timeout: duration('limits.cold_start_timeout').optional(),
+    response_size: size('limits.response_size').optional(),
+    body_size: size('limits.body_size').optional(),
   })
   .strict()
   .refine((l) => l.memory <= PlatformDefaults.maxMemory, {
