@@ -115,6 +115,18 @@ describe('dashboard API', () => {
     await apps.arrayBuffer();
   });
 
+  test('dashboard — the bearer token opens the data as it opens /v1; a login body past 4 KiB is refused with 413', async () => {
+    const bearer = await fetch(`${node.adminUrl}/ui/api/session`, { headers: { authorization: `Bearer ${node.platform.token}` } });
+    assert.equal(bearer.status, 200);
+    assert.deepEqual(await bearer.json(), { node: node.platform.nodeName });
+    const wrong = await fetch(`${node.adminUrl}/ui/api/session`, { headers: { authorization: 'Bearer wrong' } });
+    assert.equal(wrong.status, 401);
+    await wrong.arrayBuffer();
+    const big = await fetch(`${node.adminUrl}/ui/api/session`, { method: 'POST', headers: { 'content-type': 'application/json', ...LOGIN }, body: JSON.stringify({ token: 'x'.repeat(5000) }) });
+    assert.equal(big.status, 413);
+    assert.equal((await errorOf(big)).code, 'LL_BODY_TOO_LARGE');
+  });
+
   test('dashboard — the cookie alone, as the gateway\'s port would see it, opens nothing', async () => {
     const variants: Array<Record<string, string>> = [{ cookie }, { cookie, 'x-lamplighter-dashboard': 'A'.repeat(43) }];
     for (const headers of variants) {
