@@ -14,3 +14,5 @@ export { requestChannel, instanceStartChannel, instanceStopChannel, deployStepCh
 export type { RequestEvent, InstanceEvent, DeployStepEvent } from './diagnostics.js';
 export { otlpHeaders, otlpLogSink, otlpLogsEndpoint } from './otlp-log-sink.js';
 export type { OtlpLogSinkOptions } from './otlp-log-sink.js';
+export { otlpEndpoint } from './otlp-endpoint.js';
+export type { OtlpEndpointOptions, OtlpEnvironment, OtlpSignal } from './otlp-endpoint.js';
