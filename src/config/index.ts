@@ -6,3 +6,4 @@ export { NODE_SETTINGS, envOf, flagOf, settingsOf } from './node-settings.js';
 export type { NodeCommand, SettingDef, SettingValue } from './node-settings.js';
 export { configChanges, describeConfig, NODE_CONFIG_FILE, resolveNodeConfig, settingValue } from './node-config.js';
 export type { ConfigInputs, NodeConfig, ResolvedSetting, SettingSource } from './node-config.js';
+export { HANDLER_SOURCE_EXTENSIONS, handlerSourceBeside } from './handler-source.js';
