@@ -255,6 +255,15 @@ export class Metrics {
     return this.#requests.of(functionName);
   }
 
+  /**
+   * What `functionName` has answered since the node started (or the metrics were reset), read
+   * without prom-client; undefined before its first answer. Asking makes no series, unlike
+   * {@link requestSeries}, so a reader leaves /metrics as it was.
+   */
+  answeredRequests(functionName: string): Readonly<RequestSeries> | undefined {
+    return this.#requests.find(functionName);
+  }
+
   /** Counts a request forwarded to another node for `functionName`, by how it ended. */
   forwarded(functionName: string, outcome: ForwardOutcome): void {
     this.#forwarded.inc({ function: functionName, outcome });
