@@ -1,5 +1,6 @@
 // Unit tests of the breaker step, with a BreakerGate written here that records what it is told.
 import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
 import { breakerStep, compose, deadlineStep, type BreakerGate, type BreakerStatus, type BreakerTicket, type CallOutcome, type RequestHandler } from '../src/admission/index.js';
 import { ErrorCodes, LamplighterError } from '../src/errors/index.js';
@@ -26,6 +27,11 @@ class RecordingGate implements BreakerGate {
   close(): void {
     this.closed = true;
   }
+}
+
+/** Blocks the thread for `ms` of real time. */
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** A handler the test settles by hand. */
@@ -60,17 +66,22 @@ describe('admission breaker', () => {
     const gate = new RecordingGate();
     const inner = heldHandler();
     const request = new TestRoutedRequest();
+    const before = performance.now();
     const outcome = track(breakerStep(gate)(inner.handler)(request));
     assert.equal(gate.admitted[0], request);
     await settle();
     assert.equal(gate.outcomes.length, 0, 'nothing reported before the answer');
+    // A real 40 ms of the handler's (timers are mocked here, and the step reads performance.now()).
+    sleep(40);
     inner.answer(503);
     await settle();
+    const measured = performance.now() - before;
     assert.equal(outcome.result?.response.status, 503);
     assert.equal(gate.outcomes.length, 1);
     assert.equal(gate.outcomes[0]!.status, 503);
     assert.equal(gate.outcomes[0]!.error, undefined);
-    assert.ok(gate.outcomes[0]!.durationMs >= 0);
+    const { durationMs } = gate.outcomes[0]!;
+    assert.ok(durationMs >= 40 && durationMs <= measured, `the call took ${durationMs.toFixed(1)} ms by the breaker, 40 ms slept and ${measured.toFixed(1)} ms in all`);
     request.abort();
     await settle();
     assert.equal(gate.outcomes.length, 1, 'an abort after the answer reports nothing more');

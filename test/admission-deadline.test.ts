@@ -1,5 +1,6 @@
 // Unit tests of the deadline step: limits.timeout bounds the answer's head, under mocked timers.
 import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
 import { deadlineStep, type RequestHandler } from '../src/admission/index.js';
@@ -96,5 +97,29 @@ describe('admission deadline', () => {
     );
     await settle();
     assert.equal(outcome.error, thrown);
+  });
+
+  test('deadline — the request\'s own deadline is kept: time spent before admission counts against limits.timeout (regression: a fresh timer from limits.timeout)', async () => {
+    const inner = heldHandler();
+    // 300 of the function's 400 ms were spent before admission (a forward hop, a queue).
+    const request = new TestRoutedRequest({ deadline: performance.now() + 100 });
+    const outcome = track(deadlineStep(spec({ timeoutMs: 400 }))(inner.handler)(request));
+    mock.timers.tick(98);
+    await settle();
+    assert.equal(outcome.done, false, 'not before the deadline');
+    mock.timers.tick(2);
+    await settle();
+    assert.equal(outcome.error?.code, ErrorCodes.TIMEOUT, 'given up on at the deadline, 300 ms before a fresh limits.timeout');
+    assert.equal(request.abortReason, outcome.error);
+  });
+
+  test('deadline — a request whose deadline passed before admission is refused with LL_TIMEOUT and never dispatched', async () => {
+    const inner = heldHandler();
+    const request = new TestRoutedRequest({ deadline: performance.now() - 1 });
+    const outcome = track(deadlineStep(spec({ timeoutMs: 400 }))(inner.handler)(request));
+    await settle();
+    assert.equal(outcome.error?.code, ErrorCodes.TIMEOUT);
+    assert.equal(inner.calls, 0);
+    assert.ok(request.aborted);
   });
 });

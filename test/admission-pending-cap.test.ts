@@ -3,9 +3,43 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { AdmittedFunction, pendingCapStep } from '../src/admission/index.js';
+import { Dispatcher, type ForwardedResponse, type FunctionPeers, type PeerChoice } from '../src/dispatch/index.js';
 import { ErrorCodes } from '../src/errors/index.js';
 import type { FunctionLimits, FunctionScale, FunctionSpec } from '../src/manifest/index.js';
-import { assertCode, makeDispatcher, settle, TestRoutedRequest, track } from './dispatch-helpers.js';
+import { Metrics } from '../src/observability/index.js';
+import { ManualClock } from '../src/runtime/process/index.js';
+import { assertCode, FakeFactory, makeDispatcher, settle, spec, TestRoutedRequest, track } from './dispatch-helpers.js';
+
+/** What {@link UnreachablePeer} fails forwards with: nothing was sent. */
+class PeerGone extends Error {}
+
+/**
+ * Another node that always seems to have room, whose forwards the test fails (as unreachable) when
+ * it chooses: what a cluster node looks like in the moment before its heartbeats stop.
+ */
+class UnreachablePeer implements FunctionPeers {
+  readonly #peer: PeerChoice = { node: 'b', address: '127.0.0.1:9' };
+  readonly #waiting: Array<(err: Error) => void> = [];
+  forwards = 0;
+
+  withRoom(): PeerChoice | undefined { return this.#peer; }
+  withInstances(): PeerChoice | undefined { return this.#peer; }
+  remoteInstances(): number { return 0; }
+  yieldsExcess(): boolean { return false; }
+  forward(): Promise<ForwardedResponse> {
+    this.forwards++;
+    return new Promise((_, reject) => this.#waiting.push(reject));
+  }
+  upgrade(): Promise<number> { return Promise.reject(new PeerGone('unreachable')); }
+  isUnreachable(err: unknown): boolean { return err instanceof PeerGone; }
+  changed(): void {}
+  close(): void {}
+
+  /** Fails every forward under way as unreachable. */
+  failAll(): void {
+    for (const reject of this.#waiting.splice(0)) reject(new PeerGone('connect ECONNREFUSED 127.0.0.1:9'));
+  }
+}
 
 /** A dispatcher with only the pending cap in front of it. */
 function makeCapped(limits: Partial<FunctionLimits> = {}, scale: Partial<FunctionScale> = {}, extra: Partial<FunctionSpec> = {}) {
@@ -85,5 +119,33 @@ describe('admission pending cap', () => {
     await group.stop();
     await settle();
     assert.equal(held.error?.code, ErrorCodes.SHUTTING_DOWN);
+  });
+
+  test('pending cap — requests whose forward reached nothing are held no more than max_pending (regression: the fallback hold skipped the cap)', async () => {
+    const peers = new UnreachablePeer();
+    const factory = new FakeFactory();
+    const group = new Dispatcher(spec({ concurrency: 1, maxPending: 2 }), factory, { metrics: new Metrics(), log: () => {}, clock: new ManualClock(), peers });
+    const admit = pendingCapStep(group.spec, group)((request) => group.dispatch(request));
+    // The peer has room, so the cap foresees no holding and lets all five through to be forwarded.
+    const outcomes = Array.from({ length: 5 }, () => track(admit(new TestRoutedRequest())));
+    await settle();
+    assert.equal(peers.forwards, 5);
+    assert.equal(group.pendingCount, 0);
+    peers.failAll();
+    await settle();
+    assert.equal(group.pendingCount, 2, 'two fall back to being held here, as max_pending allows');
+    const refused = outcomes.filter((o) => o.done);
+    assert.equal(refused.length, 3);
+    for (const outcome of refused) assert.equal(assertCode(outcome, ErrorCodes.OVER_CAPACITY, /max_pending/).retryAfter, 1);
+    assert.equal(group.demand.active, 2, 'the refused ones no longer count as demand');
+
+    factory.created[0]!.light();
+    await settle();
+    for (let i = 0; i < 2; i++) {
+      factory.created[0]!.open[0]!.answer();
+      await settle();
+    }
+    assert.equal(outcomes.filter((o) => o.result?.response.status === 200).length, 2);
+    await group.stop();
   });
 });

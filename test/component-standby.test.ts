@@ -1,6 +1,7 @@
 // A component function at zero lights from a parked worker whose instance is ready (test/fixtures/component/reusable.wat).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { ComponentInstance, createComponentFactory, prepareComponent, type ComponentFactory, type PreparedComponent } from '../src/runtime/component/index.js';
 import { buildReusableComponent, componentSpec, type ComponentSpecOptions } from './component-helpers.js';
 import { makeInvocationRequest, readBody, withTimeout } from './instance-conformance.js';
@@ -68,10 +69,18 @@ describe('component standby — lighting a function at zero', () => {
     await second.stop();
   });
 
-  test('component standby — without standby, an instance starts its own worker', async () => {
+  test('component standby — without standby, each instance starts its own worker on demand and none is parked', async () => {
     const factory = factoryOf({}, false);
     await factory.standbyReady();
-    const { text } = await lightOnce(factory, 'plain');
-    assert.equal(text, '1');
+    // Thread ids only grow: a worker started before this marker (one parked) has a smaller one.
+    const marker = new Worker('', { eval: true });
+    const markerId = marker.threadId;
+    await marker.terminate();
+    const first = await lightOnce(factory, 'plain-1');
+    const second = await lightOnce(factory, 'plain-2');
+    assert.deepEqual([first.text, second.text], ['1', '1']);
+    assert.ok(first.threads.length > 0 && second.threads.length > 0);
+    for (const id of first.threads) assert.ok(id > markerId, `worker ${id} was started before the instance was lit (marker ${markerId}): parked, not on demand`);
+    assert.ok(Math.min(...second.threads) > Math.max(...first.threads), `the second instance ran on ${second.threads.join()}, after the first's ${first.threads.join()}: its worker was parked for it`);
   });
 });

@@ -1,7 +1,8 @@
 // The dashboard's server side over HTTP: public page, guarded data, session cookies, CSRF, caching.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { quantile } from '../src/dashboard/series-sampler.js';
+import { quantile, SeriesSampler } from '../src/dashboard/series-sampler.js';
+import { Metrics } from '../src/observability/index.js';
 import { SessionStore } from '../src/dashboard/sessions.js';
 import { startTestNode, wagiFixture, type TestNode } from '../src/testing/index.js';
 
@@ -115,6 +116,18 @@ describe('dashboard API', () => {
     await apps.arrayBuffer();
   });
 
+  test('dashboard — the bearer token opens the data as it opens /v1; a login body past 4 KiB is refused with 413', async () => {
+    const bearer = await fetch(`${node.adminUrl}/ui/api/session`, { headers: { authorization: `Bearer ${node.platform.token}` } });
+    assert.equal(bearer.status, 200);
+    assert.deepEqual(await bearer.json(), { node: node.platform.nodeName });
+    const wrong = await fetch(`${node.adminUrl}/ui/api/session`, { headers: { authorization: 'Bearer wrong' } });
+    assert.equal(wrong.status, 401);
+    await wrong.arrayBuffer();
+    const big = await fetch(`${node.adminUrl}/ui/api/session`, { method: 'POST', headers: { 'content-type': 'application/json', ...LOGIN }, body: JSON.stringify({ token: 'x'.repeat(5000) }) });
+    assert.equal(big.status, 413);
+    assert.equal((await errorOf(big)).code, 'LL_BODY_TOO_LARGE');
+  });
+
   test('dashboard — the cookie alone, as the gateway\'s port would see it, opens nothing', async () => {
     const variants: Array<Record<string, string>> = [{ cookie }, { cookie, 'x-lamplighter-dashboard': 'A'.repeat(43) }];
     for (const headers of variants) {
@@ -220,5 +233,33 @@ describe('dashboard series', () => {
     assert.ok(Math.abs(quantile({ bounds, cumulative }, 0.7) - 0.055) < 1e-9);
     assert.ok(Math.abs(quantile({ bounds, cumulative }, 0.99) - 0.91) < 1e-9);
     assert.equal(quantile({ bounds, cumulative: [0, 0, 0, 3] }, 0.5), 1, 'past the last bound it is that bound');
+  });
+
+  test('sampler — rate, errors and latency come from the gateway\'s request series, and reading makes no series of a function that answered nothing', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const figures = (name: string) => ({ name, instances: 1, inFlight: 0, pending: 0 });
+    const sampler = new SeriesSampler({ metrics, list: () => [{ functions: [figures('busy'), figures('idle')] }] }, { intervalMs: 20 });
+    try {
+      const waitFor = async (what: string, ok: () => boolean): Promise<void> => {
+        for (let i = 0; i < 200 && !ok(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.ok(ok(), `${what} within 2 s`);
+      };
+      await waitFor('the baseline', () => sampler.read().busy !== undefined);
+      const series = metrics.requestSeries('busy');
+      for (let i = 0; i < 8; i++) series.record(200, 0.002);
+      for (let i = 0; i < 2; i++) series.record(503, 0.2);
+      const sampled = () => sampler.read().busy?.samples.find((sample) => sample.rate > 0);
+      await waitFor('a sample with the requests', () => sampled() !== undefined);
+      const sample = sampled()!;
+      assert.equal(sampler.read().busy?.totalRequests, 10);
+      assert.ok(Math.abs(sample.errors / sample.rate - 0.2) < 1e-9, `2 of 10 answers were 5xx: errors ${sample.errors}/s at ${sample.rate}/s`);
+      assert.ok(sample.p50Ms !== null && sample.p50Ms <= 2.5, `p50 ${sample.p50Ms} ms`);
+      assert.ok(sample.p99Ms !== null && sample.p99Ms > 100 && sample.p99Ms <= 250, `p99 ${sample.p99Ms} ms`);
+      assert.ok(Math.abs((sample.meanMs ?? 0) - 41.6) < 1e-6, `mean ${sample.meanMs} ms`);
+      assert.equal(sampler.read().idle?.totalRequests, 0);
+      assert.doesNotMatch(await metrics.render(), /function="idle"/, 'the sampler made no series for it');
+    } finally {
+      sampler.close();
+    }
   });
 });

@@ -165,9 +165,12 @@ export class TestRoutedRequest implements RoutedRequest {
   readonly #controller = new AbortController();
   #listeners: Array<() => void> = [];
   abortReason: LamplighterError | undefined;
+  /** When it must be answered by, on the `performance.now()` clock; none unless given. */
+  readonly deadline: number | undefined;
 
-  constructor(init: InvocationRequestInit = {}) {
+  constructor(init: InvocationRequestInit & { deadline?: number } = {}) {
     this.#inner = makeInvocationRequest(init);
+    this.deadline = init.deadline;
   }
 
   get id(): string { return this.#inner.id; }

@@ -3,6 +3,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
 
+/** A process function that sets the gateway's own headers itself, beside one of its own. */
+const OWN_HEADERS_SERVER = `import http from 'node:http';
+http.createServer((req, res) => {
+  res.setHeader('x-request-id', 'chosen-by-the-function');
+  res.setHeader('x-lamplighter-cold-start', 'maybe');
+  res.setHeader('x-kept', 'yes');
+  res.end('own');
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
 describe('gateway handle', () => {
   let node: TestNode;
 
@@ -11,6 +21,10 @@ describe('gateway handle', () => {
     await node.deploy(wagiApp('hello', 'hello', 'hello.wasm', ['/hello'], '[function.env]\nGREETING = "Howdy"'), { 'hello.wasm': wagiFixture('../../../examples/hello/hello') });
     await node.deploy(wagiApp('echo', 'echo', 'echo.wasm', ['/echo']), { 'echo.wasm': wagiFixture('echo') });
     await node.deploy(wagiApp('loop', 'loop', 'loop.wasm', ['/loop'], '[function.limits]\ntimeout = "300ms"'), { 'loop.wasm': wagiFixture('loop') });
+    await node.deploy(
+      'name = "own"\n[[function]]\nname = "own"\nruntime = "process"\ncommand = ["node", "own-headers.mjs"]\nroutes = ["/own"]\n',
+      { 'own-headers.mjs': new TextEncoder().encode(OWN_HEADERS_SERVER) },
+    );
     await node.deploy(wagiApp('slow', 'slow', 'slow.wasm', ['/slow'], '[function.limits]\nconcurrency = 1\nmax_pending = 1\n[function.scale]\nmax = 1\nidle = "30s"'), { 'slow.wasm': wagiFixture('slow') });
   });
   after(() => node.close());
@@ -64,5 +78,18 @@ describe('gateway handle', () => {
       assert.equal(error.message, "Function 'slow' has 1 requests waiting, its limit (limits.max_pending)");
     }
     assert.equal(results[0]!.body.toString(), 'slept=300\n');
+  });
+
+  test('gateway handle — passes on the same headers as the socket: the function\'s own, with the gateway\'s replacing any it set (regression: the socket sent both)', async () => {
+    const socket = await fetch(`${node.url}/own`);
+    assert.equal(await socket.text(), 'own');
+    const inProcess = await node.platform.gateway.handle({ method: 'GET', url: '/own' });
+    assert.equal(inProcess.body.toString(), 'own');
+    for (const headers of [socket.headers, inProcess.headers]) {
+      assert.equal(headers.get('x-kept'), 'yes');
+      assert.match(headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, 'the gateway\'s id alone');
+      assert.match(headers.get('x-lamplighter-cold-start') ?? '', /^(true|false)$/);
+      assert.equal(headers.get('content-length'), '3');
+    }
   });
 });

@@ -120,3 +120,34 @@ describe('cluster metrics', () => {
     if (PROMTOOL) assertPromtoolClean(text);
   });
 });
+
+describe('scrape', () => {
+  test('scrape — the function list and sandbox figures are asked for once per scrape, and read fresh on the next (regression: once per gauge)', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    let listed = 0;
+    let sandboxed = 0;
+    let pending = 4;
+    metrics.setSource({
+      functions: () => {
+        listed++;
+        return [{ name: 'hello', instances: 2, pending, inFlight: 3, memoryBytes: 1024 }];
+      },
+      sandbox: () => {
+        sandboxed++;
+        return { workers: 2, busy: 1, held: 0, queued: 5, replacedForTimeout: 1, replacedForCrash: 0 };
+      },
+    });
+    const text = await metrics.render();
+    assert.equal(listed, 1);
+    assert.equal(sandboxed, 1);
+    assert.match(text, /^lamplighter_instances\{function="hello"\} 2$/m);
+    assert.match(text, /^lamplighter_function_memory_bytes\{function="hello"\} 1024$/m);
+    assert.match(text, /^lamplighter_pending_requests\{function="hello"\} 4$/m);
+    assert.match(text, /^lamplighter_in_flight_requests\{function="hello"\} 3$/m);
+    assert.match(text, /^lamplighter_sandbox_runs_queued 5$/m);
+    assert.match(text, /^lamplighter_sandbox_workers_replaced_total\{reason="timeout"\} 1$/m);
+    pending = 7;
+    assert.match(await metrics.render(), /^lamplighter_pending_requests\{function="hello"\} 7$/m);
+    assert.equal(listed, 2);
+  });
+});

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { otlpHeaders, otlpLogsEndpoint } from '../src/observability/index.js';
 import { startTestNode, wagiApp, wagiFixture, type TestNode } from '../src/testing/index.js';
+import { tracingFromEnvironment } from '../src/tracing/index.js';
 
 interface Received {
   path: string;
@@ -102,6 +103,30 @@ test('otlp logs — the endpoint and headers come from OpenTelemetry\'s environm
   assert.equal(otlpLogsEndpoint(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318/' }), 'http://c:4318/v1/logs');
   assert.equal(otlpLogsEndpoint('http://flag:4318', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }), 'http://flag:4318/v1/logs');
   assert.equal(otlpLogsEndpoint(undefined, { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://l:1/custom', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }), 'http://l:1/custom');
-  assert.equal(otlpLogsEndpoint('http://flag:4318', { OTEL_LOGS_EXPORTER: 'none' }), undefined);
+  assert.equal(otlpLogsEndpoint(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_LOGS_EXPORTER: 'none' }), undefined);
+  assert.equal(otlpLogsEndpoint(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }), undefined);
+  assert.throws(() => otlpLogsEndpoint(undefined, { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'collector:4318' }), /OTEL_EXPORTER_OTLP_LOGS_ENDPOINT must be an http/);
   assert.deepEqual(otlpHeaders({ OTEL_EXPORTER_OTLP_HEADERS: 'api-key=a%20b, x=1,bad' }), { 'api-key': 'a b', x: '1' });
+  assert.deepEqual(otlpHeaders({ OTEL_EXPORTER_OTLP_HEADERS: 'api-key=general,x=1', OTEL_EXPORTER_OTLP_LOGS_HEADERS: 'api-key=logs' }), { 'api-key': 'logs', x: '1' }, 'the logs\' own headers over the general ones');
+});
+
+test('otlp logs — the endpoint follows the same rule as traces (regression: the logs variable beat the flag, and OTEL_SDK_DISABLED was ignored)', () => {
+  const cases: Array<{ flag?: string; env: Record<string, string> }> = [
+    { env: {} },
+    { flag: 'http://flag:4318', env: {} },
+    { flag: 'http://flag:4318/', env: { OTEL_EXPORTER_OTLP_SIGNAL_ENDPOINT: 'http://own:1/x', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' } },
+    { flag: 'http://flag:4318', env: { OTEL_SIGNAL_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' } },
+    { env: { OTEL_EXPORTER_OTLP_SIGNAL_ENDPOINT: ' http://own:1/x ', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' } },
+    { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c:4318/base' } },
+    { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SIGNAL_EXPORTER: ' NONE ' } },
+    { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'TRUE' } },
+  ];
+  const as = (env: Record<string, string>, signal: string): Record<string, string> =>
+    Object.fromEntries(Object.entries(env).map(([name, value]) => [name.replace('SIGNAL', signal), value]));
+  for (const { flag, env } of cases) {
+    const traces = tracingFromEnvironment(flag, as(env, 'TRACES'))?.url;
+    const logs = otlpLogsEndpoint(flag, as(env, 'LOGS'));
+    assert.equal(logs, traces?.replace('/v1/traces', '/v1/logs'), `flag ${flag ?? '(none)'}, ${JSON.stringify(env)}`);
+  }
+  assert.equal(otlpLogsEndpoint('http://flag:4318', { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://own:1/x' }), 'http://flag:4318/v1/logs');
 });

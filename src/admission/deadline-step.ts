@@ -1,20 +1,30 @@
-// Admission step: answers LL_TIMEOUT when a function's limits.timeout passes, abandoning the request.
+// Admission step: answers LL_TIMEOUT when a request's deadline (limits.timeout) passes, abandoning it.
+import { performance } from 'node:perf_hooks';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { destroyResponseBody, type DispatchResult } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import type { AdmissionStep } from './request-handler.js';
 
 /**
- * Gives each request `limits.timeout` to get its answer's head. When it passes, the request is
- * aborted first (so the instance lets go of it and any step listening counts it as timed out),
- * then the caller gets LL_TIMEOUT (504) at once, whether or not what runs it has stopped yet.
- * An answer that comes later is dropped and its body destroyed.
+ * Gives each request until its `deadline` (set by the gateway from `limits.timeout` when it
+ * arrived, so time spent before admission counts), or `limits.timeout` from now for a request
+ * without one, to get its answer's head. When it passes, the request is aborted first (so the
+ * instance lets go of it and any step listening counts it as timed out), then the caller gets
+ * LL_TIMEOUT (504) at once, whether or not what runs it has stopped yet. A request whose deadline
+ * passed before it got here is not dispatched. An answer that comes later is dropped and its body
+ * destroyed.
  */
 export function deadlineStep(spec: FunctionSpec): AdmissionStep {
   const ms = spec.limits.timeoutMs;
   const message = `Function '${spec.name}' did not answer within ${ms} ms (limits.timeout)`;
-  return (next) => (request) =>
-    new Promise<DispatchResult>((resolve, reject) => {
+  return (next) => (request) => {
+    const left = request.deadline === undefined ? ms : Math.ceil(request.deadline - performance.now());
+    if (left <= 0) {
+      const err = new LamplighterError(ErrorCodes.TIMEOUT, message);
+      request.abort(err);
+      return Promise.reject(err);
+    }
+    return new Promise<DispatchResult>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
         const err = new LamplighterError(ErrorCodes.TIMEOUT, message);
@@ -22,7 +32,7 @@ export function deadlineStep(spec: FunctionSpec): AdmissionStep {
         if (settled) return;
         settled = true;
         reject(err);
-      }, ms);
+      }, left);
       let pending: Promise<DispatchResult>;
       try {
         pending = next(request);
@@ -44,5 +54,6 @@ export function deadlineStep(spec: FunctionSpec): AdmissionStep {
         },
       );
     });
+  };
 }
 

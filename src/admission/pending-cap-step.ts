@@ -1,5 +1,5 @@
 // Admission step: refuses a request that would be held past limits.max_pending (503 LL_OVER_CAPACITY).
-import { ErrorCodes, LamplighterError } from '../errors/index.js';
+import { overPendingCap } from '../dispatch/index.js';
 import type { InvocationRequest } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import type { AdmissionStep } from './request-handler.js';
@@ -15,12 +15,14 @@ export interface HeldRequests {
 /**
  * Refuses a request when `limits.max_pending` requests are held already and this one would be held
  * too; a request that finds room is never refused. Throws the refusal; the gateway answers it.
+ * A prediction: the dispatcher refuses the same way when a request it did not foresee holding
+ * (its forward reached nothing) would pass the cap.
  */
 export function checkPending(spec: FunctionSpec, held: HeldRequests, request: InvocationRequest): void {
   const waiting = held.pendingCount;
   // The count first: below the cap (the common case) the dispatcher is not asked anything more.
   if (waiting < spec.limits.maxPending || !held.wouldHold(request)) return;
-  throw new LamplighterError(ErrorCodes.OVER_CAPACITY, `Function '${spec.name}' has ${waiting} requests waiting, its limit (limits.max_pending)`, { retryAfter: 1 });
+  throw overPendingCap(spec, waiting);
 }
 
 /** The pending cap as a step: {@link checkPending} before the handler after it. */

@@ -1,7 +1,7 @@
 // The flags of `up` and `serve`, made from the node settings' schema, and the PlatformOptions
 // their resolved values make.
 import type { Command } from 'commander';
-import { NODE_SETTINGS, flagOf, envOf, limitDefaultsFrom, resolveNodeConfig, settingValue, settingsOf, type NodeCommand, type NodeConfig } from '../config/index.js';
+import { NODE_SETTINGS, flagOf, envOf, limitDefaultsFrom, resolveNodeConfig, settingFlagOf, settingValue, settingsOf, type NodeCommand, type NodeConfig } from '../config/index.js';
 import { parseClusterUrls, type ClusterSettings } from '../cluster/index.js';
 import type { GatewayTlsSettings, PlatformOptions } from '../control/index.js';
 import { tracingFromEnvironment } from '../tracing/index.js';
@@ -18,7 +18,7 @@ export function addNodeOptions(cmd: Command, command: NodeCommand): Command {
   for (const def of settingsOf(command)) {
     const shown = def.default !== undefined && typeof def.default !== 'boolean' ? `; default ${def.defaultText ?? String(def.default)}` : '';
     const help = `${def.help} (${envOf(def.key)}${shown})`;
-    if (def.key === 'function_output') cmd.option('--no-function-output', `do not show the functions' output here (${envOf(def.key)}=false)`);
+    if (def.negatable) cmd.option(settingFlagOf(def), `do not ${def.help} (${envOf(def.key)}=false)`);
     else if (SWITCHES.has(def.key)) cmd.option(flagOf(def.key), help);
     else if (def.list) cmd.option(`${flagOf(def.key)} <${def.valueName}>`, `${help}; repeatable`, (value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     else cmd.option(`${flagOf(def.key)} <${def.valueName}>`, help);

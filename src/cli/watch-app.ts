@@ -5,8 +5,9 @@
 // app is deployed as any deploy is: requests in flight finish on the old revision.
 import { spawn } from 'node:child_process';
 import { watch, type FSWatcher } from 'node:fs';
-import { access, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { handlerSourceBeside } from '../config/index.js';
 import { loadManifest, type FunctionSpec } from '../manifest/index.js';
 import { buildComponent } from '../runtime/component/index.js';
 import type { CommandIo } from './command-io.js';
@@ -16,16 +17,6 @@ const SETTLE_MS = 300;
 
 /** Directories whose changes never mean a source changed. */
 const IGNORED_DIRS = new Set(['.git', 'node_modules', '.lamplighter', 'target', 'dist']);
-
-/** A handler source beside `source` (`handler.wasm` → `handler.ts`) that `lamplighter build` turns into it. */
-async function handlerBeside(appDir: string, source: string): Promise<string | undefined> {
-  const stem = source.slice(0, source.length - path.extname(source).length);
-  for (const ext of ['.ts', '.mts', '.js', '.mjs']) {
-    const file = path.resolve(appDir, stem + ext);
-    if (await access(file).then(() => true, () => false)) return file;
-  }
-  return undefined;
-}
 
 /** Runs `command` in `cwd` with the shell; resolves with its exit code and what it printed. */
 function runShell(command: string, cwd: string): Promise<{ code: number | null; output: string }> {
@@ -52,8 +43,9 @@ async function rebuild(fn: FunctionSpec, appDir: string, io: CommandIo): Promise
     return true;
   }
   if (fn.runtime === 'component' && fn.source) {
-    const handler = await handlerBeside(appDir, fn.source);
-    if (!handler) return true;
+    const beside = await handlerSourceBeside(appDir, fn.source);
+    if (!beside) return true;
+    const handler = path.resolve(appDir, beside);
     try {
       const started = performance.now();
       const { component } = await buildComponent(handler);

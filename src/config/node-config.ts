@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { nearestName } from './nearest-name.js';
-import { envOf, flagOf, settingsOf, type NodeCommand, type SettingDef, type SettingValue } from './node-settings.js';
+import { envOf, settingFlagOf, settingsOf, type NodeCommand, type SettingDef, type SettingValue } from './node-settings.js';
 
 /** Where a value came from, highest first. */
 export type SettingSource = 'flag' | 'environment' | 'file' | 'default';
@@ -95,7 +95,7 @@ export async function resolveNodeConfig(inputs: ConfigInputs): Promise<NodeConfi
   };
   const fromFlagOrEnv = (def: SettingDef): boolean => {
     if (inputs.flags[def.key] !== undefined) {
-      set(def, parseFrom(def, inputs.flags[def.key], flagOf(def.key)), 'flag', flagOf(def.key));
+      set(def, parseFrom(def, inputs.flags[def.key], settingFlagOf(def)), 'flag', settingFlagOf(def));
       return true;
     }
     for (const name of [envOf(def.key), ...(def.envAliases ?? [])]) {

@@ -36,10 +36,17 @@ export interface SettingDef {
   readonly secret?: boolean;
   /** Only a flag or the environment sets it (the config file is found through it). @default false */
   readonly notInFile?: boolean;
+  /**
+   * A switch that is on by default, so its flag turns it off: `--no-<name>`, its help
+   * `do not <help>` (such a help starts with a verb). @default false (the flag turns it on)
+   */
+  readonly negatable?: boolean;
 }
 
 /** `admin_port` → `--admin-port`. */
 export const flagOf = (key: string): string => `--${key.replace(/_/g, '-')}`;
+/** The flag a setting is given by: {@link flagOf}, or `--no-…` for a {@link SettingDef.negatable} switch. */
+export const settingFlagOf = (def: SettingDef): string => (def.negatable ? `--no-${flagOf(def.key).slice(2)}` : flagOf(def.key));
 /** `admin_port` → `LAMPLIGHTER_ADMIN_PORT`. */
 export const envOf = (key: string): string => `LAMPLIGHTER_${key.toUpperCase()}`;
 
@@ -138,7 +145,7 @@ export const NODE_SETTINGS: readonly SettingDef[] = [
   { key: 'replicas', help: "copies JetStream keeps of Lamplighter's buckets: 3 on a 3-server NATS cluster", valueName: 'n', parse: wholeNumber(1, 5, '3'), commands: ['serve'], default: 1 },
   { key: 'down_after', help: 'drop a node not heard from for this long, heartbeating every third of it', valueName: 'duration', parse: duration(300, '3s'), commands: ['serve'], default: 3000, defaultText: '3s' },
   { key: 'forward_logs', help: 'in a cluster, also publish function output to NATS subjects lamplighter.logs.<function>', parse: switchValue, commands: ['serve'], default: false, live: true },
-  { key: 'function_output', help: "show the functions' output in this terminal (it stays in the logs either way)", parse: switchValue, commands: ['up'], default: true },
+  { key: 'function_output', help: "show the functions' output in this terminal (it stays in the logs either way)", parse: switchValue, commands: ['up'], default: true, negatable: true },
   { key: 'watch', help: "rebuild (each function's build command, or `lamplighter build` for a JS/TS handler) and redeploy when a source changes", parse: switchValue, commands: ['up'], default: false },
 ];
 

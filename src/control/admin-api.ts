@@ -1,5 +1,4 @@
 // The admin API (HTTP+JSON, bearer token) and /metrics, on the admin port.
-import { timingSafeEqual } from 'node:crypto';
 import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +9,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
-import { Dashboard } from '../dashboard/index.js';
+import { bearerMatches, Dashboard, sendJson } from '../dashboard/index.js';
 import { errorResponse } from '../gateway/index.js';
 import { readBodyLimited } from '../instance/index.js';
 import type { LogLine } from '../observability/index.js';
@@ -94,19 +93,6 @@ async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<
     throw new LamplighterError(ErrorCodes.BAD_REQUEST, `Invalid request: ${issue ? `${issue.path.join('.') || '(body)'}: ${issue.message}` : 'bad body'}`);
   }
   return parsed.data;
-}
-
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = Buffer.from(JSON.stringify(value));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
-  res.end(body);
-}
-
-function authorized(req: IncomingMessage, token: string): boolean {
-  const header = req.headers.authorization ?? '';
-  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '');
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
 }
 
 /**
@@ -239,7 +225,7 @@ async function handle(platform: Platform, dashboard: Dashboard, req: IncomingMes
   // The dashboard's page is public; its data endpoints, and /v1 reached with its session cookie, are not.
   if (Dashboard.serves(url.pathname)) return dashboard.handle(req, res, url);
   if (parts[0] !== 'v1') throw new LamplighterError(ErrorCodes.NOT_FOUND, `No admin endpoint ${method} ${url.pathname}`);
-  if (!authorized(req, platform.token) && !dashboard.authorize(req)) {
+  if (!bearerMatches(req, platform.token) && !dashboard.authorize(req)) {
     throw new LamplighterError(ErrorCodes.UNAUTHORIZED, 'Missing or wrong bearer token (see --token, LAMPLIGHTER_TOKEN, or <data>/token)');
   }
   const [, resource, name, action] = parts;

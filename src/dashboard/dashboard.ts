@@ -1,7 +1,8 @@
 // The dashboard on the admin port: the page at /ui, its login (a session cookie) and its time series.
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
+import { readBodyLimited } from '../instance/index.js';
+import { bearerMatches, sendJson, tokenMatches } from './admin-http.js';
 import { SeriesSampler, type SamplerSource, type SeriesSamplerOptions } from './series-sampler.js';
 import { SESSION_COOKIE, SessionStore, readCookie, type SessionStoreOptions } from './sessions.js';
 import { StaticFiles } from './static-files.js';
@@ -128,9 +129,7 @@ export class Dashboard {
 
   /** A session cookie or the bearer token opens the data endpoints, as it opens /v1. */
   #allowed(req: IncomingMessage): boolean {
-    const header = req.headers.authorization ?? '';
-    if (header.startsWith('Bearer ') && tokenMatches(header.slice(7).trim(), this.#source.token)) return true;
-    return this.authorize(req);
+    return bearerMatches(req, this.#source.token) || this.authorize(req);
   }
 
   async #login(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -147,12 +146,6 @@ export class Dashboard {
   }
 }
 
-function tokenMatches(given: string, want: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(want);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 /** True unless the browser names an Origin other than the host it sent the request to. */
 function sameOrigin(req: IncomingMessage): boolean {
   const origin = req.headers.origin;
@@ -166,26 +159,14 @@ function sameOrigin(req: IncomingMessage): boolean {
 
 /** The token of a login body: JSON `{"token": "..."}`. */
 async function readToken(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req) {
-    total += (chunk as Buffer).length;
-    if (total > MAX_LOGIN_BYTES) throw new LamplighterError(ErrorCodes.BODY_TOO_LARGE, `A dashboard login body is at most ${MAX_LOGIN_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  const body = await readBodyLimited(req, MAX_LOGIN_BYTES, req.headers['content-length'], 'a dashboard login body');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    parsed = JSON.parse(body.toString('utf8'));
   } catch {
     throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'A dashboard login body is JSON: {"token": "..."}');
   }
   const token = (parsed as { token?: unknown } | null)?.token;
   if (typeof token !== 'string' || token === '') throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'A dashboard login body is JSON with a non-empty "token" string');
   return token;
-}
-
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = Buffer.from(JSON.stringify(value));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
-  res.end(body);
 }

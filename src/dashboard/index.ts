@@ -5,3 +5,4 @@ export { SESSION_COOKIE, SessionDefaults } from './sessions.js';
 export type { SessionStoreOptions } from './sessions.js';
 export { SamplerDefaults } from './series-sampler.js';
 export type { Sample, FunctionSeries, FunctionFigures, SeriesSamplerOptions } from './series-sampler.js';
+export { bearerMatches, sendJson } from './admin-http.js';

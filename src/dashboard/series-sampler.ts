@@ -1,7 +1,9 @@
 // Per-second samples of each function's request rate, latency, cold starts and instances, kept in a
-// ring for the dashboard's charts. It reads the same series /metrics exports, so it adds nothing to
-// the request path, and it runs only while a page is reading it.
+// ring for the dashboard's charts. It reads the same figures /metrics exports (requests straight from
+// the gateway's series, cold starts through the registry), so it adds nothing to the request path,
+// and it runs only while a page is reading it.
 import type { Registry } from 'prom-client';
+import { DURATION_BUCKETS, type RequestSeries } from '../observability/index.js';
 
 /** Sampler defaults: interval, samples kept per function, and how long it runs after its last reader. */
 export const SamplerDefaults = {
@@ -18,9 +20,12 @@ export interface FunctionFigures {
   pending: number;
 }
 
-/** Where the sampler reads from: the node's metrics registry and its functions. */
+/** Where the sampler reads from: the node's metrics (its registry and request series) and its functions. */
 export interface SamplerSource {
-  readonly metrics: { readonly registry: Registry };
+  readonly metrics: {
+    readonly registry: Registry;
+    answeredRequests(functionName: string): Readonly<RequestSeries> | undefined;
+  };
   list(): ReadonlyArray<{ readonly functions: readonly FunctionFigures[] }>;
 }
 
@@ -62,15 +67,16 @@ export interface SeriesSamplerOptions {
   idleStopMs?: number;
 }
 
-/** Metric names the sampler reads (see src/observability). */
-const REQUEST_DURATION = 'lamplighter_request_duration_seconds';
-const REQUESTS = 'lamplighter_requests_total';
+/** Upper bounds of the request-duration buckets, the last one Infinity. */
+const DURATION_BOUNDS: readonly number[] = [...DURATION_BUCKETS, Infinity];
+
+/** Metric names the sampler reads through the registry (see src/observability). */
 const COLD_STARTS = 'lamplighter_cold_starts_total';
 const COLD_START_WAIT = 'lamplighter_cold_start_wait_seconds';
 
 interface HistogramReading {
   /** Upper bounds, ascending, the last one Infinity. */
-  bounds: number[];
+  bounds: readonly number[];
   cumulative: number[];
   sum: number;
   count: number;
@@ -143,18 +149,8 @@ export class SeriesSampler {
   }
 
   async #sample(): Promise<void> {
-    const registry = this.#source.metrics.registry;
-    const [durations, statuses, coldStarts, coldWaits] = await Promise.all([
-      readHistograms(registry, REQUEST_DURATION),
-      readValues(registry, REQUESTS),
-      readValues(registry, COLD_STARTS),
-      readHistograms(registry, COLD_START_WAIT),
-    ]);
-    const errors = new Map<string, number>();
-    for (const v of statuses) {
-      const fn = String(v.labels.function ?? '');
-      if (Number(v.labels.code) >= 500) errors.set(fn, (errors.get(fn) ?? 0) + v.value);
-    }
+    const metrics = this.#source.metrics;
+    const [coldStarts, coldWaits] = await Promise.all([readValues(metrics.registry, COLD_STARTS), readHistograms(metrics.registry, COLD_START_WAIT)]);
     const starts = new Map<string, number>();
     for (const v of coldStarts) starts.set(String(v.labels.function ?? ''), v.value);
 
@@ -164,10 +160,11 @@ export class SeriesSampler {
       for (const f of app.functions) {
         seen.add(f.name);
         const wait = coldWaits.get(f.name);
+        const answered = metrics.answeredRequests(f.name);
         const reading: Reading = {
           at,
-          duration: durations.get(f.name),
-          errors: errors.get(f.name) ?? 0,
+          duration: answered && durationsOf(answered),
+          errors: answered ? errorsOf(answered) : 0,
           coldStarts: starts.get(f.name) ?? 0,
           coldWaitSum: wait?.sum ?? 0,
           coldWaitCount: wait?.count ?? 0,
@@ -188,6 +185,21 @@ export class SeriesSampler {
     }
     for (const name of this.#functions.keys()) if (!seen.has(name)) this.#functions.delete(name);
   }
+}
+
+/** A function's request durations as a cumulative histogram, copied (the series keeps counting). */
+function durationsOf(series: Readonly<RequestSeries>): HistogramReading {
+  const cumulative: number[] = [];
+  let total = 0;
+  for (const n of series.buckets) cumulative.push((total += n));
+  return { bounds: DURATION_BOUNDS, cumulative, sum: series.sum, count: series.count };
+}
+
+/** A function's answers with a 5xx status so far. */
+function errorsOf(series: Readonly<RequestSeries>): number {
+  let n = 0;
+  for (const [status, count] of series.statuses) if (status >= 500) n += count;
+  return n;
 }
 
 /** The sample for the interval between two readings of one function. */

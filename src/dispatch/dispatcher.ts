@@ -73,9 +73,18 @@ interface Waiter {
 }
 
 /**
- * Holds the instances of one function revision and routes each request to one of them. It admits
- * everything it is given: the deadline, breakers and the pending cap are steps in front of it
- * (src/admission).
+ * The refusal of a request that would be held past `limits.max_pending`: 503 LL_OVER_CAPACITY,
+ * retry after a second. Made by admission's pending cap and by {@link Dispatcher}'s own backstop.
+ */
+export function overPendingCap(spec: FunctionSpec, waiting: number): LamplighterError {
+  return new LamplighterError(ErrorCodes.OVER_CAPACITY, `Function '${spec.name}' has ${waiting} requests waiting, its limit (limits.max_pending)`, { retryAfter: 1 });
+}
+
+/**
+ * Holds the instances of one function revision and routes each request to one of them. The
+ * deadline, breakers and the pending cap are steps in front of it (src/admission); the cap is
+ * also held here, where a request is queued, since a request the cap let through because a peer
+ * had room comes back to be held when that peer cannot be reached.
  */
 export class Dispatcher implements GatewayTarget {
   private slots: Slot[] = [];
@@ -356,11 +365,16 @@ export class Dispatcher implements GatewayTarget {
     return best;
   }
 
-  /** Holds a request until a slot has room; how many may be held is admission's to cap (limits.max_pending). */
+  /**
+   * Holds a request until a slot has room, at most `limits.max_pending` at once. Admission's cap
+   * refuses first whenever it can tell; this refuses what it could not (a forward that reached
+   * nothing, many requests passing the cap while their forwards were under way).
+   */
   private hold(request: InvocationRequest, cold: boolean): Promise<Slot> {
     if (request.signal.aborted) {
       throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the request was held');
     }
+    if (this.waiters.length >= this.spec.limits.maxPending) throw overPendingCap(this.spec, this.waiters.length);
     return new Promise<Slot>((resolve, reject) => {
       const waiter: Waiter = {
         request,

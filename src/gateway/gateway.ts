@@ -262,14 +262,10 @@ export class Gateway {
       return errorAnswer(this.failed(fn, err, start, requestId, trace), requestId);
     }
     const { response, coldStart, node } = served;
+    const { headers: flat, length } = this.#passedHeaders(response, requestId, coldStart, node);
     const out = new Headers();
-    let length: string | undefined;
     try {
-      for (const [name, value] of response.headers) {
-        const lower = name.toLowerCase();
-        if (lower === 'content-length') length = value;
-        else if (!HOP_BY_HOP_HEADERS.has(lower)) out.append(name, value);
-      }
+      for (let i = 0; i < flat.length; i += 2) out.append(flat[i]!, flat[i + 1]!);
     } catch (err) {
       destroyResponseBody(response);
       const bad = badResponse(fn, err);
@@ -277,10 +273,6 @@ export class Gateway {
       this.finish(fn, bad.status, start, coldStart, requestId);
       return errorAnswer(bad, requestId);
     }
-    out.set('x-request-id', requestId);
-    out.set('x-lamplighter-cold-start', coldStart ? 'true' : 'false');
-    const self = this.options.nodeName;
-    if (self !== undefined) out.set(NODE_HEADER, node ?? self);
     // Counted at the answer's head, as on the socket; a body that fails midway rejects, as a
     // client would see its connection cut.
     trace?.respond(response.status, coldStart);
@@ -307,22 +299,29 @@ export class Gateway {
     if (requestChannel.hasSubscribers) requestChannel.publish({ function: fn, status, durationMs: seconds * 1000, coldStart, requestId });
   }
 
-  private sendResponse(res: ServerResponse, response: InvocationResponse, requestId: string, coldStart: boolean, node: string | undefined): void {
-    const body = response.body;
-    const flat: string[] = [];
+  /**
+   * A function's response headers as the gateway passes them on, flat: without hop-by-hop ones
+   * and without the gateway's own (which it sets after them: the request id, whether the request
+   * waited for a cold start and, in a cluster, the node that served it). The handler's
+   * content-length comes apart, for the caller to keep or replace.
+   */
+  #passedHeaders(response: InvocationResponse, requestId: string, coldStart: boolean, node: string | undefined): { headers: string[]; length: string | undefined } {
+    const headers: string[] = [];
     let length: string | undefined;
     for (const [name, value] of response.headers) {
       const lower = name.toLowerCase();
-      if (lower === 'content-length') {
-        length = value;
-        continue;
-      }
-      if (HOP_BY_HOP_HEADERS.has(lower)) continue;
-      flat.push(name, value);
+      if (lower === 'content-length') length = value;
+      else if (!NOT_PASSED_ON.has(lower)) headers.push(name, value);
     }
-    flat.push('x-request-id', requestId, 'x-lamplighter-cold-start', coldStart ? 'true' : 'false');
+    headers.push('x-request-id', requestId, COLD_START_HEADER, coldStart ? 'true' : 'false');
     const self = this.options.nodeName;
-    if (self !== undefined) flat.push(NODE_HEADER, node ?? self);
+    if (self !== undefined) headers.push(NODE_HEADER, node ?? self);
+    return { headers, length };
+  }
+
+  private sendResponse(res: ServerResponse, response: InvocationResponse, requestId: string, coldStart: boolean, node: string | undefined): void {
+    const body = response.body;
+    const { headers: flat, length } = this.#passedHeaders(response, requestId, coldStart, node);
     if (body === null || Buffer.isBuffer(body)) {
       // A buffered body is sent with its own length; the answer to a HEAD, which has none, keeps
       // the handler's, describing the body a GET would get.
@@ -345,6 +344,11 @@ export class Gateway {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+const COLD_START_HEADER = 'x-lamplighter-cold-start';
+
+/** Response headers of a function that are not passed on: hop-by-hop ones, and those the gateway sets itself. */
+const NOT_PASSED_ON: ReadonlySet<string> = new Set([...HOP_BY_HOP_HEADERS, 'x-request-id', COLD_START_HEADER, NODE_HEADER]);
 
 /** Ids as nodes make them; anything else a client sends is not taken. */
 const REQUEST_ID = /^[0-9a-f-]{1,64}$/;
@@ -371,7 +375,7 @@ function errorParts(err: unknown, requestId: string): { status: number; headers:
   const coldStart = err instanceof LamplighterError && err.code === ErrorCodes.COLD_START_TIMEOUT;
   const headers: string[] = [];
   for (const [k, v] of out.headers) if (k !== 'content-length') headers.push(k, v);
-  headers.push('x-lamplighter-cold-start', coldStart ? 'true' : 'false');
+  headers.push(COLD_START_HEADER, coldStart ? 'true' : 'false');
   return { status: out.status, headers, body: out.body };
 }
 

@@ -1,11 +1,9 @@
 // Reads a function's artifact from its app directory; a missing one is named with how to build it.
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { handlerSourceBeside } from '../config/index.js';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import type { FunctionSpec } from './manifest.js';
-
-/** Handler sources `lamplighter build` turns into a component, in the order they are looked for. */
-const BUILDABLE = ['.ts', '.js', '.mjs', '.mts'];
 
 async function exists(file: string): Promise<boolean> {
   return access(file).then(
@@ -18,9 +16,8 @@ async function exists(file: string): Promise<boolean> {
 async function buildHint(appDir: string, source: string, runtime: FunctionSpec['runtime']): Promise<string> {
   const parsed = path.parse(source);
   const stem = path.join(parsed.dir, parsed.name);
-  for (const ext of BUILDABLE) {
-    if (await exists(path.resolve(appDir, stem + ext))) return `build it with \`lamplighter build ${stem + ext} -o ${source}\``;
-  }
+  const beside = await handlerSourceBeside(appDir, source);
+  if (beside !== undefined) return `build it with \`lamplighter build ${beside} -o ${source}\``;
   const clang = (c: string): string => `\`clang --target=wasm32-wasi -O2 -o ${source} ${c}\` (clang with wasi-libc; see the README)`;
   if (await exists(path.resolve(appDir, `${stem}.c`))) return `build it from ${stem}.c with ${clang(`${stem}.c`)}`;
   if (runtime === 'component') return `build it from a JS or TS fetch handler with \`lamplighter build handler.ts -o ${source}\`, or fix \`source\` in lamplighter.toml`;

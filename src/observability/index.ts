@@ -14,3 +14,7 @@ export { requestChannel, instanceStartChannel, instanceStopChannel, deployStepCh
 export type { RequestEvent, InstanceEvent, DeployStepEvent } from './diagnostics.js';
 export { otlpHeaders, otlpLogSink, otlpLogsEndpoint } from './otlp-log-sink.js';
 export type { OtlpLogSinkOptions } from './otlp-log-sink.js';
+export { otlpEndpoint } from './otlp-endpoint.js';
+export type { OtlpEndpointOptions, OtlpEnvironment, OtlpSignal } from './otlp-endpoint.js';
+export { DURATION_BUCKETS } from './request-series.js';
+export type { RequestSeries } from './request-series.js';

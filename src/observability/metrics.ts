@@ -2,10 +2,19 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { RequestSeriesSet, type RequestSeries } from './request-series.js';
 
+/** One function's live figures, as {@link MetricsSource.functions} lists them. */
+export interface FunctionFigures {
+  name: string;
+  instances: number;
+  pending: number;
+  inFlight: number;
+  memoryBytes?: number;
+}
+
 /** Live figures the metrics read at scrape time rather than tracking on every change. */
 export interface MetricsSource {
   /** Every deployed function with its lit instances and held requests. */
-  functions(): Array<{ name: string; instances: number; pending: number; inFlight: number; memoryBytes?: number }>;
+  functions(): FunctionFigures[];
   /** The sandbox pool's state, when the node runs one. */
   sandbox?(): SandboxFigures;
   /** Nodes of the cluster seen as healthy, this one included; without it the node is alone (1). */
@@ -77,6 +86,8 @@ export class Metrics {
   readonly #logLinesDropped: Counter<'function' | 'sink'>;
   readonly #logLinesDamaged: Counter<'function'>;
   private source: MetricsSource = { functions: () => [] };
+  /** What the source said for the scrape under way, asked once for every gauge that reads it. */
+  #scrape: { functions?: FunctionFigures[]; sandbox?: SandboxFigures } | undefined;
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -163,7 +174,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const f of self.source.functions()) this.set({ function: f.name }, f.instances);
+        for (const f of self.#functionsNow()) this.set({ function: f.name }, f.instances);
       },
     });
     new Gauge({
@@ -173,7 +184,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const f of self.source.functions()) if (f.memoryBytes !== undefined) this.set({ function: f.name }, f.memoryBytes);
+        for (const f of self.#functionsNow()) if (f.memoryBytes !== undefined) this.set({ function: f.name }, f.memoryBytes);
       },
     });
     new Gauge({
@@ -183,7 +194,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const f of self.source.functions()) this.set({ function: f.name }, f.pending);
+        for (const f of self.#functionsNow()) this.set({ function: f.name }, f.pending);
       },
     });
     new Gauge({
@@ -193,7 +204,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const f of self.source.functions()) this.set({ function: f.name }, f.inFlight);
+        for (const f of self.#functionsNow()) this.set({ function: f.name }, f.inFlight);
       },
     });
     const sandboxGauge = (name: string, help: string, read: (f: SandboxFigures) => number): void => {
@@ -202,7 +213,7 @@ export class Metrics {
         help,
         registers,
         collect() {
-          this.set(read(self.source.sandbox?.() ?? NO_SANDBOX));
+          this.set(read(self.#sandboxNow()));
         },
       });
     };
@@ -216,7 +227,7 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
       collect() {
-        const f = self.source.sandbox?.() ?? NO_SANDBOX;
+        const f = self.#sandboxNow();
         this.reset();
         this.inc({ reason: 'timeout' }, f.replacedForTimeout);
         this.inc({ reason: 'crash' }, f.replacedForCrash);
@@ -242,6 +253,15 @@ export class Metrics {
   /** Where the gateway records `functionName`'s answered requests (counts by status, durations). */
   requestSeries(functionName: string): RequestSeries {
     return this.#requests.of(functionName);
+  }
+
+  /**
+   * What `functionName` has answered since the node started (or the metrics were reset), read
+   * without prom-client; undefined before its first answer. Asking makes no series, unlike
+   * {@link requestSeries}, so a reader leaves /metrics as it was.
+   */
+  answeredRequests(functionName: string): Readonly<RequestSeries> | undefined {
+    return this.#requests.find(functionName);
   }
 
   /** Counts a request forwarded to another node for `functionName`, by how it ended. */
@@ -304,8 +324,30 @@ export class Metrics {
     this.source = source;
   }
 
-  /** The Prometheus text exposition. */
+  /**
+   * The Prometheus text exposition. The source's function list and sandbox figures are asked for
+   * once for the whole scrape, not once per gauge that reads them.
+   */
   async render(): Promise<string> {
-    return this.registry.metrics();
+    const scrape = {};
+    this.#scrape = scrape;
+    try {
+      return await this.registry.metrics();
+    } finally {
+      if (this.#scrape === scrape) this.#scrape = undefined;
+    }
+  }
+
+  /** The function list for the scrape under way (asked for on first use), or asked now outside one. */
+  #functionsNow(): FunctionFigures[] {
+    const scrape = this.#scrape;
+    if (!scrape) return this.source.functions();
+    return (scrape.functions ??= this.source.functions());
+  }
+
+  #sandboxNow(): SandboxFigures {
+    const scrape = this.#scrape;
+    if (!scrape) return this.source.sandbox?.() ?? NO_SANDBOX;
+    return (scrape.sandbox ??= this.source.sandbox?.() ?? NO_SANDBOX);
   }
 }

@@ -2,6 +2,7 @@
 // collector's /v1/logs. A sink of the bounded log forwarder, so a slow collector never slows a request.
 import type { LogLine } from './function-logs.js';
 import type { LogSink } from './log-forwarder.js';
+import { otlpEndpoint, otlpSignalHeaders, type OtlpEnvironment } from './otlp-endpoint.js';
 
 /** Options for {@link otlpLogSink}. */
 export interface OtlpLogSinkOptions {
@@ -78,29 +79,16 @@ export function otlpLogSink(options: OtlpLogSinkOptions): LogSink {
 }
 
 /**
- * The logs endpoint from OpenTelemetry's environment variables (or an explicit base endpoint):
- * OTEL_EXPORTER_OTLP_LOGS_ENDPOINT as given, else OTEL_EXPORTER_OTLP_ENDPOINT (or `base`) plus
- * `/v1/logs`; none when OTEL_LOGS_EXPORTER is `none` or nothing is set.
+ * The logs endpoint, by the rule traces follow ({@link otlpEndpoint}): `base` (the
+ * `--otlp-endpoint` flag) plus `/v1/logs` wins; else OTEL_EXPORTER_OTLP_LOGS_ENDPOINT as given,
+ * else OTEL_EXPORTER_OTLP_ENDPOINT plus `/v1/logs`; none when OTEL_LOGS_EXPORTER is `none`,
+ * OTEL_SDK_DISABLED is `true` or nothing is set.
  */
-export function otlpLogsEndpoint(base: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env.OTEL_LOGS_EXPORTER === 'none') return undefined;
-  if (env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) return env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT;
-  const root = base ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  if (!root) return undefined;
-  return `${root.replace(/\/+$/, '')}/v1/logs`;
+export function otlpLogsEndpoint(base: string | undefined, env: OtlpEnvironment = process.env): string | undefined {
+  return otlpEndpoint('logs', { flag: base, env });
 }
 
-/** OTEL_EXPORTER_OTLP_HEADERS (`key=value,key2=value2`, values percent-encoded) as headers. */
-export function otlpHeaders(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of (env.OTEL_EXPORTER_OTLP_LOGS_HEADERS ?? env.OTEL_EXPORTER_OTLP_HEADERS ?? '').split(',')) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) continue;
-    try {
-      out[pair.slice(0, eq).trim()] = decodeURIComponent(pair.slice(eq + 1).trim());
-    } catch {
-      out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
-    }
-  }
-  return out;
+/** The logs' extra request headers: OTEL_EXPORTER_OTLP_HEADERS, with OTEL_EXPORTER_OTLP_LOGS_HEADERS over it. */
+export function otlpHeaders(env: OtlpEnvironment = process.env): Record<string, string> {
+  return otlpSignalHeaders('logs', env);
 }

@@ -39,6 +39,11 @@ export class RequestSeriesSet {
     this.#unrouted.set(status, (this.#unrouted.get(status) ?? 0) + 1);
   }
 
+  /** The series of `functionName` if it has one; asking makes none. */
+  find(functionName: string): RequestSeries | undefined {
+    return this.#series.get(functionName);
+  }
+
   /** The series of `functionName`, made on first use. */
   of(functionName: string): RequestSeries {
     let series = this.#series.get(functionName);

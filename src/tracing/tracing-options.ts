@@ -1,4 +1,5 @@
 // Where spans go and how many may wait: the options of a node's tracer, and how flags and OTEL_* variables set them.
+import { otlpEndpoint, type OtlpEnvironment } from '../observability/index.js';
 
 /** Defaults of {@link TracingOptions}. */
 export const TracingDefaults = {
@@ -32,41 +33,17 @@ export interface TracingOptions {
 }
 
 /** The variables {@link tracingFromEnvironment} reads. */
-export type TracingEnvironment = Readonly<Record<string, string | undefined>>;
-
-/** `base` with the OTLP traces path appended, as the OTLP exporter spec says for `OTEL_EXPORTER_OTLP_ENDPOINT`. */
-function tracesUrl(base: string): string {
-  return `${base.endsWith('/') ? base : `${base}/`}v1/traces`;
-}
-
-function checkedUrl(url: string, where: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new Error(`${where} must be an http:// or https:// URL such as http://localhost:4318, got '${url}'`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new Error(`${where} must be an http:// or https:// URL such as http://localhost:4318, got '${url}'`);
-  }
-  return url;
-}
+export type TracingEnvironment = OtlpEnvironment;
 
 /**
- * The tracing a node runs with, or undefined (tracing off): `--otlp-endpoint` (a base URL, as
- * `OTEL_EXPORTER_OTLP_ENDPOINT`; `/v1/traces` is appended) wins; then
- * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as it is), then `OTEL_EXPORTER_OTLP_ENDPOINT`. The
- * variables are ignored when `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`.
+ * The tracing a node runs with, or undefined (tracing off): the traces URL by the rule every
+ * signal follows ({@link otlpEndpoint}: `--otlp-endpoint` plus `/v1/traces` wins, then
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, then OTEL_EXPORTER_OTLP_ENDPOINT plus
+ * `/v1/traces`; off when OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none).
  * `OTEL_SERVICE_NAME` names the service. Throws on a URL that is not http(s).
  */
 export function tracingFromEnvironment(flagEndpoint: string | undefined, env: TracingEnvironment = process.env): TracingOptions | undefined {
-  const serviceName = env.OTEL_SERVICE_NAME?.trim() || undefined;
-  if (flagEndpoint !== undefined) return { url: tracesUrl(checkedUrl(flagEndpoint, '--otlp-endpoint')), serviceName };
-  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return undefined;
-  if (env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'none') return undefined;
-  const traces = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
-  if (traces) return { url: checkedUrl(traces, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'), serviceName };
-  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
-  if (base) return { url: tracesUrl(checkedUrl(base, 'OTEL_EXPORTER_OTLP_ENDPOINT')), serviceName };
-  return undefined;
+  const url = otlpEndpoint('traces', { flag: flagEndpoint, env });
+  if (url === undefined) return undefined;
+  return { url, serviceName: env.OTEL_SERVICE_NAME?.trim() || undefined };
 }
