@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { forwardChannel, HOP_HEADER, isPeerUnreachable, NODE_HEADER, PeerForwarder, type ForwardEvent } from '../src/cluster/index.js';
 import { ErrorCodes, LamplighterError } from '../src/errors/index.js';
 import { repoRoot, startTestNode, type TestNode } from '../src/testing/index.js';
-import type { InvocationRequest } from '../src/instance/index.js';
+import { TIME_LEFT_HEADER, type InvocationRequest } from '../src/instance/index.js';
 import { headerOf, readBody, withTimeout } from './instance-conformance.js';
 
 const MiB = 1024 * 1024;
@@ -50,6 +50,7 @@ interface RequestInit {
   body?: Readable;
   signal?: AbortSignal;
   remoteAddress?: string;
+  deadline?: number;
 }
 
 let nextId = 0;
@@ -75,6 +76,7 @@ function invocation(init: RequestInit = {}): InvocationRequest {
     serverPort: 8080,
     route: { pattern: '/...', scriptName: '', pathInfo: url.split('?')[0]! },
     signal: init.signal ?? new AbortController().signal,
+    ...(init.deadline === undefined ? {} : { deadline: init.deadline }),
   };
 }
 
@@ -174,6 +176,7 @@ describe('forwarder — requests', () => {
           'x-forwarded-proto': 'https',
         },
         body: Readable.from([Buffer.from('hello')]),
+        deadline: performance.now() + 5_000,
       }),
     );
     assert.equal(response.status, 201);
@@ -188,6 +191,9 @@ describe('forwarder — requests', () => {
     const h = seen.headers;
     assert.equal(h.host, 'app.example');
     assert.equal(h[HOP_HEADER], 'node-a');
+    // The time left of the deadline goes with it, so the peer does not start a fresh timeout.
+    const left = Number(h[TIME_LEFT_HEADER]);
+    assert.ok(left > 4_000 && left <= 5_000, `time left ${h[TIME_LEFT_HEADER]}`);
     assert.equal(h['x-custom'], 'kept');
     for (const gone of ['x-secret', 'keep-alive', 'te', 'proxy-authorization']) assert.equal(h[gone], undefined, `${gone} was forwarded`);
     assert.equal(h.connection, undefined);

@@ -63,6 +63,26 @@ describe('gateway handle', () => {
     assert.ok(took >= 290 && took < 5_000, `answered after ${Math.round(took)} ms`);
   });
 
+  test('gateway handle — a forwarded request gets only the time its first node left it; a client cannot lengthen it', async () => {
+    // loop never answers and has limits.timeout = 300ms: a forward with 50 ms left ends after ~50 ms.
+    const started = performance.now();
+    const forwarded = await node.platform.gateway.handle({ method: 'GET', url: '/loop', headers: { 'x-lamplighter-hop': 'node-a', 'x-lamplighter-time-left': '50' } });
+    const took = performance.now() - started;
+    assert.equal(forwarded.status, 504);
+    assert.equal(JSON.parse(forwarded.body.toString()).error.code, 'LL_TIMEOUT');
+    assert.ok(took < 250, `the forwarded request took ${took.toFixed(0)} ms, not the 50 left of its deadline`);
+    // Nothing left: refused at once, never dispatched.
+    const spent = await node.platform.gateway.handle({ method: 'GET', url: '/hello', headers: { 'x-lamplighter-hop': 'node-a', 'x-lamplighter-time-left': '0' } });
+    assert.equal(spent.status, 504);
+    // More time than limits.timeout, or the header without a hop: the function's own timeout holds.
+    const longer = performance.now();
+    const asked = await node.platform.gateway.handle({ method: 'GET', url: '/loop', headers: { 'x-lamplighter-hop': 'node-a', 'x-lamplighter-time-left': '60000' } });
+    assert.equal(asked.status, 504);
+    assert.ok(performance.now() - longer < 5_000, 'a peer cannot lengthen the timeout');
+    const direct = await node.platform.gateway.handle({ method: 'GET', url: '/hello', headers: { 'x-lamplighter-time-left': '0' } });
+    assert.equal(direct.status, 200, 'only a forwarded request is taken at its word');
+  });
+
   test('gateway handle — requests past limits.max_pending get 503 LL_OVER_CAPACITY with Retry-After', async () => {
     // Lit first, so that what follows is one running, one held and the rest refused, in that order.
     assert.equal((await node.platform.gateway.handle({ method: 'GET', url: '/slow?ms=0' })).status, 200);

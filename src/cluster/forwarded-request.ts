@@ -1,7 +1,7 @@
 // A request as it goes on to a peer: the original, with the hop header and its id added to its headers.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { InvocationRequest, MatchedRoute } from '../instance/index.js';
+import { TIME_LEFT_HEADER, type InvocationRequest, type MatchedRoute } from '../instance/index.js';
 import { REQUEST_TRACE, traceOf, type RequestTrace } from '../tracing/index.js';
 import { HOP_HEADER } from './forward-headers.js';
 
@@ -23,6 +23,8 @@ export class ForwardedRequest implements InvocationRequest {
     this.#inner = inner;
     // The peer takes the request id as its own, so both nodes' logs name the request alike.
     this.headers = { ...inner.headers, [HOP_HEADER]: node, 'x-request-id': inner.id };
+    // The peer's gateway starts no fresh timeout: the time spent here already counts.
+    if (inner.deadline !== undefined) this.headers[TIME_LEFT_HEADER] = String(Math.max(0, Math.floor(inner.deadline - performance.now())));
   }
 
   get id(): string {

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
 import { closingResponse, Http1Server, type Http1TlsSource, type ServerRequest, type ServerResponse } from '../http1/index.js';
-import { destroyResponseBody, HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, type GatewayTarget, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
+import { destroyResponseBody, HOP_BY_HOP_HEADERS, HOP_HEADER, NODE_HEADER, TIME_LEFT_HEADER, type GatewayTarget, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import { requestChannel, type Logger, type Metrics } from '../observability/index.js';
 import { REQUEST_TRACE, TraceAttributes, type RequestTrace, type RequestTracer } from '../tracing/index.js';
 import { errorResponse } from './error-response.js';
@@ -171,7 +171,7 @@ export class Gateway {
     }
     const target = match.target;
     const fn = target.spec.name;
-    const invocation = new GatewayRequest(requestId, req, url, host, this.port, match.route, start + target.spec.limits.timeoutMs);
+    const invocation = new GatewayRequest(requestId, req, url, host, this.port, match.route, deadlineOf(req.headers, start, target.spec.limits.timeoutMs));
     if (trace === undefined) {
       res.onClose = (finished) => {
         if (!finished) invocation.abort();
@@ -250,7 +250,7 @@ export class Gateway {
     const target = match.target;
     const fn = target.spec.name;
     const source = { method: request.method.toUpperCase(), headers, remoteAddress: request.remoteAddress ?? '127.0.0.1', body: Readable.from(body.length > 0 ? [body] : [], { objectMode: false }) };
-    const invocation = new GatewayRequest(requestId, source, url, host, this.port, match.route, start + target.spec.limits.timeoutMs);
+    const invocation = new GatewayRequest(requestId, source, url, host, this.port, match.route, deadlineOf(headers, start, target.spec.limits.timeoutMs));
     if (trace !== undefined) {
       trace.routed(match.route.pattern, fn);
       invocation[REQUEST_TRACE] = trace;
@@ -358,6 +358,19 @@ function forwardedRequestId(headers: IncomingHttpHeaders): string | undefined {
   if (headers[HOP_HEADER] === undefined) return undefined;
   const id = headers['x-request-id'];
   return typeof id === 'string' && REQUEST_ID.test(id) ? id : undefined;
+}
+
+/**
+ * When a request must be answered: `timeoutMs` from its arrival, or sooner when a node that
+ * forwarded it says less time is left (only a forwarded request's word is taken, and only to
+ * shorten it).
+ */
+function deadlineOf(headers: IncomingHttpHeaders, start: number, timeoutMs: number): number {
+  const own = start + timeoutMs;
+  if (headers[HOP_HEADER] === undefined) return own;
+  const left = headers[TIME_LEFT_HEADER];
+  if (typeof left !== 'string' || !/^\d{1,10}$/.test(left)) return own;
+  return Math.min(own, start + Number(left));
 }
 
 /** The request target split into path and query, and the Host header without its port. */

@@ -78,6 +78,12 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
  */
 export const HOP_HEADER = 'x-lamplighter-hop';
 
+/**
+ * Milliseconds left of a forwarded request's deadline, set beside HOP_HEADER: the receiving node
+ * counts the time already spent, and never gives the request longer than its own limits.timeout.
+ */
+export const TIME_LEFT_HEADER = 'x-lamplighter-time-left';
+
 /** The node that served a request, on every response of a cluster node. */
 export const NODE_HEADER = 'x-lamplighter-node';
 
