@@ -10,13 +10,28 @@ export function ownerOf(nodes: readonly string[], fn: string, key: string): stri
   let best: string | undefined;
   let bestScore = -1;
   for (const node of nodes) {
-    const score = mix32(hashString(node, 0x811c9dc5) ^ Math.imul(keyHash, 0x9e3779b1));
+    const score = mix32(nodeHash(node) ^ Math.imul(keyHash, 0x9e3779b1));
     if (score > bestScore || (score === bestScore && best !== undefined && node < best)) {
       best = node;
       bestScore = score;
     }
   }
   return best;
+}
+
+/** Node names' hashes: a cluster has a handful of names, and each key's owner is asked often. */
+const nodeHashes = new Map<string, number>();
+/** Past this many names (nodes come and go over a long life) the memo starts over. */
+const NODE_HASHES_KEPT = 1024;
+
+function nodeHash(node: string): number {
+  let h = nodeHashes.get(node);
+  if (h === undefined) {
+    if (nodeHashes.size >= NODE_HASHES_KEPT) nodeHashes.clear();
+    h = hashString(node, 0x811c9dc5);
+    nodeHashes.set(node, h);
+  }
+  return h;
 }
 
 // FNV-1a over UTF-16 code units, from `seed`: cheap and the same on every node.
