@@ -88,14 +88,13 @@ describe('spin manifests', () => {
     const message = refused(
       `${header}[application.trigger.redis]\naddress = "redis://localhost"\n` +
         `[[trigger.http]]\nroute = "/kv"\ncomponent = "kv"\n[[trigger.redis]]\nchannel = "x"\ncomponent = "kv"\n` +
-        `[component.kv]\nsource = { url = "https://example.com/kv.wasm", digest = "sha256:00" }\nkey_value_stores = ["default"]\nsqlite_databases = ["default"]\nexclude_files = ["x"]\nallowed_outbound_hosts = ["redis://cache:6379"]\n`,
+        `[component.kv]\nsource = { url = "https://example.com/kv.wasm", digest = "sha256:00" }\nkey_value_stores = ["default"]\nsqlite_databases = ["default"]\nallowed_outbound_hosts = ["redis://cache:6379"]\n`,
     );
     assert.match(message, /^Cannot run Spin manifest spin\.toml on Lamplighter: /);
     assert.match(message, /application\.trigger\.redis: redis triggers are not supported; Lamplighter serves HTTP triggers only/);
     assert.match(message, /trigger\.redis: redis triggers are not supported/);
     assert.match(message, /component\.kv\.key_value_stores: Lamplighter has no key-value store interface/);
     assert.match(message, /component\.kv\.sqlite_databases: Lamplighter has no SQLite interface/);
-    assert.match(message, /component\.kv\.exclude_files: exclude_files is not supported/);
     assert.match(message, /component\.kv\.source: remote sources \(\{ url, digest \}\) are not fetched: download the file and set source to its path/);
     assert.match(message, /"redis:\/\/cache:6379": Lamplighter makes outbound HTTP requests only/);
   });
