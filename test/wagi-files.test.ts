@@ -81,10 +81,10 @@ describe('wagi files', () => {
     assert.deepEqual(await readdir(path.join(node.dataDir, 'files')), before, 'the same files: the same directory');
   });
 
-  test('wagi files — a mount that names nothing, and files for a component, are refused with what to do', async () => {
+  test('wagi files — a mount that names nothing, and files for a process, are refused with what to do', async () => {
     const dir = await node.writeApp('name = "empty"\n[[function]]\nname = "empty"\nsource = "files.wasm"\nroutes = ["/empty"]\nfiles = ["public/**"]\n', { 'files.wasm': wagiFixture('files') });
     await assert.rejects(node.platform.deployDir(dir), /function 'empty': files entry 'public\/\*\*' names no file under/);
-    assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nruntime = "component"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = ["static/**"]\n'), /files are shipped to WAGI modules .*; a component function does not take them yet/);
+    assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nruntime = "process"\ncommand = ["srv"]\nroutes = ["/c"]\nfiles = ["static/**"]\n'), /files are shipped to WAGI modules and components .*; a process function reads its app directory instead/);
     assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = ["../etc/**"]\n'), /a files pattern is a path inside the app directory/);
     assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = [{ source = "a", destination = "rel" }]\n'), /files destination is an absolute path/);
   });
