@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -47,6 +48,19 @@ concurrency = 1
 max = 1
 
 [[function]]
+name = "libc"
+runtime = "component"
+source = "libc.wasm"
+routes = ["/libc/..."]
+strip_prefix = true
+files = ["static/**", { source = "assets", destination = "/assets" }]
+exclude_files = ["static/**/*.bak"]
+[function.limits]
+concurrency = 1
+[function.scale]
+max = 1
+
+[[function]]
 name = "bare"
 runtime = "component"
 source = "reader.wasm"
@@ -71,6 +85,34 @@ async function buildFilesComponent(cacheAtInit: boolean): Promise<Uint8Array> {
   const witSource = await readFile(path.join(COMPONENT_FIXTURES, 'files.wit'), 'utf8');
   const jco = (await import('@bytecodealliance/jco')) as unknown as JcoBuild;
   return jco.componentNew(await jco.componentEmbed({ binary: await jco.parse(source), witSource, world: 'files' }), undefined);
+}
+
+/** files-libc.wasm (a wasi-libc reactor, built by scripts/build-wasm.sh) with jco's preview1 reactor adapter, as a component. */
+async function buildLibcComponent(): Promise<Uint8Array> {
+  const witSource = await readFile(path.join(COMPONENT_FIXTURES, 'files.wit'), 'utf8');
+  const adapter = await readFile(new URL('../../node_modules/@bytecodealliance/jco/lib/wasi_snapshot_preview1.reactor.wasm', import.meta.url));
+  const jco = (await import('@bytecodealliance/jco')) as unknown as JcoAdapt;
+  const core = await jco.componentEmbed({ binary: await readFile(path.join(COMPONENT_FIXTURES, 'files-libc.wasm')), witSource, world: 'files-libc' });
+  return jco.componentNew(core, [['wasi_snapshot_preview1', adapter]]);
+}
+
+interface JcoAdapt {
+  componentEmbed(options: { binary: Uint8Array; witSource: string; world: string }): Promise<Uint8Array>;
+  componentNew(core: Uint8Array, adapters: Array<[string, Uint8Array]>): Promise<Uint8Array>;
+}
+
+/** A GET whose path goes out exactly as written (fetch would resolve `..` first). */
+function rawGet(base: string, rawPath: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}/`, { path: rawPath }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 interface ComponentizeApi {
@@ -118,9 +160,9 @@ describe('component files', () => {
   };
 
   before(async () => {
-    const [reader, cached, asks] = await Promise.all([buildReaderComponent(), buildFilesComponent(true), buildFilesComponent(false)]);
+    const [reader, cached, asks, libc] = await Promise.all([buildReaderComponent(), buildFilesComponent(true), buildFilesComponent(false), buildLibcComponent()]);
     node = await startTestNode();
-    const dir = await node.writeApp(APP, { 'reader.wasm': reader, 'cached.wasm': cached, 'asks.wasm': asks });
+    const dir = await node.writeApp(APP, { 'reader.wasm': reader, 'cached.wasm': cached, 'asks.wasm': asks, 'libc.wasm': libc });
     await mkdir(path.join(dir, 'static', 'css'), { recursive: true });
     await mkdir(path.join(dir, 'assets'), { recursive: true });
     await writeFile(path.join(dir, 'static', 'hello.txt'), HELLO);
@@ -229,5 +271,29 @@ describe('component files', () => {
       const again = await get(`/${fn}/static/hello.txt`);
       assert.equal(await again.text(), HELLO, `${fn}: and the next request is served`);
     }
+  });
+
+  test('component files — a C handler reads them through wasi-libc and the preview1 adapter, on 20 restored requests', async () => {
+    const libc = async (p: string): Promise<{ status: number; text: string }> => {
+      const res = await get(`/libc${p}`);
+      return { status: res.status, text: await res.text() };
+    };
+    for (let i = 0; i < 20; i++) assert.deepEqual(await libc('/static/hello.txt'), { status: 200, text: HELLO }, `request ${i + 1}`);
+    // Restored, not replaced (reading the big file below grows its memory, and that replaces it).
+    assert.doesNotMatch(node.platform.logs.recent(['libc']).map((l) => l.text).join(''), /cannot be restored|was replaced/);
+    assert.deepEqual(Buffer.from(await (await get('/libc/static/bin.dat')).arrayBuffer()), BINARY);
+    assert.deepEqual(Buffer.from(await (await get('/libc/static/big.bin')).arrayBuffer()), BIG);
+    assert.deepEqual(await libc('/assets/logo.txt'), { status: 200, text: 'LOGO\n' });
+    assert.deepEqual((await libc('/ls/static')).text.split('\n').filter(Boolean).sort(), ['big.bin', 'bin.dat', 'css/', 'hello.txt']);
+    assert.deepEqual(await libc('/static/missing.txt'), { status: 404, text: 'error ENOENT' });
+    assert.deepEqual(await libc('/static/draft.bak'), { status: 404, text: 'error ENOENT' });
+    assert.deepEqual(await libc('/etc/hostname'), { status: 404, text: 'error ENOENT' }, 'the host root is not the preopen');
+    assert.deepEqual(await libc('/write/static/hello.txt'), { status: 403, text: 'error EROFS' });
+    assert.deepEqual(await libc('/write/static/new.txt'), { status: 403, text: 'error EROFS' });
+    assert.deepEqual(await libc('/hostname-link'), { status: 403, text: 'error EPERM' });
+    assert.deepEqual(await libc('/etc-link/hostname'), { status: 403, text: 'error EPERM' });
+    const climb = await rawGet(node.url, '/libc/static/../../etc/hostname');
+    assert.notEqual(climb.status, 200, `a climb out is refused, got ${climb.status} ${climb.text}`);
+    assert.equal((await libc('/static/hello.txt')).text, HELLO, 'and the file is intact');
   });
 });
