@@ -1,7 +1,7 @@
 // Files shipped with a WAGI function: uploaded as artifacts, laid out on the node, preopened
 // read-only as `/`; nothing else of the host is visible, and nothing can be changed.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -90,7 +90,7 @@ describe('wagi files', () => {
   });
 });
 
-test('wagi files — paths resolve inside the preopen only, counted from the directory they are relative to', async () => {
+test('wagi files — paths resolve inside the preopen only, counted from the directory they are relative to, never through a link', async () => {
   const { PreopenedFiles, PREOPEN_FD, FileErrno } = await import('../src/runtime/wasm/wasi-files.js');
   const root = await mkdtemp(path.join(tmpdir(), 'lamplighter-preopen-'));
   try {
@@ -111,6 +111,13 @@ test('wagi files — paths resolve inside the preopen only, counted from the dir
     assert.deepEqual(files.open('a/b/f.txt', 0, 1n << 6n), { errno: FileErrno.ROFS }, 'a write right is refused');
     assert.deepEqual(files.open('a/b/f.txt', 2, 0n), { errno: FileErrno.NOTDIR });
     assert.deepEqual(files.open('missing', 0, 0n), { errno: FileErrno.NOENT });
+    // A link, last on the path or before it, is never followed: it could lead out.
+    await symlink('/etc', path.join(root, 'a', 'out'));
+    await symlink('/etc/hostname', path.join(root, 'a', 'host'));
+    assert.equal(files.statPath('a/out/hostname'), FileErrno.NOTCAPABLE);
+    assert.deepEqual(files.open('a/out/hostname', 0, 0n), { errno: FileErrno.NOTCAPABLE });
+    assert.deepEqual(files.open('a/host', 0, 0n), { errno: FileErrno.NOTCAPABLE });
+    assert.deepEqual(files.list('a').map((e) => e.name), ['.', '..', 'b'], 'links are not listed');
   } finally {
     await rm(root, { recursive: true, force: true });
   }
