@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { buildComponent, HANDLER_FILES_DEPS_WIT, HANDLER_FILES_WORLD_WIT } from '../src/runtime/component/index.js';
 import { startTestNode, type TestNode } from '../src/testing/index.js';
 import { COMPONENT_FIXTURES } from './component-helpers.js';
 
@@ -115,19 +116,16 @@ function rawGet(base: string, rawPath: string): Promise<{ status: number; text: 
   });
 }
 
-interface ComponentizeApi {
-  componentize(options: { sourcePath: string; witPath: string; worldName: string }): Promise<{ component: Uint8Array }>;
-}
-
-/** files-reader.js built with componentize-js against its own world (10-20 s; kept under the temp dir by content). */
+/** files-reader.js built with `lamplighter build` (10-40 s; kept under the temp dir by content, world and tool versions). */
 async function buildReaderComponent(): Promise<Uint8Array> {
   const sourcePath = path.join(COMPONENT_FIXTURES, 'files-reader.js');
-  const witPath = path.join(COMPONENT_FIXTURES, 'files-reader.wit');
-  const version = JSON.parse(await readFile(new URL('../../node_modules/@bytecodealliance/componentize-js/package.json', import.meta.url), 'utf8')) as { version: string };
+  const versionOf = async (pkg: string): Promise<string> => (JSON.parse(await readFile(new URL(`../../node_modules/${pkg}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
   const hash = createHash('sha256')
     .update(await readFile(sourcePath))
-    .update(await readFile(witPath))
-    .update(version.version)
+    .update(HANDLER_FILES_WORLD_WIT)
+    .update(HANDLER_FILES_DEPS_WIT)
+    .update(await versionOf('@bytecodealliance/componentize-js'))
+    .update(await versionOf('esbuild'))
     .digest('hex')
     .slice(0, 24);
   const cacheDir = path.join(tmpdir(), 'lamplighter-component-fixtures');
@@ -137,8 +135,7 @@ async function buildReaderComponent(): Promise<Uint8Array> {
   } catch {
     // Not built yet.
   }
-  const { componentize } = (await import('@bytecodealliance/componentize-js')) as unknown as ComponentizeApi;
-  const { component } = await componentize({ sourcePath, witPath, worldName: 'files-reader' });
+  const { component } = await buildComponent(sourcePath);
   await mkdir(cacheDir, { recursive: true });
   await writeFile(`${cached}.${process.pid}.tmp`, component);
   await rename(`${cached}.${process.pid}.tmp`, cached);

@@ -84,6 +84,8 @@ export class InstanceSnapshot {
   readonly #bindings: BindingsState;
   readonly #handles: HandleImage[];
   readonly #captures: CaptureImage[];
+  /** Handles open right after instantiation (not left open by a request). */
+  readonly #firstOpen: number;
   /**
    * Tasks the bindings still list once instantiation is over: an import called while the guest
    * initialised leaves its task behind (jco 1.24), in a new instance as much as in a restored one.
@@ -126,6 +128,7 @@ export class InstanceSnapshot {
     this.#captures = bindings.captureTables
       .filter((c) => c.size > 0)
       .map((capture) => ({ capture, entries: [...capture].map(([rep, object]): [number, unknown, unknown] => [rep, object, handle && object && typeof object === 'object' ? (object as Record<symbol, unknown>)[handle] : undefined]) }));
+    this.#firstOpen = this.#handles.reduce((sum, { words }) => sum + words.filter((word, i) => i >= 2 && i % 2 === 0 && (word & T_FLAG) === 0).length, 0);
   }
 
   /** Bytes of linear memory the snapshot holds. */
@@ -203,7 +206,7 @@ export class InstanceSnapshot {
       capture.clear();
     }
     if (this.#handles.length > 0 || this.#captures.length > 0) this.#putBackFirstHandles(handle);
-    return open;
+    return Math.max(0, open - this.#firstOpen);
   }
 
   /** Puts back the handles instantiation made, and the host objects behind them, after the tables were emptied. */
