@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds Lamplighter's WAGI example and test modules: every *.c under examples/*/ and
-# test/fixtures/wagi/ becomes a .wasm beside it (WASI preview1 command modules).
+# test/fixtures/wagi/ becomes a .wasm beside it (WASI preview1 command modules), and every *.c
+# under test/fixtures/component/ a core module that a test wraps into a component.
 #
 #   scripts/build-wasm.sh           build and write the .wasm files
 #   scripts/build-wasm.sh --check   build into a temp dir and compare with the committed .wasm
@@ -32,7 +33,7 @@ cc="${WASM_CC:-clang}"
 base_flags=(--target=wasm32-wasi -O2 -Wall -Wextra "-ffile-prefix-map=$root=." -Wl,--strip-all)
 
 shopt -s nullglob
-sources=(examples/*/*.c test/fixtures/wagi/*.c)
+sources=(examples/*/*.c test/fixtures/wagi/*.c test/fixtures/component/*.c)
 shopt -u nullglob
 if [ "${#sources[@]}" -eq 0 ]; then
   echo "build-wasm: no sources found" >&2

@@ -36,6 +36,16 @@ executor = { type = "wagi" }
 route = "/env"
 component = "echo"
 
+[[trigger.http]]
+route = "/site"
+component = "site"
+executor = { type = "wagi" }
+
+[component.site]
+source = "files.wasm"
+files = ["static/**"]
+exclude_files = ["**/*.bak"]
+
 [component.wagi-env]
 source = "env.wasm"
 files = [{ source = "page.txt", destination = "/page.txt" }]
@@ -79,6 +89,19 @@ describe('spin manifests', () => {
     assert.deepEqual(echo!.allowedOutboundHosts, ['https://api.example.com', 'http://localhost:3000']);
   });
 
+  test('spin manifest — files and exclude_files map to the function, for WAGI modules and components alike', () => {
+    const text =
+      `${header}[[trigger.http]]\nroute = "/site/..."\ncomponent = "site"\n[[trigger.http]]\nroute = "/w"\ncomponent = "w"\nexecutor = { type = "wagi" }\n` +
+      `[component.site]\nsource = "site.wasm"\nfiles = ["static/**", { source = "assets", destination = "/assets" }]\nexclude_files = ["**/*.bak", "static/drafts/**"]\n` +
+      `[component.w]\nsource = "w.wasm"\nfiles = ["static/**"]\nexclude_files = []\n`;
+    const [site, wagi] = parseManifest(translateSpinManifest(text)).functions;
+    assert.equal(site!.runtime, 'component');
+    const exclude = ['**/*.bak', 'static/drafts/**'];
+    assert.deepEqual(site!.files, [{ pattern: 'static/**', exclude }, { source: 'assets', destination: '/assets', exclude }], 'exclude_files applies to every files entry');
+    assert.deepEqual(wagi!.files, [{ pattern: 'static/**' }], 'an empty exclude_files is nothing to exclude');
+    assert.match(translateSpinManifest(text), /exclude_files = \[ "\*\*\/\*\.bak", "static\/drafts\/\*\*" \]/);
+  });
+
   test('spin manifest — Spin 2\'s application base path prefixes every route', () => {
     const text = `${header}[application.trigger.http]\nbase = "/api"\n[[trigger.http]]\nroute = "/users/..."\ncomponent = "c"\n[component.c]\nsource = "c.wasm"\n`;
     assert.deepEqual(parseManifest(translateSpinManifest(text)).functions[0]!.routes, ['/api/users/...']);
@@ -88,14 +111,13 @@ describe('spin manifests', () => {
     const message = refused(
       `${header}[application.trigger.redis]\naddress = "redis://localhost"\n` +
         `[[trigger.http]]\nroute = "/kv"\ncomponent = "kv"\n[[trigger.redis]]\nchannel = "x"\ncomponent = "kv"\n` +
-        `[component.kv]\nsource = { url = "https://example.com/kv.wasm", digest = "sha256:00" }\nkey_value_stores = ["default"]\nsqlite_databases = ["default"]\nexclude_files = ["x"]\nallowed_outbound_hosts = ["redis://cache:6379"]\n`,
+        `[component.kv]\nsource = { url = "https://example.com/kv.wasm", digest = "sha256:00" }\nkey_value_stores = ["default"]\nsqlite_databases = ["default"]\nallowed_outbound_hosts = ["redis://cache:6379"]\n`,
     );
     assert.match(message, /^Cannot run Spin manifest spin\.toml on Lamplighter: /);
     assert.match(message, /application\.trigger\.redis: redis triggers are not supported; Lamplighter serves HTTP triggers only/);
     assert.match(message, /trigger\.redis: redis triggers are not supported/);
     assert.match(message, /component\.kv\.key_value_stores: Lamplighter has no key-value store interface/);
     assert.match(message, /component\.kv\.sqlite_databases: Lamplighter has no SQLite interface/);
-    assert.match(message, /component\.kv\.exclude_files: exclude_files is not supported/);
     assert.match(message, /component\.kv\.source: remote sources \(\{ url, digest \}\) are not fetched: download the file and set source to its path/);
     assert.match(message, /"redis:\/\/cache:6379": Lamplighter makes outbound HTTP requests only/);
   });
@@ -121,6 +143,10 @@ describe('spin apps on a node', () => {
     await writeFile(path.join(dir, 'spin.toml'), SPIN_APP);
     await copyFile(wagiFixture('env'), path.join(dir, 'env.wasm'));
     await writeFile(path.join(dir, 'page.txt'), 'a page\n');
+    await copyFile(wagiFixture('files'), path.join(dir, 'files.wasm'));
+    await mkdir(path.join(dir, 'static'));
+    await writeFile(path.join(dir, 'static', 'page.txt'), 'a shipped page\n');
+    await writeFile(path.join(dir, 'static', 'page.txt.bak'), 'an old copy, never shipped\n');
     await writeFile(path.join(dir, 'echo.wasm'), await buildFixtureComponent('echo.ts'));
     process.env.LAMPLIGHTER_VAR_PASSWORD = 'from the environment';
     node = await startTestNode();
@@ -145,6 +171,10 @@ describe('spin apps on a node', () => {
     assert.match(user, /^ENV X_PARAM_ID=42$/m);
     const env = (await (await fetch(`${node.url}/env`)).json()) as Record<string, string>;
     assert.equal(env.PASSWORD, 'from the environment', 'a required variable from LAMPLIGHTER_VAR_PASSWORD');
+    const page = await (await fetch(`${node.url}/site?cat=/static/page.txt`)).text();
+    assert.equal(page, 'a shipped page\n');
+    assert.equal(await (await fetch(`${node.url}/site?cat=/static/page.txt.bak`)).text(), 'error ENOENT\n', 'exclude_files left it out');
+    assert.deepEqual(Object.keys(revision.artifacts).filter((name) => name.startsWith('static/')), ['static/page.txt'], 'and it was never uploaded');
     // The node stored the translation, never the Spin text.
     const stored = await node.platform.store.revisions('spin-hello');
     assert.match(stored[0]!.manifest, /^# Translated from the Spin manifest .*spin\.toml$/m);

@@ -1,7 +1,7 @@
 // Files shipped with a WAGI function: uploaded as artifacts, laid out on the node, preopened
 // read-only as `/`; nothing else of the host is visible, and nothing can be changed.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -81,16 +81,16 @@ describe('wagi files', () => {
     assert.deepEqual(await readdir(path.join(node.dataDir, 'files')), before, 'the same files: the same directory');
   });
 
-  test('wagi files — a mount that names nothing, and files for a component, are refused with what to do', async () => {
+  test('wagi files — a mount that names nothing, and files for a process, are refused with what to do', async () => {
     const dir = await node.writeApp('name = "empty"\n[[function]]\nname = "empty"\nsource = "files.wasm"\nroutes = ["/empty"]\nfiles = ["public/**"]\n', { 'files.wasm': wagiFixture('files') });
     await assert.rejects(node.platform.deployDir(dir), /function 'empty': files entry 'public\/\*\*' names no file under/);
-    assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nruntime = "component"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = ["static/**"]\n'), /files are shipped to WAGI modules .*; a component function does not take them yet/);
+    assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nruntime = "process"\ncommand = ["srv"]\nroutes = ["/c"]\nfiles = ["static/**"]\n'), /files are shipped to WAGI modules and components .*; a process function reads its app directory instead/);
     assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = ["../etc/**"]\n'), /a files pattern is a path inside the app directory/);
     assert.throws(() => parseManifest('name = "c"\n[[function]]\nname = "c"\nsource = "c.wasm"\nroutes = ["/c"]\nfiles = [{ source = "a", destination = "rel" }]\n'), /files destination is an absolute path/);
   });
 });
 
-test('wagi files — paths resolve inside the preopen only, counted from the directory they are relative to', async () => {
+test('wagi files — paths resolve inside the preopen only, counted from the directory they are relative to, never through a link', async () => {
   const { PreopenedFiles, PREOPEN_FD, FileErrno } = await import('../src/runtime/wasm/wasi-files.js');
   const root = await mkdtemp(path.join(tmpdir(), 'lamplighter-preopen-'));
   try {
@@ -111,6 +111,13 @@ test('wagi files — paths resolve inside the preopen only, counted from the dir
     assert.deepEqual(files.open('a/b/f.txt', 0, 1n << 6n), { errno: FileErrno.ROFS }, 'a write right is refused');
     assert.deepEqual(files.open('a/b/f.txt', 2, 0n), { errno: FileErrno.NOTDIR });
     assert.deepEqual(files.open('missing', 0, 0n), { errno: FileErrno.NOENT });
+    // A link, last on the path or before it, is never followed: it could lead out.
+    await symlink('/etc', path.join(root, 'a', 'out'));
+    await symlink('/etc/hostname', path.join(root, 'a', 'host'));
+    assert.equal(files.statPath('a/out/hostname'), FileErrno.NOTCAPABLE);
+    assert.deepEqual(files.open('a/out/hostname', 0, 0n), { errno: FileErrno.NOTCAPABLE });
+    assert.deepEqual(files.open('a/host', 0, 0n), { errno: FileErrno.NOTCAPABLE });
+    assert.deepEqual(files.list('a').map((e) => e.name), ['.', '..', 'b'], 'links are not listed');
   } finally {
     await rm(root, { recursive: true, force: true });
   }

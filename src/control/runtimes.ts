@@ -68,7 +68,7 @@ async function prepareFactory(spec: FunctionSpec, ctx: RuntimeContext): Promise<
           cacheDir: componentCacheDir(),
           onNote: (text) => ctx.log('stderr', `${text}\n`),
         });
-        const factory = createComponentFactory(prepared, spec, { log: ctx.log, modules, ...(ctx.onRun ? { onRun: ctx.onRun } : {}) });
+        const factory = createComponentFactory(prepared, spec, { log: ctx.log, modules, ...(ctx.onRun ? { onRun: ctx.onRun } : {}), ...(ctx.filesDir ? { filesDir: ctx.filesDir } : {}) });
         await factory.compiled;
         return { factory, outcome: cached ? 'from the cache' : 'transpiled' };
       }

@@ -4,8 +4,12 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
-/** One `files` entry: a glob of app files kept at their paths, or a file or directory mounted elsewhere. */
-export type FileMount = { pattern: string } | { source: string; destination: string };
+/**
+ * One `files` entry: a glob of app files kept at their paths, or a file or directory mounted
+ * elsewhere. `exclude` holds globs of app files left out even when the entry names them (the
+ * function's `exclude_files`, Spin's field of that name).
+ */
+export type FileMount = ({ pattern: string } | { source: string; destination: string }) & { exclude?: readonly string[] };
 
 /** A glob as a regular expression: `**` any path, `*` any name part, `?` one character. */
 function globToRegExp(pattern: string): RegExp {
@@ -37,13 +41,15 @@ export function fileTargets(mounts: readonly FileMount[], appFiles: readonly str
     targets.set(guest, rel);
   };
   for (const mount of mounts) {
+    const excluded = (mount.exclude ?? []).map(globToRegExp);
+    const kept = excluded.length === 0 ? appFiles : appFiles.filter((rel) => !excluded.some((re) => re.test(rel)));
     if ('pattern' in mount) {
       const re = globToRegExp(mount.pattern);
-      for (const rel of appFiles) if (re.test(rel)) place(`/${rel}`, rel);
+      for (const rel of kept) if (re.test(rel)) place(`/${rel}`, rel);
     } else {
       const source = mount.source.replace(/\/+$/, '');
       const destination = mount.destination.replace(/\/+$/, '') || '/';
-      for (const rel of appFiles) {
+      for (const rel of kept) {
         if (rel === source) place(destination, rel);
         else if (rel.startsWith(`${source}/`)) place(path.posix.join(destination, rel.slice(source.length + 1)), rel);
       }
@@ -97,7 +103,8 @@ export async function collectFunctionFiles(appDir: string, fn: string, mounts: r
     const matched = fileTargets([mount], [...candidates]);
     if (matched.size === 0) {
       const what = 'pattern' in mount ? `'${mount.pattern}'` : `{ source = '${mount.source}' }`;
-      throw new Error(`function '${fn}': files entry ${what} names no file under ${appDir}`);
+      const unless = mount.exclude?.length ? ` that exclude_files leaves in` : '';
+      throw new Error(`function '${fn}': files entry ${what} names no file${unless} under ${appDir}`);
     }
     for (const rel of matched.values()) found.add(rel);
   }

@@ -93,7 +93,7 @@ export interface FunctionSpec {
   stripPrefix?: boolean;
   /** Shell command, run in the app directory, that rebuilds its artifact (`up --watch`). */
   build?: string;
-  /** Files shipped with the function (WAGI: preopened read-only as `/`). @default none */
+  /** Files shipped with the function (preopened read-only as `/`, WAGI and components), each with the function's exclude_files. @default none */
   files?: FileMount[];
   hosts: string[];
   env: Record<string, string>;
@@ -142,6 +142,12 @@ export interface AppManifest {
   functions: FunctionSpec[];
 }
 
+/** The manifest's `files` entries as mounts, each carrying the function's `exclude_files` (so that every place that reads a mount leaves them out). */
+function fileMounts(files: RawManifest['function'][number]['files'], exclude: string[]): FileMount[] {
+  const extra = exclude.length === 0 ? {} : { exclude };
+  return files.map((f) => (typeof f === 'string' ? { pattern: f, ...extra } : { ...f, ...extra }));
+}
+
 function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
   // A WebAssembly instance is a compiled module that any sandbox worker can run, so it takes a
   // handful of requests at once; a process is an HTTP server that usually takes many.
@@ -163,7 +169,7 @@ function toSpec(raw: RawManifest['function'][number]): FunctionSpec {
     routes: raw.routes,
     stripPrefix: raw.strip_prefix,
     ...(raw.build === undefined ? {} : { build: raw.build }),
-    ...(raw.files.length === 0 ? {} : { files: raw.files.map((f) => (typeof f === 'string' ? { pattern: f } : f)) }),
+    ...(raw.files.length === 0 ? {} : { files: fileMounts(raw.files, raw.exclude_files) }),
     hosts: raw.hosts,
     env: raw.env,
     argv: raw.argv ?? [],

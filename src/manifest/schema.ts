@@ -196,6 +196,11 @@ const functionSchema = z
         { error: 'files must be a list of patterns ("static/**") and { source, destination } tables' },
       )
       .default([]),
+    exclude_files: z
+      .array(z.string().min(1).refine(safeRelative, { message: 'an exclude_files pattern is a path inside the app directory, like "static/**/*.map", without ".." or a leading /' }), {
+        error: 'exclude_files must be a list of patterns like "static/**/*.map"',
+      })
+      .default([]),
     hosts: z.array(host).min(1).default(['*']),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names must be identifiers'), z.string()).default({}),
     argv: z.array(z.string()).optional(),
@@ -212,8 +217,11 @@ const functionSchema = z
   })
   .strict()
   .superRefine((f, ctx) => {
-    if (f.files.length > 0 && f.runtime !== 'wagi') {
-      ctx.addIssue({ code: 'custom', path: ['files'], message: `files are shipped to WAGI modules (a read-only preopened directory); a ${f.runtime} function does not take them yet` });
+    if (f.files.length > 0 && f.runtime === 'process') {
+      ctx.addIssue({ code: 'custom', path: ['files'], message: 'files are shipped to WAGI modules and components (a read-only preopened directory); a process function reads its app directory instead' });
+    }
+    if (f.exclude_files.length > 0 && f.files.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['exclude_files'], message: 'exclude_files leaves files out of those files = [...] ships; this function ships none' });
     }
     if (f.runtime === 'process') {
       if (!f.command) ctx.addIssue({ code: 'custom', path: ['command'], message: "a process function needs command = [\"program\", \"arg\"...]" });

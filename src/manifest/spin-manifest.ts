@@ -19,7 +19,6 @@ const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null 
 
 /** Component fields Lamplighter cannot provide: each refused with what to do instead. */
 const UNSUPPORTED_COMPONENT_FIELDS: Readonly<Record<string, string>> = {
-  exclude_files: 'exclude_files is not supported: name the files to ship with narrower patterns',
   key_value_stores: 'Lamplighter has no key-value store interface',
   sqlite_databases: 'Lamplighter has no SQLite interface',
   ai_models: 'Lamplighter has no AI inferencing interface',
@@ -66,6 +65,7 @@ interface FunctionDraft {
   allowedOutboundHosts: string[];
   build?: string;
   files?: unknown[];
+  excludeFiles?: unknown[];
 }
 
 /**
@@ -182,6 +182,7 @@ export function translateSpinManifest(text: string, origin = SPIN_MANIFEST_FILE)
     if (Object.keys(d.env).length > 0) fn.env = d.env;
     if (d.build !== undefined) fn.build = d.build;
     if (d.files !== undefined) fn.files = d.files;
+    if (d.excludeFiles !== undefined) fn.exclude_files = d.excludeFiles;
     return fn;
   });
   return `# Translated from the Spin manifest ${origin}\n${stringifyToml(manifest)}\n`;
@@ -200,7 +201,7 @@ function componentDraft(id: string, component: unknown, where: string, runtime: 
     if (why !== undefined && !empty) {
       refuse(`${where}.${key}`, why);
       ok = false;
-    } else if (why === undefined && !TOOLING_COMPONENT_FIELDS.has(key) && !['source', 'environment', 'allowed_outbound_hosts', 'id', 'files'].includes(key)) {
+    } else if (why === undefined && !TOOLING_COMPONENT_FIELDS.has(key) && !['source', 'environment', 'allowed_outbound_hosts', 'id', 'files', 'exclude_files'].includes(key)) {
       refuse(`${where}.${key}`, 'not supported');
       ok = false;
     }
@@ -243,7 +244,17 @@ function componentDraft(id: string, component: unknown, where: string, runtime: 
     const workdir = component.build.workdir;
     build = typeof workdir === 'string' ? `cd '${workdir.replace(/'/g, "'\\''")}' && ${component.build.command}` : component.build.command;
   }
-  // Spin's files take Lamplighter's form as they are; Lamplighter checks them (WAGI modules only).
+  // Spin's files and exclude_files take Lamplighter's form as they are; Lamplighter checks them.
   const files = Array.isArray(component.files) && component.files.length > 0 ? component.files : undefined;
-  return { name: lamplighterName(id), runtime, source, env, allowedOutboundHosts, ...(build === undefined ? {} : { build }), ...(files === undefined ? {} : { files }) };
+  const excludeFiles = files && Array.isArray(component.exclude_files) && component.exclude_files.length > 0 ? component.exclude_files : undefined;
+  return {
+    name: lamplighterName(id),
+    runtime,
+    source,
+    env,
+    allowedOutboundHosts,
+    ...(build === undefined ? {} : { build }),
+    ...(files === undefined ? {} : { files }),
+    ...(excludeFiles === undefined ? {} : { excludeFiles }),
+  };
 }

@@ -5,20 +5,35 @@ import path from 'node:path';
 import { ModuleError } from '../../errors/index.js';
 import { checkHandlerSource, type EsbuildApi } from './check-handler.js';
 import { NO_RESPONSE_HEADER } from './component-protocol.js';
+import { CLOCKS_WIT, ENGINE_FILESYSTEM_VERSION, FILESYSTEM_WIT, IO_WIT } from './filesystem-wit.js';
 
 /** The wasi:http version the bundled JS engine serves; the world's export must match it. */
 export const ENGINE_HTTP_VERSION = '0.2.10';
 /** The wasi:cli version the bundled JS engine uses; handlers import environment at this version. */
 export const ENGINE_CLI_VERSION = '0.2.12';
 
-/** The world a JS handler is built against: it serves HTTP and may read its environment. */
-export const HANDLER_WORLD_WIT = `package lamplighter:handler;
+const handlerWorld = (extraImports: string): string => `package lamplighter:handler;
 
 world handler {
   import wasi:cli/environment@${ENGINE_CLI_VERSION};
-  export wasi:http/incoming-handler@${ENGINE_HTTP_VERSION};
+${extraImports}  export wasi:http/incoming-handler@${ENGINE_HTTP_VERSION};
 }
 `;
+
+/** The world a JS handler is built against: it serves HTTP and may read its environment. */
+export const HANDLER_WORLD_WIT = handlerWorld('');
+
+/**
+ * The world of a handler that imports wasi:filesystem (at {@link ENGINE_FILESYSTEM_VERSION}) to
+ * read its function's files; the WIT it needs beside the world's is {@link HANDLER_FILES_DEPS_WIT}.
+ */
+export const HANDLER_FILES_WORLD_WIT = handlerWorld(`  import wasi:filesystem/preopens@${ENGINE_FILESYSTEM_VERSION};\n  import wasi:filesystem/types@${ENGINE_FILESYSTEM_VERSION};\n`);
+
+/** The WASI packages the files world names, one text (for cache keys). */
+export const HANDLER_FILES_DEPS_WIT = [FILESYSTEM_WIT, IO_WIT, CLOCKS_WIT].join('\n');
+
+/** An import of wasi:filesystem left in the bundle (esbuild keeps `wasi:*` external). */
+const FILESYSTEM_IMPORT = /["']wasi:filesystem\/[a-z-]+@[^"']*["']/;
 
 // Only the parts of the WASI packages that the world above names; the engine brings the rest.
 const HTTP_WIT = `package wasi:http@${ENGINE_HTTP_VERSION};
@@ -104,6 +119,11 @@ listen((event) => {
 `;
 }
 
+async function mkdirFor(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
 /** Options for {@link buildComponent}. */
 export interface BuildComponentOptions {
   /** Minify the bundled JavaScript. @default false */
@@ -154,12 +174,12 @@ export async function buildComponent(entryPath: string, options: BuildComponentO
       throw new ModuleError(`Cannot build ${entryPath}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
 
+    // Only a handler that reads files imports wasi:filesystem: the others are built as before.
+    const readsFiles = FILESYSTEM_IMPORT.test(bundle);
+    const deps: Record<string, string> = { http: HTTP_WIT, cli: CLI_WIT, ...(readsFiles ? { filesystem: FILESYSTEM_WIT, io: IO_WIT, clocks: CLOCKS_WIT } : {}) };
     const witDir = path.join(workDir, 'wit');
-    await mkdir(path.join(witDir, 'deps', 'http'), { recursive: true });
-    await mkdir(path.join(witDir, 'deps', 'cli'), { recursive: true });
-    await writeFile(path.join(witDir, 'world.wit'), HANDLER_WORLD_WIT);
-    await writeFile(path.join(witDir, 'deps', 'http', 'http.wit'), HTTP_WIT);
-    await writeFile(path.join(witDir, 'deps', 'cli', 'cli.wit'), CLI_WIT);
+    await writeFile(path.join(await mkdirFor(witDir), 'world.wit'), readsFiles ? HANDLER_FILES_WORLD_WIT : HANDLER_WORLD_WIT);
+    for (const [name, wit] of Object.entries(deps)) await writeFile(path.join(await mkdirFor(path.join(witDir, 'deps', name)), `${name}.wit`), wit);
     const sourcePath = path.join(workDir, 'handler.js');
     await writeFile(sourcePath, bundle);
 

@@ -43,6 +43,8 @@ export interface ComponentFactoryOptions {
    * @default undefined
    */
   modules?: Record<string, WebAssembly.Module>;
+  /** Directory of the function's shipped files, preopened read-only as `/` (wasi:filesystem). @default none */
+  filesDir?: string;
 }
 
 /** An InstanceFactory for component functions. */
@@ -83,6 +85,7 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
     workerHeapMb: options.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB,
     maxWorkers: Math.max(1, Math.min(spec.limits.concurrency, options.maxWorkers ?? DEFAULT_MAX_WORKERS)),
     ...(options.onRun ? { onRun: options.onRun } : {}),
+    ...(options.filesDir === undefined ? {} : { filesDir: options.filesDir }),
   };
   const live = new Set<ComponentInstance>();
   const standby = options.standby === false ? undefined : new StandbyWorker(runtime, modules);

@@ -45,6 +45,8 @@ export interface ComponentRuntime {
   readonly maxWorkers: number;
   /** Told, after each request, the thread time its worker spent since the last one (handler, restore, instantiation), in seconds. @default not told */
   readonly onRun?: (seconds: number) => void;
+  /** The function's shipped files, preopened read-only as `/`. @default none */
+  readonly filesDir?: string;
 }
 
 const WORKER_URL = new URL('./component-worker.js', import.meta.url);
@@ -135,6 +137,7 @@ export class WorkerSlot {
       allowedOutboundHosts: runtime.spec.allowedOutboundHosts,
       isolation: runtime.spec.isolation ?? IsolationDefaults.isolation,
       maxReuse: runtime.spec.maxReuse ?? IsolationDefaults.maxReuse,
+      ...(runtime.filesDir === undefined ? {} : { filesDir: runtime.filesDir }),
       port: port2 as unknown as globalThis.MessagePort,
       signal,
     };

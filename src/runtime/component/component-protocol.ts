@@ -32,6 +32,8 @@ export interface ComponentWorkerData {
   isolation: 'request' | 'instance';
   /** Requests one instance serves under isolation "instance" before it is replaced. */
   maxReuse: number;
+  /** The function's shipped files, preopened read-only as `/`; none when absent. */
+  filesDir?: string;
   /** The end of the channel the worker reads and writes. */
   port: MessagePort;
   /** Two Int32 slots: 0 counts messages sent to the worker (it waits on it while blocked in wasm); 1 stays 0 (for plain sleeps). */

@@ -99,7 +99,7 @@ const channel: HostChannel = {
   },
 };
 
-const host = new ComponentHost({ channel, env: data.env, outbound: parseOutboundRules(data.allowedOutboundHosts) });
+const host = new ComponentHost({ channel, env: data.env, outbound: parseOutboundRules(data.allowedOutboundHosts), filesDir: data.filesDir });
 
 type Bindings = { instantiate?: Instantiate; [BINDINGS_STATE_EXPORT]?: () => BindingsState | undefined };
 

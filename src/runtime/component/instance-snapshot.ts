@@ -40,6 +40,20 @@ interface TableImage {
   length: number;
 }
 
+/**
+ * A bindings handle table that held handles right after instantiation (a guest that took its
+ * preopens, say, while initialising), with the host objects behind them: put back as they were.
+ */
+interface HandleImage {
+  table: BindingsState['handleTables'][number];
+  words: number[];
+  reps: Set<number> | undefined;
+}
+interface CaptureImage {
+  capture: Map<number, unknown>;
+  entries: Array<[number, unknown, unknown]>;
+}
+
 /** A core module and its instance, as the bindings made them. */
 export interface CoreInstance {
   module: WebAssembly.Module;
@@ -68,6 +82,16 @@ export class InstanceSnapshot {
   readonly #globals: GlobalImage[];
   readonly #tables: TableImage[];
   readonly #bindings: BindingsState;
+  readonly #handles: HandleImage[];
+  readonly #captures: CaptureImage[];
+  /** Handles open right after instantiation (not left open by a request). */
+  readonly #firstOpen: number;
+  /**
+   * Tasks the bindings still list once instantiation is over: an import called while the guest
+   * initialised leaves its task behind (jco 1.24), in a new instance as much as in a restored one.
+   */
+  readonly #idleTasks: Set<unknown>;
+  readonly #idleTaskIds: number;
 
   /** Captures the state of a newly made instance from its core instances and its bindings. */
   constructor(cores: readonly CoreInstance[], bindings: BindingsState | undefined) {
@@ -97,6 +121,14 @@ export class InstanceSnapshot {
     });
     this.#tables = uniq(tables).map((table) => ({ table, length: table.length }));
     this.#bindings = bindings;
+    this.#idleTasks = new Set([...(bindings.tasks()?.values() ?? [])].flat());
+    this.#idleTaskIds = bindings.currentTaskIds()?.length ?? 0;
+    const handle = bindings.handleSymbol();
+    this.#handles = bindings.handleTables.filter((t) => t && t.length > 2).map((table) => ({ table, words: [...table], reps: table._createdReps && new Set(table._createdReps) }));
+    this.#captures = bindings.captureTables
+      .filter((c) => c.size > 0)
+      .map((capture) => ({ capture, entries: [...capture].map(([rep, object]): [number, unknown, unknown] => [rep, object, handle && object && typeof object === 'object' ? (object as Record<symbol, unknown>)[handle] : undefined]) }));
+    this.#firstOpen = this.#handles.reduce((sum, { words }) => sum + words.filter((word, i) => i >= 2 && i % 2 === 0 && (word & T_FLAG) === 0).length, 0);
   }
 
   /** Bytes of linear memory the snapshot holds. */
@@ -144,8 +176,8 @@ export class InstanceSnapshot {
     const bindings = this.#bindings;
     if (bindings.borrows().length > 0) return 'a borrowed resource is still in use';
     const tasks = bindings.tasks();
-    if (tasks) for (const list of tasks.values()) if (list.length > 0) return 'a call is still in progress in the bindings';
-    if ((bindings.currentTaskIds()?.length ?? 0) > 0) return 'a call is still in progress in the bindings';
+    if (tasks) for (const list of tasks.values()) if (list.some((task) => !this.#idleTasks.has(task))) return 'a call is still in progress in the bindings';
+    if ((bindings.currentTaskIds()?.length ?? 0) > this.#idleTaskIds) return 'a call is still in progress in the bindings';
     return undefined;
   }
 
@@ -173,6 +205,22 @@ export class InstanceSnapshot {
       if (handle) for (const object of capture.values()) if (object && typeof object === 'object' && handle in object) (object as Record<symbol, unknown>)[handle] = undefined;
       capture.clear();
     }
-    return open;
+    if (this.#handles.length > 0 || this.#captures.length > 0) this.#putBackFirstHandles(handle);
+    return Math.max(0, open - this.#firstOpen);
+  }
+
+  /** Puts back the handles instantiation made, and the host objects behind them, after the tables were emptied. */
+  #putBackFirstHandles(handle: symbol | undefined): void {
+    for (const image of this.#handles) {
+      image.table.length = 0;
+      image.table.push(...image.words);
+      if (image.reps) image.table._createdReps = new Set(image.reps);
+    }
+    for (const { capture, entries } of this.#captures) {
+      for (const [rep, object, handleValue] of entries) {
+        capture.set(rep, object);
+        if (handle && object && typeof object === 'object') (object as Record<symbol, unknown>)[handle] = handleValue;
+      }
+    }
   }
 }

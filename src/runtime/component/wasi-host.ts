@@ -16,6 +16,8 @@ import {
   type ToWorker,
   type WireHeaders,
 } from './component-protocol.js';
+import { WasiResultError } from './wasi-result-error.js';
+import { filesystemImports } from './wasi-filesystem.js';
 
 /** How the host talks to the caller's thread. */
 export interface HostChannel {
@@ -25,13 +27,6 @@ export interface HostChannel {
   pump(): boolean;
   /** Blocks until a message arrives (and is handled) or `ms` pass. */
   wait(ms: number): void;
-}
-
-/** Thrown from a host call to make the component see `payload` as the error of a `result`. */
-export class WasiResultError extends Error {
-  constructor(readonly payload: unknown) {
-    super('wasi result error');
-  }
 }
 
 /** Thrown when the component calls wasi:cli/exit. */
@@ -942,6 +937,8 @@ export interface ComponentHostOptions {
   env?: Array<[string, string]>;
   /** Parsed outbound allow-list; empty denies every outbound request. @default [] */
   outbound?: readonly OutboundRule[];
+  /** The function's shipped files, preopened read-only as `/`; no preopen when undefined. @default undefined */
+  filesDir?: string | undefined;
 }
 
 /** The imports a component gets, and the state of the request it is serving. */
@@ -949,6 +946,7 @@ export class ComponentHost {
   readonly channel: HostChannel;
   private readonly env: Array<[string, string]>;
   private readonly outboundRules: readonly OutboundRule[];
+  private readonly filesDir: string | undefined;
   private nextOutbound = 1;
   /** The wasi:* import object, keyed by interface name without version. */
   readonly imports: Record<string, Record<string, unknown>>;
@@ -957,6 +955,7 @@ export class ComponentHost {
     this.channel = options.channel;
     this.env = options.env ?? [];
     this.outboundRules = options.outbound ?? [];
+    this.filesDir = options.filesDir;
     this.imports = this.buildImports();
   }
 
@@ -1096,8 +1095,15 @@ export class ComponentHost {
     };
     class TerminalInput {}
     class TerminalOutput {}
-    class Descriptor {}
-    class DirectoryEntryStream {}
+    const filesystem = filesystemImports({
+      root: this.filesDir,
+      openStream: (bytes) => {
+        const data = new IncomingData(() => undefined);
+        data.push(bytes);
+        data.end();
+        return new InputStream(this, data);
+      },
+    });
     return {
       'wasi:cli/environment': {
         getEnvironment: (): Array<[string, string]> => this.env.map(([k, v]) => [k, v]),
@@ -1133,12 +1139,8 @@ export class ComponentHost {
         },
         resolution: (): { seconds: bigint; nanoseconds: number } => ({ seconds: BigInt(0), nanoseconds: 1_000_000 }),
       },
-      'wasi:filesystem/types': {
-        Descriptor,
-        DirectoryEntryStream,
-        filesystemErrorCode: (): undefined => undefined,
-      },
-      'wasi:filesystem/preopens': { getDirectories: (): never[] => [] },
+      'wasi:filesystem/types': filesystem.types,
+      'wasi:filesystem/preopens': filesystem.preopens,
       'wasi:http/types': {
         Fields,
         FutureIncomingResponse,

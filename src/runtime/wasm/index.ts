@@ -10,3 +10,5 @@ export { binaryKind, capMemory, memoryDeclaration, WASM_PAGE } from './wasm-bina
 export type { BinaryKind, MemoryLimits, CappedModule, MemoryDeclaration } from './wasm-binary.js';
 export { readSections, readU32, skipLeb, writeU32 } from './wasm-encoding.js';
 export type { Malformed, Section } from './wasm-encoding.js';
+export { ConfinedDir } from './wasi-files.js';
+export type { ConfinedEntry, Unreachable } from './wasi-files.js';

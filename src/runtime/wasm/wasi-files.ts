@@ -1,8 +1,94 @@
 // A read-only preopened directory for a WAGI run: the files shipped with its function, and nothing
 // else of the host. Paths are resolved inside the directory only (no `..` past it, no absolute
-// paths, no symbolic links); every call that would change a file answers EROFS.
-import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
+// paths, no symbolic links); every call that would change a file answers EROFS. The confinement
+// itself (ConfinedDir) is shared with the component runtime's wasi:filesystem.
+import { lstatSync, readdirSync, readFileSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
+
+/** Why a path inside a confined directory cannot be used. */
+export type Unreachable = 'no-entry' | 'not-directory' | 'symlink';
+
+/** One entry of a confined directory's listing. */
+export interface ConfinedEntry {
+  name: string;
+  /** Its path inside the confined directory. */
+  inner: string;
+  isDirectory: boolean;
+}
+
+/**
+ * A host directory seen from inside: paths are resolved against it without leaving it, and
+ * symbolic links (as the last part of a path or anywhere before it) are never followed.
+ */
+export class ConfinedDir {
+  readonly root: string;
+  #realRoot: string | undefined;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  /**
+   * The path inside the directory that `guestPath`, relative to the inside directory `dirInner`
+   * ('' for the root), names; undefined when it is absolute, holds a NUL, or climbs out.
+   */
+  resolve(dirInner: string, guestPath: string): string | undefined {
+    if (guestPath.startsWith('/') || guestPath.includes('\0')) return undefined;
+    // Joining under '/' would quietly stop a climb at the root; a path that climbs past it is
+    // refused instead, counting from the directory it is relative to.
+    let depth = dirInner === '' ? 0 : dirInner.split('/').length;
+    for (const part of guestPath.split('/')) {
+      if (part === '..') depth--;
+      else if (part !== '' && part !== '.') depth++;
+      if (depth < 0) return undefined;
+    }
+    const joined = path.posix.normalize(path.posix.join('/', dirInner, guestPath));
+    return joined.slice(1).replace(/\/$/, '');
+  }
+
+  /** The host path of `inner`. */
+  hostPath(inner: string): string {
+    return path.join(this.root, inner);
+  }
+
+  /** What lies at `inner`: its stats, or why it cannot be reached. */
+  stat(inner: string): Stats | Unreachable {
+    let stats: Stats;
+    try {
+      stats = lstatSync(this.hostPath(inner));
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'not-directory' : 'no-entry';
+    }
+    if (stats.isSymbolicLink()) return 'symlink';
+    // lstat follows links before the last part: a directory link on the way would lead out.
+    if (inner.includes('/')) {
+      this.#realRoot ??= realpathSync.native(this.root);
+      let real: string;
+      try {
+        real = realpathSync.native(this.hostPath(inner));
+      } catch {
+        return 'no-entry';
+      }
+      if (real !== path.join(this.#realRoot, inner)) return 'symlink';
+    }
+    return stats;
+  }
+
+  /** Entries of the directory `inner`, sorted by name, symbolic links left out. */
+  list(inner: string): ConfinedEntry[] {
+    const out: ConfinedEntry[] = [];
+    for (const dirent of readdirSync(this.hostPath(inner), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (dirent.isSymbolicLink() || !(dirent.isDirectory() || dirent.isFile())) continue;
+      out.push({ name: dirent.name, inner: inner === '' ? dirent.name : `${inner}/${dirent.name}`, isDirectory: dirent.isDirectory() });
+    }
+    return out;
+  }
+
+  /** The bytes of the regular file `inner` (already found reachable by {@link stat}). */
+  read(inner: string): Buffer {
+    return readFileSync(this.hostPath(inner));
+  }
+}
 
 /** WASI errno values of the file calls. */
 export const FileErrno = {
@@ -55,13 +141,13 @@ export interface EntryStat {
 
 /** One run's view of one preopened directory, named `/` to the guest. */
 export class PreopenedFiles {
-  readonly #root: string;
+  readonly #dir: ConfinedDir;
   readonly #open = new Map<number, OpenEntry>([[PREOPEN_FD, { kind: 'dir', inner: '' }]]);
   #nextFd = PREOPEN_FD + 1;
   readonly #inodes = new Map<string, bigint>();
 
   constructor(root: string) {
-    this.#root = root;
+    this.#dir = new ConfinedDir(root);
   }
 
   /** The guest's name of a preopened descriptor, or undefined when `fd` is not one. */
@@ -85,27 +171,16 @@ export class PreopenedFiles {
     const dir = this.#open.get(dirFd);
     if (!dir) return { errno: FileErrno.BADF };
     if (dir.kind !== 'dir') return { errno: FileErrno.NOTDIR };
-    if (guestPath.startsWith('/') || guestPath.includes('\0')) return { errno: FileErrno.NOTCAPABLE };
-    // Joining under '/' would quietly stop a climb at the root; a path that climbs past it is
-    // refused instead, counting from the directory it is relative to.
-    let depth = dir.inner === '' ? 0 : dir.inner.split('/').length;
-    for (const part of guestPath.split('/')) {
-      if (part === '..') depth--;
-      else if (part !== '' && part !== '.') depth++;
-      if (depth < 0) return { errno: FileErrno.NOTCAPABLE };
-    }
-    const joined = path.posix.normalize(path.posix.join('/', dir.inner, guestPath));
-    return { inner: joined.slice(1).replace(/\/$/, '') };
+    const inner = this.#dir.resolve(dir.inner, guestPath);
+    return inner === undefined ? { errno: FileErrno.NOTCAPABLE } : { inner };
   }
 
   #stat(inner: string): Stats | number {
-    try {
-      const stats = lstatSync(path.join(this.#root, inner));
-      if (stats.isSymbolicLink()) return FileErrno.NOTCAPABLE;
-      return stats;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? FileErrno.NOTDIR : FileErrno.NOENT;
-    }
+    const stats = this.#dir.stat(inner);
+    if (stats === 'symlink') return FileErrno.NOTCAPABLE;
+    if (stats === 'not-directory') return FileErrno.NOTDIR;
+    if (stats === 'no-entry') return FileErrno.NOENT;
+    return stats;
   }
 
   #ino(inner: string): bigint {
@@ -138,7 +213,7 @@ export class PreopenedFiles {
     if ((oflags & OFLAG_DIRECTORY) !== 0) return { errno: FileErrno.NOTDIR };
     if ((rightsBase & RIGHT_FD_WRITE) !== 0n) return { errno: FileErrno.ROFS };
     const fd = this.#nextFd++;
-    this.#open.set(fd, { kind: 'file', inner, data: readFileSync(path.join(this.#root, inner)), offset: 0 });
+    this.#open.set(fd, { kind: 'file', inner, data: this.#dir.read(inner), offset: 0 });
     return { fd };
   }
 
@@ -148,10 +223,8 @@ export class PreopenedFiles {
       { name: '.', filetype: FILETYPE_DIRECTORY, ino: this.#ino(inner) },
       { name: '..', filetype: FILETYPE_DIRECTORY, ino: this.#ino(inner.includes('/') ? inner.slice(0, inner.lastIndexOf('/')) : '') },
     ];
-    for (const dirent of readdirSync(path.join(this.#root, inner), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      if (dirent.isSymbolicLink()) continue;
-      const child = inner === '' ? dirent.name : `${inner}/${dirent.name}`;
-      out.push({ name: dirent.name, filetype: dirent.isDirectory() ? FILETYPE_DIRECTORY : FILETYPE_REGULAR, ino: this.#ino(child) });
+    for (const entry of this.#dir.list(inner)) {
+      out.push({ name: entry.name, filetype: entry.isDirectory ? FILETYPE_DIRECTORY : FILETYPE_REGULAR, ino: this.#ino(entry.inner) });
     }
     return out;
   }
