@@ -19,6 +19,9 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '3' },
+    // Seconds of load before the rounds, per target: the component's cost a request falls about
+    // threefold over its first 5,000 requests as V8 warms up (see docs/component-runtime.md).
+    warmup: { type: 'string', default: '8' },
     cold: { type: 'string', default: '40' },
     // The component rows need a 10-20 s build the first time; --skip-component leaves them out.
     'skip-component': { type: 'boolean', default: false },
@@ -141,7 +144,7 @@ async function main(): Promise<void> {
     if (!flags['skip-component']) targets.push(['Lamplighter component (TS, componentize-js) hello, instance restored per request (1 instance, 2 workers)', `${node.url}/comp`]);
     const results = new Map<string, WrkResult[]>(targets.map(([name]) => [name, []]));
     // Warm-up, then alternating rounds.
-    for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: 1 });
+    for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: Number(flags.warmup) });
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, url] of targets) results.get(name)!.push(await runWrk(url, { connections: CONNECTIONS, seconds: DURATION }));
     }
@@ -154,7 +157,7 @@ async function main(): Promise<void> {
 
     // Throughput first: it is printed even if the latency part below fails.
     const throughput = [
-      `Lamplighter WebAssembly benchmark — wrk -t1 -c${CONNECTIONS} -d${DURATION}s, ${ROUNDS} alternating rounds, medians; ${new Date().toISOString().slice(0, 10)}`,
+      `Lamplighter WebAssembly benchmark — wrk -t1 -c${CONNECTIONS} -d${DURATION}s, ${ROUNDS} alternating rounds after ${flags.warmup} s of warm-up each, medians; ${new Date().toISOString().slice(0, 10)}`,
       '',
       '| target | req/s | p50 ms | p99 ms | errors |',
       '|---|---:|---:|---:|---:|',
