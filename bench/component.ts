@@ -1,6 +1,6 @@
 // Component runtime benchmark: hello under wrk with isolation "request" and "instance", beside WAGI, with CPU per request by part.
 //
-// Usage: node dist/bench/component.js [-c 32] [-d 5] [--rounds 3] [--workers N] [--json]
+// Usage: node dist/bench/component.js [-c 32] [-d 5] [--rounds 3] [--warmup 8] [--workers N] [--json]
 //
 // Every target is served the same way: a small node:http server hands each request to one
 // Lamplighter Instance (N worker threads, or the WAGI sandbox pool), and wrk loads it from its own
@@ -36,6 +36,9 @@ const { values: flags } = parseArgs({
     c: { type: 'string', default: '32' },
     d: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
+    // Seconds of load before the rounds, per target. A component's cost a request falls about
+    // threefold over its first 5,000 requests as V8 warms up (see docs/component-runtime.md).
+    warmup: { type: 'string', default: '8' },
     workers: { type: 'string', default: String(Math.max(1, availableParallelism())) },
     json: { type: 'boolean', default: false },
   },
@@ -43,6 +46,7 @@ const { values: flags } = parseArgs({
 const CONNECTIONS = Number(flags.c);
 const SECONDS = Number(flags.d);
 const ROUNDS = Number(flags.rounds);
+const WARMUP = Number(flags.warmup);
 const WORKERS = Number(flags.workers);
 
 function say(line: string): void {
@@ -303,7 +307,7 @@ async function coldStart(prepared: PreparedComponent, spec: FunctionSpec, standb
 }
 
 async function main(): Promise<void> {
-  say(`Component benchmark — wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} alternating rounds, medians; ${WORKERS} worker(s) per instance; ${new Date().toISOString().slice(0, 10)}`);
+  say(`Component benchmark — wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} alternating rounds after ${WARMUP} s of warm-up each, medians; ${WORKERS} worker(s) per instance; ${new Date().toISOString().slice(0, 10)}`);
   const hello = await cachedHelloBuild();
   const helloSpec = specOf(componentManifest('request'), () => undefined);
   const helloPrepared = await prepareComponent(hello, helloSpec);
@@ -320,7 +324,7 @@ async function main(): Promise<void> {
     await lightComponent('stand-in component (wasm), isolation = "instance"', reusablePrepared, specOf(componentManifest('instance'), () => undefined)),
   ];
   try {
-    for (const target of targets) await runWrk(target.url, { connections: CONNECTIONS, seconds: 1 });
+    for (const target of targets) await runWrk(target.url, { connections: CONNECTIONS, seconds: WARMUP });
     for (let r = 0; r < ROUNDS; r++) for (const target of targets) await round(target);
     for (const target of targets) if (target.instance instanceof ComponentInstance) splits.set(target.name, await cpuSplit(target.instance, 1000));
   } finally {
@@ -362,7 +366,7 @@ async function main(): Promise<void> {
   }
   say('');
   say(`Component hello lit from zero to its first answer (median): ${coldParked.toFixed(1)} ms from a parked worker (15 samples), ${coldUnparked.toFixed(1)} ms starting a worker (7 samples)`);
-  if (flags.json) process.stdout.write(`${JSON.stringify({ connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, workers: WORKERS, summary, coldParked, coldUnparked }, null, 2)}\n`);
+  if (flags.json) process.stdout.write(`${JSON.stringify({ connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, warmup: WARMUP, workers: WORKERS, summary, coldParked, coldUnparked }, null, 2)}\n`);
 }
 
 await main();

@@ -1,4 +1,5 @@
 // Opens jco's transpiled bindings to the worker: their resource handle tables, which a restore must empty.
+import { leanSyncImports } from './bindings-lean-imports.js';
 
 /** Name of the export the hooked bindings gain: it hands over the state of the last instantiate(). */
 export const BINDINGS_STATE_EXPORT = '__lamplighterBindingsState';
@@ -30,6 +31,8 @@ export interface HookedBindings {
   source: string;
   /** True when the bindings export {@link BINDINGS_STATE_EXPORT}; false leaves instances unrestorable. */
   hooked: boolean;
+  /** Host imports given the direct call path of {@link leanSyncImports} (0 when it refused). */
+  leanImports: number;
 }
 
 const HANDLE_TABLES = /\bconst HANDLE_TABLES\s*=\s*\[\];/;
@@ -51,11 +54,14 @@ const maybe = (name: string): string => `() => (typeof ${name} === 'undefined' ?
 /**
  * Rewrites the source of jco's instantiation module (jco 1.x, `instantiation: 'sync'`) so that
  * every instantiate() records its handle and capture tables where the worker can take them, through
- * an extra export named {@link BINDINGS_STATE_EXPORT}. Nothing else changes. A source without the
- * expected declarations comes back as it was, with `hooked: false`.
+ * an extra export named {@link BINDINGS_STATE_EXPORT}, and gives synchronous host imports a direct
+ * call path ({@link leanSyncImports}, all or nothing). A source without the expected declarations
+ * comes back as it was, with `hooked: false`.
  */
 export function hookBindings(source: string): HookedBindings {
-  if (!HANDLE_TABLES.test(source) || source.includes(BINDINGS_STATE_EXPORT)) return { source, hooked: false };
+  if (!HANDLE_TABLES.test(source) || source.includes(BINDINGS_STATE_EXPORT)) return { source, hooked: false, leanImports: 0 };
+  const lean = leanSyncImports(source);
+  source = lean.source;
   const record = [
     'const HANDLE_TABLES = [];',
     `__lamplighterState = { handleTables: HANDLE_TABLES, captureTables: [],`,
@@ -80,5 +86,5 @@ export function ${BINDINGS_STATE_EXPORT}() {
   return state;
 }
 `;
-  return { source: hooked, hooked: true };
+  return { source: hooked, hooked: true, leanImports: lean.imports };
 }

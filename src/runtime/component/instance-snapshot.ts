@@ -9,6 +9,12 @@ import { coreStateFacts, STATE_EXPORT_PREFIX } from './core-state-exports.js';
  */
 export const RESTORE_BLOCK = 64 * 1024;
 
+/**
+ * A block of zeros, standing for the blocks a memory starts with as zeros (75 of StarlingMonkey's
+ * 145): they are compared against it and not kept, 4.7 MiB less per worker.
+ */
+const ZERO_BLOCK = Buffer.alloc(RESTORE_BLOCK);
+
 /** jco's flag bit in handle-table words: on a scope word it marks the slot free. */
 const T_FLAG = 1 << 30;
 
@@ -26,8 +32,21 @@ export type RestoreOutcome =
 
 interface MemoryImage {
   memory: WebAssembly.Memory;
-  pristine: Buffer;
+  /** Each block's first contents; undefined where it was all zeros (about half of StarlingMonkey's). */
+  blocks: Array<Buffer | undefined>;
   bytes: number;
+}
+
+/** Copies a memory's blocks, keeping none for blocks of zeros. */
+function imageOf(memory: WebAssembly.Memory): MemoryImage {
+  const live = Buffer.from(memory.buffer);
+  const bytes = live.byteLength;
+  const blocks: Array<Buffer | undefined> = [];
+  for (let at = 0; at < bytes; at += RESTORE_BLOCK) {
+    const end = Math.min(at + RESTORE_BLOCK, bytes);
+    blocks.push(live.compare(ZERO_BLOCK, 0, end - at, at, end) === 0 ? undefined : Buffer.from(live.subarray(at, end)));
+  }
+  return { memory, blocks, bytes };
 }
 
 interface GlobalImage {
@@ -110,7 +129,7 @@ export class InstanceSnapshot {
         else if (value instanceof WebAssembly.Global && name.startsWith(STATE_EXPORT_PREFIX)) globals.push(value);
       }
     }
-    this.#memories = uniq(memories).map((memory) => ({ memory, pristine: Buffer.from(new Uint8Array(memory.buffer)), bytes: memory.buffer.byteLength }));
+    this.#memories = uniq(memories).map(imageOf);
     this.#globals = uniq(globals).map((global) => {
       try {
         return { global, value: global.value };
@@ -131,9 +150,14 @@ export class InstanceSnapshot {
     this.#firstOpen = this.#handles.reduce((sum, { words }) => sum + words.filter((word, i) => i >= 2 && i % 2 === 0 && (word & T_FLAG) === 0).length, 0);
   }
 
-  /** Bytes of linear memory the snapshot holds. */
+  /** Bytes of linear memory the snapshot stands for. */
   get memoryBytes(): number {
     return this.#memories.reduce((sum, m) => sum + m.bytes, 0);
+  }
+
+  /** Bytes the snapshot keeps for its memories (blocks of zeros are not kept). */
+  get keptBytes(): number {
+    return this.#memories.reduce((sum, m) => sum + m.blocks.reduce((blocks, block) => blocks + (block?.byteLength ?? 0), 0), 0);
   }
 
   /** Linear memory in use now, in bytes (grows when the guest grows a memory). */
@@ -156,14 +180,15 @@ export class InstanceSnapshot {
     let totalBlocks = 0;
     for (const image of this.#memories) {
       const live = Buffer.from(image.memory.buffer);
-      const { pristine } = image;
-      for (let at = 0; at < image.bytes; at += RESTORE_BLOCK) {
+      const { blocks } = image;
+      for (let block = 0, at = 0; block < blocks.length; block++, at += RESTORE_BLOCK) {
         const end = Math.min(at + RESTORE_BLOCK, image.bytes);
+        const first = blocks[block];
         totalBlocks++;
-        if (live.compare(pristine, at, end, at, end) !== 0) {
-          pristine.copy(live, at, at, end);
-          dirtyBlocks++;
-        }
+        if (live.compare(first ?? ZERO_BLOCK, 0, end - at, at, end) === 0) continue;
+        if (first) first.copy(live, at);
+        else live.fill(0, at, end);
+        dirtyBlocks++;
       }
     }
     for (const image of this.#globals) image.global.value = image.value;
