@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { writeFile } from 'node:fs/promises';
-import { buildComponent } from '../src/runtime/component/index.js';
+import { helloComponentFile } from './hello-component.js';
 import { startTestNode, wagiApp, repoRoot, type TestNode } from '../src/testing/index.js';
 import { median, percentile, runWrk, waitForHttp, type WrkResult } from './wrk.js';
 
@@ -30,17 +29,6 @@ const { values: flags } = parseArgs({
 const DURATION = Number(flags.duration);
 const CONNECTIONS = Number(flags.connections);
 const ROUNDS = Number(flags.rounds);
-
-/** examples/hello-ts built into a component (kept beside its source, which git ignores). */
-async function helloComponent(): Promise<string> {
-  const wasm = path.join(repoRoot, 'examples', 'hello-ts', 'handler.wasm');
-  if (!existsSync(wasm)) {
-    console.error('Building examples/hello-ts/handler.ts into a component (10-20 s)...');
-    const built = await buildComponent(path.join(repoRoot, 'examples', 'hello-ts', 'handler.ts'));
-    await writeFile(wasm, built.component);
-  }
-  return wasm;
-}
 
 /** The workerd peer, installed on first use: its lock entries name platform packages the registry
  * mirror here lacks, so it stays out of package.json and `npm ci` stays clean. It goes to a
@@ -114,7 +102,7 @@ async function main(): Promise<void> {
   await node.deploy(wagiApp('hello', 'hello', 'hello.wasm', ['/...'], '[function.scale]\nidle = "60s"\nmax = 10'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
   await node.deploy(wagiApp('cold', 'cold', 'hello.wasm', ['/cold'], '[function.scale]\nidle = "30ms"\nwindow = "100ms"'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
   if (!flags['skip-component']) {
-    const component = await helloComponent();
+    const component = await helloComponentFile();
     const componentApp = (name: string, route: string, scale: string, limits = ''): string =>
       `name = "${name}"\n[[function]]\nname = "${name}"\nruntime = "component"\nsource = "handler.wasm"\nroutes = ["${route}"]\n[function.limits]\n${limits}\n[function.scale]\n${scale}\n`;
     // One instance of two worker threads, one per core: the hello is CPU-bound, and with the
