@@ -105,11 +105,10 @@ async function main(): Promise<void> {
     const component = await helloComponentFile();
     const componentApp = (name: string, route: string, scale: string, limits = ''): string =>
       `name = "${name}"\n[[function]]\nname = "${name}"\nruntime = "component"\nsource = "handler.wasm"\nroutes = ["${route}"]\n[function.limits]\n${limits}\n[function.scale]\n${scale}\n`;
-    // One instance of two worker threads, one per core: the hello is CPU-bound, and with the
-    // defaults (concurrency 16, up to 10 instances) the scaler lights instance after instance of
-    // up to four workers each while the first still start, which thrashes two cores (19-273 req/s
-    // measured on 2026-12-03 against 600-650 with this setting, through the gateway).
-    await node.deploy(componentApp('comp', '/comp', 'idle = "60s"\nmax = 1', 'concurrency = 2'), { 'handler.wasm': component });
+    // The manifest's defaults (concurrency 16, up to 10 instances), as a user deploys it: the
+    // node's component worker budget (twice the cores) keeps the scaler from lighting more
+    // workers than the cores can run.
+    await node.deploy(componentApp('comp', '/comp', 'idle = "60s"\nmax = 10'), { 'handler.wasm': component });
     await node.deploy(componentApp('comp-cold', '/comp-cold', 'idle = "30ms"\nwindow = "100ms"'), { 'handler.wasm': component });
   }
 

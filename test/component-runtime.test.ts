@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LamplighterError } from '../src/errors/index.js';
 import type { Instance, InstanceFactory } from '../src/instance/index.js';
-import { ComponentInstance, createComponentFactory, prepareComponent, type PreparedComponent } from '../src/runtime/component/index.js';
+import { ComponentInstance, createComponentFactory, prepareComponent, WorkerBudget, type PreparedComponent } from '../src/runtime/component/index.js';
 import { buildFixtureComponent, componentSpec, memoryLog, type ComponentSpecOptions } from './component-helpers.js';
 import { headerOf, makeInvocationRequest, readBody, runInstanceConformance, withTimeout } from './instance-conformance.js';
 
@@ -104,6 +104,34 @@ describe('component runtime — requests', () => {
     });
     await withTimeout(Promise.all(all), 60_000, '12 requests on 2 workers');
     assert.ok(most >= 1 && most <= 2, `saw ${most} workers`);
+  });
+
+  test('component instance — the node budget caps the workers of all its component functions; each keeps its first', async () => {
+    const budget = new WorkerBudget(3);
+    const prepared = await echoComponent();
+    const make = (name: string): { factory: InstanceFactory; instance: ComponentInstance } => {
+      const factory = createComponentFactory(prepared, componentSpec({ name, concurrency: 50 }), { log: () => undefined, maxWorkers: 4, workerBudget: budget, standby: false });
+      const instance = factory.create(`${name}-1`) as ComponentInstance;
+      lit.push({ factory, instance, log: memoryLog() });
+      return { factory, instance };
+    };
+    const a = make('a');
+    const b = make('b');
+    await withTimeout(Promise.all([a.instance.ready, b.instance.ready]), REQUEST_MS, 'ready');
+    assert.equal(budget.live, 2);
+    let most = 0;
+    const all = Array.from({ length: 12 }, async (_, i) => {
+      const response = await a.instance.handle(makeInvocationRequest({ url: `/sleep?ms=40&i=${i}` }));
+      most = Math.max(most, a.instance.workers);
+      assert.equal((await readBody(response)).toString(), 'slept 40');
+    });
+    // While a is busy b still answers on its own first worker, and there is no room to light more.
+    await sleep(100);
+    assert.equal(a.factory.roomToLight?.(), false, 'the budget is spent');
+    assert.deepEqual(await get(b.instance, '/count'), { status: 200, text: '1' });
+    await withTimeout(Promise.all(all), 60_000, '12 requests within the budget');
+    assert.equal(most, 2, `a ran ${most} workers: its share of a budget of 3 beside b's one`);
+    assert.ok(budget.live <= 3, `${budget.live} workers live`);
   });
 
   test('component instance — every request gets a fresh component instance', async () => {

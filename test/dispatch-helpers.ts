@@ -86,6 +86,12 @@ export class FakeFactory implements InstanceFactory {
   readonly created: FakeInstance[] = [];
   /** When set, create() throws it. */
   throwOnCreate: Error | undefined;
+  /** What roomToLight() answers: false as a node whose threads are spent. */
+  room = true;
+
+  roomToLight(): boolean {
+    return this.room;
+  }
 
   create(id: string): FakeInstance {
     if (this.throwOnCreate) throw this.throwOnCreate;

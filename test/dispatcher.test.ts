@@ -32,6 +32,32 @@ describe('dispatcher', () => {
     );
   });
 
+  test('node room — with its threads spent the node lights a function\'s first instance, no more; held requests wait for it', async () => {
+    const { clock, factory, group } = makeGroup({ concurrency: 1, maxPending: 20 }, { max: 5 });
+    factory.room = false;
+    const outcomes = Array.from({ length: 6 }, () => track(group.dispatch(makeInvocationRequest())));
+    await settle();
+    assert.equal(factory.created.length, 1, 'the first instance lights even without room: a function is never left with none');
+    factory.created[0]!.light();
+    await settle();
+    clock.advance(1_000);
+    group.reconcile();
+    await settle();
+    assert.equal(factory.created.length, 1, 'neither the demand nor the scaler lights a second while there is no room');
+    // Room again (another function's instance went out): the scaler lights for the held requests.
+    factory.room = true;
+    clock.advance(1_000);
+    group.reconcile();
+    await settle();
+    assert.ok(factory.created.length > 1, `${factory.created.length} instances once there is room`);
+    for (const instance of factory.created) instance.light();
+    for (let i = 0; i < 6; i++) {
+      for (const instance of factory.created) instance.open[0]?.answer();
+      await settle();
+    }
+    for (const outcome of outcomes) assert.equal(outcome.result?.response.status, 200);
+  });
+
   test('cold-start timeout — a request held while nothing lights fails with 504 at exactly limits.cold_start_timeout', async () => {
     const { clock, factory, group } = makeGroup({ coldStartTimeoutMs: 5_000 });
     const held = track(group.dispatch(makeInvocationRequest()));

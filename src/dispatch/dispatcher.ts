@@ -437,7 +437,12 @@ export class Dispatcher implements GatewayTarget {
     const target = this.scale.target ?? this.perInstance;
     const room = this.spec.scale.max - (this.options.peers?.remoteInstances() ?? 0);
     const needed = Math.max(1, Math.min(room, Math.ceil(this.demand.active / target)));
-    for (let i = this.liveCount(); i < needed; i++) this.light();
+    for (let i = this.liveCount(); i < needed && this.mayLight(i); i++) this.light();
+  }
+
+  /** Whether another instance may light when `live` are lit or lighting: the first always may. */
+  private mayLight(live: number): boolean {
+    return live === 0 || this.factory.roomToLight?.() !== false;
   }
 
   private light(): void {
@@ -539,7 +544,7 @@ export class Dispatcher implements GatewayTarget {
     const desired = this.clusterDesired(decision.desired, live.length);
     this.#lastDecision = { at: now, decision, live: live.length, wanted: desired };
     if (live.length < desired) {
-      for (let i = live.length; i < desired; i++) this.light();
+      for (let i = live.length; i < desired && this.mayLight(i); i++) this.light();
     } else if (live.length > desired && this.waiters.length === 0) {
       // Never while requests wait for room: the demand they count is real, and putting out an
       // instance (often one still lighting for them) only has another lit for them a moment later.

@@ -145,6 +145,12 @@ export interface InstanceFactory {
    * dispatcher sends an instance no more than this, and the scaler counts instances by it.
    */
   readonly capacity?: number;
+  /**
+   * Optional: false when the node has no room for another instance of this runtime (its threads
+   * are spent). The dispatcher then lights none past a function's first and holds requests for
+   * the instances there are. @default always room
+   */
+  roomToLight?(): boolean;
   /** Releases what the factory holds (compiled modules, pools). */
   close(): Promise<void>;
 }

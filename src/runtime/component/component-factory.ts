@@ -6,6 +6,7 @@ import { hookBindings } from './bindings-hooks.js';
 import { compileCoreModule } from './component-binary.js';
 import { ComponentInstance, type ComponentRuntime } from './component-instance.js';
 import { StandbyWorker } from './standby-worker.js';
+import { nodeComponentWorkers, type WorkerBudget } from './worker-budget.js';
 import { parseOutboundRules } from './outbound-policy.js';
 import { handlerExportOf, validateComponentSpec, type PreparedComponent } from './prepare-component.js';
 
@@ -29,6 +30,8 @@ export interface ComponentFactoryOptions {
   workerHeapMb?: number;
   /** Most worker threads per instance, whatever limits.concurrency says. @default DEFAULT_MAX_WORKERS */
   maxWorkers?: number;
+  /** The node's component workers, shared by all its component functions. @default nodeComponentWorkers */
+  workerBudget?: WorkerBudget;
   /**
    * Keep one worker parked with its instance ready while the function has no instance (from when
    * the modules are compiled, and again each time an instance stops), so that a function at zero
@@ -74,6 +77,7 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
   const modules = options.modules ? Promise.resolve(options.modules) : compileModules(prepared, spec.limits.memory);
   modules.catch(() => undefined);
   const entry = prepared.files[prepared.entry];
+  const budget = options.workerBudget ?? nodeComponentWorkers;
   const runtime: ComponentRuntime = {
     spec,
     log: options.log,
@@ -84,6 +88,7 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
     rules: parseOutboundRules(spec.allowedOutboundHosts),
     workerHeapMb: options.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB,
     maxWorkers: Math.max(1, Math.min(spec.limits.concurrency, options.maxWorkers ?? DEFAULT_MAX_WORKERS)),
+    budget,
     ...(options.onRun ? { onRun: options.onRun } : {}),
     ...(options.filesDir === undefined ? {} : { filesDir: options.filesDir }),
   };
@@ -92,15 +97,26 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
   return {
     compiled: modules.then(() => undefined),
     capacity: runtime.maxWorkers,
+    roomToLight: () => !budget.full,
     standbyReady: () => standby?.ready() ?? Promise.resolve(),
     create(id: string): Instance {
-      const instance = new ComponentInstance(id, runtime, (i) => live.delete(i), standby);
+      const instance = new ComponentInstance(
+        id,
+        runtime,
+        (i) => {
+          live.delete(i);
+          budget.leave(i);
+        },
+        standby,
+      );
       live.add(instance);
+      budget.join(instance);
       return instance;
     },
     async close(): Promise<void> {
       standby?.close();
       await Promise.allSettled([...live].map((i) => i.stop()));
+      for (const i of live) budget.leave(i);
       live.clear();
     },
   };

@@ -1,4 +1,5 @@
 // A component instance: worker threads that each serve one request at a time, with deadlines enforced here.
+import type { WorkerBudget } from './worker-budget.js';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
@@ -43,6 +44,8 @@ export interface ComponentRuntime {
   readonly workerHeapMb: number;
   /** Worker threads an instance may run: limits.concurrency, capped. */
   readonly maxWorkers: number;
+  /** The node's component workers: an instance starts none past its first while it is spent. */
+  readonly budget: WorkerBudget;
   /** Told, after each request, the thread time its worker spent since the last one (handler, restore, instantiation), in seconds. @default not told */
   readonly onRun?: (seconds: number) => void;
   /** The function's shipped files, preopened read-only as `/`. @default none */
@@ -393,7 +396,7 @@ export class ComponentInstance implements Instance {
       if (!slot) {
         const live = this.slots.filter((s) => !s.dead).length;
         const starting = this.slots.some((s) => !s.dead && !s.loaded);
-        if (live < this.runtime.maxWorkers && !starting) this.spawn();
+        if (live < this.runtime.maxWorkers && !starting && (live === 0 || !this.runtime.budget.full)) this.spawn();
         return;
       }
       this.run(this.queue.shift() as Job, slot);

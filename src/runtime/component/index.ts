@@ -14,3 +14,4 @@ export type { BuildComponentOptions, BuiltComponent } from './build-component.js
 export { parseOutboundRules, isOutboundAllowed } from './outbound-policy.js';
 export type { OutboundRule } from './outbound-policy.js';
 export { HOST_INTERFACES, HANDLER_INTERFACE } from './host-interfaces.js';
+export { WorkerBudget, DEFAULT_NODE_COMPONENT_WORKERS } from './worker-budget.js';
