@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       ['workerd JS hello (peer)', `http://127.0.0.1:${workerdPort}/`],
       ['Lamplighter WAGI hello, fresh sandbox per request', `${node.url}/`],
     ];
-    if (!flags['skip-component']) targets.push(['Lamplighter component (TS, componentize-js) hello, instance restored per request (1 instance, 2 workers)', `${node.url}/comp`]);
+    if (!flags['skip-component']) targets.push(['Lamplighter component (TS, componentize-js) hello, instance restored per request (manifest defaults; node budget of 2 workers a core)', `${node.url}/comp`]);
     const results = new Map<string, WrkResult[]>(targets.map(([name]) => [name, []]));
     // Warm-up, then alternating rounds.
     for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: Number(flags.warmup) });
