@@ -48,8 +48,10 @@ describe('component cache', () => {
     ['empty', () => Buffer.alloc(0), /no valid header/],
     ['truncated', (b) => b.subarray(0, b.length - 100), /checksum/],
     ['one byte changed', (b) => Buffer.from(b).fill(b[b.length - 200] === 0x41 ? 0x42 : 0x41, b.length - 200, b.length - 199), /checksum/],
-    ['another digest inside, checksum recomputed', (b) => reseal(b.toString().split('\n')[1]!.replace(DIGEST, 'cd'.repeat(32))), /not a transpiled component for this digest/],
-    ['not JSON, checksum recomputed', () => reseal('{"digest":'), /not valid JSON/],
+    ['another digest inside, checksum recomputed', (b) => reseal(Buffer.from(bodyOf(b).toString('latin1').replace(DIGEST, 'cd'.repeat(32)), 'latin1')), /not a transpiled component for this digest/],
+    ['an index longer than the entry, checksum recomputed', (b) => reseal(Buffer.from(bodyOf(b)).fill(0xff, 0, 4)), /not a transpiled component for this digest/],
+    ['file lengths that do not add up, checksum recomputed', (b) => reseal(Buffer.concat([bodyOf(b), Buffer.from('extra')])), /not a transpiled component for this digest/],
+    ['not JSON, checksum recomputed', () => reseal(Buffer.concat([Buffer.from([0, 0, 0, 10]), Buffer.from('{"digest":')])), /not valid JSON/],
   ];
   for (const [name, damage, reason] of damages) {
     test(`component cache — a damaged entry (${name}) is reported, not trusted`, async () => {
@@ -63,7 +65,12 @@ describe('component cache', () => {
   }
 });
 
+/** An entry's body: what follows its header line. */
+function bodyOf(entry: Buffer): Buffer {
+  return entry.subarray(entry.indexOf(0x0a) + 1);
+}
+
 /** A body with a correct header, as a writer with other content would have made it. */
-function reseal(body: string): Buffer {
-  return Buffer.from(`lamplighter-component-cache/1 ${createHash('sha256').update(body).digest('hex')}\n${body}`);
+function reseal(body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`lamplighter-component-cache/2 ${createHash('sha256').update(body).digest('hex')}\n`), body]);
 }

@@ -89,6 +89,14 @@ describe('component snapshot — the core-module rewrite', () => {
     assert.equal((exports[`${STATE_EXPORT_PREFIX}global:0`] as WebAssembly.Global).value, 5);
   });
 
+  test('exposeCoreState — a module already exposed (as the cache keeps it) is returned as it is', async () => {
+    const once = exposeCoreState(await wat(STATEFUL));
+    const twice = exposeCoreState(once);
+    assert.equal(twice, once, 'not rewritten again');
+    // Otherwise the second pass would export every entity twice, and the module would not compile.
+    await WebAssembly.compile(twice as Uint8Array<ArrayBuffer>);
+  });
+
   test('exposeCoreState — a module without an export section gains one in the right place', async () => {
     const module = await WebAssembly.compile(exposeCoreState(await wat('(module (global (mut i32) (i32.const 1)) (func))')) as Uint8Array<ArrayBuffer>);
     assert.deepEqual(WebAssembly.Module.exports(module).map((e) => e.name), [`${STATE_EXPORT_PREFIX}global:0`]);

@@ -158,6 +158,8 @@ export function stateExportName(kind: 'global' | 'table' | 'memory', index: numb
  */
 export function exposeCoreState(bytes: Uint8Array): Uint8Array {
   const sections = readSections(bytes);
+  // Done once already (a prepared component is cached with its state exposed): nothing to add.
+  if (sections.some((s) => s.id === 0 && customSectionName(bytes, s) === STATE_FACTS_SECTION)) return bytes;
   const find = (id: number): Section | undefined => sections.find((s) => s.id === id);
   const imported = countImports(bytes, find(SECTION_IMPORT));
   const entries: number[] = [];
@@ -189,6 +191,11 @@ export function exposeCoreState(bytes: Uint8Array): Uint8Array {
   const cut = at ? at.start : bytes.length;
   const resume = existing ? existing.end : cut;
   return concat([bytes.subarray(0, cut), section, bytes.subarray(resume), factsSection]);
+}
+
+function customSectionName(bytes: Uint8Array, section: Section): string {
+  const [length, at] = readU32(bytes, section.contentStart);
+  return Buffer.from(bytes.buffer, bytes.byteOffset + at, Math.min(length, section.end - at)).toString('utf8');
 }
 
 function customSection(name: string, payload: Uint8Array): Uint8Array {
