@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Command } from 'commander';
-import { addNodeOptions, givenFlags } from '../src/cli/node-options.js';
+import { addNodeOptions, givenFlags, platformOptionsOf } from '../src/cli/node-options.js';
 import { NODE_SETTINGS, resolveNodeConfig, settingFlagOf } from '../src/config/index.js';
 
 /** `up`'s flags parsed from `argv`, resolved with no environment and no config file. */
@@ -36,4 +36,16 @@ test('node options — every negatable setting is a switch on by default, with i
     assert.ok(settingFlagOf(def).startsWith('--no-'));
     assert.ok(help.includes(settingFlagOf(def)), `${settingFlagOf(def)} in the help`);
   }
+});
+
+test('node options — component_workers and the limits_* defaults reach the platform, from a flag and from the environment', async () => {
+  const cmd = addNodeOptions(new Command('serve').exitOverride(), 'serve');
+  cmd.parse(['--component-workers', '3', '--limits-timeout', '2s'], { from: 'user' });
+  const config = await resolveNodeConfig({ command: 'serve', flags: givenFlags(cmd, 'serve'), env: { LAMPLIGHTER_LIMITS_BODY_SIZE: '1KiB' } });
+  const options = platformOptionsOf(config, { dataDir: '/nowhere' });
+  assert.equal(options.componentWorkers, 3);
+  assert.equal(options.limitDefaults?.timeoutMs, 2000);
+  assert.equal(options.limitDefaults?.bodyBytes, 1024);
+  assert.equal(options.limitDefaults?.maxPending, 1000, 'unset: the platform default');
+  await assert.rejects(resolveNodeConfig({ command: 'serve', flags: {}, env: { LAMPLIGHTER_COMPONENT_WORKERS: '0' } }), /component_workers.*whole number from 1/);
 });

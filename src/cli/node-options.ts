@@ -102,6 +102,7 @@ export function platformOptionsOf(config: NodeConfig, extra: Partial<PlatformOpt
     host: value('host'),
     adminHost: value('admin_host'),
     sandboxWorkers: value('workers'),
+    componentWorkers: value('component_workers'),
     variablesFile: value('variables_file'),
     logLevel: value('log_level') ?? (config.command === 'up' ? 'warn' : 'info'),
     logFormat: value('log_format'),

@@ -9,6 +9,7 @@ import { RouteTable, type Gateway, type RouteEntry } from '../gateway/index.js';
 import type { GatewayTarget } from '../instance/index.js';
 import { collectFunctionFiles, loadManifest, parseManifest, readArtifact, type AppManifest, type FunctionSpec } from '../manifest/index.js';
 import type { FunctionLogs, Logger, Metrics } from '../observability/index.js';
+import type { WorkerBudget } from '../runtime/component/index.js';
 import type { SandboxPool } from '../runtime/wasm/index.js';
 import type { ArtifactStore, PointerChange, Revision } from '../store/index.js';
 import { EnvironmentVariables, resolveVariables, withRenderedEnv, type VariableProvider } from '../variables/index.js';
@@ -61,6 +62,8 @@ export interface DeploymentsNode {
   variables?: readonly VariableProvider[];
   /** Where functions' shipped files are laid out. @default none (a function with files fails to build) */
   filesRoot?: string;
+  /** The node's component worker threads, shared by its component functions. @default the process's */
+  componentWorkers?: WorkerBudget;
   /** Limits for functions whose manifest sets none; a live object (a reload changes it). @default the platform's */
   limitDefaults?: Readonly<LimitDefaults>;
 }
@@ -180,6 +183,7 @@ export class Deployments {
         const factory = await buildFactory(withRenderedEnv(spec, variables), {
           ...(filesDir === undefined ? {} : { filesDir }),
           pool: this.#node.pool,
+          ...(this.#node.componentWorkers ? { componentWorkers: this.#node.componentWorkers } : {}),
           appDir: revision.appDir,
           artifactDigest,
           artifact: async (name) => blobs.get(artifactDigest(name))!,

@@ -12,6 +12,7 @@ import type { Dispatcher } from '../dispatch/index.js';
 import { Gateway } from '../gateway/index.js';
 import { createLogger, FunctionLogs, Metrics, natsLogSink, otlpHeaders, otlpLogSink, otlpLogsEndpoint, type FunctionLogsOptions, type LogFormat, type Logger } from '../observability/index.js';
 import { SandboxPool } from '../runtime/wasm/index.js';
+import { DEFAULT_NODE_COMPONENT_WORKERS, WorkerBudget } from '../runtime/component/index.js';
 import { FileStore, writeFileAtomic, type ArtifactStore, type DamageReport, type Revision, type StoreFs, type WriteFailure } from '../store/index.js';
 import { startKedaServer, type DemandSource, type KedaServer } from '../keda/index.js';
 import { decideScale } from '../scaler/index.js';
@@ -99,6 +100,8 @@ export interface PlatformOptions {
   adminTls?: CertificateFiles;
   /** Limits for functions whose manifest sets none (`limits_*` settings). @default the platform's */
   limitDefaults?: LimitDefaults;
+  /** Worker threads all component functions run between them (`component_workers`). @default DEFAULT_NODE_COMPONENT_WORKERS */
+  componentWorkers?: number;
 }
 
 /** The gateway's certificates and its optional plain-HTTP redirect. */
@@ -200,6 +203,7 @@ export class Platform {
       },
       filesRoot: path.join(options.dataDir, 'files'),
       limitDefaults: this.#limitDefaults,
+      componentWorkers: new WorkerBudget(options.componentWorkers ?? DEFAULT_NODE_COMPONENT_WORKERS),
       variables: [new EnvironmentVariables(), ...(options.variablesFile ? [new FileVariables(options.variablesFile)] : []), ...(cluster ? [cluster.variables] : [])],
     });
   }

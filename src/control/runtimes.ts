@@ -5,7 +5,7 @@ import { LamplighterError, ModuleError } from '../errors/index.js';
 import type { InstanceFactory, LogSink } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import { deployStepChannel, type DeployStepEvent } from '../observability/index.js';
-import { componentCacheDir, createComponentFactory, prepareComponentOffThread } from '../runtime/component/index.js';
+import { componentCacheDir, createComponentFactory, prepareComponentOffThread, type WorkerBudget } from '../runtime/component/index.js';
 import { createProcessFactory } from '../runtime/process/index.js';
 import { compileWagiModule, createWagiFactory, type SandboxPool } from '../runtime/wasm/index.js';
 
@@ -23,6 +23,8 @@ export interface RuntimeContext {
   onRun?: (seconds: number) => void;
   /** Directory of the function's shipped files, laid out for it. @default none */
   filesDir?: string;
+  /** The node's component worker threads, shared by its component functions. @default the process's */
+  componentWorkers?: WorkerBudget;
 }
 
 /**
@@ -68,7 +70,7 @@ async function prepareFactory(spec: FunctionSpec, ctx: RuntimeContext): Promise<
           cacheDir: componentCacheDir(),
           onNote: (text) => ctx.log('stderr', `${text}\n`),
         });
-        const factory = createComponentFactory(prepared, spec, { log: ctx.log, modules, ...(ctx.onRun ? { onRun: ctx.onRun } : {}), ...(ctx.filesDir ? { filesDir: ctx.filesDir } : {}) });
+        const factory = createComponentFactory(prepared, spec, { log: ctx.log, modules, ...(ctx.onRun ? { onRun: ctx.onRun } : {}), ...(ctx.filesDir ? { filesDir: ctx.filesDir } : {}), ...(ctx.componentWorkers ? { workerBudget: ctx.componentWorkers } : {}) });
         await factory.compiled;
         return { factory, outcome: cached ? 'from the cache' : 'transpiled' };
       }
