@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     const componentApp = (name: string, route: string, scale: string, limits = ''): string =>
       `name = "${name}"\n[[function]]\nname = "${name}"\nruntime = "component"\nsource = "handler.wasm"\nroutes = ["${route}"]\n[function.limits]\n${limits}\n[function.scale]\n${scale}\n`;
     // The manifest's defaults (concurrency 16, up to 10 instances), as a user deploys it: the
-    // node's component worker budget (twice the cores) keeps the scaler from lighting more
+    // node's component worker budget (one a core) keeps the scaler from lighting more
     // workers than the cores can run.
     await node.deploy(componentApp('comp', '/comp', 'idle = "60s"\nmax = 10'), { 'handler.wasm': component });
     await node.deploy(componentApp('comp-cold', '/comp-cold', 'idle = "30ms"\nwindow = "100ms"'), { 'handler.wasm': component });
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       ['workerd JS hello (peer)', `http://127.0.0.1:${workerdPort}/`],
       ['Lamplighter WAGI hello, fresh sandbox per request', `${node.url}/`],
     ];
-    if (!flags['skip-component']) targets.push(['Lamplighter component (TS, componentize-js) hello, instance restored per request (manifest defaults; node budget of 2 workers a core)', `${node.url}/comp`]);
+    if (!flags['skip-component']) targets.push(['Lamplighter component (TS, componentize-js) hello, instance restored per request (manifest defaults; node budget of a worker a core)', `${node.url}/comp`]);
     const results = new Map<string, WrkResult[]>(targets.map(([name]) => [name, []]));
     // Warm-up, then alternating rounds.
     for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: Number(flags.warmup) });

@@ -35,7 +35,7 @@ describe('component cache', () => {
     const cache = new ComponentCache(dir, '1.2.3');
     assert.deepEqual(await cache.read(DIGEST), { kind: 'miss' });
     await cache.write(DIGEST, prepared());
-    assert.match(path.basename(cache.fileFor(DIGEST)), new RegExp(`^component-${DIGEST}-jco1\\.2\\.3-v\\d+$`));
+    assert.match(path.basename(cache.fileFor(DIGEST)), new RegExp(`^component-${DIGEST}-jco1\\.2\\.3-v\\d+-r\\d+$`));
     const found = await cache.read(DIGEST);
     assert.equal(found.kind, 'hit');
     assert.deepEqual(found.kind === 'hit' ? found.prepared : undefined, prepared());

@@ -134,6 +134,23 @@ describe('component runtime — requests', () => {
     assert.ok(budget.live <= 3, `${budget.live} workers live`);
   });
 
+  test('component instance — a request given up while it waits for a worker is never sent to one; the worker stays', async () => {
+    const { instance: one } = await light({ concurrency: 4 }, 1);
+    assert.ok(one instanceof ComponentInstance);
+    const [thread] = one.workerThreadIds;
+    const busy = one.handle(makeInvocationRequest({ url: '/sleep?ms=300' }));
+    const leaving = new AbortController();
+    const queued = one.handle(makeInvocationRequest({ url: '/count', signal: leaving.signal }));
+    queued.catch(() => undefined);
+    await sleep(50);
+    leaving.abort();
+    assert.equal((await readBody(await busy)).toString(), 'slept 300');
+    await assert.rejects(queued, (err: LamplighterError) => err.code === 'LL_TIMEOUT' && /given up before a worker was free/.test(err.message));
+    assert.deepEqual(await get(one, '/count'), { status: 200, text: '1' });
+    assert.deepEqual(one.workerThreadIds, [thread], 'the same worker, not replaced');
+    assert.equal(one.stats.requests, 2, 'the worker ran the sleep and the last request only');
+  });
+
   test('component instance — every request gets a fresh component instance', async () => {
     for (let i = 0; i < 3; i++) assert.deepEqual(await get(instance, '/count'), { status: 200, text: '1' });
   });

@@ -97,6 +97,16 @@ describe('component snapshot — the core-module rewrite', () => {
     await WebAssembly.compile(twice as Uint8Array<ArrayBuffer>);
   });
 
+  test('exposeCoreState — a facts section the author put in is not trusted when the component is prepared', async () => {
+    // The author's module claims to be exposed already, with a facts section of its own.
+    const claimed = await wat(STATEFUL.replace('(module', '(module\n  (@custom "lamplighter:state" "{\\"writesTables\\":false}")'));
+    const names = (bytes: Uint8Array): string[] => WebAssembly.Module.exports(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>)).map((e) => e.name).filter((n) => n.startsWith(STATE_EXPORT_PREFIX));
+    assert.deepEqual(names(exposeCoreState(claimed)), [], 'taken at its word when not fresh (as a cached module is)');
+    const fresh = exposeCoreState(claimed, { fresh: true });
+    assert.equal(names(fresh).length, 4, 'prepared afresh: every entity exported');
+    assert.equal(WebAssembly.Module.customSections(new WebAssembly.Module(fresh as Uint8Array<ArrayBuffer>), 'lamplighter:state').length, 1, 'one facts section, ours');
+  });
+
   test('exposeCoreState — a module without an export section gains one in the right place', async () => {
     const module = await WebAssembly.compile(exposeCoreState(await wat('(module (global (mut i32) (i32.const 1)) (func))')) as Uint8Array<ArrayBuffer>);
     assert.deepEqual(WebAssembly.Module.exports(module).map((e) => e.name), [`${STATE_EXPORT_PREFIX}global:0`]);

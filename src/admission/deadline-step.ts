@@ -15,19 +15,19 @@ import type { AdmissionStep } from './request-handler.js';
  * destroyed.
  */
 export function deadlineStep(spec: FunctionSpec): AdmissionStep {
-  const ms = spec.limits.timeoutMs;
-  const message = `Function '${spec.name}' did not answer within ${ms} ms (limits.timeout)`;
+  // Read per request: a limit the manifest leaves unset follows the node's, which a reload changes.
+  const timedOut = (): LamplighterError => new LamplighterError(ErrorCodes.TIMEOUT, `Function '${spec.name}' did not answer within ${spec.limits.timeoutMs} ms (limits.timeout)`);
   return (next) => (request) => {
-    const left = request.deadline === undefined ? ms : Math.ceil(request.deadline - performance.now());
+    const left = request.deadline === undefined ? spec.limits.timeoutMs : Math.ceil(request.deadline - performance.now());
     if (left <= 0) {
-      const err = new LamplighterError(ErrorCodes.TIMEOUT, message);
+      const err = timedOut();
       request.abort(err);
       return Promise.reject(err);
     }
     return new Promise<DispatchResult>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
-        const err = new LamplighterError(ErrorCodes.TIMEOUT, message);
+        const err = timedOut();
         request.abort(err);
         if (settled) return;
         settled = true;

@@ -117,7 +117,7 @@ export const NODE_SETTINGS: readonly SettingDef[] = [
   { key: 'host', help: 'gateway bind address', valueName: 'addr', parse: anyText, default: PlatformDefaults.host },
   { key: 'admin_host', help: 'admin API bind address (loopback unless told otherwise, whatever host is)', valueName: 'addr', parse: anyText, default: PlatformDefaults.adminHost },
   { key: 'workers', help: 'sandbox worker threads (default: max(2, cores))', valueName: 'n', parse: wholeNumber(1, 256, '4') },
-  { key: 'component_workers', help: 'worker threads the component functions of this node run between them (each keeps one at least; default twice the cores)', valueName: 'n', parse: wholeNumber(1, 1024, '4') },
+  { key: 'component_workers', help: 'worker threads the component functions of this node run between them (each keeps one at least; default one a core; more for handlers that wait on outbound calls)', valueName: 'n', parse: wholeNumber(1, 1024, '4') },
   { key: 'log_level', help: "the node's log level: fatal, error, warn, info, debug, trace or silent", valueName: 'level', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), live: true, envAliases: ['LAMPLIGHTER_LOG'] },
   { key: 'log_format', help: "the node's own log: json (one object a line) or pretty (for a terminal)", valueName: 'format', parse: oneOf('json', 'pretty'), default: 'json' },
   { key: 'log_max_size', help: "rotate a function's log file in <data>/logs before it passes this size", valueName: 'size', parse: size, default: 10 * 1024 * 1024, defaultText: '10MiB' },

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
+import { STATE_REWRITE_VERSION } from './core-state-exports.js';
 import type { PreparedComponent } from './prepare-component.js';
 
 /**
@@ -82,7 +83,7 @@ export class ComponentCache {
 
   /** The file holding the entry for `digest`. */
   fileFor(digest: string): string {
-    return path.join(this.#dir, `component-${digest}-jco${this.#jco}-v${FORMAT}`);
+    return path.join(this.#dir, `component-${digest}-jco${this.#jco}-v${FORMAT}-r${STATE_REWRITE_VERSION}`);
   }
 
   /** Reads and verifies the entry for `digest`. */

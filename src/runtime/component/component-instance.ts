@@ -399,7 +399,17 @@ export class ComponentInstance implements Instance {
         if (live < this.runtime.maxWorkers && !starting && (live === 0 || !this.runtime.budget.full)) this.spawn();
         return;
       }
-      this.run(this.queue.shift() as Job, slot);
+      const job = this.queue.shift() as Job;
+      // A request given up while it waited for a worker (deadline passed, client gone) is not
+      // sent: running it would only abandon it at once, and may cost the worker.
+      const request = job.request;
+      if ((request.aborted ?? request.signal.aborted) || (request.deadline !== undefined && request.deadline <= performance.now())) {
+        this.inFlight--;
+        this.fail(job, new LamplighterError(ErrorCodes.TIMEOUT, `Request ${request.id} to '${this.functionName}' was given up before a worker was free`));
+        this.wakeIdleWaiters();
+        continue;
+      }
+      this.run(job, slot);
     }
   }
 
@@ -564,6 +574,14 @@ export class ComponentInstance implements Instance {
     }
   }
 
+  /** Wakes those waiting for the instance to have nothing in flight (a drain). */
+  private wakeIdleWaiters(): void {
+    if (this.inFlight !== 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
   /** Frees the slot of a finished job and moves the queue on. */
   private release(job: Job, slot: WorkerSlot): void {
     job.span?.end();
@@ -573,11 +591,7 @@ export class ComponentInstance implements Instance {
     if (slot.job === job) slot.job = undefined;
     this.inFlight--;
     this.pump();
-    if (this.inFlight === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const wake of waiters) wake();
-    }
+    this.wakeIdleWaiters();
   }
 
   /**

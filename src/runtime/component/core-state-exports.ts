@@ -3,6 +3,12 @@ import { ModuleError } from '../../errors/index.js';
 import { readSections as sectionsOf, readU32 as u32At, skipLeb as skipLebAt, writeU32, type Section } from '../wasm/index.js';
 import { scanCode } from './core-code-scan.js';
 
+/**
+ * The rewrite's version: prepared components are cached with their modules rewritten, so a change
+ * to what the rewrite or the code scan does must make new cache entries.
+ */
+export const STATE_REWRITE_VERSION = 1;
+
 /** Prefix of the export names the rewrite adds; a component's own exports never start with it. */
 export const STATE_EXPORT_PREFIX = '$lamplighter:';
 
@@ -156,10 +162,19 @@ export function stateExportName(kind: 'global' | 'table' | 'memory', index: numb
  * first state needs to read and write them. The code is untouched: the export section grows, and
  * a custom section records whether the code can write a table ({@link CoreStateFacts}).
  */
-export function exposeCoreState(bytes: Uint8Array): Uint8Array {
-  const sections = readSections(bytes);
-  // Done once already (a prepared component is cached with its state exposed): nothing to add.
-  if (sections.some((s) => s.id === 0 && customSectionName(bytes, s) === STATE_FACTS_SECTION)) return bytes;
+export function exposeCoreState(bytes: Uint8Array, options: { fresh?: boolean } = {}): Uint8Array {
+  let sections = readSections(bytes);
+  const isFacts = (s: Section): boolean => s.id === 0 && customSectionName(bytes, s) === STATE_FACTS_SECTION;
+  if (options.fresh) {
+    // A module as its author made it: a facts section it carries is not ours to trust.
+    if (sections.some(isFacts)) {
+      bytes = concat([bytes.subarray(0, sections[0]!.start), ...sections.filter((s) => !isFacts(s)).map((s) => bytes.subarray(s.start, s.end))]);
+      sections = readSections(bytes);
+    }
+  } else if (sections.some(isFacts)) {
+    // Exposed already, when its component was prepared (a cached one is kept so): nothing to add.
+    return bytes;
+  }
   const find = (id: number): Section | undefined => sections.find((s) => s.id === id);
   const imported = countImports(bytes, find(SECTION_IMPORT));
   const entries: number[] = [];

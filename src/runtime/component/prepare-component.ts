@@ -3,7 +3,7 @@ import { ManifestError, ModuleError } from '../../errors/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { binaryKind, WASM_PAGE } from '../wasm/index.js';
 import { coreMemoryInfo } from './component-binary.js';
-import { coreExportNames } from './core-state-exports.js';
+import { coreExportNames, exposeCoreState } from './core-state-exports.js';
 import { HANDLER_INTERFACE, HOST_INTERFACES, splitVersion, WASI_VERSION_PREFIX } from './host-interfaces.js';
 import { parseOutboundRules } from './outbound-policy.js';
 
@@ -126,7 +126,9 @@ export async function prepareComponent(bytes: Uint8Array, spec: FunctionSpec): P
   const files: Record<string, Uint8Array> = {};
   for (const [name, content] of Object.entries(transpiled.files)) {
     if (name.endsWith('.d.ts')) continue;
-    files[name] = content;
+    // Rewritten here, once, on the prepare thread: the cache keeps the result, so a start from it
+    // skips the rewrite and the code scan.
+    files[name] = name.endsWith('.wasm') ? exposeCoreState(content, { fresh: true }) : content;
   }
   const entry = 'component.js';
   if (!files[entry]) throw new ModuleError(`transpiling produced no ${entry}`);

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { LamplighterError } from '../../errors/index.js';
 import { compileCoreModule } from './component-binary.js';
-import { exposeCoreState } from './core-state-exports.js';
 import { ComponentCache } from './component-cache.js';
 import { prepareComponent, type PreparedComponent } from './prepare-component.js';
 import type { PrepareWorkerData, FromPrepareWorker, ToPrepareWorker } from './prepare-protocol.js';
@@ -59,8 +58,6 @@ async function run(): Promise<void> {
   }
   if (!prepared) {
     prepared = await prepareComponent(await requestBytes(), data.spec);
-    // Exposed once, before caching: a start from the cache then skips the rewrite and code scan.
-    for (const [name, bytes] of Object.entries(prepared.files)) if (name.endsWith('.wasm')) prepared.files[name] = exposeCoreState(bytes);
     if (cache) {
       try {
         await cache.write(data.digest, prepared);

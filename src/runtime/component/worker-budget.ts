@@ -42,8 +42,13 @@ export class WorkerBudget {
   }
 }
 
-/** Default worker threads for all component instances of a node: twice its cores. */
-export const DEFAULT_NODE_COMPONENT_WORKERS = 2 * availableParallelism();
+/**
+ * Default worker threads for all component instances of a node: one a core. With `up` and
+ * `wrk -c32` on the TypeScript hello (2 cores, 2026-12-03): 2 workers 2,005-2,064 req/s, p99
+ * 31-32 ms; 3 workers 1,916, p99 32; 4 workers 1,615-1,657, p99 40-44 (the gateway's thread
+ * shares the cores). Handlers that mostly wait on outbound calls want more (`component_workers`).
+ */
+export const DEFAULT_NODE_COMPONENT_WORKERS = availableParallelism();
 
 /** The budget every component factory of this process shares unless told otherwise: one process is one node. */
 export const nodeComponentWorkers = new WorkerBudget(DEFAULT_NODE_COMPONENT_WORKERS);
