@@ -151,6 +151,22 @@ describe('component runtime — requests', () => {
     assert.equal(one.stats.requests, 2, 'the worker ran the sleep and the last request only');
   });
 
+  test('component instance — a worker past the first that stays idle is stopped, giving its share of the budget back', async () => {
+    const budget = new WorkerBudget(2);
+    const factory = createComponentFactory(await echoComponent(), componentSpec({ name: 'idle', concurrency: 4 }), { log: () => undefined, maxWorkers: 2, workerBudget: budget, standby: false, extraWorkerIdleMs: 300 });
+    const instance = factory.create('idle-1') as ComponentInstance;
+    lit.push({ factory, instance, log: memoryLog() });
+    await withTimeout(instance.ready, REQUEST_MS, 'ready');
+    await Promise.all(Array.from({ length: 4 }, async (_, i) => readBody(await instance.handle(makeInvocationRequest({ url: `/sleep?ms=150&i=${i}` })))));
+    assert.equal(instance.workers, 2, 'two workers while busy');
+    assert.equal(budget.full, true);
+    const deadline = Date.now() + 10_000;
+    while (instance.workers > 1 && Date.now() < deadline) await sleep(50);
+    assert.equal(instance.workers, 1, 'the idle second worker was stopped; the first stays');
+    assert.equal(budget.full, false, 'its share is free for another function');
+    assert.deepEqual(await get(instance, '/count'), { status: 200, text: '1' });
+  });
+
   test('component instance — every request gets a fresh component instance', async () => {
     for (let i = 0; i < 3; i++) assert.deepEqual(await get(instance, '/count'), { status: 200, text: '1' });
   });

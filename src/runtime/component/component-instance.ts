@@ -1,5 +1,5 @@
 // A component instance: worker threads that each serve one request at a time, with deadlines enforced here.
-import type { WorkerBudget } from './worker-budget.js';
+import { SLOW_RUN_MS, type WorkerBudget } from './worker-budget.js';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
@@ -46,6 +46,8 @@ export interface ComponentRuntime {
   readonly maxWorkers: number;
   /** The node's component workers: an instance starts none past its first while it is spent. */
   readonly budget: WorkerBudget;
+  /** How long a worker past an instance's first may stay idle before it is stopped. @default EXTRA_WORKER_IDLE_MS */
+  readonly extraWorkerIdleMs?: number;
   /** Told, after each request, the thread time its worker spent since the last one (handler, restore, instantiation), in seconds. @default not told */
   readonly onRun?: (seconds: number) => void;
   /** The function's shipped files, preopened read-only as `/`. @default none */
@@ -62,6 +64,8 @@ interface Job {
   readonly reject: (err: unknown) => void;
   id: number;
   slot: WorkerSlot | undefined;
+  /** When it was sent to its worker (performance.now()). */
+  startedAt: number;
   body: Readable | undefined;
   /** Response bytes received from the worker and not yet credited back. */
   uncredited: number;
@@ -101,6 +105,8 @@ export class WorkerSlot {
   readonly ready: Promise<void>;
   readonly outbound: OutboundClient;
   job: Job | undefined;
+  /** Stops the worker once it has been idle a while, when it is not its instance's only one. */
+  idleTimer: NodeJS.Timeout | undefined;
   loaded = false;
   dead = false;
   /** The worker's counters since its current owner took it, as its last answer carried them. */
@@ -214,6 +220,7 @@ export class WorkerSlot {
 
   /** Stops the worker at once, whatever it is running. */
   terminate(): void {
+    clearTimeout(this.idleTimer);
     if (this.dead) return;
     this.dead = true;
     this.outbound.cancelAll();
@@ -261,6 +268,9 @@ export interface Standby {
   give(slot: WorkerSlot): boolean;
 }
 
+/** How long a worker past an instance's first may stay idle before it is stopped. */
+export const EXTRA_WORKER_IDLE_MS = 5_000;
+
 /** A lit component function: up to `limits.concurrency` workers (capped), each one request at a time. */
 export class ComponentInstance implements Instance {
   state: InstanceState = 'starting';
@@ -293,6 +303,14 @@ export class ComponentInstance implements Instance {
   /** Worker threads currently running (for tests and metrics). */
   get workers(): number {
     return this.slots.filter((s) => !s.dead).length;
+  }
+
+  /** Workers held by a run past SLOW_RUN_MS: waiting on I/O or looping, they leave the cores to others. */
+  get slowWorkers(): number {
+    const since = performance.now() - SLOW_RUN_MS;
+    let n = 0;
+    for (const slot of this.slots) if (!slot.dead && slot.job !== undefined && slot.job.startedAt < since) n++;
+    return n;
   }
 
   /** Thread ids of the running workers (a worker kept across a failed request keeps its id). */
@@ -373,6 +391,7 @@ export class ComponentInstance implements Instance {
         reject,
         id: 0,
         slot: undefined,
+        startedAt: 0,
         body: undefined,
         uncredited: 0,
         inflight: 0,
@@ -396,7 +415,11 @@ export class ComponentInstance implements Instance {
       if (!slot) {
         const live = this.slots.filter((s) => !s.dead).length;
         const starting = this.slots.some((s) => !s.dead && !s.loaded);
-        if (live < this.runtime.maxWorkers && !starting && (live === 0 || !this.runtime.budget.full)) this.spawn();
+        if (live < this.runtime.maxWorkers && !starting) {
+          if (live === 0 || !this.runtime.budget.full) this.spawn();
+          // Held back by the budget: look again once the running requests may count as slow.
+          else this.repumpLater();
+        }
         return;
       }
       const job = this.queue.shift() as Job;
@@ -413,10 +436,22 @@ export class ComponentInstance implements Instance {
     }
   }
 
+  private repumpTimer: NodeJS.Timeout | undefined;
+
+  private repumpLater(): void {
+    if (this.repumpTimer) return;
+    this.repumpTimer = setTimeout(() => {
+      this.repumpTimer = undefined;
+      this.pump();
+    }, SLOW_RUN_MS);
+    this.repumpTimer.unref();
+  }
+
   private run(job: Job, slot: WorkerSlot): void {
     const { request } = job;
     const { spec } = this.runtime;
     job.id = nextRequestId++;
+    job.startedAt = performance.now();
     job.slot = slot;
     slot.job = job;
     job.span = traceOf(request)?.startRun('component', this.id);
@@ -592,6 +627,22 @@ export class ComponentInstance implements Instance {
     this.inFlight--;
     this.pump();
     this.wakeIdleWaiters();
+    if (slot.idle) this.stopWhenIdle(slot);
+  }
+
+  /**
+   * A worker past the instance's first that stays idle for EXTRA_WORKER_IDLE_MS is stopped: it
+   * holds a share of the node's worker budget that another function may need (see worker-budget.ts).
+   */
+  private stopWhenIdle(slot: WorkerSlot): void {
+    clearTimeout(slot.idleTimer);
+    if (this.workers <= 1) return;
+    slot.idleTimer = setTimeout(() => {
+      if (!slot.idle || this.state !== 'ready' || this.workers <= 1) return;
+      slot.terminate();
+      this.removeSlot(slot);
+    }, this.runtime.extraWorkerIdleMs ?? EXTRA_WORKER_IDLE_MS);
+    slot.idleTimer.unref();
   }
 
   /**

@@ -7,17 +7,31 @@
 // workers there are (or go to a node with room) instead.
 import { availableParallelism } from 'node:os';
 
+/**
+ * A run older than this holds its worker without, as a rule, holding a core: it waits on an
+ * outbound call or loops until its deadline (the OS then shares the cores among the threads).
+ * Such workers do not count against the budget, so that a function's other requests, and other
+ * functions, are not made to wait behind them.
+ */
+export const SLOW_RUN_MS = 100;
+
 /** Something that runs component workers: a lit instance. */
 export interface WorkerHolder {
   /** Worker threads it runs now. */
   readonly workers: number;
+  /** Of them, those held by a run past SLOW_RUN_MS. */
+  readonly slowWorkers: number;
 }
 
 /** Worker threads a node's component instances may run between them, beyond one per instance. */
 export class WorkerBudget {
   readonly #holders = new Set<WorkerHolder>();
+  /** Workers at most, slow ones included (each function's first instance and worker aside). */
+  readonly hardLimit: number;
 
-  constructor(readonly limit: number) {}
+  constructor(readonly limit: number) {
+    this.hardLimit = 4 * limit;
+  }
 
   /** Counts `holder`'s workers from now on (an instance being lit counts as one). */
   join(holder: WorkerHolder): void {
@@ -36,9 +50,19 @@ export class WorkerBudget {
     return n;
   }
 
-  /** True when no more workers should start here, beyond an instance's first. */
+  /**
+   * True when no more workers should start here, beyond an instance's first: the workers that
+   * are not held by slow runs fill the budget, or all of them reach the hard limit.
+   */
   get full(): boolean {
-    return this.live >= this.limit;
+    let busy = 0;
+    let all = 0;
+    for (const holder of this.#holders) {
+      const workers = Math.max(1, holder.workers);
+      all += workers;
+      busy += Math.max(1, workers - holder.slowWorkers);
+    }
+    return busy >= this.limit || all >= this.hardLimit;
   }
 }
 
