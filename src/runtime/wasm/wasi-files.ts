@@ -62,9 +62,9 @@ export class ConfinedDir {
     if (stats.isSymbolicLink()) return 'symlink';
     // lstat follows links before the last part: a directory link on the way would lead out.
     if (inner.includes('/')) {
-      this.#realRoot ??= realpathSync.native(this.root);
       let real: string;
       try {
+        this.#realRoot ??= realpathSync.native(this.root);
         real = realpathSync.native(this.hostPath(inner));
       } catch {
         return 'no-entry';
@@ -77,7 +77,14 @@ export class ConfinedDir {
   /** Entries of the directory `inner`, sorted by name, symbolic links left out. */
   list(inner: string): ConfinedEntry[] {
     const out: ConfinedEntry[] = [];
-    for (const dirent of readdirSync(this.hostPath(inner), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    let dirents;
+    try {
+      dirents = readdirSync(this.hostPath(inner), { withFileTypes: true });
+    } catch {
+      // Gone since it was opened (the node lays files out once, so only by hand): nothing to list.
+      return out;
+    }
+    for (const dirent of dirents.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       if (dirent.isSymbolicLink() || !(dirent.isDirectory() || dirent.isFile())) continue;
       out.push({ name: dirent.name, inner: inner === '' ? dirent.name : `${inner}/${dirent.name}`, isDirectory: dirent.isDirectory() });
     }
