@@ -14,11 +14,13 @@ import { handlerExportOf, validateComponentSpec, type PreparedComponent } from '
 export const DEFAULT_WORKER_HEAP_MB = 128;
 
 /**
- * Default most worker threads one instance runs: twice the cores. The factory reports it as the
- * instance's capacity, so the dispatcher holds requests past it and the scaler lights another
- * instance for them rather than queueing them in this one.
+ * Default most worker threads one instance runs: one a core, as the node's worker budget has by
+ * default, so that an instance's capacity is what it can run when it has the node to itself. The
+ * factory reports it as the instance's capacity, so the dispatcher holds requests past it and
+ * the scaler lights another instance for them (while the budget has room) rather than queueing
+ * them in this one.
  */
-export const DEFAULT_MAX_WORKERS = 2 * availableParallelism();
+export const DEFAULT_MAX_WORKERS = availableParallelism();
 
 /** Options for {@link createComponentFactory}. */
 export interface ComponentFactoryOptions {
