@@ -11,62 +11,22 @@ import { buildComponent, HANDLER_FILES_DEPS_WIT, HANDLER_FILES_WORLD_WIT } from 
 import { startTestNode, type TestNode } from '../src/testing/index.js';
 import { COMPONENT_FIXTURES } from './component-helpers.js';
 
-const APP = `name = "files"
-[[function]]
-name = "site"
-runtime = "component"
-source = "reader.wasm"
-routes = ["/site"]
-files = ["static/**", { source = "assets", destination = "/assets" }]
-exclude_files = ["static/**/*.bak"]
-[function.limits]
-concurrency = 1
-[function.scale]
-max = 1
+/** One component function, run one request at a time on one instance; `extra` adds its files lines. */
+function fileFunction(name: string, source: string, route: string, extra: string): string {
+  return `[[function]]\nname = "${name}"\nruntime = "component"\nsource = "${source}"\nroutes = ["${route}"]\n${extra}[function.limits]\nconcurrency = 1\n[function.scale]\nmax = 1\n`;
+}
 
-[[function]]
-name = "cached"
-runtime = "component"
-source = "cached.wasm"
-routes = ["/cached/..."]
-strip_prefix = true
-files = ["static/**"]
-[function.limits]
-concurrency = 1
-[function.scale]
-max = 1
+const ALL_FILES = 'files = ["static/**", { source = "assets", destination = "/assets" }]\nexclude_files = ["static/**/*.bak"]\n';
+const STATIC_FILES = 'strip_prefix = true\nfiles = ["static/**"]\n';
 
-[[function]]
-name = "asks"
-runtime = "component"
-source = "asks.wasm"
-routes = ["/asks/..."]
-strip_prefix = true
-files = ["static/**"]
-[function.limits]
-concurrency = 1
-[function.scale]
-max = 1
-
-[[function]]
-name = "libc"
-runtime = "component"
-source = "libc.wasm"
-routes = ["/libc/..."]
-strip_prefix = true
-files = ["static/**", { source = "assets", destination = "/assets" }]
-exclude_files = ["static/**/*.bak"]
-[function.limits]
-concurrency = 1
-[function.scale]
-max = 1
-
-[[function]]
-name = "bare"
-runtime = "component"
-source = "reader.wasm"
-routes = ["/bare"]
-`;
+const APP = [
+  'name = "files"\n',
+  fileFunction('site', 'reader.wasm', '/site', ALL_FILES),
+  fileFunction('cached', 'cached.wasm', '/cached/...', STATIC_FILES),
+  fileFunction('asks', 'asks.wasm', '/asks/...', STATIC_FILES),
+  fileFunction('libc', 'libc.wasm', '/libc/...', `strip_prefix = true\n${ALL_FILES}`),
+  '[[function]]\nname = "bare"\nruntime = "component"\nsource = "reader.wasm"\nroutes = ["/bare"]\n',
+].join('\n');
 
 const HELLO = 'hello from a shipped file\n';
 /** Every byte value, twice: text decoding anywhere on the way would change it. */
