@@ -13,20 +13,20 @@
 // request of this process (all threads), split into the worker's parts from the instance's
 // counters; the rest is messages between threads and the HTTP harness. Last, the hello lit from
 // zero to its first answer, from a parked worker and starting one.
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Instance, InstanceFactory, InvocationRequest } from '../src/instance/index.js';
 import { parseManifest, type FunctionSpec } from '../src/manifest/index.js';
-import { buildComponent, ComponentInstance, createComponentFactory, prepareComponent, type PreparedComponent } from '../src/runtime/component/index.js';
+import { ComponentInstance, createComponentFactory, prepareComponent, type PreparedComponent } from '../src/runtime/component/index.js';
 import { compileWagiModule, createWagiFactory, SandboxPool } from '../src/runtime/wasm/index.js';
 import { buildReusableComponent } from '../test/component-helpers.js';
+import { helloComponentFile } from './hello-component.js';
 import { median, runWrk, type WrkResult } from './wrk.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -51,21 +51,6 @@ const WORKERS = Number(flags.workers);
 
 function say(line: string): void {
   if (!flags.json) process.stdout.write(`${line}\n`);
-}
-
-async function cachedHelloBuild(): Promise<Uint8Array> {
-  const handler = path.join(REPO, 'examples', 'hello-ts', 'handler.ts');
-  const hash = createHash('sha256').update(await readFile(handler)).digest('hex').slice(0, 24);
-  const file = path.join(tmpdir(), 'lamplighter-bench', `hello-ts-${hash}.wasm`);
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch {
-    const { component } = await buildComponent(handler);
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(`${file}.tmp`, component);
-    await rename(`${file}.tmp`, file);
-    return component;
-  }
 }
 
 function specOf(manifest: string, patch: (spec: FunctionSpec) => void): FunctionSpec {
@@ -308,7 +293,7 @@ async function coldStart(prepared: PreparedComponent, spec: FunctionSpec, standb
 
 async function main(): Promise<void> {
   say(`Component benchmark — wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} alternating rounds after ${WARMUP} s of warm-up each, medians; ${WORKERS} worker(s) per instance; ${new Date().toISOString().slice(0, 10)}`);
-  const hello = await cachedHelloBuild();
+  const hello = new Uint8Array(await readFile(await helloComponentFile()));
   const helloSpec = specOf(componentManifest('request'), () => undefined);
   const helloPrepared = await prepareComponent(hello, helloSpec);
   const reusable = await buildReusableComponent();
