@@ -14,6 +14,19 @@ async function scratch(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'lamplighter-config-'));
 }
 
+/** `up` of `appDir` on free ports with its data in `dir`; its gateway, admin API and token header once it serves `app`. */
+async function upNode(appDir: string, dir: string, app: string): Promise<{ up: CliProcess; gateway: string; admin: string; headers: Record<string, string> }> {
+  const up = new CliProcess(['up', appDir, '--port', '0', '--admin-port', '0', '--data', dir, '--no-function-output']);
+  try {
+    const [, gateway, admin] = await up.waitForOutput(new RegExp(`Serving app '${app}' on (http://127\\.0\\.0\\.1:\\d+) \\(admin and /metrics on (http://127\\.0\\.0\\.1:\\d+)\\)`));
+    const headers = { authorization: `Bearer ${(await readFile(path.join(dir, 'token'), 'utf8')).trim()}` };
+    return { up, gateway: gateway!, admin: admin!, headers };
+  } catch (err) {
+    await up.stop('SIGTERM', 5_000).catch(() => undefined);
+    throw err;
+  }
+}
+
 describe('node config', () => {
   test('node config — a flag beats the environment, which beats the file, which beats the default', async () => {
     const dir = await scratch();
@@ -85,10 +98,8 @@ describe('node config', () => {
     const dir = await scratch();
     const config = path.join(dir, 'lamplighter.node.toml');
     await writeFile(config, 'log_level = "warn"\nworkers = 2\n');
-    const up = new CliProcess(['up', HELLO_DIR, '--port', '0', '--admin-port', '0', '--data', dir, '--no-function-output']);
+    const { up, gateway, admin, headers } = await upNode(HELLO_DIR, dir, 'hello');
     try {
-      const [, gateway, admin] = await up.waitForOutput(/Serving app 'hello' on (http:\/\/127\.0\.0\.1:\d+) \(admin and \/metrics on (http:\/\/127\.0\.0\.1:\d+)\)/);
-      const headers = { authorization: `Bearer ${(await readFile(path.join(dir, 'token'), 'utf8')).trim()}` };
       // Load: eight clients in a loop until told to stop, bounded by count and time.
       let stop = false;
       let failed = 0;
@@ -146,10 +157,8 @@ test('node config — a reload turns tracing on and off without a restart', asyn
   const dir = await scratch();
   const config = path.join(dir, 'lamplighter.node.toml');
   await writeFile(config, 'log_level = "warn"\n');
-  const up = new CliProcess(['up', HELLO_DIR, '--port', '0', '--admin-port', '0', '--data', dir, '--no-function-output']);
+  const { up, gateway, admin, headers } = await upNode(HELLO_DIR, dir, 'hello');
   try {
-    const [, gateway, admin] = await up.waitForOutput(/Serving app 'hello' on (http:\/\/127\.0\.0\.1:\d+) \(admin and \/metrics on (http:\/\/127\.0\.0\.1:\d+)\)/);
-    const headers = { authorization: `Bearer ${(await readFile(path.join(dir, 'token'), 'utf8')).trim()}` };
     const reload = async (): Promise<{ applied: string[]; restartNeeded: string[] }> => (await (await fetch(`${admin}/v1/config/reload`, { method: 'POST', headers })).json()) as { applied: string[]; restartNeeded: string[] };
     const traced = async (id: string): Promise<void> => {
       const res = await fetch(`${gateway}/hello`, { headers: { traceparent: `00-${id}-00f067aa0ba902b7-01` } });
@@ -188,10 +197,8 @@ test('node config — limit defaults apply to functions that set none, and a rel
       '[[function]]\nname = "fixed"\nsource = "hello.wasm"\nruntime = "wagi"\nroutes = ["/fixed"]\n[function.limits]\nbody_size = "1KiB"\n',
   );
   await writeFile(config, 'limits_body_size = "1KiB"\n');
-  const up = new CliProcess(['up', app, '--port', '0', '--admin-port', '0', '--data', dir, '--no-function-output']);
+  const { up, gateway, admin, headers } = await upNode(app, dir, 'limits');
   try {
-    const [, gateway, admin] = await up.waitForOutput(/Serving app 'limits' on (http:\/\/127\.0\.0\.1:\d+) \(admin and \/metrics on (http:\/\/127\.0\.0\.1:\d+)\)/);
-    const headers = { authorization: `Bearer ${(await readFile(path.join(dir, 'token'), 'utf8')).trim()}` };
     const post = async (route: string): Promise<number> => {
       const res = await fetch(`${gateway}${route}`, { method: 'POST', body: 'x'.repeat(2048) });
       await res.text();
