@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Instance, InstanceFactory, InvocationRequest } from '../src/instance/index.js';
 import { parseManifest, type FunctionSpec } from '../src/manifest/index.js';
-import { ComponentInstance, createComponentFactory, prepareComponent, type PreparedComponent } from '../src/runtime/component/index.js';
+import { ComponentInstance, createComponentFactory, prepareComponent, WorkerBudget, type PreparedComponent } from '../src/runtime/component/index.js';
 import { compileWagiModule, createWagiFactory, SandboxPool } from '../src/runtime/wasm/index.js';
 import { buildReusableComponent } from '../test/component-helpers.js';
 import { helloComponentFile } from './hello-component.js';
@@ -130,7 +130,7 @@ interface Target {
 }
 
 async function lightComponent(name: string, prepared: PreparedComponent, spec: FunctionSpec): Promise<Target> {
-  const factory = createComponentFactory(prepared, spec, { log: () => undefined, maxWorkers: WORKERS });
+  const factory = createComponentFactory(prepared, spec, { log: () => undefined, maxWorkers: WORKERS, workerBudget: new WorkerBudget(WORKERS) });
   const instance = factory.create(name);
   const started = performance.now();
   await instance.ready;
@@ -261,7 +261,7 @@ async function cpuSplit(instance: ComponentInstance, count: number): Promise<Cpu
 
 /** Lights an instance from zero and times it to its first answer, `samples` times; the median in ms. */
 async function coldStart(prepared: PreparedComponent, spec: FunctionSpec, standby: boolean, samples: number): Promise<number> {
-  const factory = createComponentFactory(prepared, spec, { log: () => undefined, maxWorkers: WORKERS, standby });
+  const factory = createComponentFactory(prepared, spec, { log: () => undefined, maxWorkers: WORKERS, workerBudget: new WorkerBudget(WORKERS), standby });
   await factory.standbyReady();
   const times: number[] = [];
   try {

@@ -103,8 +103,8 @@ async function main(): Promise<void> {
   await node.deploy(wagiApp('cold', 'cold', 'hello.wasm', ['/cold'], '[function.scale]\nidle = "30ms"\nwindow = "100ms"'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
   if (!flags['skip-component']) {
     const component = await helloComponentFile();
-    const componentApp = (name: string, route: string, scale: string, limits = ''): string =>
-      `name = "${name}"\n[[function]]\nname = "${name}"\nruntime = "component"\nsource = "handler.wasm"\nroutes = ["${route}"]\n[function.limits]\n${limits}\n[function.scale]\n${scale}\n`;
+    const componentApp = (name: string, route: string, scale: string): string =>
+      `name = "${name}"\n[[function]]\nname = "${name}"\nruntime = "component"\nsource = "handler.wasm"\nroutes = ["${route}"]\n[function.scale]\n${scale}\n`;
     // The manifest's defaults (concurrency 16, up to 10 instances), as a user deploys it: the
     // node's component worker budget (one a core) keeps the scaler from lighting more
     // workers than the cores can run.

@@ -1,15 +1,14 @@
 // Files shipped with a component function: a read-only wasi:filesystem preopen `/`, nothing else
 // of the host, and the same view on every request of a restored instance.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { buildComponent, HANDLER_FILES_DEPS_WIT, HANDLER_FILES_WORLD_WIT } from '../src/runtime/component/index.js';
+import { HANDLER_FILES_DEPS_WIT, HANDLER_FILES_WORLD_WIT } from '../src/runtime/component/index.js';
 import { startTestNode, type TestNode } from '../src/testing/index.js';
-import { COMPONENT_FIXTURES } from './component-helpers.js';
+import { buildCachedComponent, COMPONENT_FIXTURES } from './component-helpers.js';
 
 /** One component function, run one request at a time on one instance; `extra` adds its files lines. */
 function fileFunction(name: string, source: string, route: string, extra: string): string {
@@ -78,28 +77,7 @@ function rawGet(base: string, rawPath: string): Promise<{ status: number; text: 
 
 /** files-reader.js built with `lamplighter build` (10-40 s; kept under the temp dir by content, world and tool versions). */
 async function buildReaderComponent(): Promise<Uint8Array> {
-  const sourcePath = path.join(COMPONENT_FIXTURES, 'files-reader.js');
-  const versionOf = async (pkg: string): Promise<string> => (JSON.parse(await readFile(new URL(`../../node_modules/${pkg}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
-  const hash = createHash('sha256')
-    .update(await readFile(sourcePath))
-    .update(HANDLER_FILES_WORLD_WIT)
-    .update(HANDLER_FILES_DEPS_WIT)
-    .update(await versionOf('@bytecodealliance/componentize-js'))
-    .update(await versionOf('esbuild'))
-    .digest('hex')
-    .slice(0, 24);
-  const cacheDir = path.join(tmpdir(), 'lamplighter-component-fixtures');
-  const cached = path.join(cacheDir, `files-reader-${hash}.wasm`);
-  try {
-    return new Uint8Array(await readFile(cached));
-  } catch {
-    // Not built yet.
-  }
-  const { component } = await buildComponent(sourcePath);
-  await mkdir(cacheDir, { recursive: true });
-  await writeFile(`${cached}.${process.pid}.tmp`, component);
-  await rename(`${cached}.${process.pid}.tmp`, cached);
-  return component;
+  return (await buildCachedComponent(path.join(COMPONENT_FIXTURES, 'files-reader.js'), [HANDLER_FILES_WORLD_WIT, HANDLER_FILES_DEPS_WIT])).component;
 }
 
 describe('component files', () => {

@@ -19,31 +19,33 @@ async function versionOf(pkg: string): Promise<string> {
 }
 
 /**
- * Builds `test/fixtures/component/<name>` (JS or TS) into a component with componentize-js.
- * A build takes 10-20 s, so the result is kept under the OS temp dir, keyed by the sha256 of the
- * source, the handler world and the tool versions; a changed fixture is rebuilt.
+ * Builds the JS or TS handler at `source` into a component with componentize-js. A build takes
+ * 10-20 s, so the result is kept under the OS temp dir, keyed by the sha256 of the source, the
+ * WIT it is built against (`worldWit`) and the tool versions; a changed source is rebuilt.
+ * Returns the bytes and the file that keeps them.
  */
-export async function buildFixtureComponent(name: string): Promise<Uint8Array> {
-  const source = path.join(COMPONENT_FIXTURES, name);
-  const hash = createHash('sha256')
-    .update(await readFile(source))
-    .update(HANDLER_WORLD_WIT)
-    .update(await versionOf('@bytecodealliance/componentize-js'))
-    .update(await versionOf('esbuild'))
-    .digest('hex')
-    .slice(0, 24);
-  const cached = path.join(CACHE_DIR, `${path.parse(name).name}-${hash}.wasm`);
+export async function buildCachedComponent(source: string, worldWit: readonly string[] = [HANDLER_WORLD_WIT]): Promise<{ component: Uint8Array; file: string }> {
+  const hash = createHash('sha256').update(await readFile(source));
+  for (const wit of worldWit) hash.update(wit);
+  hash.update(await versionOf('@bytecodealliance/componentize-js')).update(await versionOf('esbuild'));
+  const file = path.join(CACHE_DIR, `${path.parse(source).name}-${hash.digest('hex').slice(0, 24)}.wasm`);
   try {
-    return new Uint8Array(await readFile(cached));
+    return { component: new Uint8Array(await readFile(file)), file };
   } catch {
     // Not built yet.
   }
   const { component } = await buildComponent(source);
   await mkdir(CACHE_DIR, { recursive: true });
-  const partial = `${cached}.${process.pid}.tmp`;
+  // Written aside and renamed, so a run stopped mid-write never finds half a component.
+  const partial = `${file}.${process.pid}.tmp`;
   await writeFile(partial, component);
-  await rename(partial, cached);
-  return component;
+  await rename(partial, file);
+  return { component, file };
+}
+
+/** Builds `test/fixtures/component/<name>` (JS or TS) into a component, cached (see buildCachedComponent). */
+export async function buildFixtureComponent(name: string): Promise<Uint8Array> {
+  return (await buildCachedComponent(path.join(COMPONENT_FIXTURES, name))).component;
 }
 
 interface JcoTools {

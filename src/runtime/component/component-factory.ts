@@ -6,7 +6,7 @@ import { hookBindings } from './bindings-hooks.js';
 import { compileCoreModule } from './component-binary.js';
 import { ComponentInstance, type ComponentRuntime } from './component-instance.js';
 import { StandbyWorker } from './standby-worker.js';
-import { nodeComponentWorkers, type WorkerBudget } from './worker-budget.js';
+import { DEFAULT_NODE_COMPONENT_WORKERS, WorkerBudget } from './worker-budget.js';
 import { parseOutboundRules } from './outbound-policy.js';
 import { handlerExportOf, validateComponentSpec, type PreparedComponent } from './prepare-component.js';
 
@@ -32,7 +32,10 @@ export interface ComponentFactoryOptions {
   workerHeapMb?: number;
   /** Most worker threads per instance, whatever limits.concurrency says. @default DEFAULT_MAX_WORKERS */
   maxWorkers?: number;
-  /** The node's component workers, shared by all its component functions. @default nodeComponentWorkers */
+  /**
+   * The node's component workers, shared by all its component functions (a Platform passes its
+   * own). @default a budget of this factory's alone, of DEFAULT_NODE_COMPONENT_WORKERS
+   */
   workerBudget?: WorkerBudget;
   /** How long a worker past an instance's first may stay idle before it is stopped. @default EXTRA_WORKER_IDLE_MS */
   extraWorkerIdleMs?: number;
@@ -81,7 +84,7 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
   const modules = options.modules ? Promise.resolve(options.modules) : compileModules(prepared, spec.limits.memory);
   modules.catch(() => undefined);
   const entry = prepared.files[prepared.entry];
-  const budget = options.workerBudget ?? nodeComponentWorkers;
+  const budget = options.workerBudget ?? new WorkerBudget(DEFAULT_NODE_COMPONENT_WORKERS);
   const runtime: ComponentRuntime = {
     spec,
     log: options.log,
@@ -121,7 +124,6 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
     async close(): Promise<void> {
       standby?.close();
       await Promise.allSettled([...live].map((i) => i.stop()));
-      for (const i of live) budget.leave(i);
       live.clear();
     },
   };

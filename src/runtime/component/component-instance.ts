@@ -366,7 +366,11 @@ export class ComponentInstance implements Instance {
     const slot = new WorkerSlot(this.runtime, this.modules as Record<string, WebAssembly.Module>, this.owner);
     this.slots.push(slot);
     slot.ready.then(
-      () => this.pump(),
+      () => {
+        this.pump();
+        // Started for a burst that ended while it loaded: it must not keep its share for nothing.
+        if (slot.idle) this.stopWhenIdle(slot);
+      },
       () => this.removeSlot(slot),
     );
     return slot;

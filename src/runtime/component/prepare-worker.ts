@@ -71,9 +71,10 @@ async function run(): Promise<void> {
     if (!name.endsWith('.wasm')) continue;
     modules[name] = await compileCoreModule(bytes, data.spec.limits.memory);
   }
-  // Only views that own their whole buffer move; a slice of a shared one (Buffer's pool) is copied.
+  // Views of a buffer of their own, or of the one a cache entry was read into, move; a slice of
+  // Buffer's shared pool (small files) is copied.
   const transfer = Object.values(prepared.files)
-    .filter((f) => f.byteOffset === 0 && f.byteLength === f.buffer.byteLength)
+    .filter((f) => f.buffer.byteLength > Buffer.poolSize || (f.byteOffset === 0 && f.byteLength === f.buffer.byteLength))
     .map((f) => f.buffer)
     .filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
   post({ t: 'done', prepared, modules, cached }, [...new Set(transfer)]);

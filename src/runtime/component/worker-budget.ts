@@ -45,9 +45,7 @@ export class WorkerBudget {
 
   /** Workers running or about to: each holder counts at least one, its first being on its way. */
   get live(): number {
-    let n = 0;
-    for (const holder of this.#holders) n += Math.max(1, holder.workers);
-    return n;
+    return this.#count().all;
   }
 
   /**
@@ -55,14 +53,20 @@ export class WorkerBudget {
    * are not held by slow runs fill the budget, or all of them reach the hard limit.
    */
   get full(): boolean {
-    let busy = 0;
+    const { all, busy } = this.#count();
+    return busy >= this.limit || all >= this.hardLimit;
+  }
+
+  /** All workers, and those not held by a slow run (each holder at least one of each). */
+  #count(): { all: number; busy: number } {
     let all = 0;
+    let busy = 0;
     for (const holder of this.#holders) {
       const workers = Math.max(1, holder.workers);
       all += workers;
       busy += Math.max(1, workers - holder.slowWorkers);
     }
-    return busy >= this.limit || all >= this.hardLimit;
+    return { all, busy };
   }
 }
 
@@ -73,6 +77,3 @@ export class WorkerBudget {
  * shares the cores). Handlers that mostly wait on outbound calls want more (`component_workers`).
  */
 export const DEFAULT_NODE_COMPONENT_WORKERS = availableParallelism();
-
-/** The budget every component factory of this process shares unless told otherwise: one process is one node. */
-export const nodeComponentWorkers = new WorkerBudget(DEFAULT_NODE_COMPONENT_WORKERS);
