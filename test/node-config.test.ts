@@ -174,7 +174,8 @@ test('node config — a reload turns tracing on and off without a restart', asyn
     await writeFile(config, 'log_level = "warn"\n');
     assert.deepEqual(await reload(), { applied: ['otlp_endpoint'], restartNeeded: [] });
     await traced('6bf92f3577b34da6a3ce929d0e0e4736');
-    await new Promise((r) => setTimeout(r, 500));
+    // Longer than the exporter's schedule (TracingDefaults.scheduledDelayMs, 1 s): a tracer left on would have sent it.
+    await new Promise((r) => setTimeout(r, 1_500));
     assert.ok(!receiver.spans.some((s) => s.traceId === '6bf92f3577b34da6a3ce929d0e0e4736'), 'nothing traced after tracing was turned off');
   } finally {
     await up.stop('SIGTERM', 5_000).catch(() => undefined);

@@ -111,22 +111,24 @@ test('otlp logs — the endpoint and headers come from OpenTelemetry\'s environm
 });
 
 test('otlp logs — the endpoint follows the same rule as traces (regression: the logs variable beat the flag, and OTEL_SDK_DISABLED was ignored)', () => {
-  const cases: Array<{ flag?: string; env: Record<string, string> }> = [
-    { env: {} },
-    { flag: 'http://flag:4318', env: {} },
-    { flag: 'http://flag:4318/', env: { OTEL_EXPORTER_OTLP_SIGNAL_ENDPOINT: 'http://own:1/x', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' } },
-    { flag: 'http://flag:4318', env: { OTEL_SIGNAL_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' } },
-    { env: { OTEL_EXPORTER_OTLP_SIGNAL_ENDPOINT: ' http://own:1/x ', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' } },
-    { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c:4318/base' } },
-    { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SIGNAL_EXPORTER: ' NONE ' } },
-    { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'TRUE' } },
+  // `expected` is the logs URL, as OpenTelemetry's own rule gives it; traces get /v1/traces where logs get /v1/logs.
+  const cases: Array<{ flag?: string; env: Record<string, string>; expected: string | undefined }> = [
+    { env: {}, expected: undefined },
+    { flag: 'http://flag:4318', env: {}, expected: 'http://flag:4318/v1/logs' },
+    { flag: 'http://flag:4318/', env: { OTEL_EXPORTER_OTLP_SIGNAL_ENDPOINT: 'http://own:1/x', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }, expected: 'http://flag:4318/v1/logs' },
+    { flag: 'http://flag:4318', env: { OTEL_SIGNAL_EXPORTER: 'none', OTEL_SDK_DISABLED: 'true' }, expected: 'http://flag:4318/v1/logs' },
+    { env: { OTEL_EXPORTER_OTLP_SIGNAL_ENDPOINT: ' http://own:1/x ', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }, expected: 'http://own:1/x' },
+    { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c:4318/base' }, expected: 'https://c:4318/base/v1/logs' },
+    { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SIGNAL_EXPORTER: ' NONE ' }, expected: undefined },
+    { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'TRUE' }, expected: undefined },
   ];
   const as = (env: Record<string, string>, signal: string): Record<string, string> =>
     Object.fromEntries(Object.entries(env).map(([name, value]) => [name.replace('SIGNAL', signal), value]));
-  for (const { flag, env } of cases) {
+  for (const { flag, env, expected } of cases) {
+    const where = `flag ${flag ?? '(none)'}, ${JSON.stringify(env)}`;
     const traces = tracingFromEnvironment(flag, as(env, 'TRACES'))?.url;
-    const logs = otlpLogsEndpoint(flag, as(env, 'LOGS'));
-    assert.equal(logs, traces?.replace('/v1/traces', '/v1/logs'), `flag ${flag ?? '(none)'}, ${JSON.stringify(env)}`);
+    assert.equal(otlpLogsEndpoint(flag, as(env, 'LOGS')), expected, where);
+    assert.equal(traces, expected?.replace('/v1/logs', '/v1/traces'), where);
   }
   assert.equal(otlpLogsEndpoint('http://flag:4318', { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://own:1/x' }), 'http://flag:4318/v1/logs');
 });
