@@ -122,3 +122,36 @@ test('wagi files — paths resolve inside the preopen only, counted from the dir
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('wagi files — a restart reads shipped files from the store only when their directory is missing', async () => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'lamplighter-files-restart-'));
+  try {
+    const first = await startTestNode({ dataDir });
+    const dir = await first.writeApp(APP, { 'files.wasm': wagiFixture('files') });
+    await writeSiteFiles(dir);
+    await first.platform.deployDir(dir);
+    await first.close();
+    // The blob of one shipped file goes missing from the store; its laid-out copy stays.
+    const blob = path.join(dataDir, 'blobs', 'sha256');
+    const { createHash } = await import('node:crypto');
+    const digest = createHash('sha256').update('LOGO\n').digest('hex');
+    await rm(path.join(blob, digest.slice(0, 2), digest));
+    const again = await startTestNode({ dataDir });
+    try {
+      assert.equal(await (await fetch(`${again.url}/site?cat=/assets/logo.txt`)).text(), 'LOGO\n', 'served from the layout, the store not read');
+    } finally {
+      await again.close();
+    }
+    // Without the layout the file must come from the store, and its absence is named.
+    await rm(path.join(dataDir, 'files'), { recursive: true });
+    const bare = await startTestNode({ dataDir });
+    try {
+      assert.equal((await fetch(`${bare.url}/site?cat=/assets/logo.txt`)).status, 404, 'the app could not be restored');
+      assert.match(JSON.stringify(bare.platform.list()), /artifact 'assets\/logo\.txt' \(sha256 [0-9a-f]{64}\) is missing from the store/);
+    } finally {
+      await bare.close();
+    }
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});

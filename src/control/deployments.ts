@@ -7,7 +7,7 @@ import { platformLimitDefaults, type LimitDefaults } from '../config/index.js';
 import { ErrorCodes, LamplighterError } from '../errors/index.js';
 import { RouteTable, type Gateway, type RouteEntry } from '../gateway/index.js';
 import type { GatewayTarget } from '../instance/index.js';
-import { collectFunctionFiles, loadManifest, parseManifest, readArtifact, type AppManifest, type FunctionSpec } from '../manifest/index.js';
+import { collectFunctionFiles, fileTargets, loadManifest, parseManifest, readArtifact, type AppManifest, type FunctionSpec } from '../manifest/index.js';
 import type { FunctionLogs, Logger, Metrics } from '../observability/index.js';
 import type { WorkerBudget } from '../runtime/component/index.js';
 import type { SandboxPool } from '../runtime/wasm/index.js';
@@ -161,17 +161,22 @@ export class Deployments {
       if (!digest) throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' was not uploaded with the deploy`);
       return digest;
     };
-    // Every artifact is read and verified here, even one whose transpile is cached and not read again.
-    const blobs = new Map<string, Buffer>();
-    for (const [name, digest] of Object.entries(revision.artifacts)) {
+    const readBlob = async (name: string, digest: string): Promise<Buffer> => {
       try {
-        blobs.set(digest, await this.#node.store.getBlob(digest));
+        return await this.#node.store.getBlob(digest);
       } catch (err) {
         if (err instanceof LamplighterError && err.code === ErrorCodes.NOT_FOUND) {
           throw new LamplighterError(ErrorCodes.MODULE_INVALID, `artifact '${name}' (sha256 ${digest}) is missing from the store`, { cause: err });
         }
         throw err;
       }
+    };
+    // Every artifact is read and verified here, even one whose transpile is cached and not read
+    // again, except shipped files: they are read only when their laid-out directory is missing.
+    const shipped = shippedFileNames(manifest.functions, Object.keys(revision.artifacts));
+    const blobs = new Map<string, Buffer>();
+    for (const [name, digest] of Object.entries(revision.artifacts)) {
+      if (!shipped.has(name)) blobs.set(digest, await readBlob(name, digest));
     }
     try {
       for (const spec of manifest.functions) {
@@ -179,7 +184,7 @@ export class Deployments {
         const peers = this.#node.peersFor?.(spec.name, () => group?.instanceFigures() ?? []);
         const filesRoot = this.#node.filesRoot;
         if (spec.files && !filesRoot) throw new LamplighterError(ErrorCodes.INTERNAL, `function '${spec.name}' ships files, and this node has no place for them`);
-        const filesDir = spec.files && filesRoot ? await functionFilesDir(filesRoot, spec.files, revision.artifacts, (digest) => blobs.get(digest)!) : undefined;
+        const filesDir = spec.files && filesRoot ? await functionFilesDir(filesRoot, spec.files, revision.artifacts, readBlob) : undefined;
         const factory = await buildFactory(withRenderedEnv(spec, variables), {
           ...(filesDir === undefined ? {} : { filesDir }),
           pool: this.#node.pool,
@@ -445,4 +450,12 @@ function describeTarget(target: GatewayTarget): string {
 async function stopGroups(app: Pick<DeployedApp, 'groups' | 'targets'>): Promise<void> {
   for (const target of app.targets.values()) target.close();
   await Promise.all([...app.groups.values()].map((g) => g.stop()));
+}
+
+/** Artifacts that are only shipped files (no function's source): read when their directory is laid out. */
+function shippedFileNames(functions: readonly FunctionSpec[], artifactNames: readonly string[]): Set<string> {
+  const shipped = new Set<string>();
+  for (const fn of functions) if (fn.files) for (const name of fileTargets(fn.files, artifactNames).values()) shipped.add(name);
+  for (const fn of functions) if (fn.source !== undefined) shipped.delete(fn.source);
+  return shipped;
 }

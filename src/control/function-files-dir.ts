@@ -7,9 +7,10 @@ import { fileTargets, type FileMount } from '../manifest/index.js';
 
 /**
  * The directory holding `mounts`' files as the function sees them, under `root`; made when
- * missing from the revision's artifacts (`artifacts` names → digests, `blob` reads one).
+ * missing from the revision's artifacts (`artifacts` names → digests, `blob` reads one, verified;
+ * only when the directory has to be made).
  */
-export async function functionFilesDir(root: string, mounts: readonly FileMount[], artifacts: Readonly<Record<string, string>>, blob: (digest: string) => Buffer): Promise<string> {
+export async function functionFilesDir(root: string, mounts: readonly FileMount[], artifacts: Readonly<Record<string, string>>, blob: (name: string, digest: string) => Promise<Buffer>): Promise<string> {
   const targets = [...fileTargets(mounts, Object.keys(artifacts)).entries()].sort(([a], [b]) => (a < b ? -1 : 1));
   const id = createHash('sha256').update(JSON.stringify(targets.map(([guest, rel]) => [guest, artifacts[rel]]))).digest('hex').slice(0, 32);
   const dir = path.join(root, id);
@@ -20,7 +21,7 @@ export async function functionFilesDir(root: string, mounts: readonly FileMount[
     for (const [guest, rel] of targets) {
       const file = path.join(partial, ...guest.split('/').filter(Boolean));
       await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(file, blob(artifacts[rel]!), { mode: 0o444 });
+      await writeFile(file, await blob(rel, artifacts[rel]!), { mode: 0o444 });
     }
     await rename(partial, dir);
   } catch (err) {
