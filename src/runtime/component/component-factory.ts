@@ -37,8 +37,6 @@ export interface ComponentFactoryOptions {
    * own). @default a budget of this factory's alone, of DEFAULT_NODE_COMPONENT_WORKERS
    */
   workerBudget?: WorkerBudget;
-  /** How long a worker past an instance's first may stay idle before it is stopped. @default EXTRA_WORKER_IDLE_MS */
-  extraWorkerIdleMs?: number;
   /**
    * Keep one worker parked with its instance ready while the function has no instance (from when
    * the modules are compiled, and again each time an instance stops), so that a function at zero
@@ -96,7 +94,6 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
     workerHeapMb: options.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB,
     maxWorkers: Math.max(1, Math.min(spec.limits.concurrency, options.maxWorkers ?? DEFAULT_MAX_WORKERS)),
     budget,
-    ...(options.extraWorkerIdleMs === undefined ? {} : { extraWorkerIdleMs: options.extraWorkerIdleMs }),
     ...(options.onRun ? { onRun: options.onRun } : {}),
     ...(options.filesDir === undefined ? {} : { filesDir: options.filesDir }),
   };

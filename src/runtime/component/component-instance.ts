@@ -46,8 +46,6 @@ export interface ComponentRuntime {
   readonly maxWorkers: number;
   /** The node's component workers: an instance starts none past its first while it is spent. */
   readonly budget: WorkerBudget;
-  /** How long a worker past an instance's first may stay idle before it is stopped. @default EXTRA_WORKER_IDLE_MS */
-  readonly extraWorkerIdleMs?: number;
   /** Told, after each request, the thread time its worker spent since the last one (handler, restore, instantiation), in seconds. @default not told */
   readonly onRun?: (seconds: number) => void;
   /** The function's shipped files, preopened read-only as `/`. @default none */
@@ -105,8 +103,6 @@ export class WorkerSlot {
   readonly ready: Promise<void>;
   readonly outbound: OutboundClient;
   job: Job | undefined;
-  /** Stops the worker once it has been idle a while, when it is not its instance's only one. */
-  idleTimer: NodeJS.Timeout | undefined;
   loaded = false;
   dead = false;
   /** The worker's counters since its current owner took it, as its last answer carried them. */
@@ -220,7 +216,6 @@ export class WorkerSlot {
 
   /** Stops the worker at once, whatever it is running. */
   terminate(): void {
-    clearTimeout(this.idleTimer);
     if (this.dead) return;
     this.dead = true;
     this.outbound.cancelAll();
@@ -267,9 +262,6 @@ export interface Standby {
   /** Offers an idle worker to park; false when one is parked already (the caller stops it). */
   give(slot: WorkerSlot): boolean;
 }
-
-/** How long a worker past an instance's first may stay idle before it is stopped. */
-export const EXTRA_WORKER_IDLE_MS = 5_000;
 
 /** A lit component function: up to `limits.concurrency` workers (capped), each one request at a time. */
 export class ComponentInstance implements Instance {
@@ -366,11 +358,7 @@ export class ComponentInstance implements Instance {
     const slot = new WorkerSlot(this.runtime, this.modules as Record<string, WebAssembly.Module>, this.owner);
     this.slots.push(slot);
     slot.ready.then(
-      () => {
-        this.pump();
-        // Started for a burst that ended while it loaded: it must not keep its share for nothing.
-        if (slot.idle) this.stopWhenIdle(slot);
-      },
+      () => this.pump(),
       () => this.removeSlot(slot),
     );
     return slot;
@@ -420,8 +408,9 @@ export class ComponentInstance implements Instance {
         const live = this.slots.filter((s) => !s.dead).length;
         const starting = this.slots.some((s) => !s.dead && !s.loaded);
         if (live < this.runtime.maxWorkers && !starting) {
-          if (live === 0 || !this.runtime.budget.full) this.spawn();
-          // Held back by the budget: look again once the running requests may count as slow.
+          // Held back by the budget: another instance's idle worker gives its share up, or this
+          // one looks again once its running requests may count as slow.
+          if (live === 0 || !this.runtime.budget.full || this.runtime.budget.shedFor(this)) this.spawn();
           else this.repumpLater();
         }
         return;
@@ -631,22 +620,20 @@ export class ComponentInstance implements Instance {
     this.inFlight--;
     this.pump();
     this.wakeIdleWaiters();
-    if (slot.idle) this.stopWhenIdle(slot);
   }
 
   /**
-   * A worker past the instance's first that stays idle for EXTRA_WORKER_IDLE_MS is stopped: it
-   * holds a share of the node's worker budget that another function may need (see worker-budget.ts).
+   * Stops one idle worker past this instance's first, so that another instance of the node can
+   * start one within the budget; false when it has none to give. Kept otherwise: a worker stopped
+   * on a timer would start cold (and warm up again) at the next burst.
    */
-  private stopWhenIdle(slot: WorkerSlot): void {
-    clearTimeout(slot.idleTimer);
-    if (this.workers <= 1) return;
-    slot.idleTimer = setTimeout(() => {
-      if (!slot.idle || this.state !== 'ready' || this.workers <= 1) return;
-      slot.terminate();
-      this.removeSlot(slot);
-    }, this.runtime.extraWorkerIdleMs ?? EXTRA_WORKER_IDLE_MS);
-    slot.idleTimer.unref();
+  shedIdleWorker(): boolean {
+    if (this.state !== 'ready' || this.workers <= 1) return false;
+    const slot = this.slots.find((s) => s.idle);
+    if (!slot) return false;
+    slot.terminate();
+    this.removeSlot(slot);
+    return true;
   }
 
   /**

@@ -1,10 +1,10 @@
 // The component worker threads one node runs, across all its component functions. A component
 // request runs to completion on a worker thread, so workers past the cores only take turns, and
 // each one restores its own 9 MiB snapshot into a cache the others then miss: measured on this
-// 2-core machine, the TypeScript hello served 1,916 req/s with one instance of 2 workers and 186
-// with 10 instances of 4. So a node lights no component instance past the first of a function once
-// the budget is spent, and an instance starts no worker past its first; requests wait for the
-// workers there are (or go to a node with room) instead.
+// 2-core machine (up and wrk -c32, 2026-12-03), the TypeScript hello served 1,916 req/s with one
+// instance of 2 workers and 186 with 10 instances of 4. So a node lights no component instance
+// past the first of a function once the budget is spent, and an instance starts no worker past its first (workers held by slow runs
+// aside, see SLOW_RUN_MS); requests wait for the workers there are (or go to a node with room).
 import { availableParallelism } from 'node:os';
 
 /**
@@ -21,6 +21,8 @@ export interface WorkerHolder {
   readonly workers: number;
   /** Of them, those held by a run past SLOW_RUN_MS. */
   readonly slowWorkers: number;
+  /** Stops one of its idle workers past its first; false when it has none. */
+  shedIdleWorker(): boolean;
 }
 
 /** Worker threads a node's component instances may run between them, beyond one per instance. */
@@ -55,6 +57,16 @@ export class WorkerBudget {
   get full(): boolean {
     const { all, busy } = this.#count();
     return busy >= this.limit || all >= this.hardLimit;
+  }
+
+  /**
+   * Makes room for `asker`, whose requests wait, by having another holder stop an idle worker
+   * past its first: a function that was busy a while ago does not keep its share from one busy
+   * now. True when one was stopped (the budget then has room).
+   */
+  shedFor(asker: WorkerHolder): boolean {
+    for (const holder of this.#holders) if (holder !== asker && holder.shedIdleWorker()) return !this.full;
+    return false;
   }
 
   /** All workers, and those not held by a slow run (each holder at least one of each). */
