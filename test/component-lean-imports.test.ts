@@ -1,12 +1,11 @@
 // The direct call path for synchronous host imports in jco's bindings: the rewrite, its refusals, and serving through it.
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
 import { before, describe, test } from 'node:test';
-import type { InvocationRequest } from '../src/instance/index.js';
 import { hookBindings, BINDINGS_STATE_EXPORT } from '../src/runtime/component/bindings-hooks.js';
 import { leanSyncImports } from '../src/runtime/component/bindings-lean-imports.js';
 import { createComponentFactory, prepareComponent } from '../src/runtime/component/index.js';
 import { buildReusableComponent, componentSpec } from './component-helpers.js';
+import { makeInvocationRequest, readBody } from './instance-conformance.js';
 
 /** The instantiation module jco makes of the stand-in component. */
 let bindings = '';
@@ -93,21 +92,6 @@ describe('component lean imports — refusals leave the bindings as they are', (
 });
 
 describe('component lean imports — serving', () => {
-  function request(i: number): InvocationRequest {
-    return {
-      id: `lean-${i}`,
-      method: 'GET',
-      url: '/count',
-      headers: { host: '127.0.0.1' },
-      body: Readable.from([]),
-      remoteAddress: '127.0.0.1',
-      host: '127.0.0.1',
-      serverPort: 0,
-      route: { pattern: '/...', scriptName: '', pathInfo: '/count' },
-      signal: new AbortController().signal,
-    };
-  }
-
   test('a component served through the lean imports — answers, and its instance is restored as new each time', async () => {
     const spec = componentSpec({ name: 'lean' });
     const factory = createComponentFactory(await prepareComponent(await buildReusableComponent(), spec), spec, { log: () => undefined, maxWorkers: 1 });
@@ -116,12 +100,9 @@ describe('component lean imports — serving', () => {
       await instance.ready;
       const bodies: string[] = [];
       for (let i = 0; i < 20; i++) {
-        const response = await instance.handle(request(i));
+        const response = await instance.handle(makeInvocationRequest({ url: `/count?i=${i}` }));
         assert.equal(response.status, 200);
-        const chunks: Buffer[] = [];
-        if (response.body && !Buffer.isBuffer(response.body)) for await (const chunk of response.body as Readable) chunks.push(Buffer.from(chunk as Uint8Array));
-        else if (response.body) chunks.push(response.body);
-        bodies.push(Buffer.concat(chunks).toString('utf8'));
+        bodies.push((await readBody(response)).toString('utf8'));
       }
       // The stand-in answers with the number of requests its instance has served.
       assert.deepEqual(new Set(bodies).size, 1, `every answer alike, got ${JSON.stringify(bodies.slice(0, 3))}`);
