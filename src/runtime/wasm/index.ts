@@ -8,7 +8,7 @@ export type { WagiEnvOptions } from './wagi-cgi.js';
 export { packRunInput } from './sandbox-protocol.js';
 export { binaryKind, capMemory, memoryDeclaration, WASM_PAGE } from './wasm-binary.js';
 export type { BinaryKind, MemoryLimits, CappedModule, MemoryDeclaration } from './wasm-binary.js';
-export { readSections, readU32, skipLeb, writeU32 } from './wasm-encoding.js';
+export { encodeCustomSection, readCustomSection, readSections, readU32, skipLeb, writeU32 } from './wasm-encoding.js';
 export type { Malformed, Section } from './wasm-encoding.js';
 export { ConfinedDir } from './wasi-files.js';
 export type { ConfinedEntry, Unreachable } from './wasi-files.js';

@@ -66,3 +66,22 @@ export function readSections(bytes: Uint8Array, malformed: Malformed): Section[]
   }
   return sections;
 }
+
+/** A custom section (id 0) named `name` holding `text`, as bytes to append to a module or component. */
+export function encodeCustomSection(name: string, text: string): Uint8Array {
+  const nameBytes = new TextEncoder().encode(name);
+  const content = [...writeU32(nameBytes.length), ...nameBytes, ...new TextEncoder().encode(text)];
+  return Uint8Array.from([0, ...writeU32(content.length), ...content]);
+}
+
+/** The text of the first custom section named `name` at the top level of a module or component. */
+export function readCustomSection(bytes: Uint8Array, name: string, malformed: Malformed): string | undefined {
+  const decoder = new TextDecoder();
+  for (const section of readSections(bytes, malformed)) {
+    if (section.id !== 0) continue;
+    const [length, nameStart] = readU32(bytes, section.contentStart, malformed);
+    if (nameStart + length > section.end) throw malformed('a custom section name runs past its section');
+    if (decoder.decode(bytes.subarray(nameStart, nameStart + length)) === name) return decoder.decode(bytes.subarray(nameStart + length, section.end));
+  }
+  return undefined;
+}
