@@ -19,6 +19,7 @@ import { traceOf, type TraceSpan } from '../../tracing/index.js';
 import { OutboundClient } from './outbound-client.js';
 import type { OutboundRule } from './outbound-policy.js';
 import {
+  emptyWorkerStats,
   NO_RESPONSE_HEADER,
   STREAM_WINDOW,
   type ComponentWorkerData,
@@ -240,10 +241,6 @@ function responseHeadersOf(headers: WireHeaders): HeaderPairs {
   return headers.filter(([name]) => !HOP_BY_HOP_HEADERS.has(name.toLowerCase()));
 }
 
-function emptyStats(): WorkerStats {
-  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
-}
-
 function addStats(into: WorkerStats, from: WorkerStats): void {
   for (const key of Object.keys(into) as Array<keyof WorkerStats>) into[key] += from[key];
 }
@@ -275,7 +272,7 @@ export class ComponentInstance implements Instance {
   private idleWaiters: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
   private modules: Record<string, WebAssembly.Module> | undefined;
-  private readonly retired: WorkerStats = emptyStats();
+  private readonly retired: WorkerStats = emptyWorkerStats();
 
   constructor(
     readonly id: string,

@@ -109,6 +109,8 @@ export interface WorkerStats {
   replaced: number;
   /** Memory blocks copied back by restores. */
   dirtyBlocks: number;
+  /** Handles requests left open, which the restores after them let go of. */
+  leftHandles: number;
   /**
    * Wall time in the handler's export, bindings and host calls included (Node 20 has no cheap
    * per-thread CPU clock: /proc's schedstat leaves out the running slice). On a busy machine it
@@ -119,6 +121,11 @@ export interface WorkerStats {
   restoreNs: number;
   /** Wall time making new instances. */
   instantiateNs: number;
+}
+
+/** Stats of a worker that has done nothing yet. */
+export function emptyWorkerStats(): WorkerStats {
+  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, leftHandles: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
 }
 
 /** Timeouts a handler set on an outbound request, in milliseconds. */

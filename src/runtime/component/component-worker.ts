@@ -6,7 +6,7 @@ import { parseOutboundRules } from './outbound-policy.js';
 import { ComponentHost, DeadlineExceeded, GuestExit, type HostChannel } from './wasi-host.js';
 import { BINDINGS_STATE_EXPORT, type BindingsState } from './bindings-hooks.js';
 import { InstanceSnapshot, UnrestorableInstance, type CoreInstance } from './instance-snapshot.js';
-import type { ComponentWorkerData, FromWorker, RunFailure, RunRequest, ToWorker, WorkerStats } from './component-protocol.js';
+import { emptyWorkerStats, type ComponentWorkerData, type FromWorker, type RunFailure, type RunRequest, type ToWorker, type WorkerStats } from './component-protocol.js';
 
 type HandlerExport = { handle(request: unknown, responseOut: unknown): void };
 type Root = Record<string, HandlerExport | undefined>;
@@ -129,7 +129,7 @@ function note(text: string): void {
   channel.post({ t: 'log', stream: 'stderr', text: `component worker: ${text}\n` });
 }
 
-const stats: WorkerStats = { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
+const stats: WorkerStats = emptyWorkerStats();
 
 function nsSince(started: number): number {
   return Math.round((performance.now() - started) * 1e6);
@@ -200,6 +200,7 @@ function reusable(lit: Lit, failed: boolean): 'kept' | 'restored' | 'replaced' {
     return 'replaced';
   }
   stats.dirtyBlocks += outcome.dirtyBlocks;
+  stats.leftHandles += outcome.droppedHandles;
   lit.served = 0;
   return 'restored';
 }
