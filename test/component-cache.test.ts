@@ -15,6 +15,7 @@ function prepared(): PreparedComponent {
     entry: 'component.js',
     imports: ['wasi:io/poll@0.2.6'],
     exports: ['wasi:http/incoming-handler@0.2.6'],
+    oneRequestPerInstance: false,
   };
 }
 
@@ -72,5 +73,5 @@ function bodyOf(entry: Buffer): Buffer {
 
 /** A body with a correct header, as a writer with other content would have made it. */
 function reseal(body: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`lamplighter-component-cache/2 ${createHash('sha256').update(body).digest('hex')}\n`), body]);
+  return Buffer.concat([Buffer.from(`lamplighter-component-cache/3 ${createHash('sha256').update(body).digest('hex')}\n`), body]);
 }

@@ -125,6 +125,23 @@ describe('lamplighter build', () => {
     });
   });
 
+  test('lamplighter build --isolation instance — a listener builds for reuse, deploys under isolation = "instance" and answers', { timeout: 180_000 }, async () => {
+    await cli('new', 'reused', '--template', 'js', '--dir', work);
+    const dir = path.join(work, 'reused');
+    const manifestFile = path.join(dir, 'lamplighter.toml');
+    const manifest = await readFile(manifestFile, 'utf8');
+    assert.match(manifest, /runtime = "component"\n/);
+    await writeFile(manifestFile, manifest.replace('runtime = "component"\n', 'runtime = "component"\nisolation = "instance"\n'));
+    const printed = await cli('build', path.join(COMPONENT_FIXTURES, 'listener.js'), '-o', path.join(dir, 'handler.wasm'), '--isolation', 'instance');
+    assert.match(printed[0] ?? '', /built .*handler\.wasm/);
+    const { status, body, headers } = await serveOnce(dir, '/?name=again');
+    assert.equal(status, 200);
+    assert.equal(body, 'hello, again');
+    assert.equal(headerOf({ status, headers, body: null }, 'x-style'), 'listener');
+    await assert.rejects(serveOnce(dir, '/?silent'), (err: unknown) => err instanceof LamplighterError && err.code === 'LL_BAD_HANDLER_RESPONSE' && /no fetch listener called respondWith\(\)/.test(err.message));
+    await assert.rejects(cli('build', path.join(COMPONENT_FIXTURES, 'listener.js'), '--isolation', 'reused'), /argument 'reused' is invalid\. Allowed choices are request, instance/);
+  });
+
   const noHandler: Array<[string, string, string, RegExp]> = [
     ['a text file', 'notes.txt', 'Remember to buy milk.\n', /not a JavaScript or TypeScript module \(\.txt\)/],
     ['a module with neither', 'nothing.js', 'export const answer = 42;\n', /no default export and adds no 'fetch' event listener/],

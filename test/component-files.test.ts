@@ -6,7 +6,6 @@ import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { HANDLER_FILES_DEPS_WIT, HANDLER_FILES_WORLD_WIT } from '../src/runtime/component/index.js';
 import { startTestNode, type TestNode } from '../src/testing/index.js';
 import { buildCachedComponent, COMPONENT_FIXTURES } from './component-helpers.js';
 
@@ -77,7 +76,7 @@ function rawGet(base: string, rawPath: string): Promise<{ status: number; text: 
 
 /** files-reader.js built with `lamplighter build` (10-40 s; kept under the temp dir by content, world and tool versions). */
 async function buildReaderComponent(): Promise<Uint8Array> {
-  return (await buildCachedComponent(path.join(COMPONENT_FIXTURES, 'files-reader.js'), [HANDLER_FILES_WORLD_WIT, HANDLER_FILES_DEPS_WIT])).component;
+  return (await buildCachedComponent(path.join(COMPONENT_FIXTURES, 'files-reader.js'))).component;
 }
 
 describe('component files', () => {

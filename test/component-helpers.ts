@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseManifest, type FunctionSpec } from '../src/manifest/index.js';
-import { buildComponent, HANDLER_WORLD_WIT } from '../src/runtime/component/index.js';
+import { buildComponent, BUILD_RECIPE } from '../src/runtime/component/index.js';
 
 /** Directory of the component fixtures' sources. */
 export const COMPONENT_FIXTURES = fileURLToPath(new URL('../../test/fixtures/component/', import.meta.url));
@@ -19,22 +19,23 @@ async function versionOf(pkg: string): Promise<string> {
 }
 
 /**
- * Builds the JS or TS handler at `source` into a component with componentize-js. A build takes
- * 10-20 s, so the result is kept under the OS temp dir, keyed by the sha256 of the source, the
- * WIT it is built against (`worldWit`) and the tool versions; a changed source is rebuilt.
- * Returns the bytes and the file that keeps them.
+ * Builds the JS or TS handler at `source` into a component with componentize-js, for `isolation`
+ * (see BuildComponentOptions). A build takes 10-20 s, so the result is kept under the OS temp dir,
+ * keyed by the sha256 of the source, Lamplighter's part of a build (BUILD_RECIPE), `isolation`
+ * and the tool versions; a changed source is rebuilt. Returns the bytes and the file
+ * that keeps them.
  */
-export async function buildCachedComponent(source: string, worldWit: readonly string[] = [HANDLER_WORLD_WIT]): Promise<{ component: Uint8Array; file: string }> {
+export async function buildCachedComponent(source: string, isolation: 'request' | 'instance' = 'request'): Promise<{ component: Uint8Array; file: string }> {
   const hash = createHash('sha256').update(await readFile(source));
-  for (const wit of worldWit) hash.update(wit);
+  hash.update(BUILD_RECIPE).update(isolation);
   hash.update(await versionOf('@bytecodealliance/componentize-js')).update(await versionOf('esbuild'));
-  const file = path.join(CACHE_DIR, `${path.parse(source).name}-${hash.digest('hex').slice(0, 24)}.wasm`);
+  const file = path.join(CACHE_DIR, `${path.parse(source).name}-${isolation}-${hash.digest('hex').slice(0, 24)}.wasm`);
   try {
     return { component: new Uint8Array(await readFile(file)), file };
   } catch {
     // Not built yet.
   }
-  const { component } = await buildComponent(source);
+  const { component } = await buildComponent(source, { isolation });
   await mkdir(CACHE_DIR, { recursive: true });
   // Written aside and renamed, so a run stopped mid-write never finds half a component.
   const partial = `${file}.${process.pid}.tmp`;
@@ -44,8 +45,8 @@ export async function buildCachedComponent(source: string, worldWit: readonly st
 }
 
 /** Builds `test/fixtures/component/<name>` (JS or TS) into a component, cached (see buildCachedComponent). */
-export async function buildFixtureComponent(name: string): Promise<Uint8Array> {
-  return (await buildCachedComponent(path.join(COMPONENT_FIXTURES, name))).component;
+export async function buildFixtureComponent(name: string, isolation: 'request' | 'instance' = 'request'): Promise<Uint8Array> {
+  return (await buildCachedComponent(path.join(COMPONENT_FIXTURES, name), isolation)).component;
 }
 
 interface JcoTools {

@@ -181,6 +181,18 @@ describe('component isolation — per instance (isolation = "instance")', () => 
     assert.deepEqual(seen, ['1', '2', '3', '1', '2', '3', '1']);
   });
 
+  test('component isolation — a JS listener built with --isolation instance keeps what a request left for the next, up to max_reuse', async () => {
+    const prepared = await prepareComponent(await buildFixtureComponent('isolation.js', 'instance'), componentSpec());
+    const { instance } = await light({ isolation: 'instance', maxReuse: 4 }, prepared);
+    assert.equal((await get(instance, '/count')).text, '1 1');
+    assert.equal((await get(instance, '/write?kb=4&v=kept')).text, 'written');
+    assert.deepEqual(JSON.parse((await get(instance, '/read')).text), { counter: 3, leftover: 'secret-kept', hoard: 4096, filled: true, secret: 'secret-kept' });
+    // Too much recursion is an exception the handler throws: a 500, and the instance goes on.
+    assert.equal(await statusOf(instance, '/recurse'), 500);
+    // That was the fourth request: the fifth finds the instance as new.
+    assert.equal((await get(instance, '/count')).text, '1 1');
+  });
+
   test('component isolation — "instance" is refused for a JS component, whose engine answers one request per instance', async () => {
     const prepared = await isolationComponent();
     assert.throws(
@@ -188,7 +200,7 @@ describe('component isolation — per instance (isolation = "instance")', () => 
       (err: unknown) =>
         err instanceof LamplighterError &&
         err.code === 'LL_MANIFEST_INVALID' &&
-        /function\[echo\]\.isolation = "instance" cannot be used with this component: it embeds the JavaScript engine of componentize-js/.test(err.message),
+        /function\[echo\]\.isolation = "instance" cannot be used with this component: it embeds the JavaScript engine of componentize-js .*Build it with "lamplighter build --isolation instance"/.test(err.message),
     );
   });
 });

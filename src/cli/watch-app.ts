@@ -48,7 +48,7 @@ async function rebuild(fn: FunctionSpec, appDir: string, io: CommandIo): Promise
     const handler = path.resolve(appDir, beside);
     try {
       const started = performance.now();
-      const { component } = await buildComponent(handler);
+      const { component } = await buildComponent(handler, { isolation: fn.isolation });
       await writeFile(path.resolve(appDir, fn.source), component);
       io.err(`[${fn.name}] built ${path.relative(appDir, handler)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       return true;

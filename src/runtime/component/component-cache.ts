@@ -13,7 +13,7 @@ import type { PreparedComponent } from './prepare-component.js';
  * 2: the files are stored as raw bytes after a JSON index (1 held them base64 in JSON, which
  * cost a second start about 0.3 s of decoding 13 MB).
  */
-const FORMAT = 2;
+const FORMAT = 3;
 const MAGIC = `lamplighter-component-cache/${FORMAT}`;
 
 /**
@@ -53,6 +53,7 @@ interface EntryIndex {
   entry: string;
   imports: string[];
   exports: string[];
+  oneRequestPerInstance: boolean;
   /** Each file's name and length in bytes. */
   files: Array<[string, number]>;
 }
@@ -116,6 +117,7 @@ export class ComponentCache {
       typeof entry.entry !== 'string' ||
       !isStringArray(entry.imports) ||
       !isStringArray(entry.exports) ||
+      typeof entry.oneRequestPerInstance !== 'boolean' ||
       !Array.isArray(entry.files) ||
       !entry.files.every((f) => Array.isArray(f) && typeof f[0] === 'string' && Number.isInteger(f[1]) && f[1] >= 0) ||
       !entry.files.some(([name]) => name === entry.entry) ||
@@ -130,7 +132,7 @@ export class ComponentCache {
       files[name] = new Uint8Array(body.buffer, body.byteOffset + at, length);
       at += length;
     }
-    return { kind: 'hit', prepared: { files, entry: entry.entry, imports: entry.imports, exports: entry.exports } };
+    return { kind: 'hit', prepared: { files, entry: entry.entry, imports: entry.imports, exports: entry.exports, oneRequestPerInstance: entry.oneRequestPerInstance } };
   }
 
   /** Stores the entry for `digest`, replacing any (a temp file renamed into place). */
@@ -142,6 +144,7 @@ export class ComponentCache {
       entry: prepared.entry,
       imports: prepared.imports,
       exports: prepared.exports,
+      oneRequestPerInstance: prepared.oneRequestPerInstance,
       files: names.map((name) => [name, prepared.files[name]!.byteLength]),
     };
     const indexBytes = Buffer.from(JSON.stringify(index));

@@ -1,16 +1,169 @@
-// The WIT a JS handler is built against when it imports wasi:filesystem to read its function's files.
+// The WIT a JS handler is built against: its world, and the parts of the WASI packages it names.
 
+/** The wasi:http version the bundled JS engine serves; the world's export must match it. */
+export const ENGINE_HTTP_VERSION = '0.2.10';
+/** The wasi:cli version the bundled JS engine uses; handlers import environment at this version. */
+export const ENGINE_CLI_VERSION = '0.2.12';
 /** The wasi:filesystem version a JS handler imports (the bundled engine's own). */
 export const ENGINE_FILESYSTEM_VERSION = '0.2.10';
 
 const V = ENGINE_FILESYSTEM_VERSION;
+
+/** What a handler's world holds beyond serving HTTP and reading its environment. */
+export interface HandlerWorldOptions {
+  /**
+   * The entry serves wasi:http itself (`lamplighter build --isolation instance`), so the world
+   * imports wasi:http/types; otherwise the engine's fetch event serves it.
+   */
+  reusable: boolean;
+  /** The handler imports wasi:filesystem (at {@link ENGINE_FILESYSTEM_VERSION}) to read its files. */
+  readsFiles: boolean;
+}
+
+/** The world a JS handler is built against. */
+export function handlerWorldWit(options: HandlerWorldOptions): string {
+  const imports = [
+    `wasi:cli/environment@${ENGINE_CLI_VERSION}`,
+    ...(options.reusable ? [`wasi:http/types@${ENGINE_HTTP_VERSION}`] : []),
+    ...(options.readsFiles ? [`wasi:filesystem/preopens@${V}`, `wasi:filesystem/types@${V}`] : []),
+  ];
+  return `package lamplighter:handler;
+
+world handler {
+${imports.map((name) => `  import ${name};\n`).join('')}  export wasi:http/incoming-handler@${ENGINE_HTTP_VERSION};
+}
+`;
+}
+
+/**
+ * The part of wasi:http/types the reusable entry calls, and incoming-handler. Every type is the
+ * standard one (error-code in full): the engine imports the same interface for `fetch`.
+ */
+const HTTP_WIT = `package wasi:http@${ENGINE_HTTP_VERSION};
+
+interface types {
+  use wasi:io/streams@${V}.{input-stream, output-stream};
+
+  variant method { get, head, post, put, delete, connect, options, trace, patch, other(string) }
+
+  variant scheme { HTTP, HTTPS, other(string) }
+
+  record DNS-error-payload { rcode: option<string>, info-code: option<u16> }
+
+  record TLS-alert-received-payload { alert-id: option<u8>, alert-message: option<string> }
+
+  record field-size-payload { field-name: option<string>, field-size: option<u32> }
+
+  variant error-code {
+    DNS-timeout,
+    DNS-error(DNS-error-payload),
+    destination-not-found,
+    destination-unavailable,
+    destination-IP-prohibited,
+    destination-IP-unroutable,
+    connection-refused,
+    connection-terminated,
+    connection-timeout,
+    connection-read-timeout,
+    connection-write-timeout,
+    connection-limit-reached,
+    TLS-protocol-error,
+    TLS-certificate-error,
+    TLS-alert-received(TLS-alert-received-payload),
+    HTTP-request-denied,
+    HTTP-request-length-required,
+    HTTP-request-body-size(option<u64>),
+    HTTP-request-method-invalid,
+    HTTP-request-URI-invalid,
+    HTTP-request-URI-too-long,
+    HTTP-request-header-section-size(option<u32>),
+    HTTP-request-header-size(option<field-size-payload>),
+    HTTP-request-trailer-section-size(option<u32>),
+    HTTP-request-trailer-size(field-size-payload),
+    HTTP-response-incomplete,
+    HTTP-response-header-section-size(option<u32>),
+    HTTP-response-header-size(field-size-payload),
+    HTTP-response-body-size(option<u64>),
+    HTTP-response-trailer-section-size(option<u32>),
+    HTTP-response-trailer-size(field-size-payload),
+    HTTP-response-transfer-coding(option<string>),
+    HTTP-response-content-coding(option<string>),
+    HTTP-response-timeout,
+    HTTP-upgrade-failed,
+    HTTP-protocol-error,
+    loop-detected,
+    configuration-error,
+    internal-error(option<string>),
+  }
+
+  variant header-error { invalid-syntax, forbidden, immutable }
+
+  type field-key = string;
+  type field-name = field-key;
+  type field-value = list<u8>;
+
+  resource fields {
+    constructor();
+    from-list: static func(entries: list<tuple<field-name, field-value>>) -> result<fields, header-error>;
+    entries: func() -> list<tuple<field-name, field-value>>;
+  }
+
+  type headers = fields;
+  type trailers = fields;
+  type status-code = u16;
+
+  resource incoming-request {
+    method: func() -> method;
+    path-with-query: func() -> option<string>;
+    scheme: func() -> option<scheme>;
+    authority: func() -> option<string>;
+    headers: func() -> headers;
+    consume: func() -> result<incoming-body>;
+  }
+
+  resource incoming-body {
+    %stream: func() -> result<input-stream>;
+  }
+
+  resource outgoing-response {
+    constructor(headers: headers);
+    set-status-code: func(status-code: status-code) -> result;
+    body: func() -> result<outgoing-body>;
+  }
+
+  resource outgoing-body {
+    write: func() -> result<output-stream>;
+    finish: static func(this: outgoing-body, trailers: option<trailers>) -> result<_, error-code>;
+  }
+
+  resource response-outparam {
+    set: static func(param: response-outparam, response: result<outgoing-response, error-code>);
+  }
+}
+
+interface incoming-handler {
+  use types.{incoming-request, response-outparam};
+
+  handle: func(request: incoming-request, response-out: response-outparam);
+}
+`;
+
+/** The part of wasi:cli/environment the entries read. */
+const CLI_WIT = `package wasi:cli@${ENGINE_CLI_VERSION};
+
+interface environment {
+  get-environment: func() -> list<tuple<string, string>>;
+  get-arguments: func() -> list<string>;
+  initial-cwd: func() -> option<string>;
+}
+`;
 
 /**
  * wasi:filesystem/types and preopens, with the parts of wasi:io and wasi:clocks they use: every
  * function of the filesystem interfaces (the host answers the ones that would change something
  * with `read-only`), and the input-stream calls a reader needs.
  */
-export const FILESYSTEM_WIT = `package wasi:filesystem@${V};
+const FILESYSTEM_WIT = `package wasi:filesystem@${V};
 
 interface types {
   use wasi:io/streams@${V}.{input-stream, output-stream, error};
@@ -117,8 +270,8 @@ interface preopens {
 }
 `;
 
-/** The parts of wasi:io the filesystem interfaces name. */
-export const IO_WIT = `package wasi:io@${V};
+/** The parts of wasi:io the entry's bodies and the filesystem interfaces use. */
+const IO_WIT = `package wasi:io@${V};
 
 interface error {
   resource error {
@@ -150,12 +303,17 @@ interface streams {
     subscribe: func() -> pollable;
   }
 
-  resource output-stream;
+  resource output-stream {
+    check-write: func() -> result<u64, stream-error>;
+    write: func(contents: list<u8>) -> result<_, stream-error>;
+    blocking-flush: func() -> result<_, stream-error>;
+    subscribe: func() -> pollable;
+  }
 }
 `;
 
 /** The part of wasi:clocks the filesystem interfaces name. */
-export const CLOCKS_WIT = `package wasi:clocks@${V};
+const CLOCKS_WIT = `package wasi:clocks@${V};
 
 interface wall-clock {
   record datetime {
@@ -164,3 +322,15 @@ interface wall-clock {
   }
 }
 `;
+
+/** The packages a handler's world needs beside it, by folder name under `wit/deps`. */
+export function handlerDeps(options: HandlerWorldOptions): Record<string, string> {
+  return { http: HTTP_WIT, cli: CLI_WIT, io: IO_WIT, ...(options.readsFiles ? { filesystem: FILESYSTEM_WIT, clocks: CLOCKS_WIT } : {}) };
+}
+
+/** Every WIT text a handler may be built against, as one string (for keys of cached builds). */
+export const HANDLER_WIT_TEXT = [true, false]
+  .flatMap((reusable) => [true, false].map((readsFiles) => ({ reusable, readsFiles })))
+  .map((options) => handlerWorldWit(options))
+  .concat([HTTP_WIT, CLI_WIT, IO_WIT, FILESYSTEM_WIT, CLOCKS_WIT])
+  .join('\n');

@@ -9,7 +9,7 @@ export { ComponentCache, componentCacheDir } from './component-cache.js';
 export { ComponentInstance, STOP_GRACE_MS } from './component-instance.js';
 export type { WorkerStats } from './component-protocol.js';
 export { servesOneRequestPerInstance } from './prepare-component.js';
-export { buildComponent, HANDLER_WORLD_WIT, HANDLER_FILES_WORLD_WIT, HANDLER_FILES_DEPS_WIT, ENGINE_HTTP_VERSION, ENGINE_CLI_VERSION } from './build-component.js';
+export { buildComponent, BUILD_RECIPE } from './build-component.js';
 export type { BuildComponentOptions, BuiltComponent } from './build-component.js';
 export { parseOutboundRules, isOutboundAllowed } from './outbound-policy.js';
 export type { OutboundRule } from './outbound-policy.js';

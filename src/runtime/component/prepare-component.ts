@@ -1,7 +1,8 @@
 // Deploy-time work for a component: judge it, check its imports and exports, transpile it once.
 import { ManifestError, ModuleError } from '../../errors/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
-import { binaryKind, WASM_PAGE } from '../wasm/index.js';
+import { binaryKind, readCustomSection, WASM_PAGE } from '../wasm/index.js';
+import { HANDLER_ENTRY_SECTION } from './build-component.js';
 import { coreMemoryInfo } from './component-binary.js';
 import { coreExportNames, exposeCoreState } from './core-state-exports.js';
 import { HANDLER_INTERFACE, HOST_INTERFACES, splitVersion, WASI_VERSION_PREFIX } from './host-interfaces.js';
@@ -17,6 +18,14 @@ export interface PreparedComponent {
   imports: string[];
   /** Interfaces and functions the component exports, with versions. */
   exports: string[];
+  /**
+   * The component embeds the JavaScript engine of componentize-js with the engine's own fetch
+   * event, which keeps one event for the life of an instance and refuses a second `respondWith`:
+   * an instance answers one request, and only a restore makes it answer again. What
+   * `lamplighter build --isolation instance` makes serves wasi:http itself and is not such a
+   * component (it carries {@link HANDLER_ENTRY_SECTION}).
+   */
+  oneRequestPerInstance: boolean;
 }
 
 /** The imports and exports of a component's world, read from its WIT. */
@@ -133,7 +142,7 @@ export async function prepareComponent(bytes: Uint8Array, spec: FunctionSpec): P
   const entry = 'component.js';
   if (!files[entry]) throw new ModuleError(`transpiling produced no ${entry}`);
 
-  const prepared = { files, entry, imports: world.imports, exports: world.exports };
+  const prepared = { files, entry, imports: world.imports, exports: world.exports, oneRequestPerInstance: embedsFetchEventEngine(bytes, files) };
   checkMemory(prepared, spec);
   checkIsolation(prepared, spec);
   return prepared;
@@ -160,19 +169,25 @@ function checkMemory(prepared: PreparedComponent, spec: FunctionSpec): void {
 }
 
 /**
- * True when the component embeds the JavaScript engine componentize-js builds (StarlingMonkey,
- * what `lamplighter build` makes): its core module exports componentize-js's `check_init`. That
- * engine keeps one fetch event for the life of an instance and refuses a second `respondWith`, so
- * an instance answers one request; only a restore makes it answer again.
+ * True when the component embeds the JavaScript engine componentize-js builds (its core module
+ * exports componentize-js's `check_init`) and does not carry the reusable entry of
+ * `lamplighter build --isolation instance`, which answers requests itself: the engine's fetch event then serves one request per instance.
  */
+function embedsFetchEventEngine(component: Uint8Array, files: Record<string, Uint8Array>): boolean {
+  const built = readCustomSection(component, HANDLER_ENTRY_SECTION, (what) => new ModuleError(`the component is malformed: ${what}`));
+  if (built !== undefined) return false;
+  return Object.entries(files).some(([name, content]) => name.endsWith('.wasm') && coreExportNames(content).includes('check_init'));
+}
+
+/** True when an instance of `prepared` answers one request only (see PreparedComponent). */
 export function servesOneRequestPerInstance(prepared: PreparedComponent): boolean {
-  return Object.entries(prepared.files).some(([name, content]) => name.endsWith('.wasm') && coreExportNames(content).includes('check_init'));
+  return prepared.oneRequestPerInstance;
 }
 
 function checkIsolation(prepared: PreparedComponent, spec: FunctionSpec): void {
   if (spec.isolation !== 'instance' || !servesOneRequestPerInstance(prepared)) return;
   throw new ManifestError(
-    `function[${spec.name}].isolation = "instance" cannot be used with this component: it embeds the JavaScript engine of componentize-js (StarlingMonkey, as lamplighter build makes), which answers only one request per instance. Leave isolation out: each request then gets the instance restored as new, at about the same cost`,
+    `function[${spec.name}].isolation = "instance" cannot be used with this component: it embeds the JavaScript engine of componentize-js (StarlingMonkey, as lamplighter build makes by default) with its own fetch event, which answers only one request per instance. Build it with "lamplighter build --isolation instance" (an entry that answers any number of requests), or leave isolation out: each request then gets the instance restored as new`,
   );
 }
 
