@@ -6,10 +6,10 @@
 // Lamplighter Instance (N worker threads, or the WAGI sandbox pool), and wrk loads it from its own
 // process, in alternating rounds so that background noise hits all alike; medians are reported.
 // Targets: plain node:http (the ceiling), WAGI hello (examples/hello, a fresh sandbox per request),
-// the TypeScript hello (examples/hello-ts built with componentize-js; isolation "request": an
-// instance restored as new per request), and the stand-in component of the tests
-// (test/fixtures/component/reusable.wat) under "request" and "instance" (the JS engine serves one
-// request per instance, so it cannot be reused). For each component target it reports CPU per
+// the TypeScript hello (examples/hello-ts built with `lamplighter build`) under isolation "request"
+// (an instance restored as new per request) and, built with --isolation instance, under
+// "instance" (one instance serves up to max_reuse requests), and the stand-in component of the tests (test/fixtures/component/reusable.wat) under
+// both. For each component target it reports CPU per
 // request of this process (all threads), split into the worker's parts from the instance's
 // counters; the rest is messages between threads and the HTTP harness. Last, the hello lit from
 // zero to its first answer, from a parked worker and starting one.
@@ -296,6 +296,8 @@ async function main(): Promise<void> {
   const hello = new Uint8Array(await readFile(await helloComponentFile()));
   const helloSpec = specOf(componentManifest('request'), () => undefined);
   const helloPrepared = await prepareComponent(hello, helloSpec);
+  const helloReusableSpec = specOf(componentManifest('instance'), () => undefined);
+  const helloReusable = await prepareComponent(new Uint8Array(await readFile(await helloComponentFile('instance'))), helloReusableSpec);
   const reusable = await buildReusableComponent();
   const reusablePrepared = await prepareComponent(reusable, specOf(componentManifest('request'), () => undefined));
   const pool = new SandboxPool({ size: WORKERS });
@@ -305,6 +307,7 @@ async function main(): Promise<void> {
     await plainTarget(),
     await lightWagi(pool),
     await lightComponent('component hello (TS), isolation = "request"', helloPrepared, helloSpec),
+    await lightComponent('component hello (TS, built with --isolation instance), isolation = "instance"', helloReusable, helloReusableSpec),
     await lightComponent('stand-in component (wasm), isolation = "request"', reusablePrepared, specOf(componentManifest('request'), () => undefined)),
     await lightComponent('stand-in component (wasm), isolation = "instance"', reusablePrepared, specOf(componentManifest('instance'), () => undefined)),
   ];

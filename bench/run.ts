@@ -103,13 +103,17 @@ async function main(): Promise<void> {
   await node.deploy(wagiApp('cold', 'cold', 'hello.wasm', ['/cold'], '[function.scale]\nidle = "30ms"\nwindow = "100ms"'), { 'hello.wasm': path.join(repoRoot, 'examples', 'hello', 'hello.wasm') });
   if (!flags['skip-component']) {
     const component = await helloComponentFile();
-    const componentApp = (name: string, route: string, scale: string): string =>
-      `name = "${name}"\n[[function]]\nname = "${name}"\nruntime = "component"\nsource = "handler.wasm"\nroutes = ["${route}"]\n[function.scale]\n${scale}\n`;
+    const reusable = await helloComponentFile('instance');
+    const componentApp = (name: string, route: string, scale: string, extra = ''): string =>
+      `name = "${name}"\n[[function]]\nname = "${name}"\nruntime = "component"\nsource = "handler.wasm"\nroutes = ["${route}"]\n${extra}[function.scale]\n${scale}\n`;
     // The manifest's defaults (concurrency 16, up to 10 instances), as a user deploys it: the
     // node's component worker budget (one a core) keeps the scaler from lighting more
     // workers than the cores can run.
     await node.deploy(componentApp('comp', '/comp', 'idle = "60s"\nmax = 10'), { 'handler.wasm': component });
     await node.deploy(componentApp('comp-cold', '/comp-cold', 'idle = "30ms"\nwindow = "100ms"'), { 'handler.wasm': component });
+    // The same hello built with --isolation instance: one instance answers up to max_reuse (128)
+    // requests in turn.
+    await node.deploy(componentApp('comp-reuse', '/comp-reuse', 'idle = "60s"\nmax = 10', 'isolation = "instance"\n'), { 'handler.wasm': reusable });
   }
 
   const plain = startChild(process.execPath, [
@@ -128,7 +132,10 @@ async function main(): Promise<void> {
       ['workerd JS hello (peer)', `http://127.0.0.1:${workerdPort}/`],
       ['Lamplighter WAGI hello, fresh sandbox per request', `${node.url}/`],
     ];
-    if (!flags['skip-component']) targets.push(['Lamplighter component (TS, componentize-js) hello, instance restored per request (manifest defaults; node budget of a worker a core)', `${node.url}/comp`]);
+    if (!flags['skip-component']) {
+      targets.push(['Lamplighter component (TS, componentize-js) hello, instance restored per request (manifest defaults; node budget of a worker a core)', `${node.url}/comp`]);
+      targets.push(['Lamplighter component (TS, built with --isolation instance) hello, isolation = "instance"', `${node.url}/comp-reuse`]);
+    }
     const results = new Map<string, WrkResult[]>(targets.map(([name]) => [name, []]));
     // Warm-up, then alternating rounds.
     for (const [, url] of targets) await runWrk(url, { connections: CONNECTIONS, seconds: Number(flags.warmup) });
@@ -140,7 +147,7 @@ async function main(): Promise<void> {
       const rs = results.get(name)!;
       return { name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), errors: rs.reduce((a, r) => a + r.errors, 0) };
     });
-    const [ceiling, peer, ours, component] = summary as [typeof summary[0], typeof summary[0], typeof summary[0], typeof summary[0] | undefined];
+    const [ceiling, peer, ours, component, reused] = summary as [typeof summary[0], typeof summary[0], typeof summary[0], typeof summary[0] | undefined, typeof summary[0] | undefined];
 
     // Throughput first: it is printed even if the latency part below fails.
     const throughput = [
@@ -154,6 +161,7 @@ async function main(): Promise<void> {
       `Lamplighter / node:http throughput: ${(ours.rps / ceiling.rps).toFixed(2)}×`,
     ];
     if (component) throughput.push(`Component / workerd throughput: ${(component.rps / peer.rps).toFixed(3)}×; component / WAGI: ${(component.rps / ours.rps).toFixed(3)}×`);
+    if (reused) throughput.push(`Component under isolation = "instance" / workerd: ${(reused.rps / peer.rps).toFixed(3)}×; / WAGI: ${(reused.rps / ours.rps).toFixed(3)}×; / the same hello restored per request: ${component ? (reused.rps / component.rps).toFixed(2) : '-'}×`);
     console.log(throughput.join('\n'));
 
     const { cold, warm, dropped } = await coldAndWarm(node, 'cold', Number(flags.cold));
