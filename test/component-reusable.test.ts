@@ -86,7 +86,8 @@ describe('component built for reuse', () => {
   });
 
   test('component built for reuse — 500 requests in turn on one instance keep no handles and need no new instance', { timeout: 120_000 }, async () => {
-    const { instance } = await light({ maxReuse: 1000 });
+    // Restores after every 100th count the handles those requests left open.
+    const { instance } = await light({ maxReuse: 100 });
     for (let i = 1; i <= 500; i++) {
       const { status, text } = await send(instance, `/x?n=${i}`, { method: 'POST', body: `body ${i}` });
       assert.equal(status, 200);
@@ -95,6 +96,46 @@ describe('component built for reuse', () => {
     assert.equal((await send(instance, '/count')).text, '1');
     assert.equal(instance.stats?.instantiated, 1, 'one instance served them all');
     assert.equal(instance.stats?.replaced, 0);
+    assert.equal(instance.stats?.restored, 5);
+    assert.equal(instance.stats?.leftHandles, 0);
+  });
+
+  test('component built for reuse — every way a response can go wrong leaves no handle open', { timeout: 120_000 }, async () => {
+    // The restore after the seventh request counts what the seven left open.
+    const { instance, log } = await light({ maxReuse: 7 });
+    const head = await send(instance, '/echo', { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    assert.equal((await send(instance, '/bad-header')).status, 500, 'a header value that is not bytes is a 500');
+    assert.equal((await send(instance, '/throw')).status, 500);
+    await assert.rejects(send(instance, '/no-response'), (err: unknown) => err instanceof LamplighterError && err.code === 'LL_BAD_HANDLER_RESPONSE');
+    await assert.rejects(send(instance, '/broken-stream'), 'a body that breaks off fails, rather than ending as if whole');
+    assert.equal((await send(instance, '/echo', { method: 'POST', body: 'after' })).text, 'after');
+    assert.equal((await send(instance, '/echo', { method: 'POST', body: 'again' })).text, 'again');
+    await send(instance, '/count');
+    await send(instance, '/count');
+    await sleep(50);
+    assert.match(log.text(), /Cannot convert JS string into byte string/);
+    assert.match(log.text(), /the body broke off on purpose/);
+    assert.equal(instance.stats?.replaced, 0);
+    assert.equal(instance.stats?.restored, 1);
+    // The engine keeps the streams it logs to for an instance's life (three, however many lines):
+    // they are all that may be open, where each of the seven requests leaking one would be more.
+    assert.ok((instance.stats?.leftHandles ?? 0) <= 3, `${instance.stats?.leftHandles} handles left open`);
+  });
+
+  test('component built for reuse — an entry of another version is not trusted with "instance"', async () => {
+    const built = await buildFixtureComponent('echo.ts', 'instance');
+    const marker = Buffer.from('incoming-handler/1');
+    const at = Buffer.from(built).lastIndexOf(marker);
+    assert.ok(at > 0, 'the build carries its entry section');
+    const other = Uint8Array.from(built);
+    other.set(Buffer.from('incoming-handler/9'), at);
+    const prepared = await prepareComponent(other, componentSpec());
+    assert.throws(
+      () => createComponentFactory(prepared, componentSpec({ isolation: 'instance' }), { log: () => undefined }),
+      (err: unknown) => err instanceof LamplighterError && err.code === 'LL_MANIFEST_INVALID' && /Build it with "lamplighter build --isolation instance"/.test(err.message),
+    );
   });
 
   test('component built for reuse — a request body streams through, byte for byte, with its headers', async () => {
@@ -134,7 +175,8 @@ describe('component built for reuse', () => {
   test('component built for reuse — waitUntil work runs after the response, and env and timers work', async () => {
     const { instance, log } = await light({ env: { GREETING: 'hi' } });
     assert.equal((await send(instance, '/wait')).text, 'answered');
-    await sleep(200);
+    assert.doesNotMatch(log.text(), /waited until after the response/, 'the answer came before the work it left');
+    for (let i = 0; i < 100 && !/waited until after the response/.test(log.text()); i++) await sleep(50);
     assert.match(log.text(), /waited until after the response/);
     assert.deepEqual(JSON.parse((await send(instance, '/env')).text), { GREETING: 'hi' });
     assert.equal((await send(instance, '/sleep?ms=15')).text, 'slept 15');

@@ -33,6 +33,11 @@ describe('custom sections', () => {
     assert.equal(readCustomSection(concat(COMPONENT_HEADER, section), 'n', malformed), text);
   });
 
+  test('custom sections — an empty one, or a name that is not UTF-8, is refused', () => {
+    assert.throws(() => readCustomSection(concat(COMPONENT_HEADER, Uint8Array.from([0, 0])), 'a', malformed), /a custom section has no name/);
+    assert.throws(() => readCustomSection(concat(COMPONENT_HEADER, Uint8Array.from([0, 2, 1, 0xff])), 'a', malformed), /not UTF-8/);
+  });
+
   test('custom sections — a name longer than its section, or a section past the end, is refused', () => {
     assert.throws(() => readCustomSection(concat(COMPONENT_HEADER, Uint8Array.from([0, 2, 9, 0x61])), 'a', malformed), /a custom section name runs past its section/);
     assert.throws(() => readCustomSection(concat(COMPONENT_HEADER, Uint8Array.from([0, 9, 1, 0x61])), 'a', malformed), /section 0 runs past the end/);

@@ -5,31 +5,22 @@ import path from 'node:path';
 import { ModuleError } from '../../errors/index.js';
 import { encodeCustomSection } from '../wasm/index.js';
 import { checkHandlerSource, type EsbuildApi } from './check-handler.js';
-import { FETCH_EVENT_PRELUDE, fetchEventEntry } from './handler-entry.js';
+import { HANDLER_ENTRY_SECTION, HANDLER_ENTRY_VERSION } from './component-protocol.js';
+import { fetchEventEntry, HANDLER_PRELUDE } from './handler-entry.js';
 import { HANDLER_WIT_TEXT, handlerDeps, handlerWorldWit } from './handler-wit.js';
-import { REUSABLE_PRELUDE, reusableEntry } from './reusable-entry.js';
+import { reusableEntry } from './reusable-entry.js';
 
 /** An import of wasi:filesystem left in the bundle (esbuild keeps `wasi:*` external). */
 const FILESYSTEM_IMPORT = /["']wasi:filesystem\/[a-z-]+@[^"']*["']/;
 
 /**
- * The custom section a component built for reuse carries, naming its entry (reusable-entry.ts):
- * such a component answers any number of requests per instance, so `isolation = "instance"` is
- * allowed for it.
- */
-export const HANDLER_ENTRY_SECTION = 'lamplighter:entry';
-/** The reusable entry's name and version, the section's content. */
-export const HANDLER_ENTRY_VERSION = 'incoming-handler/1';
-
-/**
  * Everything of a build that is Lamplighter's rather than the handler's or the tools': the WIT,
- * both entries and their preludes. A cached build keyed by it is rebuilt when any of it changes.
+ * both entries and their prelude. A cached build keyed by it is rebuilt when any of it changes.
  */
 export const BUILD_RECIPE = [
   HANDLER_WIT_TEXT,
-  FETCH_EVENT_PRELUDE,
+  HANDLER_PRELUDE,
   fetchEventEntry('<handler>', '<prelude>'),
-  REUSABLE_PRELUDE,
   reusableEntry('<handler>', '<prelude>'),
   HANDLER_ENTRY_SECTION,
   HANDLER_ENTRY_VERSION,
@@ -87,7 +78,7 @@ export async function buildComponent(entryPath: string, options: BuildComponentO
     await checkHandlerSource(absolute, entryPath, esbuild);
     const reusable = options.isolation === 'instance';
     const preludePath = path.join(workDir, 'lamplighter-prelude.js');
-    await writeFile(preludePath, reusable ? REUSABLE_PRELUDE : FETCH_EVENT_PRELUDE);
+    await writeFile(preludePath, HANDLER_PRELUDE);
     let bundle: string;
     try {
       const result = await esbuild.build({

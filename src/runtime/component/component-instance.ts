@@ -556,6 +556,10 @@ export class ComponentInstance implements Instance {
         callback(err);
       },
     });
+    // A body that breaks off in the same batch as its head is destroyed before the caller, a
+    // promise later, listens: its error must not reach the process as an unhandled event (the
+    // caller still sees it, and the failure is logged).
+    job.body.on('error', () => undefined);
     job.resolve({ status, headers: responseHeadersOf(headers), body: job.body });
   }
 

@@ -13,6 +13,15 @@ export interface HttpErrorCode {
  */
 export const NO_RESPONSE_HEADER = 'x-lamplighter-no-response';
 
+/**
+ * The custom section a component built for reuse (`lamplighter build --isolation instance`)
+ * carries, naming its entry and the entry's version: the deploy allows `isolation = "instance"`
+ * for a JS component only with the version this Lamplighter makes.
+ */
+export const HANDLER_ENTRY_SECTION = 'lamplighter:entry';
+/** The reusable entry's name and version, the section's content. */
+export const HANDLER_ENTRY_VERSION = 'incoming-handler/1';
+
 /** Header list as `[name, value]` pairs; values carried as latin1 strings. */
 export type WireHeaders = Array<[string, string]>;
 

@@ -13,17 +13,18 @@ const checked = (value, source) => value instanceof ${responseClass} ? value : n
 }
 
 /**
- * A module imported before the handler: it keeps the handler's `fetch` listeners to itself, so
- * that the entry's single listener decides what happens when none of them responds.
+ * A module imported before the handler, by both entries: it keeps the handler's `fetch` listeners
+ * to itself, so that the entry decides what happens when none of them responds (the build for
+ * reuse has no engine fetch event at all, and calls them itself).
  */
-export const FETCH_EVENT_PRELUDE = `export const listeners = [];
+export const HANDLER_PRELUDE = `export const listeners = [];
 const engineAddEventListener = globalThis.addEventListener;
 globalThis.addEventListener = function addEventListener(type, listener, options) {
   if (type === 'fetch') {
     if (listener) listeners.push(listener);
     return;
   }
-  return engineAddEventListener.call(globalThis, type, listener, options);
+  if (typeof engineAddEventListener === 'function') return engineAddEventListener.call(globalThis, type, listener, options);
 };
 export function listen(listener) {
   engineAddEventListener.call(globalThis, 'fetch', listener);

@@ -306,6 +306,7 @@ interface streams {
   resource output-stream {
     check-write: func() -> result<u64, stream-error>;
     write: func(contents: list<u8>) -> result<_, stream-error>;
+    blocking-write-and-flush: func(contents: list<u8>) -> result<_, stream-error>;
     blocking-flush: func() -> result<_, stream-error>;
     subscribe: func() -> pollable;
   }

@@ -2,8 +2,8 @@
 import { ManifestError, ModuleError } from '../../errors/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { binaryKind, readCustomSection, WASM_PAGE } from '../wasm/index.js';
-import { HANDLER_ENTRY_SECTION } from './build-component.js';
 import { coreMemoryInfo } from './component-binary.js';
+import { HANDLER_ENTRY_SECTION, HANDLER_ENTRY_VERSION } from './component-protocol.js';
 import { coreExportNames, exposeCoreState } from './core-state-exports.js';
 import { HANDLER_INTERFACE, HOST_INTERFACES, splitVersion, WASI_VERSION_PREFIX } from './host-interfaces.js';
 import { parseOutboundRules } from './outbound-policy.js';
@@ -170,12 +170,13 @@ function checkMemory(prepared: PreparedComponent, spec: FunctionSpec): void {
 
 /**
  * True when the component embeds the JavaScript engine componentize-js builds (its core module
- * exports componentize-js's `check_init`) and does not carry the reusable entry of
- * `lamplighter build --isolation instance`, which answers requests itself: the engine's fetch event then serves one request per instance.
+ * exports componentize-js's `check_init`) and does not carry this Lamplighter's reusable entry
+ * (`lamplighter build --isolation instance`, which answers requests itself): the engine's fetch
+ * event then serves one request per instance. An entry of another version counts as unknown.
  */
 function embedsFetchEventEngine(component: Uint8Array, files: Record<string, Uint8Array>): boolean {
-  const built = readCustomSection(component, HANDLER_ENTRY_SECTION, (what) => new ModuleError(`the component is malformed: ${what}`));
-  if (built !== undefined) return false;
+  const entry = readCustomSection(component, HANDLER_ENTRY_SECTION, (what) => new ModuleError(`the component is malformed: ${what}`));
+  if (entry === HANDLER_ENTRY_VERSION) return false;
   return Object.entries(files).some(([name, content]) => name.endsWith('.wasm') && coreExportNames(content).includes('check_init'));
 }
 

@@ -3,21 +3,6 @@ import { noResponseSource } from './handler-entry.js';
 import { ENGINE_CLI_VERSION, ENGINE_HTTP_VERSION } from './handler-wit.js';
 
 /**
- * A module imported before the handler: it keeps the handler's `fetch` listeners, which the entry
- * calls itself (the engine's own fetch event is not built in).
- */
-export const REUSABLE_PRELUDE = `export const listeners = [];
-const engineAddEventListener = globalThis.addEventListener;
-globalThis.addEventListener = function addEventListener(type, listener, options) {
-  if (type === 'fetch') {
-    if (listener) listeners.push(listener);
-    return;
-  }
-  if (typeof engineAddEventListener === 'function') return engineAddEventListener.call(globalThis, type, listener, options);
-};
-`;
-
-/**
  * The entry the bundle starts from. It exports `incomingHandler`, so componentize-js leaves the
  * engine's fetch event out and calls `handle` for every request: an instance can then answer any
  * number of requests (the engine's fetch event answers one per instance), which is what
@@ -26,11 +11,12 @@ globalThis.addEventListener = function addEventListener(type, listener, options)
  * `handle` turns the wasi:http request into a `Request` whose body streams from the host,
  * calls the handler (`export default { fetch(request, env, ctx) }`, or the `fetch` listeners in
  * order until one responds), and streams the `Response` back through wasi:http. No response at
- * all (nothing registered, no listener responding, or something other than a Response) becomes an
- * empty 502 carrying {@link NO_RESPONSE_HEADER}, which the host turns into its JSON error; a
- * handler that throws is logged and answered 500. `waitUntil` promises are awaited after the
- * body is sent. Every resource a request opened is dropped before `handle` returns, so a reused
- * instance keeps no handles from one request to the next.
+ * all (nothing registered, no listener responding, or something other than a Response) becomes the
+ * 502 of {@link noResponseSource}, as in the default build; a
+ * handler that throws, or gives a head the host refuses (another host may refuse a header the
+ * engine allows, e.g. `connection`), is logged and answered 500. `waitUntil` promises are awaited after the body is sent. Every handle a request
+ * opened is dropped before `handle` returns, on every path, so a reused instance keeps no handles
+ * from one request to the next.
  */
 export function reusableEntry(handlerPath: string, preludePath: string): string {
   return `import { listeners } from ${JSON.stringify(preludePath)};
@@ -39,9 +25,21 @@ import { getEnvironment } from 'wasi:cli/environment@${ENGINE_CLI_VERSION}';
 import { Fields, OutgoingBody, OutgoingResponse, ResponseOutparam } from 'wasi:http/types@${ENGINE_HTTP_VERSION}';
 
 const handler = handlerModule.default;
+const callsFetch = handler && typeof handler.fetch === 'function';
 ${noResponseSource('Response')}
 const drop = (resource) => { if (resource) resource[Symbol.dispose]?.(); };
 const closed = (err) => err?.payload?.tag === 'closed';
+
+// What a stream call failed with, as text; the wasi:io error it carries is dropped.
+function streamFailure(err) {
+  const io = err?.payload?.tag === 'last-operation-failed' ? err.payload.val : undefined;
+  if (!io) return err;
+  try {
+    return io.toDebugString();
+  } finally {
+    drop(io);
+  }
+}
 
 // Header values are byte strings: one byte, one code unit, both ways (UTF-8 agrees for ASCII).
 const ASCII = /^[\\x00-\\x7f]*$/;
@@ -52,10 +50,16 @@ function latin1(bytes) {
   for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
   return text;
 }
+// The engine's Headers refuses a value that is not a byte string; the check below keeps a value
+// from ever being cut to its low bytes if one got through.
 function bytesOf(text) {
   if (ASCII.test(text)) return encoder.encode(text);
   const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0xff) throw new TypeError('a response header value holds ' + JSON.stringify(text[i]) + ', which is not a byte: header values are byte strings');
+    bytes[i] = code;
+  }
   return bytes;
 }
 
@@ -84,7 +88,7 @@ function bodyOf(incoming, opened) {
         }
       } catch (err) {
         if (closed(err)) controller.close();
-        else controller.error(new TypeError('the request body failed: ' + (err?.payload?.val?.toDebugString?.() ?? String(err))));
+        else controller.error(new TypeError('the request body failed: ' + streamFailure(err)));
       }
     },
   }, { highWaterMark: 0 });
@@ -108,18 +112,18 @@ function envOf() {
   return { ...environment };
 }
 
-// The handler's answer: a Response, or a promise of one.
+// The handler's answer: a Response, or a promise of one. Listeners get what the default build's
+// listeners get: the request, respondWith (once) and waitUntil.
 function respond(request, waits) {
-  if (handler && typeof handler.fetch === 'function') {
-    const ctx = { waitUntil: (promise) => void waits.push(promise), passThroughOnException() {} };
-    return handler.fetch(request, envOf(), ctx);
-  }
+  if (callsFetch) return handler.fetch(request, envOf(), { waitUntil: (promise) => void waits.push(promise) });
+  let responded = false;
   let answer;
   const event = {
     type: 'fetch',
     request,
     respondWith(response) {
-      if (answer !== undefined) throw new TypeError('respondWith() was already called for this request');
+      if (responded) throw new TypeError('respondWith() was already called for this request');
+      responded = true;
       answer = response;
     },
     waitUntil(promise) {
@@ -129,10 +133,12 @@ function respond(request, waits) {
   for (const listener of listeners) {
     if (typeof listener === 'function') listener.call(globalThis, event);
     else listener.handleEvent(event);
-    if (answer !== undefined) return answer;
+    if (responded) return answer;
   }
   return noResponse(listeners.length === 0 ? 'no fetch handler is registered' : 'no fetch listener called respondWith()');
 }
+
+const failure = () => new Response('Internal Server Error\\n', { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 
 // A small chunk goes in one call (blocking-write-and-flush takes up to 4096 bytes); a larger one
 // as the host has room for it (check-write), waiting when it has none.
@@ -163,7 +169,8 @@ function bytesIn(chunk) {
   throw new TypeError('the response body gave ' + Object.prototype.toString.call(chunk) + ', not bytes');
 }
 
-// Sends the head; gives the body's output stream.
+// Sends the head and gives the body's handle. When it throws, nothing was sent and nothing it
+// made is left open: the response-outparam is still unset.
 function sendHead(response, out) {
   const entries = [];
   for (const entry of response.headers) {
@@ -171,52 +178,96 @@ function sendHead(response, out) {
     entries.push(entry);
   }
   const outgoing = new OutgoingResponse(Fields.fromList(entries));
-  if (response.status !== 200) outgoing.setStatusCode(response.status);
-  const body = outgoing.body();
-  ResponseOutparam.set(out, { tag: 'ok', val: outgoing });
-  return body;
+  let body;
+  try {
+    if (response.status !== 200) outgoing.setStatusCode(response.status);
+    body = outgoing.body();
+    ResponseOutparam.set(out, { tag: 'ok', val: outgoing });
+    return body;
+  } catch (err) {
+    drop(body);
+    drop(outgoing);
+    throw err;
+  }
 }
 
-// Sends the body, and ends it. One that breaks off is dropped unfinished: the host then fails the
-// stream rather than ending it as if whole.
-async function sendBody(response, body) {
-  const output = body.write();
+// Sends the head of \`response\`, or of a 500 when the host refuses it; false when not even that
+// could be sent (then the outparam is set to an error).
+function sendHeadOrFailure(response, out) {
   try {
-    if (response.body !== null) {
-      const reader = response.body.getReader();
+    return sendHead(response, out);
+  } catch (err) {
+    console.error('the response could not be sent:', err?.payload ?? err);
+  }
+  response.body?.cancel().catch(() => undefined);
+  try {
+    return sendHead(failure(), out);
+  } catch (err) {
+    ResponseOutparam.set(out, { tag: 'err', val: { tag: 'internal-error', val: String(err?.payload?.tag ?? err) } });
+    return undefined;
+  }
+}
+
+// Sends the body (none for HEAD and for 204, 205 and 304: it is cancelled unread), and ends it. One
+// that breaks off is cancelled and dropped unfinished: the host then fails the stream rather than
+// ending it as if whole.
+async function sendBody(response, body, withoutBody) {
+  const output = body.write();
+  let reader;
+  try {
+    if (response.body !== null && withoutBody) response.body.cancel().catch(() => undefined);
+    else if (response.body !== null) {
+      reader = response.body.getReader();
       for (let read = await reader.read(); !read.done; read = await reader.read()) writeAll(output, bytesIn(read.value));
     }
   } catch (err) {
-    if (!closed(err)) console.error('the response body failed:', err);
+    if (!closed(err)) console.error('the response body failed:', streamFailure(err));
+    reader?.cancel(err).catch(() => undefined);
     drop(output);
     drop(body);
     return;
   }
   drop(output);
-  OutgoingBody.finish(body, undefined);
+  try {
+    OutgoingBody.finish(body, undefined);
+  } catch (err) {
+    console.error('the response body could not be ended:', err?.payload ?? err);
+  }
 }
+
+// Awaits what waitUntil was given, and what that gave it in turn; a rejection is logged.
+async function settle(waits) {
+  for (let round = 0; waits.length > 0 && round < 10000; round++) {
+    for (const result of await Promise.allSettled(waits.splice(0))) {
+      if (result.status === 'rejected') console.error('a promise given to waitUntil() failed:', result.reason);
+    }
+  }
+}
+
+const NO_BODY_STATUS = new Set([204, 205, 304]);
 
 async function handle(incoming, out) {
   const opened = [];
   const waits = [];
+  let method = 'GET';
   let response;
   try {
-    const answer = respond(requestOf(incoming, opened), waits);
-    response = checked(answer instanceof Promise ? await answer : answer, handler && typeof handler.fetch === 'function' ? 'fetch()' : 'respondWith()');
+    const request = requestOf(incoming, opened);
+    method = request.method;
+    response = checked(await respond(request, waits), callsFetch ? 'fetch()' : 'respondWith()');
   } catch (err) {
     console.error(err);
-    response = new Response('Internal Server Error\\n', { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+    response = failure();
   }
   try {
-    await sendBody(response, sendHead(response, out));
-  } catch (err) {
-    // Before the head was sent (a header the host refuses): the host answers for a missing response.
-    console.error('the response could not be sent:', err);
+    const body = sendHeadOrFailure(response, out);
+    if (body) await sendBody(response, body, method === 'HEAD' || NO_BODY_STATUS.has(response.status));
+    await settle(waits);
   } finally {
+    // After waitUntil work, which may still read the request.
     for (const resource of opened) drop(resource);
     drop(incoming);
   }
-  if (waits.length > 0) await Promise.allSettled(waits);
 }
 
 export const incomingHandler = { handle };

@@ -76,12 +76,20 @@ export function encodeCustomSection(name: string, text: string): Uint8Array {
 
 /** The text of the first custom section named `name` at the top level of a module or component. */
 export function readCustomSection(bytes: Uint8Array, name: string, malformed: Malformed): string | undefined {
-  const decoder = new TextDecoder();
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const decode = (from: number, to: number): string => {
+    try {
+      return decoder.decode(bytes.subarray(from, to));
+    } catch {
+      throw malformed('a custom section holds text that is not UTF-8');
+    }
+  };
   for (const section of readSections(bytes, malformed)) {
     if (section.id !== 0) continue;
-    const [length, nameStart] = readU32(bytes, section.contentStart, malformed);
+    if (section.contentStart === section.end) throw malformed('a custom section has no name');
+    const [length, nameStart] = readU32(bytes.subarray(0, section.end), section.contentStart, malformed);
     if (nameStart + length > section.end) throw malformed('a custom section name runs past its section');
-    if (decoder.decode(bytes.subarray(nameStart, nameStart + length)) === name) return decoder.decode(bytes.subarray(nameStart + length, section.end));
+    if (decode(nameStart, nameStart + length) === name) return decode(nameStart + length, section.end);
   }
   return undefined;
 }
