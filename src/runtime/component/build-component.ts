@@ -26,15 +26,6 @@ export const BUILD_RECIPE = [
   HANDLER_ENTRY_VERSION,
 ].join('\n');
 
-/** `component` with a custom section appended (a component's sections may come in any order). */
-function withCustomSection(component: Uint8Array, name: string, text: string): Uint8Array {
-  const section = encodeCustomSection(name, text);
-  const out = new Uint8Array(component.length + section.length);
-  out.set(component);
-  out.set(section, component.length);
-  return out;
-}
-
 async function mkdirFor(dir: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   return dir;
@@ -117,7 +108,8 @@ export async function buildComponent(entryPath: string, options: BuildComponentO
       const message = err instanceof Error ? err.message : String(err);
       throw new ModuleError(`Cannot build ${entryPath}: ${message.trim()}`, { cause: err });
     }
-    return { component: reusable ? withCustomSection(component, HANDLER_ENTRY_SECTION, HANDLER_ENTRY_VERSION) : component };
+    // A component's sections may come in any order: the entry's is appended.
+    return { component: reusable ? Buffer.concat([component, encodeCustomSection(HANDLER_ENTRY_SECTION, HANDLER_ENTRY_VERSION)]) : component };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

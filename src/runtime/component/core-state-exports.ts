@@ -1,6 +1,6 @@
 // Rewrites a core module to export its mutable state (globals, tables, memory), so a used instance can be put back as new.
 import { ModuleError } from '../../errors/index.js';
-import { readSections as sectionsOf, readU32 as u32At, skipLeb as skipLebAt, writeU32, type Section } from '../wasm/index.js';
+import { encodeCustomSection, readSections as sectionsOf, readU32 as u32At, skipLeb as skipLebAt, writeU32, type Section } from '../wasm/index.js';
 import { scanCode } from './core-code-scan.js';
 
 /**
@@ -189,7 +189,7 @@ export function exposeCoreState(bytes: Uint8Array, options: { fresh?: boolean } 
   for (let i = 0; i < definedCount(bytes, find(SECTION_MEMORY)); i++) add(EXPORT_MEMORY, stateExportName('memory', imported.memories + i), imported.memories + i);
   const scan = scanCode(bytes);
   const facts: CoreStateFacts = scan.writesTables ? { writesTables: true, reason: scan.reason } : { writesTables: false };
-  const factsSection = customSection(STATE_FACTS_SECTION, Buffer.from(JSON.stringify(facts), 'utf8'));
+  const factsSection = encodeCustomSection(STATE_FACTS_SECTION, JSON.stringify(facts));
   if (added === 0) return concat([bytes, factsSection]);
 
   const existing = find(SECTION_EXPORT);
@@ -211,12 +211,6 @@ export function exposeCoreState(bytes: Uint8Array, options: { fresh?: boolean } 
 function customSectionName(bytes: Uint8Array, section: Section): string {
   const [length, at] = readU32(bytes, section.contentStart);
   return Buffer.from(bytes.buffer, bytes.byteOffset + at, Math.min(length, section.end - at)).toString('utf8');
-}
-
-function customSection(name: string, payload: Uint8Array): Uint8Array {
-  const encodedName = Buffer.from(name, 'utf8');
-  const content = concat([Uint8Array.from(writeU32(encodedName.length)), encodedName, payload]);
-  return concat([Uint8Array.from([0, ...writeU32(content.length)]), content]);
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

@@ -67,11 +67,19 @@ export function readSections(bytes: Uint8Array, malformed: Malformed): Section[]
   return sections;
 }
 
-/** A custom section (id 0) named `name` holding `text`, as bytes to append to a module or component. */
-export function encodeCustomSection(name: string, text: string): Uint8Array {
-  const nameBytes = new TextEncoder().encode(name);
-  const content = [...writeU32(nameBytes.length), ...nameBytes, ...new TextEncoder().encode(text)];
-  return Uint8Array.from([0, ...writeU32(content.length), ...content]);
+/** A custom section (id 0) named `name` holding `payload` (text is written as UTF-8), as bytes to append to a module or component. */
+export function encodeCustomSection(name: string, payload: Uint8Array | string): Uint8Array {
+  const encoder = new TextEncoder();
+  const nameBytes = encoder.encode(name);
+  const body = typeof payload === 'string' ? encoder.encode(payload) : payload;
+  const nameLength = writeU32(nameBytes.length);
+  const contentLength = nameLength.length + nameBytes.length + body.length;
+  const head = [0, ...writeU32(contentLength), ...nameLength];
+  const out = new Uint8Array(head.length + nameBytes.length + body.length);
+  out.set(head);
+  out.set(nameBytes, head.length);
+  out.set(body, head.length + nameBytes.length);
+  return out;
 }
 
 /** The text of the first custom section named `name` at the top level of a module or component. */
