@@ -57,6 +57,8 @@ describe('wagi runaway', () => {
       for (const res of burst) {
         assert.equal(res.status, 504, res.text);
         assert.equal(JSON.parse(res.text).error.code, 'LL_TIMEOUT');
+        // Whether the admission step or the pool's watchdog noticed the deadline first.
+        assert.match(JSON.parse(res.text).error.message, /^Function 'spin[23]' did not answer within [23]000 ms \(limits\.timeout\)$/);
       }
     }
     // A healthy function answers at once, not after its own timeout.

@@ -1,6 +1,6 @@
 // Admission step: answers LL_TIMEOUT when a request's deadline (limits.timeout) passes, abandoning it.
 import { performance } from 'node:perf_hooks';
-import { ErrorCodes, LamplighterError } from '../errors/index.js';
+import { functionTimeout, type LamplighterError } from '../errors/index.js';
 import { destroyResponseBody, type DispatchResult } from '../instance/index.js';
 import type { FunctionSpec } from '../manifest/index.js';
 import type { AdmissionStep } from './request-handler.js';
@@ -16,7 +16,7 @@ import type { AdmissionStep } from './request-handler.js';
  */
 export function deadlineStep(spec: FunctionSpec): AdmissionStep {
   // Read per request: a limit the manifest leaves unset follows the node's, which a reload changes.
-  const timedOut = (): LamplighterError => new LamplighterError(ErrorCodes.TIMEOUT, `Function '${spec.name}' did not answer within ${spec.limits.timeoutMs} ms (limits.timeout)`);
+  const timedOut = (): LamplighterError => functionTimeout(spec.name, spec.limits.timeoutMs);
   return (next) => (request) => {
     const left = request.deadline === undefined ? spec.limits.timeoutMs : Math.ceil(request.deadline - performance.now());
     if (left <= 0) {

@@ -112,3 +112,11 @@ export function toLamplighterError(err: unknown): LamplighterError {
   const message = err instanceof Error ? err.message : String(err);
   return new LamplighterError(ErrorCodes.INTERNAL, message, { cause: err });
 }
+
+/**
+ * The error of a function that did not answer within its limits.timeout: one text wherever the
+ * deadline is noticed first (the admission step, a WAGI sandbox, a component worker).
+ */
+export function functionTimeout(functionName: string, timeoutMs: number): LamplighterError {
+  return new LamplighterError(ErrorCodes.TIMEOUT, `Function '${functionName}' did not answer within ${timeoutMs} ms (limits.timeout)`);
+}

@@ -3,7 +3,7 @@ import { SLOW_RUN_MS, type WorkerBudget } from './worker-budget.js';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { ErrorCodes, LamplighterError } from '../../errors/index.js';
+import { ErrorCodes, functionTimeout, LamplighterError } from '../../errors/index.js';
 import {
   HOP_BY_HOP_HEADERS,
   type HeaderPairs,
@@ -668,7 +668,7 @@ export class ComponentInstance implements Instance {
     const slot = job.slot;
     if (!slot || slot.job !== job) return;
     const { timeoutMs } = this.runtime.spec.limits;
-    const err = new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer within ${timeoutMs} ms (limits.timeout)`);
+    const err = functionTimeout(this.functionName, timeoutMs);
     this.abandon(slot, job, err, `timeout: request ${job.request.id} still running after ${timeoutMs} ms`);
   }
 

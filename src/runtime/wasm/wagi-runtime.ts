@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ErrorCodes, LamplighterError, ModuleError } from '../../errors/index.js';
+import { ErrorCodes, functionTimeout, LamplighterError, ModuleError } from '../../errors/index.js';
 import { readBodyLimited, type Instance, type InstanceExit, type InstanceFactory, type InstanceState, type InvocationRequest, type InvocationResponse, type LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { traceOf, type TraceSpan } from '../../tracing/index.js';
@@ -187,6 +187,9 @@ class WagiInstance implements Instance {
       deadline: request.deadline ?? performance.now() + spec.limits.timeoutMs,
       // Read only if the run has to queue: most runs never create the request's AbortSignal.
       signal: { get aborted() { return request.signal.aborted; } },
+    }).catch((err: unknown) => {
+      // The pool's watchdog and the admission step race for the same deadline: one error either way.
+      throw err instanceof LamplighterError && err.code === ErrorCodes.TIMEOUT ? functionTimeout(spec.name, spec.limits.timeoutMs) : err;
     });
   }
 
