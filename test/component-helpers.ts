@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseManifest, type FunctionSpec } from '../src/manifest/index.js';
-import { buildComponent, BUILD_RECIPE } from '../src/runtime/component/index.js';
+import type { Instance } from '../src/instance/index.js';
+import { buildComponent, buildRecipe, createComponentFactory, type ComponentFactory, type ComponentInstance, type PreparedComponent } from '../src/runtime/component/index.js';
+import { makeInvocationRequest, readBody, withTimeout, type InvocationRequestInit } from './instance-conformance.js';
 
 /** Directory of the component fixtures' sources. */
 export const COMPONENT_FIXTURES = fileURLToPath(new URL('../../test/fixtures/component/', import.meta.url));
@@ -21,13 +23,13 @@ async function versionOf(pkg: string): Promise<string> {
 /**
  * Builds the JS or TS handler at `source` into a component with componentize-js, for `isolation`
  * (see BuildComponentOptions). A build takes 10-20 s, so the result is kept under the OS temp dir,
- * keyed by the sha256 of the source, Lamplighter's part of a build (BUILD_RECIPE), `isolation`
+ * keyed by the sha256 of the source, Lamplighter's part of a build (buildRecipe), `isolation`
  * and the tool versions; a changed source is rebuilt. Returns the bytes and the file
  * that keeps them.
  */
 export async function buildCachedComponent(source: string, isolation: 'request' | 'instance' = 'request'): Promise<{ component: Uint8Array; file: string }> {
   const hash = createHash('sha256').update(await readFile(source));
-  hash.update(BUILD_RECIPE).update(isolation);
+  hash.update(buildRecipe()).update(isolation);
   hash.update(await versionOf('@bytecodealliance/componentize-js')).update(await versionOf('esbuild'));
   const file = path.join(CACHE_DIR, `${path.parse(source).name}-${isolation}-${hash.digest('hex').slice(0, 24)}.wasm`);
   try {
@@ -148,4 +150,54 @@ export function memoryLog(): { lines: Array<{ stream: string; text: string }>; s
     sink: (stream, text) => lines.push({ stream, text }),
     text: () => lines.map((l) => `${l.stream}: ${l.text}`).join(''),
   };
+}
+
+/** A log kept in memory, as {@link memoryLog} makes it. */
+export type MemoryLog = ReturnType<typeof memoryLog>;
+
+/** Generous bound for one request or start on a busy two-core machine. */
+export const COMPONENT_REQUEST_MS = 20_000;
+
+/** Component instances a test file lights, each from its own factory, stopped together at its end. */
+export class LitComponents {
+  readonly #lit: Array<{ factory: ComponentFactory; instance: ComponentInstance }> = [];
+
+  /** Lights an instance of `prepared` under `spec`, with its log kept in memory; resolves once it is ready. */
+  async light(prepared: PreparedComponent, spec: FunctionSpec, options: { maxWorkers?: number } = {}): Promise<{ instance: ComponentInstance; log: MemoryLog }> {
+    const log = memoryLog();
+    const factory = createComponentFactory(prepared, spec, { log: log.sink, ...(options.maxWorkers === undefined ? {} : { maxWorkers: options.maxWorkers }) });
+    const instance = factory.create(`test-${this.#lit.length + 1}`) as ComponentInstance;
+    this.#lit.push({ factory, instance });
+    await withTimeout(instance.ready, COMPONENT_REQUEST_MS, 'ready');
+    return { instance, log };
+  }
+
+  /** Stops every instance lit, and closes its factory. */
+  async close(): Promise<void> {
+    for (const { instance, factory } of this.#lit.splice(0)) {
+      await instance.stop();
+      await factory.close();
+    }
+  }
+}
+
+/** What {@link sendTo} read back. */
+export interface SentResponse {
+  status: number;
+  body: Buffer;
+  text: string;
+  /** Header names in lower case; repeated ones joined. */
+  headers: Record<string, string>;
+}
+
+/** Sends one request straight to `instance` and reads its whole answer (a rejection is passed on). */
+export async function sendTo(instance: Instance, url: string, init: Omit<InvocationRequestInit, 'url'> = {}): Promise<SentResponse> {
+  const response = await withTimeout(instance.handle(makeInvocationRequest({ url, ...init })), COMPONENT_REQUEST_MS, `${init.method ?? 'GET'} ${url}`);
+  const body = await readBody(response);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of response.headers) {
+    const key = name.toLowerCase();
+    headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
+  }
+  return { status: response.status, body, text: body.toString('utf8'), headers };
 }

@@ -3,12 +3,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LamplighterError } from '../src/errors/index.js';
-import { ComponentInstance, createComponentFactory, prepareComponent, type ComponentFactory, type PreparedComponent } from '../src/runtime/component/index.js';
-import { buildFixtureComponent, buildReusableComponent, buildTrappingComponent, componentSpec, memoryLog, type ComponentSpecOptions, type ReusableComponentOptions } from './component-helpers.js';
+import { createComponentFactory, prepareComponent, type ComponentInstance, type PreparedComponent } from '../src/runtime/component/index.js';
+import {
+  buildFixtureComponent,
+  buildReusableComponent,
+  buildTrappingComponent,
+  COMPONENT_REQUEST_MS,
+  componentSpec,
+  LitComponents,
+  sendTo,
+  type ComponentSpecOptions,
+  type MemoryLog,
+  type ReusableComponentOptions,
+} from './component-helpers.js';
 import { makeInvocationRequest, readBody, withTimeout } from './instance-conformance.js';
 
-/** Generous bound for one request on a busy two-core machine. */
-const REQUEST_MS = 20_000;
 
 let preparedOnce: Promise<PreparedComponent> | undefined;
 
@@ -23,20 +32,15 @@ async function reusableComponent(options: ReusableComponentOptions = {}): Promis
   return prepareComponent(await buildReusableComponent(options), componentSpec());
 }
 
-const lit: Array<{ factory: ComponentFactory; instance: ComponentInstance }> = [];
+const lit = new LitComponents();
 
-async function light(options: ComponentSpecOptions = {}, prepared?: PreparedComponent): Promise<{ instance: ComponentInstance; log: ReturnType<typeof memoryLog> }> {
-  const log = memoryLog();
-  const factory = createComponentFactory(prepared ?? (await isolationComponent()), componentSpec(options), { log: log.sink });
-  const instance = factory.create(`isolation-${lit.length + 1}`) as ComponentInstance;
-  lit.push({ factory, instance });
-  await withTimeout(instance.ready, REQUEST_MS, 'ready');
-  return { instance, log };
+async function light(options: ComponentSpecOptions = {}, prepared?: PreparedComponent): Promise<{ instance: ComponentInstance; log: MemoryLog }> {
+  return lit.light(prepared ?? (await isolationComponent()), componentSpec(options));
 }
 
 async function get(instance: ComponentInstance, url: string): Promise<{ status: number; text: string }> {
-  const response = await withTimeout(instance.handle(makeInvocationRequest({ url })), REQUEST_MS, `GET ${url}`);
-  return { status: response.status, text: (await readBody(response)).toString('utf8') };
+  const { status, text } = await sendTo(instance, url);
+  return { status, text };
 }
 
 /** The status a request ends with, whether it is answered or rejected. */
@@ -49,7 +53,7 @@ async function statusOf(instance: ComponentInstance, url: string): Promise<numbe
       },
       (err: unknown) => (err instanceof LamplighterError ? err.status : 0),
     ),
-    REQUEST_MS,
+    COMPONENT_REQUEST_MS,
     `GET ${url}`,
   );
 }
@@ -58,12 +62,7 @@ before(async () => {
   await isolationComponent();
 });
 
-after(async () => {
-  for (const { instance, factory } of lit) {
-    await instance.stop();
-    await factory.close();
-  }
-});
+after(() => lit.close());
 
 describe('component isolation — per request (the default)', () => {
   test('component isolation — a global counter reads 1 on each of 1,000 sequential requests, from restored instances', { timeout: 60_000 }, async () => {

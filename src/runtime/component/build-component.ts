@@ -7,7 +7,7 @@ import { encodeCustomSection } from '../wasm/index.js';
 import { checkHandlerSource, type EsbuildApi } from './check-handler.js';
 import { HANDLER_ENTRY_SECTION, HANDLER_ENTRY_VERSION } from './component-protocol.js';
 import { fetchEventEntry, HANDLER_PRELUDE } from './handler-entry.js';
-import { HANDLER_WIT_TEXT, handlerDeps, handlerWorldWit } from './handler-wit.js';
+import { handlerDeps, handlerWitText, handlerWorldWit } from './handler-wit.js';
 import { reusableEntry } from './reusable-entry.js';
 
 /** An import of wasi:filesystem left in the bundle (esbuild keeps `wasi:*` external). */
@@ -16,15 +16,11 @@ const FILESYSTEM_IMPORT = /["']wasi:filesystem\/[a-z-]+@[^"']*["']/;
 /**
  * Everything of a build that is Lamplighter's rather than the handler's or the tools': the WIT,
  * both entries and their prelude. A cached build keyed by it is rebuilt when any of it changes.
+ * (A function: only caches of builds need it, never a node.)
  */
-export const BUILD_RECIPE = [
-  HANDLER_WIT_TEXT,
-  HANDLER_PRELUDE,
-  fetchEventEntry('<handler>', '<prelude>'),
-  reusableEntry('<handler>', '<prelude>'),
-  HANDLER_ENTRY_SECTION,
-  HANDLER_ENTRY_VERSION,
-].join('\n');
+export function buildRecipe(): string {
+  return [handlerWitText(), HANDLER_PRELUDE, fetchEventEntry('<handler>', '<prelude>'), reusableEntry('<handler>', '<prelude>'), HANDLER_ENTRY_SECTION, HANDLER_ENTRY_VERSION].join('\n');
+}
 
 async function mkdirFor(dir: string): Promise<string> {
   await mkdir(dir, { recursive: true });

@@ -1,5 +1,4 @@
 // Lights instances of one component function: compiles its core modules once and shares them with workers.
-import { availableParallelism } from 'node:os';
 import type { Instance, InstanceFactory, LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { hookBindings } from './bindings-hooks.js';
@@ -20,7 +19,7 @@ export const DEFAULT_WORKER_HEAP_MB = 128;
  * the scaler lights another instance for them (while the budget has room) rather than queueing
  * them in this one.
  */
-export const DEFAULT_MAX_WORKERS = availableParallelism();
+export const DEFAULT_MAX_WORKERS = DEFAULT_NODE_COMPONENT_WORKERS;
 
 /** Options for {@link createComponentFactory}. */
 export interface ComponentFactoryOptions {

@@ -416,9 +416,10 @@ export class ComponentInstance implements Instance {
       // A request given up while it waited for a worker (deadline passed, client gone) is not
       // sent: running it would only abandon it at once, and may cost the worker.
       const request = job.request;
-      if ((request.aborted ?? request.signal.aborted) || (request.deadline !== undefined && request.deadline <= performance.now())) {
+      const aborted = request.aborted ?? request.signal.aborted;
+      if (aborted || (request.deadline !== undefined && request.deadline <= performance.now())) {
         this.inFlight--;
-        this.fail(job, new LamplighterError(ErrorCodes.TIMEOUT, `Request ${request.id} to '${this.functionName}' was given up before a worker was free`));
+        this.fail(job, aborted ? this.abortError(job) : functionTimeout(this.functionName, this.runtime.spec.limits.timeoutMs));
         this.wakeIdleWaiters();
         continue;
       }
@@ -676,15 +677,17 @@ export class ComponentInstance implements Instance {
     // The whole response is already with the reader; the worker is only reporting back.
     if (job.bodyEnded) return;
     const slot = job.slot;
-    const reason: unknown = job.request.signal.reason;
-    const err =
-      reason instanceof LamplighterError
-        ? reason
-        : (reason as Error | undefined)?.name === 'TimeoutError'
-          ? new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer before the request deadline`)
-          : new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the response was complete');
+    const err = this.abortError(job);
     if (slot && slot.job === job) this.abandon(slot, job, err, `abort: request ${job.request.id} was given up by its caller`);
     else this.fail(job, err);
+  }
+
+  /** Why the caller gave `job` up: its own error (a deadline), a timeout, or a client that left. */
+  private abortError(job: Job): LamplighterError {
+    const reason: unknown = job.request.signal.reason;
+    if (reason instanceof LamplighterError) return reason;
+    if ((reason as Error | undefined)?.name === 'TimeoutError') return new LamplighterError(ErrorCodes.TIMEOUT, `Function '${this.functionName}' did not answer before the request deadline`);
+    return new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the response was complete');
   }
 
   private onWorkerExit(slot: WorkerSlot, reason: string): void {

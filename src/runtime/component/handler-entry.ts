@@ -5,11 +5,11 @@ import { ENGINE_CLI_VERSION } from './handler-wit.js';
 /**
  * Declarations both entries start with: the 502 for a handler that gives no Response (an empty
  * body carrying {@link NO_RESPONSE_HEADER}, which the host turns into its JSON error), and the
- * check that names what it gave instead. `ResponseClass` is the engine's Response.
+ * check that names what it gave instead.
  */
-export function noResponseSource(responseClass: string): string {
-  return `const noResponse = (why) => new ${responseClass}(null, { status: 502, headers: { ${JSON.stringify(NO_RESPONSE_HEADER)}: why } });
-const checked = (value, source) => value instanceof ${responseClass} ? value : noResponse(source + ' gave ' + (value === null ? 'null' : typeof value) + ', not a Response');`;
+export function noResponseSource(): string {
+  return `const noResponse = (why) => new Response(null, { status: 502, headers: { ${JSON.stringify(NO_RESPONSE_HEADER)}: why } });
+const checked = (value, source) => value instanceof Response ? value : noResponse(source + ' gave ' + (value === null ? 'null' : typeof value) + ', not a Response');`;
 }
 
 /**
@@ -43,7 +43,7 @@ export function fetchEventEntry(handlerPath: string, preludePath: string): strin
 import * as handlerModule from ${JSON.stringify(handlerPath)};
 import { getEnvironment } from 'wasi:cli/environment@${ENGINE_CLI_VERSION}';
 const handler = handlerModule.default;
-${noResponseSource('Response')}
+${noResponseSource()}
 listen((event) => {
   if (handler && typeof handler.fetch === 'function') {
     const env = Object.fromEntries(getEnvironment());

@@ -8,8 +8,7 @@ export type { PrepareOffThreadOptions, CompiledComponent } from './prepare-off-t
 export { ComponentCache, componentCacheDir } from './component-cache.js';
 export { ComponentInstance, STOP_GRACE_MS } from './component-instance.js';
 export type { WorkerStats } from './component-protocol.js';
-export { servesOneRequestPerInstance } from './prepare-component.js';
-export { buildComponent, BUILD_RECIPE } from './build-component.js';
+export { buildComponent, buildRecipe } from './build-component.js';
 export type { BuildComponentOptions, BuiltComponent } from './build-component.js';
 export { parseOutboundRules, isOutboundAllowed } from './outbound-policy.js';
 export type { OutboundRule } from './outbound-policy.js';

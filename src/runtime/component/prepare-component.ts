@@ -180,13 +180,8 @@ function embedsFetchEventEngine(component: Uint8Array, files: Record<string, Uin
   return Object.entries(files).some(([name, content]) => name.endsWith('.wasm') && coreExportNames(content).includes('check_init'));
 }
 
-/** True when an instance of `prepared` answers one request only (see PreparedComponent). */
-export function servesOneRequestPerInstance(prepared: PreparedComponent): boolean {
-  return prepared.oneRequestPerInstance;
-}
-
 function checkIsolation(prepared: PreparedComponent, spec: FunctionSpec): void {
-  if (spec.isolation !== 'instance' || !servesOneRequestPerInstance(prepared)) return;
+  if (spec.isolation !== 'instance' || !prepared.oneRequestPerInstance) return;
   throw new ManifestError(
     `function[${spec.name}].isolation = "instance" cannot be used with this component: it embeds the JavaScript engine of componentize-js (StarlingMonkey, as lamplighter build makes by default) with its own fetch event, which answers only one request per instance. Build it with "lamplighter build --isolation instance" (an entry that answers any number of requests), or leave isolation out: each request then gets the instance restored as new`,
   );

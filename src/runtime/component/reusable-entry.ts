@@ -26,7 +26,7 @@ import { Fields, OutgoingBody, OutgoingResponse, ResponseOutparam } from 'wasi:h
 
 const handler = handlerModule.default;
 const callsFetch = handler && typeof handler.fetch === 'function';
-${noResponseSource('Response')}
+${noResponseSource()}
 const drop = (resource) => { if (resource) resource[Symbol.dispose]?.(); };
 const closed = (err) => err?.payload?.tag === 'closed';
 

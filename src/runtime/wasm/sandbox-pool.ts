@@ -38,6 +38,8 @@ export interface SandboxJob {
   filesDir?: string;
   /** Monotonic deadline (performance.now() ms); past it the run is stopped and rejected. */
   deadline: number;
+  /** The error a run past its deadline is rejected with. @default a TIMEOUT naming no function */
+  timeoutError?: () => LamplighterError;
   /**
    * Checked when the job leaves the pool's queue: a job whose client has gone is dropped
    * instead of run. Anything with `aborted` works (an AbortSignal, or a lazy view of one).
@@ -501,7 +503,7 @@ export class SandboxPool {
       this.#queue = this.#queue.filter((p) => now < p.job.deadline);
       for (const p of overdue) {
         p.settled = true;
-        p.reject(timeout());
+        p.reject(p.job.timeoutError?.() ?? timeout());
       }
     }
     for (const worker of [...this.#workers]) {
@@ -511,7 +513,7 @@ export class SandboxPool {
         overdue = true;
         if (!p.settled) {
           p.settled = true;
-          p.reject(timeout());
+          p.reject(p.job.timeoutError?.() ?? timeout());
         }
       }
       if (!overdue) continue;

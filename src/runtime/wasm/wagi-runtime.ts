@@ -185,11 +185,10 @@ class WagiInstance implements Instance {
       maxStdout: spec.limits.responseBytes,
       ...(this.options.filesDir === undefined ? {} : { filesDir: this.options.filesDir }),
       deadline: request.deadline ?? performance.now() + spec.limits.timeoutMs,
+      // The pool's watchdog and the admission step race for the same deadline: one error either way.
+      timeoutError: () => functionTimeout(spec.name, spec.limits.timeoutMs),
       // Read only if the run has to queue: most runs never create the request's AbortSignal.
       signal: { get aborted() { return request.signal.aborted; } },
-    }).catch((err: unknown) => {
-      // The pool's watchdog and the admission step race for the same deadline: one error either way.
-      throw err instanceof LamplighterError && err.code === ErrorCodes.TIMEOUT ? functionTimeout(spec.name, spec.limits.timeoutMs) : err;
     });
   }
 
