@@ -33,6 +33,8 @@ export interface HookedBindings {
   hooked: boolean;
   /** Host imports given the direct call path of {@link leanSyncImports} (0 when it refused). */
   leanImports: number;
+  /** Why the direct call path was refused, when it was. */
+  leanRefused?: string;
 }
 
 const HANDLE_TABLES = /\bconst HANDLE_TABLES\s*=\s*\[\];/;
@@ -86,5 +88,5 @@ export function ${BINDINGS_STATE_EXPORT}() {
   return state;
 }
 `;
-  return { source: hooked, hooked: true, leanImports: lean.imports };
+  return { source: hooked, hooked: true, leanImports: lean.imports, ...(lean.refused === undefined ? {} : { leanRefused: lean.refused }) };
 }

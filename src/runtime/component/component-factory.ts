@@ -60,6 +60,8 @@ export interface ComponentFactory extends InstanceFactory {
   readonly compiled: Promise<void>;
   /** Resolves once a worker is parked and ready (at once when none is kept or none can be). */
   standbyReady(): Promise<void>;
+  /** Host imports the bindings call directly (0 when the rewrite refused: see the function log). */
+  readonly leanImports: number;
 }
 
 async function compileModules(prepared: PreparedComponent, memoryLimit: number): Promise<Record<string, WebAssembly.Module>> {
@@ -82,12 +84,16 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
   modules.catch(() => undefined);
   const entry = prepared.files[prepared.entry];
   const budget = options.workerBudget ?? new WorkerBudget(DEFAULT_NODE_COMPONENT_WORKERS);
+  // Hooked once here, so that workers can reset the bindings' handle tables between requests.
+  const bindings = entry ? hookBindings(Buffer.from(entry).toString('utf8')) : undefined;
+  // A jco whose bindings no longer have the expected shape still works, at about twice the
+  // bindings' cost a request: said once, where the function's owner looks.
+  if (bindings?.leanRefused !== undefined) options.log('stderr', `component bindings: host imports keep jco's task bookkeeping (${bindings.leanRefused}); each request costs more\n`);
   const runtime: ComponentRuntime = {
     spec,
     log: options.log,
     modules,
-    // Hooked once here, so that workers can reset the bindings' handle tables between requests.
-    bindings: entry ? hookBindings(Buffer.from(entry).toString('utf8')).source : '',
+    bindings: bindings?.source ?? '',
     handlerExport: handlerExportOf(prepared.exports) ?? 'incomingHandler',
     rules: parseOutboundRules(spec.allowedOutboundHosts),
     workerHeapMb: options.workerHeapMb ?? DEFAULT_WORKER_HEAP_MB,
@@ -103,6 +109,7 @@ export function createComponentFactory(prepared: PreparedComponent, spec: Functi
     capacity: runtime.maxWorkers,
     roomToLight: () => !budget.full,
     standbyReady: () => standby?.ready() ?? Promise.resolve(),
+    leanImports: bindings?.leanImports ?? 0,
     create(id: string): Instance {
       const instance = new ComponentInstance(
         id,
