@@ -103,7 +103,8 @@ describe('admission deadline', () => {
     const inner = heldHandler();
     // The deadline is read from the clock, the timers are mocked: the clock stands still too, so
     // the step sees exactly the 100 ms the request has left.
-    const now = performance.now();
+    // A whole number of milliseconds: (now + 100) - now is then exactly 100 in floating point.
+    const now = Math.floor(performance.now());
     t.mock.method(performance, 'now', () => now);
     // 300 of the function's 400 ms were spent before admission (a forward hop, a queue).
     const request = new TestRoutedRequest({ deadline: now + 100 });
