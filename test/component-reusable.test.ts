@@ -8,8 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LamplighterError } from '../src/errors/index.js';
 import { createComponentFactory, prepareComponent, type ComponentInstance, type PreparedComponent } from '../src/runtime/component/index.js';
-import { buildFixtureComponent, componentSpec, LitComponents, sendTo, type ComponentSpecOptions, type MemoryLog } from './component-helpers.js';
-import { runInstanceConformance } from './instance-conformance.js';
+import { buildFixtureComponent, COMPONENT_REQUEST_MS, componentSpec, LitComponents, sendTo, type ComponentSpecOptions, type MemoryLog } from './component-helpers.js';
+import { makeInvocationRequest, readBody, runInstanceConformance, withTimeout } from './instance-conformance.js';
 
 let preparedOnce: Promise<PreparedComponent> | undefined;
 
@@ -123,6 +123,41 @@ describe('component built for reuse', () => {
       () => createComponentFactory(prepared, componentSpec({ isolation: 'instance' }), { log: () => undefined }),
       (err: unknown) => err instanceof LamplighterError && err.code === 'LL_MANIFEST_INVALID' && /Build it with "lamplighter build --isolation instance"/.test(err.message),
     );
+  });
+
+  test('component built for reuse — a small response reaches the caller whole, and a request without a body is not waited for', async () => {
+    const { instance } = await light();
+    // Head, body and end come from the worker in one batch unless the thread is held up for a
+    // millisecond between them, which a loaded machine may do now and then: one whole answer in
+    // ten shows the path is taken.
+    let whole = 0;
+    for (let i = 1; i <= 10; i++) {
+      const response = await withTimeout(instance.handle(makeInvocationRequest({ url: '/count' })), COMPONENT_REQUEST_MS, 'GET');
+      if (Buffer.isBuffer(response.body)) whole++;
+      assert.equal((await readBody(response)).toString(), String(i));
+    }
+    assert.ok(whole >= 1, `no answer of ten came whole (${whole})`);
+    // Neither length nor transfer-encoding, or a length of 0: the handler reads an empty body at once.
+    assert.equal((await sendTo(instance, '/echo', { method: 'POST' })).text, '');
+    assert.equal((await sendTo(instance, '/echo', { method: 'POST', headers: { 'content-length': '0' } })).text, '');
+    assert.equal((await sendTo(instance, '/echo', { method: 'POST', body: 'after' })).text, 'after');
+  });
+
+  test('component built for reuse — a body that breaks off in the batch of its head is an error, not a head with a broken body', async () => {
+    const { instance } = await light();
+    let upFront = 0;
+    for (let i = 0; i < 5; i++) {
+      try {
+        const response = await withTimeout(instance.handle(makeInvocationRequest({ url: '/broken-stream' })), COMPONENT_REQUEST_MS, 'GET');
+        // Held up between head and failure (see above): then the body breaks, as it must.
+        await assert.rejects(readBody(response));
+      } catch (err) {
+        assert.ok(err instanceof LamplighterError && err.code === 'LL_BAD_HANDLER_RESPONSE', `unexpected ${String(err)}`);
+        assert.match(err.message, /sent an incomplete response/);
+        upFront++;
+      }
+    }
+    assert.ok(upFront >= 1, 'no broken response of five was refused before its head');
   });
 
   test('component built for reuse — a request body streams through, byte for byte, with its headers', async () => {

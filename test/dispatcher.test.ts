@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ErrorCodes } from '../src/errors/index.js';
+import type { InvocationRequest } from '../src/instance/index.js';
 import { makeInvocationRequest } from './instance-conformance.js';
 import { assertCode, makeDispatcher as makeGroup, settle, track } from './dispatch-helpers.js';
 
@@ -111,6 +112,35 @@ describe('dispatcher', () => {
     await settle();
     assert.equal(kept.result?.response.status, 200);
     assert.equal(kept.result?.coldStart, true);
+  });
+
+  test('abort — a request given up through its onAbort hook (as the gateway does, with no AbortSignal) leaves the queue too', async () => {
+    const { clock, group } = makeGroup({ concurrency: 1 });
+    const listeners: Array<() => void> = [];
+    let gone = false;
+    const hooked: InvocationRequest = {
+      ...makeInvocationRequest(),
+      get signal(): AbortSignal {
+        throw new Error('the signal was made');
+      },
+      get aborted(): boolean {
+        return gone;
+      },
+      onAbort(listener) {
+        listeners.push(listener);
+        return () => listeners.splice(listeners.indexOf(listener), 1);
+      },
+    };
+    const held = track(group.dispatch(hooked));
+    await settle();
+    assert.equal(group.pendingCount, 1);
+    assert.equal(listeners.length, 1);
+    gone = true;
+    for (const listener of listeners.splice(0)) listener();
+    await settle();
+    assertCode(held, ErrorCodes.BAD_REQUEST, /went away while the request was held/);
+    assert.equal(group.pendingCount, 0);
+    assert.equal(clock.pending, 0, "the aborted request's timeout is cleared");
   });
 
   test('abort — a request already aborted is not held', async () => {

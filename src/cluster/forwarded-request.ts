@@ -1,7 +1,7 @@
 // A request as it goes on to a peer: the original, with the hop header and its id added to its headers.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { TIME_LEFT_HEADER, type InvocationRequest, type MatchedRoute } from '../instance/index.js';
+import { isAborted, listenForAbort, TIME_LEFT_HEADER, type InvocationRequest, type MatchedRoute } from '../instance/index.js';
 import { REQUEST_TRACE, traceOf, type RequestTrace } from '../tracing/index.js';
 import { HOP_HEADER } from './forward-headers.js';
 
@@ -61,20 +61,11 @@ export class ForwardedRequest implements InvocationRequest {
 
   /** Defined always, so the proxy takes the abort hook below rather than making a signal. */
   get aborted(): boolean {
-    const inner = this.#inner;
-    return inner.aborted ?? inner.signal.aborted;
+    return isAborted(this.#inner);
   }
 
   /** The original's abort hook when it has one (no AbortController made); else its signal's event. */
   onAbort(listener: () => void): () => void {
-    const inner = this.#inner;
-    if (inner.onAbort && inner.aborted !== undefined) return inner.onAbort(listener);
-    const signal = inner.signal;
-    if (signal.aborted) {
-      queueMicrotask(listener);
-      return () => {};
-    }
-    signal.addEventListener('abort', listener, { once: true });
-    return () => signal.removeEventListener('abort', listener);
+    return listenForAbort(this.#inner, listener);
   }
 }

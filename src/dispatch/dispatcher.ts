@@ -1,7 +1,7 @@
 // The dispatcher of one function: its lit instances, the requests held for them, and lighting/putting out.
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
-import type { DispatchResult, GatewayTarget, Instance, InstanceFactory, InvocationRequest, InvocationResponse } from '../instance/index.js';
+import { isAborted, listenForAbort, type DispatchResult, type GatewayTarget, type Instance, type InstanceFactory, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import type { FunctionScale, FunctionSpec } from '../manifest/index.js';
 import type { FunctionPeers, PeerChoice } from './function-peers.js';
 import { instanceStartChannel, instanceStopChannel, type Metrics } from '../observability/index.js';
@@ -69,7 +69,8 @@ interface Waiter {
   resolve: (slot: Slot) => void;
   reject: (err: LamplighterError) => void;
   timer: ClockTimer;
-  onAbort: () => void;
+  /** Stops listening for the request being given up. */
+  stopListening: () => void;
 }
 
 /**
@@ -371,7 +372,7 @@ export class Dispatcher implements GatewayTarget {
    * nothing, many requests passing the cap while their forwards were under way).
    */
   private hold(request: InvocationRequest, cold: boolean): Promise<Slot> {
-    if (request.signal.aborted) {
+    if (isAborted(request)) {
       throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the request was held');
     }
     if (this.waiters.length >= this.spec.limits.maxPending) throw overPendingCap(this.spec, this.waiters.length);
@@ -382,10 +383,7 @@ export class Dispatcher implements GatewayTarget {
         since: this.time.now(),
         resolve,
         reject,
-        onAbort: () => {
-          this.removeWaiter(waiter);
-          reject(new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away while the request was held'));
-        },
+        stopListening: () => undefined,
         timer: this.time.setTimeout(() => {
           this.removeWaiter(waiter);
           const waited = this.spec.limits.coldStartTimeoutMs;
@@ -396,7 +394,10 @@ export class Dispatcher implements GatewayTarget {
           );
         }, this.spec.limits.coldStartTimeoutMs),
       };
-      request.signal.addEventListener('abort', waiter.onAbort, { once: true });
+      waiter.stopListening = listenForAbort(request, () => {
+        this.removeWaiter(waiter);
+        reject(new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away while the request was held'));
+      });
       this.waiters.push(waiter);
       this.reactToDemand();
     });
@@ -406,7 +407,7 @@ export class Dispatcher implements GatewayTarget {
     const i = this.waiters.indexOf(waiter);
     if (i >= 0) this.waiters.splice(i, 1);
     this.time.clearTimeout(waiter.timer);
-    waiter.request.signal.removeEventListener('abort', waiter.onAbort);
+    waiter.stopListening();
   }
 
   /** Gives a slot with room to the oldest held requests. */
@@ -494,7 +495,7 @@ export class Dispatcher implements GatewayTarget {
     const failure = err.code === ErrorCodes.INTERNAL ? new LamplighterError(ErrorCodes.FUNCTION_FAILED, `Function '${this.spec.name}' failed to start: ${err.message}`) : err;
     for (const waiter of this.waiters.splice(0)) {
       this.time.clearTimeout(waiter.timer);
-      waiter.request.signal.removeEventListener('abort', waiter.onAbort);
+      waiter.stopListening();
       waiter.reject(failure);
     }
   }
@@ -580,7 +581,7 @@ export class Dispatcher implements GatewayTarget {
     this.options.peers?.close();
     for (const waiter of this.waiters.splice(0)) {
       this.time.clearTimeout(waiter.timer);
-      waiter.request.signal.removeEventListener('abort', waiter.onAbort);
+      waiter.stopListening();
       waiter.reject(new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Function '${this.spec.name}' is being removed`));
     }
     const slots = [...this.slots];

@@ -3,6 +3,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 
 export { readBodyLimited } from './read-body.js';
+export { hasRequestBody } from './has-body.js';
+export { isAborted, listenForAbort } from './abort-listener.js';
 export { destroyResponseBody } from './response-body.js';
 export type { DispatchResult, GatewayTarget, RoutedRequest } from './gateway-target.js';
 

@@ -6,6 +6,9 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { ErrorCodes, functionTimeout, LamplighterError } from '../../errors/index.js';
 import {
   HOP_BY_HOP_HEADERS,
+  hasRequestBody,
+  isAborted,
+  listenForAbort,
   type HeaderPairs,
   type Instance,
   type InstanceExit,
@@ -53,6 +56,8 @@ export interface ComponentRuntime {
   readonly filesDir?: string;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 const WORKER_URL = new URL('./component-worker.js', import.meta.url);
 
 let nextRequestId = 1;
@@ -66,6 +71,13 @@ interface Job {
   /** When it was sent to its worker (performance.now()). */
   startedAt: number;
   body: Readable | undefined;
+  /**
+   * A head read in the delivery now being handled, held until the delivery's end: when the body
+   * ended in the same delivery, the caller gets it whole (one write to the client, no stream).
+   */
+  head: { status: number; headers: HeaderPairs } | undefined;
+  /** The held head's body so far. */
+  pieces: Buffer[] | undefined;
   /** Response bytes received from the worker and not yet credited back. */
   uncredited: number;
   /** Request body bytes sent to the worker and not yet read by the handler. */
@@ -93,6 +105,8 @@ export const STOP_GRACE_MS = 250;
 /** Where a worker's messages and exit go: the instance that owns it, or the factory's standby. */
 export interface SlotOwner {
   onMessage(slot: WorkerSlot, message: FromWorker): void;
+  /** After each delivery from the worker (one message, or a batch of them). */
+  onDelivered?(slot: WorkerSlot): void;
   onExit(slot: WorkerSlot, reason: string): void;
 }
 
@@ -155,6 +169,10 @@ export class WorkerSlot {
     this.worker.unref();
     this.port.unref();
     this.ready = new Promise<void>((resolve, reject) => {
+      const onDelivery = (message: FromWorker): void => {
+        onMessage(message);
+        this.owner.onDelivered?.(this);
+      };
       const onMessage = (message: FromWorker): void => {
         if (message.t === 'batch') {
           for (const each of message.messages) onMessage(each);
@@ -175,7 +193,7 @@ export class WorkerSlot {
           this.owner.onMessage(this, message);
         }
       };
-      this.port.on('message', onMessage);
+      this.port.on('message', onDelivery);
       this.worker.on('error', (err) => {
         reject(err);
         this.exited(`worker failed: ${err.message}`);
@@ -348,6 +366,10 @@ export class ComponentInstance implements Instance {
 
   private readonly owner: SlotOwner = {
     onMessage: (s, m) => this.onWorkerMessage(s, m),
+    onDelivered: (s) => {
+      const job = s.job;
+      if (job?.head) this.deliverHead(job, s);
+    },
     onExit: (s, reason) => this.onWorkerExit(s, reason),
   };
 
@@ -382,6 +404,8 @@ export class ComponentInstance implements Instance {
         slot: undefined,
         startedAt: 0,
         body: undefined,
+        head: undefined,
+        pieces: undefined,
         uncredited: 0,
         inflight: 0,
         bodyPaused: false,
@@ -416,7 +440,7 @@ export class ComponentInstance implements Instance {
       // A request given up while it waited for a worker (deadline passed, client gone) is not
       // sent: running it would only abandon it at once, and may cost the worker.
       const request = job.request;
-      const aborted = request.aborted ?? request.signal.aborted;
+      const aborted = isAborted(request);
       if (aborted || (request.deadline !== undefined && request.deadline <= performance.now())) {
         this.inFlight--;
         this.fail(job, aborted ? this.abortError(job) : functionTimeout(this.functionName, this.runtime.spec.limits.timeoutMs));
@@ -448,6 +472,7 @@ export class ComponentInstance implements Instance {
     job.span = traceOf(request)?.startRun('component', this.id);
     const deadline = request.deadline ?? performance.now() + spec.limits.timeoutMs;
     const left = Math.max(0, deadline - performance.now());
+    const bodyless = !hasRequestBody(request);
     slot.send({
       t: 'request',
       id: job.id,
@@ -457,8 +482,15 @@ export class ComponentInstance implements Instance {
       authority: typeof request.headers.host === 'string' ? request.headers.host : `${request.host}:${request.serverPort}`,
       headers: wireHeadersOf(request, job.span?.traceparent),
       deadline: Date.now() + left,
+      ...(bodyless ? { bodyless } : {}),
     });
     job.timer = setTimeout(() => this.onTimeout(job), left);
+    const stopListening = listenForAbort(request, () => this.onAbort(job));
+    if (bodyless) {
+      // The worker was told there is no body: the request's (empty) stream is never made.
+      job.detach = stopListening;
+      return;
+    }
 
     const body = request.body;
     const onData = (data: Buffer | string): void => {
@@ -474,21 +506,19 @@ export class ComponentInstance implements Instance {
     };
     const onEnd = (): void => slot.send({ t: 'body-end', id: job.id });
     const onError = (err: Error): void => slot.send({ t: 'body-error', id: job.id, message: err.message });
-    const onAbort = (): void => this.onAbort(job);
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('error', onError);
-    request.signal.addEventListener('abort', onAbort, { once: true });
     job.detach = () => {
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('error', onError);
-      request.signal.removeEventListener('abort', onAbort);
+      stopListening();
       // Whatever the handler did not read is discarded.
       if (!body.readableEnded && !body.destroyed) body.resume();
     };
-    if (request.signal.aborted) this.onAbort(job);
   }
+
 
   private onWorkerMessage(slot: WorkerSlot, message: FromWorker): void {
     if (message.t === 'log') {
@@ -503,10 +533,13 @@ export class ComponentInstance implements Instance {
     if (!job || !('id' in message) || message.id !== job.id) return;
     switch (message.t) {
       case 'head':
-        this.onHead(job, slot, message.status, message.headers);
+        this.onHead(job, message.status, message.headers);
         break;
       case 'chunk':
-        if (job.body && !job.body.destroyed) {
+        if (job.pieces) {
+          job.uncredited += message.chunk.byteLength;
+          job.pieces.push(Buffer.from(message.chunk.buffer, message.chunk.byteOffset, message.chunk.byteLength));
+        } else if (job.body && !job.body.destroyed) {
           job.uncredited += message.chunk.byteLength;
           job.body.push(Buffer.from(message.chunk.buffer, message.chunk.byteOffset, message.chunk.byteLength));
         }
@@ -524,6 +557,9 @@ export class ComponentInstance implements Instance {
         break;
       case 'done':
         slot.stats = message.stats;
+        // A held head goes to the caller now, whole when its body ended. A failure before the
+        // body's end leaves it held, and the caller gets the error instead of a broken body.
+        if (job.head && (!message.failure || job.bodyEnded)) this.deliverHead(job, slot);
         this.onDone(job, slot, message.failure);
         break;
       default:
@@ -531,7 +567,7 @@ export class ComponentInstance implements Instance {
     }
   }
 
-  private onHead(job: Job, slot: WorkerSlot, status: number, headers: WireHeaders): void {
+  private onHead(job: Job, status: number, headers: WireHeaders): void {
     if (job.settled) return;
     const noResponse = headers.find(([name]) => name.toLowerCase() === NO_RESPONSE_HEADER);
     if (noResponse) {
@@ -542,6 +578,21 @@ export class ComponentInstance implements Instance {
     }
     job.settled = true;
     job.span?.setStatus(status);
+    job.head = { status, headers: responseHeadersOf(headers) };
+    job.pieces = [];
+  }
+
+  /** Hands the held head to the caller: with the whole body when it has ended, else a stream of it. */
+  private deliverHead(job: Job, slot: WorkerSlot): void {
+    const { status, headers } = job.head!;
+    const pieces = job.pieces!;
+    job.head = undefined;
+    job.pieces = undefined;
+    if (job.bodyEnded) {
+      job.uncredited = 0;
+      job.resolve({ status, headers, body: pieces.length === 1 ? pieces[0]! : pieces.length === 0 ? EMPTY : Buffer.concat(pieces) });
+      return;
+    }
     job.body = new Readable({
       read: () => {
         if (job.uncredited > 0 && slot.job === job) {
@@ -561,7 +612,8 @@ export class ComponentInstance implements Instance {
     // promise later, listens: its error must not reach the process as an unhandled event (the
     // caller still sees it, and the failure is logged).
     job.body.on('error', () => undefined);
-    job.resolve({ status, headers: responseHeadersOf(headers), body: job.body });
+    for (const piece of pieces) job.body.push(piece);
+    job.resolve({ status, headers, body: job.body });
   }
 
   private onDone(job: Job, slot: WorkerSlot, failure: RunFailure | undefined): void {
@@ -596,7 +648,12 @@ export class ComponentInstance implements Instance {
   /** Hands the outcome to the caller: a rejection before the head, a broken body after it. */
   private fail(job: Job, err: LamplighterError): void {
     job.span?.fail(err);
-    if (!job.settled) {
+    if (job.head) {
+      // A head held within a delivery has not reached the caller: it is given up with its body.
+      job.head = undefined;
+      job.pieces = undefined;
+      job.reject(err);
+    } else if (!job.settled) {
       job.settled = true;
       job.reject(err);
     } else if (job.body && !job.body.destroyed && !job.body.readableEnded) {

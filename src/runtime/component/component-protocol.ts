@@ -60,6 +60,8 @@ export interface RunRequest {
   headers: WireHeaders;
   /** Epoch milliseconds after which the worker gives up waiting in wasm. */
   deadline: number;
+  /** The request has no body: its stream ends at once, and no body message follows. */
+  bodyless?: boolean;
 }
 
 /** Messages the caller's thread sends to a worker. */

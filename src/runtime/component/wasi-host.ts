@@ -847,6 +847,7 @@ class RequestScope {
     readonly request: RunRequest,
   ) {
     this.requestBody = new IncomingData((bytes) => host.channel.post({ t: 'ack', id: request.id, bytes }));
+    if (request.bodyless) this.requestBody.end();
   }
 
   newResponseSink(): StreamedSink {

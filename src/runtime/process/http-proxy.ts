@@ -1,7 +1,7 @@
 // Forwards one invocation to a child's HTTP server over the instance's UpstreamPool, streaming both bodies.
 import { ErrorCodes, LamplighterError } from '../../errors/index.js';
 import { listTokens } from '../../http1/index.js';
-import { HOP_BY_HOP_HEADERS, type InvocationRequest, type InvocationResponse } from '../../instance/index.js';
+import { HOP_BY_HOP_HEADERS, hasRequestBody, listenForAbort, type InvocationRequest, type InvocationResponse } from '../../instance/index.js';
 import { traceOf, type RunRuntime, type TraceSpan } from '../../tracing/index.js';
 import { MalformedResponseError } from './response-parser.js';
 import type { ExchangeControl, UpstreamPool } from './upstream-pool.js';
@@ -78,9 +78,8 @@ export interface RequestHeadOptions {
 
 /** How the client's body is sent on: as it came (content-length), re-chunked, or not at all. */
 function bodyFraming(request: InvocationRequest): 'chunked' | 'raw' | 'none' {
-  if (request.headers['transfer-encoding'] !== undefined) return 'chunked';
-  const length = request.headers['content-length'];
-  return length !== undefined && length.trim() !== '0' ? 'raw' : 'none';
+  if (!hasRequestBody(request)) return 'none';
+  return request.headers['transfer-encoding'] !== undefined ? 'chunked' : 'raw';
 }
 
 /** Methods a request may be sent again with (RFC 9110 §9.2.2) when its connection failed before any answer. */
@@ -202,14 +201,7 @@ class ProxiedExchange implements ExchangeControl {
   /** Starts listening for the request being abandoned (the client left, the deadline passed). */
   listen(): void {
     if (this.#settled) return;
-    const request = this.request;
-    if (request.onAbort && request.aborted !== undefined) this.#removeAbort = request.onAbort(this.abandon);
-    else if (request.signal.aborted) queueMicrotask(this.abandon);
-    else {
-      const signal = request.signal;
-      signal.addEventListener('abort', this.abandon, { once: true });
-      this.#removeAbort = () => signal.removeEventListener('abort', this.abandon);
-    }
+    this.#removeAbort = listenForAbort(this.request, this.abandon);
   }
 
   readonly abandon = (): void => {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ErrorCodes, functionTimeout, LamplighterError, ModuleError } from '../../errors/index.js';
-import { readBodyLimited, type Instance, type InstanceExit, type InstanceFactory, type InstanceState, type InvocationRequest, type InvocationResponse, type LogSink } from '../../instance/index.js';
+import { hasRequestBody, readBodyLimited, type Instance, type InstanceExit, type InstanceFactory, type InstanceState, type InvocationRequest, type InvocationResponse, type LogSink } from '../../instance/index.js';
 import type { FunctionSpec } from '../../manifest/index.js';
 import { traceOf, type TraceSpan } from '../../tracing/index.js';
 import { manifestEnvPrefix, parseWagiOutput, wagiArgs, wagiEnv } from './wagi-cgi.js';
@@ -153,9 +153,7 @@ class WagiInstance implements Instance {
   private async run(request: InvocationRequest): Promise<InvocationResponse> {
     const { spec } = this;
     const contentLength = request.headers['content-length'];
-    // A request with neither content-length nor transfer-encoding has no body (RFC 9112 §6.3).
-    const framed = contentLength !== undefined || request.headers['transfer-encoding'] !== undefined;
-    const body = framed ? await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength, 'limits.body_size') : EMPTY_BODY;
+    const body = hasRequestBody(request) ? await readBodyLimited(request.body, spec.limits.bodyBytes, contentLength, 'limits.body_size') : EMPTY_BODY;
     const trace = traceOf(request);
     if (trace === undefined) return this.answer(request, await this.runInSandbox(request, body, undefined));
     // Traced: the run is a span, and the module sees it (not the client's) as HTTP_TRACEPARENT.
