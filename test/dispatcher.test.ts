@@ -2,9 +2,32 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ErrorCodes } from '../src/errors/index.js';
-import type { InvocationRequest } from '../src/instance/index.js';
+import { SentBack, type InvocationRequest, type InvocationResponse } from '../src/instance/index.js';
 import { makeInvocationRequest } from './instance-conformance.js';
-import { assertCode, makeDispatcher as makeGroup, settle, track } from './dispatch-helpers.js';
+import { assertCode, FakeInstance, makeDispatcher as makeGroup, settle, track } from './dispatch-helpers.js';
+
+/** Takes one request ahead of its capacity at a time, which the test answers or gives back. */
+class AheadInstance extends FakeInstance {
+  readonly ahead: Array<{ request: InvocationRequest; answer: () => void; giveBack: () => void }> = [];
+
+  handleAhead(request: InvocationRequest): Promise<InvocationResponse> | undefined {
+    if (this.ahead.length > 0) return undefined;
+    return new Promise((resolve, reject) => {
+      const entry = {
+        request,
+        answer: () => {
+          this.ahead.splice(this.ahead.indexOf(entry), 1);
+          resolve({ status: 200, headers: [], body: Buffer.from('ahead') });
+        },
+        giveBack: () => {
+          this.ahead.splice(this.ahead.indexOf(entry), 1);
+          reject(new SentBack(this.id));
+        },
+      };
+      this.ahead.push(entry);
+    });
+  }
+}
 
 describe('dispatcher', () => {
   test('concurrency — an instance never gets more than limits.concurrency requests at once', async () => {
@@ -112,6 +135,46 @@ describe('dispatcher', () => {
     await settle();
     assert.equal(kept.result?.response.status, 200);
     assert.equal(kept.result?.coldStart, true);
+  });
+
+  test('ahead — at capacity, an instance that can start a request the moment a run ends takes it now; one it gives back unstarted is dispatched again', async () => {
+    const { factory, group } = makeGroup({ concurrency: 1 });
+    const instances: AheadInstance[] = [];
+    factory.create = (id: string) => {
+      const made = new AheadInstance(id);
+      instances.push(made);
+      factory.created.push(made);
+      return made;
+    };
+    const first = track(group.dispatch(makeInvocationRequest({ url: '/1' })));
+    await settle();
+    const instance = instances[0]!;
+    instance.light();
+    await settle();
+    assert.equal(instance.open.length, 1);
+    const second = track(group.dispatch(makeInvocationRequest({ url: '/2' })));
+    const third = track(group.dispatch(makeInvocationRequest({ url: '/3' })));
+    await settle();
+    assert.deepEqual(instance.ahead.map((a) => a.request.url), ['/2'], 'the second is taken ahead, the third held');
+    assert.equal(group.pendingCount, 1);
+    instance.ahead[0]!.giveBack();
+    await settle();
+    // The held third goes ahead in its place; the second, given back, waits its turn.
+    assert.deepEqual(instance.ahead.map((a) => a.request.url), ['/3']);
+    assert.equal(group.pendingCount, 1);
+    instance.ahead[0]!.answer();
+    await settle();
+    // Room ahead again, while the first still runs: the second takes it.
+    assert.deepEqual(instance.ahead.map((a) => a.request.url), ['/2']);
+    assert.equal(group.pendingCount, 0);
+    instance.ahead[0]!.answer();
+    instance.open[0]!.answer();
+    await settle();
+    assert.equal((first.result?.response.body as Buffer).toString(), 'ok');
+    assert.equal((second.result?.response.body as Buffer).toString(), 'ahead');
+    assert.equal((third.result?.response.body as Buffer).toString(), 'ahead');
+    assert.deepEqual(instance.served.map((r) => r.url), ['/1'], 'the instance was handed only the first the usual way');
+    assert.equal(group.pendingCount, 0);
   });
 
   test('abort — a request given up through its onAbort hook (as the gateway does, with no AbortSignal) leaves the queue too', async () => {

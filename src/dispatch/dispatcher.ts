@@ -1,7 +1,7 @@
 // The dispatcher of one function: its lit instances, the requests held for them, and lighting/putting out.
 import type { Duplex, Readable } from 'node:stream';
 import { ErrorCodes, LamplighterError, toLamplighterError } from '../errors/index.js';
-import { isAborted, listenForAbort, type DispatchResult, type GatewayTarget, type Instance, type InstanceFactory, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
+import { isAborted, listenForAbort, SentBack, type DispatchResult, type GatewayTarget, type Instance, type InstanceFactory, type InvocationRequest, type InvocationResponse } from '../instance/index.js';
 import type { FunctionScale, FunctionSpec } from '../manifest/index.js';
 import type { FunctionPeers, PeerChoice } from './function-peers.js';
 import { instanceStartChannel, instanceStopChannel, type Metrics } from '../observability/index.js';
@@ -66,7 +66,10 @@ interface Waiter {
   request: InvocationRequest;
   cold: boolean;
   since: number;
-  resolve: (slot: Slot) => void;
+  /** False for a connection upgrade: it waits for room, never ahead. */
+  mayGoAhead: boolean;
+  /** Given the slot to serve on, and the response already under way when the instance took the request ahead. */
+  resolve: (slot: Slot, taken?: Promise<InvocationResponse>) => void;
   reject: (err: LamplighterError) => void;
   timer: ClockTimer;
   /** Stops listening for the request being given up. */
@@ -180,6 +183,8 @@ export class Dispatcher implements GatewayTarget {
       this.demand.begin(this.time.now());
       return this.serveOn(slot, request, false);
     }
+    const ahead = this.sendAhead(request);
+    if (ahead) return ahead;
     const peers = this.options.peers;
     // A request another node forwarded is served here, never sent on: no loops.
     if (peers && request.forwardedBy === undefined) return this.dispatchClustered(peers, request);
@@ -223,12 +228,38 @@ export class Dispatcher implements GatewayTarget {
     return n;
   }
 
+  /**
+   * Every instance is at capacity: one that can start `request` the moment a run of its own ends
+   * takes it now (Instance.handleAhead), rather than it waiting here for a round trip. Given back
+   * unstarted (the run before it went on too long), it is dispatched again.
+   */
+  private sendAhead(request: InvocationRequest): Promise<DispatchResult> | undefined {
+    for (const slot of this.slots) {
+      if (!slot.ready || slot.retiring || !slot.instance.handleAhead) continue;
+      const pending = slot.instance.handleAhead(request);
+      if (!pending) continue;
+      slot.inFlight++;
+      this.options.peers?.changed();
+      this.demand.begin(this.time.now());
+      return this.serveTaken(slot, request, false, pending);
+    }
+    return undefined;
+  }
+
+  /** Serves a request an instance took ahead; given back unstarted, it is dispatched again. */
+  private serveTaken(slot: Slot, request: InvocationRequest, coldStart: boolean, taken: Promise<InvocationResponse>): Promise<DispatchResult> {
+    return this.serveOn(slot, request, coldStart, taken).catch((err: unknown) => {
+      if (!(err instanceof SentBack)) throw err;
+      return this.dispatch(request);
+    });
+  }
+
   /** Serves `request` on `slot` (already counted in its inFlight); the demand ends with the response body. */
-  private serveOn(slot: Slot, request: InvocationRequest, coldStart: boolean): Promise<DispatchResult> {
+  private serveOn(slot: Slot, request: InvocationRequest, coldStart: boolean, taken?: Promise<InvocationResponse>): Promise<DispatchResult> {
     slot.served++;
     let pending: Promise<InvocationResponse>;
     try {
-      pending = slot.instance.handle(request);
+      pending = taken ?? slot.instance.handle(request);
     } catch (err) {
       pending = Promise.reject(err);
     }
@@ -254,6 +285,7 @@ export class Dispatcher implements GatewayTarget {
   private async dispatchHeld(request: InvocationRequest): Promise<DispatchResult> {
     const coldStart = this.readyCount === 0;
     let slot: Slot;
+    let taken: Promise<InvocationResponse> | undefined;
     try {
       if (coldStart && this.spec.placeholder) {
         this.reactToDemand();
@@ -263,7 +295,7 @@ export class Dispatcher implements GatewayTarget {
       // The wait is a span of its own when the request is traced, marked cold when nothing was lit.
       const wait = traceOf(request)?.startWait(coldStart);
       try {
-        slot = await this.hold(request, coldStart);
+        ({ slot, taken } = await this.hold(request, coldStart));
       } catch (err) {
         wait?.fail(err);
         throw err;
@@ -274,7 +306,7 @@ export class Dispatcher implements GatewayTarget {
       this.endDemand();
       throw err;
     }
-    return this.serveOn(slot, request, coldStart);
+    return taken ? this.serveTaken(slot, request, coldStart, taken) : this.serveOn(slot, request, coldStart);
   }
 
   /**
@@ -303,7 +335,7 @@ export class Dispatcher implements GatewayTarget {
     try {
       if (!slot) {
         coldStart = this.readyCount === 0;
-        slot = await this.hold(request, coldStart);
+        ({ slot } = await this.hold(request, coldStart, false));
       }
       const instance = slot.instance;
       if (!instance.upgrade) {
@@ -371,17 +403,18 @@ export class Dispatcher implements GatewayTarget {
    * refuses first whenever it can tell; this refuses what it could not (a forward that reached
    * nothing, many requests passing the cap while their forwards were under way).
    */
-  private hold(request: InvocationRequest, cold: boolean): Promise<Slot> {
+  private hold(request: InvocationRequest, cold: boolean, mayGoAhead = true): Promise<{ slot: Slot; taken?: Promise<InvocationResponse> | undefined }> {
     if (isAborted(request)) {
       throw new LamplighterError(ErrorCodes.BAD_REQUEST, 'The client went away before the request was held');
     }
     if (this.waiters.length >= this.spec.limits.maxPending) throw overPendingCap(this.spec, this.waiters.length);
-    return new Promise<Slot>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         request,
         cold,
+        mayGoAhead,
         since: this.time.now(),
-        resolve,
+        resolve: (slot, taken) => resolve({ slot, taken }),
         reject,
         stopListening: () => undefined,
         timer: this.time.setTimeout(() => {
@@ -423,10 +456,25 @@ export class Dispatcher implements GatewayTarget {
     }
   }
 
+  /** Gives the oldest held requests to `slot`'s instance, at capacity, while it takes them ahead (Instance.handleAhead). */
+  private assignAhead(slot: Slot): void {
+    const { instance } = slot;
+    while (this.waiters.length > 0 && slot.ready && !slot.retiring && instance.handleAhead && this.waiters[0]!.mayGoAhead) {
+      const taken = instance.handleAhead(this.waiters[0]!.request);
+      if (!taken) return;
+      const waiter = this.waiters.shift()!;
+      this.removeWaiter(waiter);
+      slot.inFlight++;
+      this.options.peers?.changed();
+      waiter.resolve(slot, taken);
+    }
+  }
+
   private release(slot: Slot): void {
     slot.inFlight--;
     this.options.peers?.changed();
     this.assign(slot);
+    this.assignAhead(slot);
   }
 
   /**

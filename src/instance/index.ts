@@ -121,6 +121,14 @@ export interface Instance {
   /** Serves one request. Rejects with a LamplighterError for failures a user caused. */
   handle(request: InvocationRequest): Promise<InvocationResponse>;
   /**
+   * Optional: serves `request` although the instance is at its capacity, when it can start it the
+   * moment a run ends (a component worker whose run has just started holds one request sent
+   * ahead); undefined when it cannot now, and the caller holds the request as before. The
+   * promise rejects with {@link SentBack} when the run before it went on too long and the request
+   * never started: the caller sends it again.
+   */
+  handleAhead?(request: InvocationRequest): Promise<InvocationResponse> | undefined;
+  /**
    * Optional: takes over an HTTP upgrade (WebSocket) the gateway received — `request` is its
    * head, `head` the bytes the client sent after it — and resolves with the status the handler
    * answered (101 when the raw connection is now piped to it). Runtimes without it refuse upgrades.
@@ -132,6 +140,14 @@ export interface Instance {
   stop(): Promise<void>;
   /** Optional: what the runtime holds for it now (a process's upstream connections), for `inspect`. */
   figures?(): Readonly<Record<string, number>>;
+}
+
+/** A request taken by {@link Instance.handleAhead} and given back unstarted: send it again. */
+export class SentBack extends Error {
+  constructor(instanceId: string) {
+    super(`instance ${instanceId} gave the request back unstarted`);
+    this.name = 'SentBack';
+  }
 }
 
 /** Where a function's own output (stdout/stderr of handlers) goes. */

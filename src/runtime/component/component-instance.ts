@@ -16,6 +16,7 @@ import {
   type InvocationRequest,
   type InvocationResponse,
   type LogSink,
+  SentBack,
 } from '../../instance/index.js';
 import { IsolationDefaults, type FunctionSpec } from '../../manifest/index.js';
 import { traceOf, type TraceSpan } from '../../tracing/index.js';
@@ -90,8 +91,37 @@ interface Job {
   detach: () => void;
   /** Set once the caller gave up on the job: what to log if its worker must be stopped. */
   abandoned: string | undefined;
+  /** Sent ahead and asked back, as the run before it is slow: it goes back to the queue if the worker had not started it. */
+  withdrawing: boolean;
+  /** Taken by handleAhead: given back to the caller (SentBack), not queued here, if withdrawn. */
+  sendBack: boolean;
   /** The run's span, when the request is traced; outbound calls are its children. */
   span?: TraceSpan | undefined;
+}
+
+/** A job not yet sent to a worker. */
+function newJob(request: InvocationRequest, resolve: (response: InvocationResponse) => void, reject: (err: unknown) => void, sendBack: boolean): Job {
+  return {
+    request,
+    resolve,
+    reject,
+    id: 0,
+    slot: undefined,
+    startedAt: 0,
+    body: undefined,
+    head: undefined,
+    pieces: undefined,
+    uncredited: 0,
+    inflight: 0,
+    bodyPaused: false,
+    bodyEnded: false,
+    settled: false,
+    timer: undefined,
+    detach: () => undefined,
+    abandoned: undefined,
+    withdrawing: false,
+    sendBack,
+  };
 }
 
 /**
@@ -101,6 +131,9 @@ interface Job {
  * interrupted inside the thread, and its worker is replaced.
  */
 export const STOP_GRACE_MS = 250;
+
+/** A request is sent ahead only behind a run younger than this, and asked back once the run is older. */
+export const AHEAD_BEHIND_MS = 20;
 
 /** Where a worker's messages and exit go: the instance that owns it, or the factory's standby. */
 export interface SlotOwner {
@@ -117,7 +150,10 @@ export class WorkerSlot {
   private readonly signal: Int32Array;
   readonly ready: Promise<void>;
   readonly outbound: OutboundClient;
+  /** The request it runs, or will run first. */
   job: Job | undefined;
+  /** A request sent ahead, which the worker starts once `job` ends (see {@link ComponentInstance.pump}). */
+  next: Job | undefined;
   loaded = false;
   dead = false;
   /** The worker's counters since its current owner took it, as its last answer carried them. */
@@ -396,45 +432,40 @@ export class ComponentInstance implements Instance {
       throw new LamplighterError(ErrorCodes.SHUTTING_DOWN, `Instance ${this.id} of '${this.functionName}' is ${this.state}`);
     }
     return new Promise<InvocationResponse>((resolve, reject) => {
-      const job: Job = {
-        request,
-        resolve,
-        reject,
-        id: 0,
-        slot: undefined,
-        startedAt: 0,
-        body: undefined,
-        head: undefined,
-        pieces: undefined,
-        uncredited: 0,
-        inflight: 0,
-        bodyPaused: false,
-        bodyEnded: false,
-        settled: false,
-        timer: undefined,
-        detach: () => undefined,
-        abandoned: undefined,
-      };
       this.inFlight++;
-      this.queue.push(job);
+      this.queue.push(newJob(request, resolve, reject, false));
       this.pump();
+    });
+  }
+
+  /** See Instance.handleAhead: sent ahead to a worker whose run has just started, or undefined. */
+  handleAhead(request: InvocationRequest): Promise<InvocationResponse> | undefined {
+    if (this.state !== 'ready' || this.queue.length > 0) return undefined;
+    const slot = this.slotAhead(request);
+    if (!slot) return undefined;
+    return new Promise<InvocationResponse>((resolve, reject) => {
+      this.inFlight++;
+      this.run(newJob(request, resolve, reject, true), slot);
     });
   }
 
   private pump(): void {
     if (this.state !== 'ready' && this.state !== 'draining') return;
+    let grown = false;
     while (this.queue.length > 0) {
-      const slot = this.slots.find((s) => s.idle);
+      let slot = this.slots.find((s) => s.idle);
       if (!slot) {
         const live = this.slots.filter((s) => !s.dead).length;
         const starting = this.slots.some((s) => !s.dead && !s.loaded);
-        if (live < this.runtime.maxWorkers && !starting) {
+        if (live < this.runtime.maxWorkers && !starting && !grown) {
+          grown = true;
           // Held back by the budget: another instance's idle worker gives its share up, or this
           // one looks again once its running requests may count as slow.
           if (live === 0 || !this.runtime.budget.full || this.runtime.budget.shedFor(this)) this.spawn();
           else this.repumpLater();
         }
-        return;
+        slot = this.slotAhead(this.queue[0]!.request);
+        if (!slot) return;
       }
       const job = this.queue.shift() as Job;
       // A request given up while it waited for a worker (deadline passed, client gone) is not
@@ -449,6 +480,73 @@ export class ComponentInstance implements Instance {
       }
       this.run(job, slot);
     }
+  }
+
+  /**
+   * A busy worker that may take `request` ahead, to start it the moment its run ends: the worker
+   * then never waits on this thread between requests (`npm run bench`, hello built for reuse:
+   * 4,000 req/s against 2,828 without). Only a request without a body (the worker would have
+   * to hold its body messages) and with a deadline of its own (its time then runs the same
+   * whether it waits here or there; one without runs limits.timeout from its start), behind a
+   * run younger than {@link AHEAD_BEHIND_MS}.
+   */
+  private slotAhead(request: InvocationRequest): WorkerSlot | undefined {
+    if (request.deadline === undefined || hasRequestBody(request)) return undefined;
+    const young = performance.now() - AHEAD_BEHIND_MS;
+    for (const slot of this.slots) {
+      const running = slot.job;
+      if (slot.loaded && !slot.dead && running && !slot.next && !running.abandoned && running.startedAt > young) return slot;
+    }
+    return undefined;
+  }
+
+  private aheadTimer: NodeJS.Timeout | undefined;
+
+  /** Asks back, once, each request sent ahead of a run that has gone on past AHEAD_BEHIND_MS; one timer for the instance. */
+  private watchAheadLater(): void {
+    if (this.aheadTimer) return;
+    this.aheadTimer = setTimeout(() => {
+      this.aheadTimer = undefined;
+      const slow = performance.now() - AHEAD_BEHIND_MS;
+      let waiting = false;
+      for (const slot of this.slots) {
+        const ahead = slot.next;
+        if (!ahead || ahead.withdrawing || ahead.abandoned) continue;
+        if (slot.job && slot.job.startedAt <= slow) {
+          ahead.withdrawing = true;
+          slot.send({ t: 'withdraw', id: ahead.id });
+        } else waiting = true;
+      }
+      if (waiting) this.watchAheadLater();
+    }, AHEAD_BEHIND_MS);
+    this.aheadTimer.unref();
+  }
+
+  /**
+   * The worker dropped `job`, sent ahead, unstarted: it goes back to the front of the queue, or
+   * to the caller that gave it through handleAhead (who sends it again); given up meanwhile, it ends.
+   */
+  private onWithdrawn(job: Job, slot: WorkerSlot): void {
+    if (slot.next === job) slot.next = undefined;
+    if (job.abandoned) {
+      this.release(job, slot);
+      return;
+    }
+    if (job.sendBack) {
+      job.settled = true;
+      this.release(job, slot);
+      job.reject(new SentBack(this.id));
+      return;
+    }
+    clearTimeout(job.timer);
+    job.detach();
+    job.detach = () => undefined;
+    job.span?.end();
+    job.span = undefined;
+    job.slot = undefined;
+    job.withdrawing = false;
+    this.queue.unshift(job);
+    this.pump();
   }
 
   private repumpTimer: NodeJS.Timeout | undefined;
@@ -468,7 +566,10 @@ export class ComponentInstance implements Instance {
     job.id = nextRequestId++;
     job.startedAt = performance.now();
     job.slot = slot;
-    slot.job = job;
+    if (slot.job) {
+      slot.next = job;
+      this.watchAheadLater();
+    } else slot.job = job;
     job.span = traceOf(request)?.startRun('component', this.id);
     const deadline = request.deadline ?? performance.now() + spec.limits.timeoutMs;
     const left = Math.max(0, deadline - performance.now());
@@ -529,9 +630,13 @@ export class ComponentInstance implements Instance {
       slot.outbound.onMessage(message);
       return;
     }
-    const job = slot.job;
-    if (!job || !('id' in message) || message.id !== job.id) return;
+    if (!('id' in message)) return;
+    const job = slot.job?.id === message.id ? slot.job : slot.next?.id === message.id ? slot.next : undefined;
+    if (!job) return;
     switch (message.t) {
+      case 'withdrawn':
+        this.onWithdrawn(job, slot);
+        break;
       case 'head':
         this.onHead(job, message.status, message.headers);
         break;
@@ -675,7 +780,12 @@ export class ComponentInstance implements Instance {
     clearTimeout(job.timer);
     job.detach();
     job.detach = () => undefined;
-    if (slot.job === job) slot.job = undefined;
+    if (slot.job === job) {
+      // The request sent ahead starts now, in the worker.
+      slot.job = slot.next;
+      slot.next = undefined;
+      if (slot.job) slot.job.startedAt = performance.now();
+    } else if (slot.next === job) slot.next = undefined;
     this.inFlight--;
     this.pump();
     this.wakeIdleWaiters();
@@ -712,7 +822,11 @@ export class ComponentInstance implements Instance {
       this.runtime.log('stderr', `${note}; worker stopped\n`);
       slot.terminate();
       this.removeSlot(slot);
+      const ahead = slot.next;
+      slot.next = undefined;
       this.release(job, slot);
+      // Sent ahead, it never started: it goes to another worker.
+      if (ahead) this.onWithdrawn(ahead, slot);
       this.replace();
     }, STOP_GRACE_MS);
   }
@@ -724,7 +838,7 @@ export class ComponentInstance implements Instance {
 
   private onTimeout(job: Job): void {
     const slot = job.slot;
-    if (!slot || slot.job !== job) return;
+    if (!slot || (slot.job !== job && slot.next !== job)) return;
     const { timeoutMs } = this.runtime.spec.limits;
     const err = functionTimeout(this.functionName, timeoutMs);
     this.abandon(slot, job, err, `timeout: request ${job.request.id} still running after ${timeoutMs} ms`);
@@ -735,7 +849,7 @@ export class ComponentInstance implements Instance {
     if (job.bodyEnded) return;
     const slot = job.slot;
     const err = this.abortError(job);
-    if (slot && slot.job === job) this.abandon(slot, job, err, `abort: request ${job.request.id} was given up by its caller`);
+    if (slot && (slot.job === job || slot.next === job)) this.abandon(slot, job, err, `abort: request ${job.request.id} was given up by its caller`);
     else this.fail(job, err);
   }
 
@@ -749,6 +863,10 @@ export class ComponentInstance implements Instance {
 
   private onWorkerExit(slot: WorkerSlot, reason: string): void {
     this.removeSlot(slot);
+    const ahead = slot.next;
+    slot.next = undefined;
+    // Sent ahead, it never started: it goes to another worker.
+    if (ahead) this.onWithdrawn(ahead, slot);
     const job = slot.job;
     if (job) {
       this.release(job, slot);
@@ -792,9 +910,10 @@ export class ComponentInstance implements Instance {
       // A function going to zero leaves one worker parked, so that it lights again without waiting.
       if (!job && slot.idle && this.standby?.give(slot)) continue;
       slot.terminate();
-      if (job) {
-        this.release(job, slot);
-        this.fail(job, err);
+      for (const left of [slot.next, job]) {
+        if (!left) continue;
+        this.release(left, slot);
+        this.fail(left, err);
       }
     }
     this.slots.length = 0;

@@ -49,7 +49,11 @@ export interface ComponentWorkerData {
   signal: SharedArrayBuffer;
 }
 
-/** One request to run, sent to an idle worker. */
+/**
+ * One request to run. It goes to an idle worker, or to one whose run has just started: that
+ * worker keeps it, and starts it once the run ends (so it never waits on the caller's thread
+ * between requests). Only a request without a body is sent ahead like that.
+ */
 export interface RunRequest {
   t: 'request';
   id: number;
@@ -72,8 +76,10 @@ export type ToWorker =
   | { t: 'body-error'; id: number; message: string }
   /** The worker is parked for another instance: its instance must start over (isolation "instance"). */
   | { t: 'reset' }
-  /** The caller gave up on the request (timeout, client gone): stop at the next wait. */
+  /** The caller gave up on the request (timeout, client gone): stop at the next wait, or drop it unstarted. */
   | { t: 'stop'; id: number }
+  /** The caller wants a request that has not started back (its run ahead is slow): `withdrawn` answers if it had not. */
+  | { t: 'withdraw'; id: number }
   /** The caller consumed `bytes` more of the response body; the handler may write that much more. */
   | { t: 'credit'; id: number; bytes: number }
   | { t: 'fetch-head'; oid: number; status: number; headers: WireHeaders }
@@ -100,6 +106,8 @@ export type FromWorker =
   | { t: 'ack'; id: number; bytes: number }
   | { t: 'log'; stream: 'stdout' | 'stderr'; text: string }
   | { t: 'done'; id: number; failure?: RunFailure; stats: WorkerStats; memoryBytes?: number }
+  /** A request sent ahead was dropped before it started (`withdraw` or `stop`): it never ran. */
+  | { t: 'withdrawn'; id: number }
   /** Several of the above, in order (one postMessage instead of several). */
   | { t: 'batch'; messages: FromWorker[] }
   | { t: 'fetch'; oid: number; id: number; method: string; url: string; headers: WireHeaders; timeouts: OutboundTimeouts }
@@ -122,6 +130,8 @@ export interface WorkerStats {
   dirtyBlocks: number;
   /** Handles requests left open, which the restores after them let go of. */
   leftHandles: number;
+  /** Requests that were waiting in the worker, sent ahead, when the run before them ended. */
+  ranAhead: number;
   /**
    * Wall time in the handler's export, bindings and host calls included (Node 20 has no cheap
    * per-thread CPU clock: /proc's schedstat leaves out the running slice). On a busy machine it
@@ -136,7 +146,7 @@ export interface WorkerStats {
 
 /** Stats of a worker that has done nothing yet. */
 export function emptyWorkerStats(): WorkerStats {
-  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, leftHandles: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
+  return { requests: 0, instantiated: 0, restored: 0, replaced: 0, dirtyBlocks: 0, leftHandles: 0, ranAhead: 0, handlerNs: 0, restoreNs: 0, instantiateNs: 0 };
 }
 
 /** Timeouts a handler set on an outbound request, in milliseconds. */

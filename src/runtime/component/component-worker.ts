@@ -119,6 +119,8 @@ interface Lit {
 let bindings: Bindings | undefined;
 let warm: Lit | undefined;
 let busy = false;
+/** Requests sent ahead while one ran, in the order they came. */
+const queued: RunRequest[] = [];
 /** Notes already logged, by their text without numbers: each kind is logged once per worker. */
 const noted = new Set<string>();
 
@@ -277,13 +279,42 @@ function onMessage(message: ToWorker): void {
   }
   if (message.t === 'request') {
     if (busy) {
-      channel.post({ t: 'done', id: message.id, failure: { kind: 'trap', message: 'worker is busy' }, stats });
+      queued.push(message);
       return;
     }
     run(message);
+    runQueued();
     return;
   }
+  if ((message.t === 'withdraw' || message.t === 'stop') && withdraw(message.id)) return;
   host.dispatch(message);
+}
+
+/** Drops request `id` if it waits here unstarted, and says so; false when it is not waiting. */
+function withdraw(id: number): boolean {
+  const at = queued.findIndex((request) => request.id === id);
+  if (at < 0) return false;
+  queued.splice(at, 1);
+  channel.post({ t: 'withdrawn', id });
+  return true;
+}
+
+/** Runs the requests sent ahead, one after another, each after the messages that came before it were read. */
+function runQueued(): void {
+  while (queued.length > 0) {
+    // A withdrawal or stop sent while the last one ran must be seen before the next starts.
+    busy = true;
+    for (let i = 0; i < 10_000; i++) {
+      const received = receiveMessageOnPort(port);
+      if (!received) break;
+      onMessage(received.message as ToWorker);
+    }
+    busy = false;
+    const next = queued.shift();
+    if (!next) break;
+    stats.ranAhead++;
+    run(next);
+  }
 }
 
 async function load(): Promise<void> {
