@@ -85,6 +85,8 @@ function harness(instance: Instance): http.Server {
       serverPort: 0,
       route: { pattern: '/...', scriptName: '', pathInfo: req.url ?? '/' },
       signal: controller.signal,
+      // As the gateway gives it (limits.timeout from arrival): such a request may be sent ahead.
+      deadline: performance.now() + 30_000,
     };
     instance.handle(request).then(
       (response) => {

@@ -92,6 +92,19 @@ describe('component requests sent ahead', () => {
     assert.equal((await answer(instance, withDeadline({ url: '/count' }))).text, '1', 'the request given back never ran');
   });
 
+  test('component requests sent ahead — one asked back as the run before it ends, and withdrawn after it was taken for running, runs next', async () => {
+    const { instance } = await light({ concurrency: 4, maxWorkers: 1 });
+    // The run reads the request sent ahead during its 2 ms wait, then computes without reading
+    // messages: the request to withdraw that one, sent at 20 ms, is read when the run ends, by
+    // when this thread has taken it for running.
+    const busy = answer(instance, withDeadline({ url: '/busy?wait=2&ms=300' }));
+    const behind = answer(instance, withDeadline({ url: '/count' }));
+    assert.equal((await busy).text, 'busy true');
+    assert.equal((await behind).text, '1');
+    // A request with a body is never sent ahead: it needs the worker free.
+    assert.equal((await answer(instance, withDeadline({ method: 'POST', url: '/echo', body: 'free' }))).text, 'free', 'the worker is free again');
+  });
+
   test('component requests sent ahead — one given up before it starts never runs', async () => {
     const { instance } = await light({ concurrency: 4, maxWorkers: 1 });
     const slow = answer(instance, withDeadline({ url: '/sleep?ms=1000' }));

@@ -246,6 +246,15 @@ export class WorkerSlot {
     return this.loaded && !this.dead && this.job === undefined;
   }
 
+  /** Lets go of `job`, finished or withdrawn: the request sent ahead, if any, is the one running now. */
+  unlink(job: Job): void {
+    if (this.job === job) {
+      this.job = this.next;
+      this.next = undefined;
+      if (this.job) this.job.startedAt = performance.now();
+    } else if (this.next === job) this.next = undefined;
+  }
+
   /** Hands the worker to a new owner; its counters start over for it. */
   adopt(owner: SlotOwner): void {
     this.owner = owner;
@@ -527,7 +536,9 @@ export class ComponentInstance implements Instance {
    * to the caller that gave it through handleAhead (who sends it again); given up meanwhile, it ends.
    */
   private onWithdrawn(job: Job, slot: WorkerSlot): void {
-    if (slot.next === job) slot.next = undefined;
+    // It may have been taken for running already: asked back as its run ended, the worker read the
+    // request to withdraw it first, and the one sent ahead after it is running now instead.
+    slot.unlink(job);
     if (job.abandoned) {
       this.release(job, slot);
       return;
@@ -780,12 +791,7 @@ export class ComponentInstance implements Instance {
     clearTimeout(job.timer);
     job.detach();
     job.detach = () => undefined;
-    if (slot.job === job) {
-      // The request sent ahead starts now, in the worker.
-      slot.job = slot.next;
-      slot.next = undefined;
-      if (slot.job) slot.job.startedAt = performance.now();
-    } else if (slot.next === job) slot.next = undefined;
+    slot.unlink(job);
     this.inFlight--;
     this.pump();
     this.wakeIdleWaiters();
