@@ -23,6 +23,7 @@ import { traceOf, type TraceSpan } from '../../tracing/index.js';
 import { OutboundClient } from './outbound-client.js';
 import type { OutboundRule } from './outbound-policy.js';
 import {
+  AHEAD_SLOT,
   emptyWorkerStats,
   NO_RESPONSE_HEADER,
   STREAM_WINDOW,
@@ -91,8 +92,6 @@ interface Job {
   detach: () => void;
   /** Set once the caller gave up on the job: what to log if its worker must be stopped. */
   abandoned: string | undefined;
-  /** Sent ahead and asked back, as the run before it is slow: it goes back to the queue if the worker had not started it. */
-  withdrawing: boolean;
   /** Taken by handleAhead: given back to the caller (SentBack), not queued here, if withdrawn. */
   sendBack: boolean;
   /** The run's span, when the request is traced; outbound calls are its children. */
@@ -119,7 +118,6 @@ function newJob(request: InvocationRequest, resolve: (response: InvocationRespon
     timer: undefined,
     detach: () => undefined,
     abandoned: undefined,
-    withdrawing: false,
     sendBack,
   };
 }
@@ -171,7 +169,7 @@ export class WorkerSlot {
     private owner: SlotOwner,
   ) {
     const { port1, port2 } = new MessageChannel();
-    const signal = new SharedArrayBuffer(8);
+    const signal = new SharedArrayBuffer(12);
     this.port = port1;
     this.signal = new Int32Array(signal);
     this.outbound = new OutboundClient({
@@ -244,6 +242,26 @@ export class WorkerSlot {
 
   get idle(): boolean {
     return this.loaded && !this.dead && this.job === undefined;
+  }
+
+  /** Takes back `job`, sent ahead, if the worker has not started it; true when it had not (and now never will). */
+  takeBack(job: Job): boolean {
+    return Atomics.compareExchange(this.signal, AHEAD_SLOT, job.id, 0) === job.id;
+  }
+
+  /**
+   * Whether a request may be sent ahead: the last one sent ahead was claimed or taken back. (One
+   * taken for running here when the run before it answered may not be claimed yet: the worker
+   * restores its instance first. Its id must stay until it is.)
+   */
+  get aheadFree(): boolean {
+    return Atomics.load(this.signal, AHEAD_SLOT) === 0;
+  }
+
+  /** Marks `job` as the request sent ahead, before it is sent: the worker starts it only if it claims it first. */
+  sendAhead(job: Job): void {
+    this.next = job;
+    Atomics.store(this.signal, AHEAD_SLOT, job.id);
   }
 
   /** Lets go of `job`, finished or withdrawn: the request sent ahead, if any, is the one running now. */
@@ -504,27 +522,27 @@ export class ComponentInstance implements Instance {
     const young = performance.now() - AHEAD_BEHIND_MS;
     for (const slot of this.slots) {
       const running = slot.job;
-      if (slot.loaded && !slot.dead && running && !slot.next && !running.abandoned && running.startedAt > young) return slot;
+      if (slot.loaded && !slot.dead && running && !slot.next && !running.abandoned && running.startedAt > young && slot.aheadFree) return slot;
     }
     return undefined;
   }
 
   private aheadTimer: NodeJS.Timeout | undefined;
 
-  /** Asks back, once, each request sent ahead of a run that has gone on past AHEAD_BEHIND_MS; one timer for the instance. */
+  /** Takes back each request sent ahead of a run that has gone on past AHEAD_BEHIND_MS, if not started; one timer for the instance. */
   private watchAheadLater(): void {
     if (this.aheadTimer) return;
     this.aheadTimer = setTimeout(() => {
       this.aheadTimer = undefined;
       const slow = performance.now() - AHEAD_BEHIND_MS;
       let waiting = false;
-      for (const slot of this.slots) {
+      for (const slot of [...this.slots]) {
         const ahead = slot.next;
-        if (!ahead || ahead.withdrawing || ahead.abandoned) continue;
-        if (slot.job && slot.job.startedAt <= slow) {
-          ahead.withdrawing = true;
-          slot.send({ t: 'withdraw', id: ahead.id });
-        } else waiting = true;
+        if (!ahead || ahead.abandoned) continue;
+        if (!slot.job || slot.job.startedAt > slow) waiting = true;
+        // Not started: it never will be there. Started: the worker answered the run before it,
+        // and its 'done' is on the way.
+        else if (slot.takeBack(ahead)) this.onWithdrawn(ahead, slot);
       }
       if (waiting) this.watchAheadLater();
     }, AHEAD_BEHIND_MS);
@@ -532,12 +550,11 @@ export class ComponentInstance implements Instance {
   }
 
   /**
-   * The worker dropped `job`, sent ahead, unstarted: it goes back to the front of the queue, or
-   * to the caller that gave it through handleAhead (who sends it again); given up meanwhile, it ends.
+   * `job`, sent ahead, was taken back unstarted (or its worker is gone): it goes back to the front
+   * of the queue, or to the caller that gave it through handleAhead (who sends it again); given
+   * up meanwhile, it ends.
    */
   private onWithdrawn(job: Job, slot: WorkerSlot): void {
-    // It may have been taken for running already: asked back as its run ended, the worker read the
-    // request to withdraw it first, and the one sent ahead after it is running now instead.
     slot.unlink(job);
     if (job.abandoned) {
       this.release(job, slot);
@@ -555,7 +572,6 @@ export class ComponentInstance implements Instance {
     job.span?.end();
     job.span = undefined;
     job.slot = undefined;
-    job.withdrawing = false;
     this.queue.unshift(job);
     this.pump();
   }
@@ -577,8 +593,9 @@ export class ComponentInstance implements Instance {
     job.id = nextRequestId++;
     job.startedAt = performance.now();
     job.slot = slot;
-    if (slot.job) {
-      slot.next = job;
+    const ahead = slot.job !== undefined;
+    if (ahead) {
+      slot.sendAhead(job);
       this.watchAheadLater();
     } else slot.job = job;
     job.span = traceOf(request)?.startRun('component', this.id);
@@ -595,6 +612,7 @@ export class ComponentInstance implements Instance {
       headers: wireHeadersOf(request, job.span?.traceparent),
       deadline: Date.now() + left,
       ...(bodyless ? { bodyless } : {}),
+      ...(ahead ? { ahead } : {}),
     });
     job.timer = setTimeout(() => this.onTimeout(job), left);
     const stopListening = listenForAbort(request, () => this.onAbort(job));
@@ -645,9 +663,6 @@ export class ComponentInstance implements Instance {
     const job = slot.job?.id === message.id ? slot.job : slot.next?.id === message.id ? slot.next : undefined;
     if (!job) return;
     switch (message.t) {
-      case 'withdrawn':
-        this.onWithdrawn(job, slot);
-        break;
       case 'head':
         this.onHead(job, message.status, message.headers);
         break;
@@ -821,9 +836,25 @@ export class ComponentInstance implements Instance {
     this.fail(job, err);
     job.detach();
     job.detach = () => undefined;
-    slot.send({ t: 'stop', id: job.id });
     clearTimeout(job.timer);
+    // Sent ahead and not started (still behind a run, or taken for running here but not yet
+    // claimed by the worker): it never will be.
+    if (slot.takeBack(job)) {
+      this.onWithdrawn(job, slot);
+      return;
+    }
+    slot.send({ t: 'stop', id: job.id });
+    this.graceFor(slot, job, note);
+  }
+
+  /** Stops `job`'s worker if its handler has not come back STOP_GRACE_MS after it was told to stop. */
+  private graceFor(slot: WorkerSlot, job: Job, note: string): void {
     job.timer = setTimeout(() => {
+      // Started behind a run whose answer is not in yet: its grace starts again.
+      if (slot.next === job) {
+        this.graceFor(slot, job, note);
+        return;
+      }
       if (slot.job !== job) return;
       this.runtime.log('stderr', `${note}; worker stopped\n`);
       slot.terminate();

@@ -45,9 +45,19 @@ export interface ComponentWorkerData {
   filesDir?: string;
   /** The end of the channel the worker reads and writes. */
   port: MessagePort;
-  /** Two Int32 slots: 0 counts messages sent to the worker (it waits on it while blocked in wasm); 1 stays 0 (for plain sleeps). */
+  /**
+   * Three Int32 slots: 0 counts messages sent to the worker (it waits on it while blocked in wasm);
+   * 1 stays 0 (for plain sleeps); {@link AHEAD_SLOT} holds the id of the request sent ahead.
+   */
   signal: SharedArrayBuffer;
 }
+
+/**
+ * The signal slot that holds the id of the request sent ahead, until one side claims it with a
+ * compare-and-swap to 0: the worker, to start it; or the caller's thread, to take it back (the
+ * run before it is slow, or the request was given up). Exactly one of them wins.
+ */
+export const AHEAD_SLOT = 2;
 
 /**
  * One request to run. It goes to an idle worker, or to one whose run has just started: that
@@ -66,6 +76,8 @@ export interface RunRequest {
   deadline: number;
   /** The request has no body: its stream ends at once, and no body message follows. */
   bodyless?: boolean;
+  /** Sent ahead: the worker starts it only if it claims it first (see {@link AHEAD_SLOT}). */
+  ahead?: boolean;
 }
 
 /** Messages the caller's thread sends to a worker. */
@@ -76,10 +88,8 @@ export type ToWorker =
   | { t: 'body-error'; id: number; message: string }
   /** The worker is parked for another instance: its instance must start over (isolation "instance"). */
   | { t: 'reset' }
-  /** The caller gave up on the request (timeout, client gone): stop at the next wait, or drop it unstarted. */
+  /** The caller gave up on the request (timeout, client gone): stop at the next wait. */
   | { t: 'stop'; id: number }
-  /** The caller wants a request that has not started back (its run ahead is slow): `withdrawn` answers if it had not. */
-  | { t: 'withdraw'; id: number }
   /** The caller consumed `bytes` more of the response body; the handler may write that much more. */
   | { t: 'credit'; id: number; bytes: number }
   | { t: 'fetch-head'; oid: number; status: number; headers: WireHeaders }
@@ -106,8 +116,6 @@ export type FromWorker =
   | { t: 'ack'; id: number; bytes: number }
   | { t: 'log'; stream: 'stdout' | 'stderr'; text: string }
   | { t: 'done'; id: number; failure?: RunFailure; stats: WorkerStats; memoryBytes?: number }
-  /** A request sent ahead was dropped before it started (`withdraw` or `stop`): it never ran. */
-  | { t: 'withdrawn'; id: number }
   /** Several of the above, in order (one postMessage instead of several). */
   | { t: 'batch'; messages: FromWorker[] }
   | { t: 'fetch'; oid: number; id: number; method: string; url: string; headers: WireHeaders; timeouts: OutboundTimeouts }

@@ -6,7 +6,7 @@ import { parseOutboundRules } from './outbound-policy.js';
 import { ComponentHost, DeadlineExceeded, GuestExit, type HostChannel } from './wasi-host.js';
 import { BINDINGS_STATE_EXPORT, type BindingsState } from './bindings-hooks.js';
 import { InstanceSnapshot, UnrestorableInstance, type CoreInstance } from './instance-snapshot.js';
-import { emptyWorkerStats, type ComponentWorkerData, type FromWorker, type RunFailure, type RunRequest, type ToWorker, type WorkerStats } from './component-protocol.js';
+import { AHEAD_SLOT, emptyWorkerStats, type ComponentWorkerData, type FromWorker, type RunFailure, type RunRequest, type ToWorker, type WorkerStats } from './component-protocol.js';
 
 type HandlerExport = { handle(request: unknown, responseOut: unknown): void };
 type Root = Record<string, HandlerExport | undefined>;
@@ -282,39 +282,24 @@ function onMessage(message: ToWorker): void {
       queued.push(message);
       return;
     }
-    run(message);
+    if (claimed(message)) run(message);
     runQueued();
     return;
   }
-  if ((message.t === 'withdraw' || message.t === 'stop') && withdraw(message.id)) return;
   host.dispatch(message);
 }
 
-/** Drops request `id` if it waits here unstarted, and says so; false when it is not waiting. */
-function withdraw(id: number): boolean {
-  const at = queued.findIndex((request) => request.id === id);
-  if (at < 0) return false;
-  queued.splice(at, 1);
-  channel.post({ t: 'withdrawn', id });
+/** Whether `request` may start: one sent ahead only if the caller's thread has not taken it back. */
+function claimed(request: RunRequest): boolean {
+  if (!request.ahead) return true;
+  if (Atomics.compareExchange(signal, AHEAD_SLOT, request.id, 0) !== request.id) return false;
+  stats.ranAhead++;
   return true;
 }
 
-/** Runs the requests sent ahead, one after another, each after the messages that came before it were read. */
+/** Runs the requests that came while the last one ran, in order, each if it is still this worker's. */
 function runQueued(): void {
-  while (queued.length > 0) {
-    // A withdrawal or stop sent while the last one ran must be seen before the next starts.
-    busy = true;
-    for (let i = 0; i < 10_000; i++) {
-      const received = receiveMessageOnPort(port);
-      if (!received) break;
-      onMessage(received.message as ToWorker);
-    }
-    busy = false;
-    const next = queued.shift();
-    if (!next) break;
-    stats.ranAhead++;
-    run(next);
-  }
+  for (let next = queued.shift(); next; next = queued.shift()) if (claimed(next)) run(next);
 }
 
 async function load(): Promise<void> {
