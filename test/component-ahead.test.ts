@@ -47,6 +47,24 @@ async function bothWorkersUp(instance: ComponentInstance): Promise<void> {
   assert.fail('the instance never ran two requests side by side');
 }
 
+/**
+ * Two workers: `slowUrl` on the first, 300 ms on the second; a request sent ahead to the first
+ * worker, behind the slow run, is taken back after 20 ms and runs on the second once it frees.
+ */
+async function takenBackFromFirstWorker(slowUrl: string, slowText: string): Promise<void> {
+  const { instance } = await light({ concurrency: 4, maxWorkers: 2 });
+  await bothWorkersUp(instance);
+  const slow = answer(instance, withDeadline({ url: slowUrl }));
+  const shorter = answer(instance, withDeadline({ url: '/sleep?ms=300' }));
+  const quick = await answer(instance, withDeadline({ url: '/log' }));
+  assert.equal(quick.text, 'logged');
+  assert.ok(quick.ms < 2_000, `the request waited ${Math.round(quick.ms)} ms, behind the slow run`);
+  assert.equal((await shorter).text, 'slept 300');
+  assert.equal((await slow).text, slowText);
+  // A request with a body is never sent ahead: it needs a worker free, and gets one.
+  assert.equal((await answer(instance, withDeadline({ method: 'POST', url: '/echo', body: 'free' }))).text, 'free');
+}
+
 describe('component requests sent ahead', () => {
   test('component requests sent ahead — 30 at once on one worker each run once, and most wait in the worker, not here', async () => {
     const { instance } = await light({ concurrency: 4, maxWorkers: 1 });
@@ -68,19 +86,11 @@ describe('component requests sent ahead', () => {
     assert.equal(instance.stats.ranAhead, 0);
   });
 
-  test('component requests sent ahead — one behind a slow run is asked back and served by a worker that frees first', async () => {
-    const { instance } = await light({ concurrency: 4, maxWorkers: 2 });
-    await bothWorkersUp(instance);
-    const slow = answer(instance, withDeadline({ url: '/sleep?ms=4000' }));
-    const shorter = answer(instance, withDeadline({ url: '/sleep?ms=400' }));
-    // Sent ahead to the first worker, behind the 4 s run; asked back after 20 ms, it goes to the
-    // second once its 400 ms run ends.
-    const quick = await answer(instance, withDeadline({ url: '/log' }));
-    assert.equal(quick.text, 'logged');
-    assert.ok(quick.ms < 2_500, `the request waited ${Math.round(quick.ms)} ms, behind the slow run`);
-    assert.equal((await shorter).text, 'slept 400');
-    assert.equal((await slow).text, 'slept 4000');
-  });
+  test('component requests sent ahead — one behind a run that waits is taken back and served by a worker that frees first', () =>
+    takenBackFromFirstWorker('/sleep?ms=4000', 'slept 4000'));
+
+  test('component requests sent ahead — one behind a run that computes without waiting is taken back too (shared memory, not a message)', () =>
+    takenBackFromFirstWorker('/busy?ms=3000', 'busy true'));
 
   test('component requests sent ahead — handleAhead takes one behind a young run, and gives it back (SentBack) once that run is slow', async () => {
     const { instance } = await light({ concurrency: 4, maxWorkers: 1 });
@@ -93,22 +103,6 @@ describe('component requests sent ahead', () => {
     await assert.rejects(taken, (err: unknown) => err instanceof SentBack);
     assert.equal((await slow).text, 'slept 1000');
     assert.equal((await answer(instance, withDeadline({ url: '/count' }))).text, '1', 'the request given back never ran');
-  });
-
-  test('component requests sent ahead — one behind a run that computes without waiting is taken back too', async () => {
-    const { instance } = await light({ concurrency: 4, maxWorkers: 2 });
-    await bothWorkersUp(instance);
-    // The first worker computes for 3 s and reads no message meanwhile; the request sent ahead to
-    // it is taken back all the same (shared memory, not a message), and runs on the second.
-    const busy = answer(instance, withDeadline({ url: '/busy?ms=3000' }));
-    const shorter = answer(instance, withDeadline({ url: '/sleep?ms=300' }));
-    const quick = await answer(instance, withDeadline({ url: '/log' }));
-    assert.equal(quick.text, 'logged');
-    assert.ok(quick.ms < 2_000, `the request waited ${Math.round(quick.ms)} ms, behind the computing run`);
-    assert.equal((await shorter).text, 'slept 300');
-    assert.equal((await busy).text, 'busy true');
-    // A request with a body is never sent ahead: it needs a worker free, and gets one.
-    assert.equal((await answer(instance, withDeadline({ method: 'POST', url: '/echo', body: 'free' }))).text, 'free');
   });
 
   test('component requests sent ahead — one given up before it starts never runs', async () => {
