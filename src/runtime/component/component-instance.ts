@@ -63,6 +63,7 @@ const EMPTY = Buffer.alloc(0);
 const WORKER_URL = new URL('./component-worker.js', import.meta.url);
 
 let nextRequestId = 1;
+const MAX_REQUEST_ID = 0x7fffffff;
 
 interface Job {
   readonly request: InvocationRequest;
@@ -590,7 +591,9 @@ export class ComponentInstance implements Instance {
   private run(job: Job, slot: WorkerSlot): void {
     const { request } = job;
     const { spec } = this.runtime;
-    job.id = nextRequestId++;
+    // Within 1..2^31-1: an id sent ahead is compared in a signed 32-bit shared word.
+    job.id = nextRequestId;
+    nextRequestId = nextRequestId >= MAX_REQUEST_ID ? 1 : nextRequestId + 1;
     job.startedAt = performance.now();
     job.slot = slot;
     const ahead = slot.job !== undefined;
@@ -859,13 +862,27 @@ export class ComponentInstance implements Instance {
       this.runtime.log('stderr', `${note}; worker stopped\n`);
       slot.terminate();
       this.removeSlot(slot);
-      const ahead = slot.next;
-      slot.next = undefined;
+      this.settleAhead(slot, 'worker stopped');
       this.release(job, slot);
-      // Sent ahead, it never started: it goes to another worker.
-      if (ahead) this.onWithdrawn(ahead, slot);
       this.replace();
     }, STOP_GRACE_MS);
+  }
+
+  /**
+   * `slot`'s worker is gone: its request sent ahead goes to another worker if it never started,
+   * and fails with `reason` if the worker had started it (its answer to the run before was not
+   * read yet): a request that may have run is never run again.
+   */
+  private settleAhead(slot: WorkerSlot, reason: string): void {
+    const ahead = slot.next;
+    if (!ahead) return;
+    if (slot.takeBack(ahead)) {
+      this.onWithdrawn(ahead, slot);
+      return;
+    }
+    this.release(ahead, slot);
+    this.runtime.log('stderr', `trap: ${reason} (request ${ahead.request.id})\n`);
+    this.fail(ahead, new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${this.functionName}' trapped: ${reason}`));
   }
 
   private replace(): void {
@@ -900,10 +917,7 @@ export class ComponentInstance implements Instance {
 
   private onWorkerExit(slot: WorkerSlot, reason: string): void {
     this.removeSlot(slot);
-    const ahead = slot.next;
-    slot.next = undefined;
-    // Sent ahead, it never started: it goes to another worker.
-    if (ahead) this.onWithdrawn(ahead, slot);
+    this.settleAhead(slot, reason);
     const job = slot.job;
     if (job) {
       this.release(job, slot);
