@@ -36,6 +36,8 @@ export interface InvocationRequestInit {
   signal?: AbortSignal;
   /** Client address. @default '127.0.0.1' */
   remoteAddress?: string;
+  /** When it must be answered by, on the `performance.now()` clock, as the gateway sets it. @default none */
+  deadline?: number;
 }
 
 /** Builds an {@link InvocationRequest} as the gateway would, with the body streamed from a Buffer. */
@@ -58,6 +60,7 @@ export function makeInvocationRequest(init: InvocationRequestInit = {}): Invocat
     serverPort: 0,
     route: { pattern: '/...', scriptName: '', pathInfo: path },
     signal: init.signal ?? new AbortController().signal,
+    ...(init.deadline === undefined ? {} : { deadline: init.deadline }),
   };
 }
 

@@ -93,7 +93,7 @@ interface Job {
   detach: () => void;
   /** Set once the caller gave up on the job: what to log if its worker must be stopped. */
   abandoned: string | undefined;
-  /** Taken by handleAhead: given back to the caller (SentBack), not queued here, if withdrawn. */
+  /** Taken by handleAhead: given back to the caller (SentBack), not queued here, if taken back. */
   sendBack: boolean;
   /** The run's span, when the request is traced; outbound calls are its children. */
   span?: TraceSpan | undefined;
@@ -132,7 +132,7 @@ function newJob(request: InvocationRequest, resolve: (response: InvocationRespon
 export const STOP_GRACE_MS = 250;
 
 /** A request is sent ahead only behind a run younger than this, and asked back once the run is older. */
-export const AHEAD_BEHIND_MS = 20;
+const AHEAD_BEHIND_MS = 20;
 
 /** Where a worker's messages and exit go: the instance that owns it, or the factory's standby. */
 export interface SlotOwner {
@@ -265,7 +265,7 @@ export class WorkerSlot {
     Atomics.store(this.signal, AHEAD_SLOT, job.id);
   }
 
-  /** Lets go of `job`, finished or withdrawn: the request sent ahead, if any, is the one running now. */
+  /** Lets go of `job`, finished or taken back: the request sent ahead, if any, is the one running now. */
   unlink(job: Job): void {
     if (this.job === job) {
       this.job = this.next;
@@ -543,7 +543,7 @@ export class ComponentInstance implements Instance {
         if (!slot.job || slot.job.startedAt > slow) waiting = true;
         // Not started: it never will be there. Started: the worker answered the run before it,
         // and its 'done' is on the way.
-        else if (slot.takeBack(ahead)) this.onWithdrawn(ahead, slot);
+        else if (slot.takeBack(ahead)) this.onTakenBack(ahead, slot);
       }
       if (waiting) this.watchAheadLater();
     }, AHEAD_BEHIND_MS);
@@ -555,7 +555,7 @@ export class ComponentInstance implements Instance {
    * of the queue, or to the caller that gave it through handleAhead (who sends it again); given
    * up meanwhile, it ends.
    */
-  private onWithdrawn(job: Job, slot: WorkerSlot): void {
+  private onTakenBack(job: Job, slot: WorkerSlot): void {
     slot.unlink(job);
     if (job.abandoned) {
       this.release(job, slot);
@@ -843,7 +843,7 @@ export class ComponentInstance implements Instance {
     // Sent ahead and not started (still behind a run, or taken for running here but not yet
     // claimed by the worker): it never will be.
     if (slot.takeBack(job)) {
-      this.onWithdrawn(job, slot);
+      this.onTakenBack(job, slot);
       return;
     }
     slot.send({ t: 'stop', id: job.id });
@@ -877,12 +877,17 @@ export class ComponentInstance implements Instance {
     const ahead = slot.next;
     if (!ahead) return;
     if (slot.takeBack(ahead)) {
-      this.onWithdrawn(ahead, slot);
+      this.onTakenBack(ahead, slot);
       return;
     }
-    this.release(ahead, slot);
-    this.runtime.log('stderr', `trap: ${reason} (request ${ahead.request.id})\n`);
-    this.fail(ahead, new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${this.functionName}' trapped: ${reason}`));
+    this.failTrapped(ahead, slot, reason);
+  }
+
+  /** Ends `job`, whose worker is gone while it ran: logged and failed as a trap. */
+  private failTrapped(job: Job, slot: WorkerSlot, reason: string): void {
+    this.release(job, slot);
+    this.runtime.log('stderr', `trap: ${reason} (request ${job.request.id})\n`);
+    this.fail(job, new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${this.functionName}' trapped: ${reason}`));
   }
 
   private replace(): void {
@@ -919,11 +924,7 @@ export class ComponentInstance implements Instance {
     this.removeSlot(slot);
     this.settleAhead(slot, reason);
     const job = slot.job;
-    if (job) {
-      this.release(job, slot);
-      this.runtime.log('stderr', `trap: ${reason} (request ${job.request.id})\n`);
-      this.fail(job, new LamplighterError(ErrorCodes.HANDLER_TRAP, `Function '${this.functionName}' trapped: ${reason}`));
-    }
+    if (job) this.failTrapped(job, slot, reason);
     if (slot.loaded) this.replace();
   }
 
